@@ -1,0 +1,98 @@
+//! Request bodies that can be sent again: the [`ReplayableBody`] trait.
+//!
+//! A retry needs a second copy of the request body. Bodies that share their bytes ([`Full<Bytes>`],
+//! [`Empty`], [`Bytes`]) hand out a copy by reference counting: no byte is copied. `String` is cloned,
+//! which copies it; prefer `Full<Bytes>` for large payloads.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use tower_http_retry::body::ReplayableBody;
+//!
+//! let body = Full::new(Bytes::from_static(b"{\"amount\": 100}"));
+//! let again = body.replay().expect("Full<Bytes> always replays");
+//! # let _ = again;
+//! ```
+
+use std::fmt;
+
+use bytes::Bytes;
+use http_body_util::{Empty, Full};
+
+/// A request body that can produce another copy of itself for the next attempt.
+pub trait ReplayableBody: Sized {
+    /// A body equal to the original, ready to be sent from its first byte, or why there can't be one.
+    ///
+    /// Called once before the first attempt (its copy is kept for later attempts) and once per retry.
+    fn replay(&self) -> Result<Self, NotReplayable>;
+}
+
+/// Why a request body could not be sent again; the request is then not retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NotReplayable {
+    /// The body's own implementation declines to be replayed (a one-shot body).
+    Declined,
+}
+
+impl fmt::Display for NotReplayable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotReplayable::Declined => f.write_str("the body cannot be replayed"),
+        }
+    }
+}
+
+impl std::error::Error for NotReplayable {}
+
+impl ReplayableBody for Full<Bytes> {
+    fn replay(&self) -> Result<Self, NotReplayable> {
+        Ok(self.clone())
+    }
+}
+
+impl ReplayableBody for Empty<Bytes> {
+    fn replay(&self) -> Result<Self, NotReplayable> {
+        Ok(Empty::new())
+    }
+}
+
+impl ReplayableBody for Bytes {
+    fn replay(&self) -> Result<Self, NotReplayable> {
+        Ok(self.clone())
+    }
+}
+
+impl ReplayableBody for String {
+    fn replay(&self) -> Result<Self, NotReplayable> {
+        Ok(self.clone())
+    }
+}
+
+impl ReplayableBody for () {
+    fn replay(&self) -> Result<Self, NotReplayable> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn full_bytes_replays_the_same_allocation() {
+        let original = Bytes::from(vec![7u8; 4096]);
+        let body = Full::new(original.clone());
+        let copy = body.replay().unwrap();
+        let bytes = copy.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, original);
+        assert_eq!(bytes.as_ptr(), original.as_ptr(), "no byte copied");
+    }
+
+    #[test]
+    fn bytes_replay_shares_memory() {
+        let original = Bytes::from(vec![1u8; 100]);
+        assert_eq!(original.replay().unwrap().as_ptr(), original.as_ptr());
+    }
+}

@@ -1,0 +1,460 @@
+//! What is worth retrying: the decision for one attempt's outcome.
+//!
+//! The default follows this table (idempotent means GET, HEAD, OPTIONS, TRACE, PUT, DELETE, or any
+//! method whose request carries an idempotency key):
+//!
+//! | outcome | idempotent | POST, PATCH without a key |
+//! |---|---|---|
+//! | 408, 429 | retry (throttling for 429) | retry: the server did not process it |
+//! | 500, 502, 503, 504 | retry | return the response |
+//! | 409 with an idempotency key (still in flight) | retry (throttling) | n/a |
+//! | any other status: 2xx, 3xx, other 4xx (including 422), 501 | return it | return it |
+//! | never sent: connect error, DNS, refused, HTTP/2 REFUSED_STREAM | retry | retry |
+//! | maybe sent: reset, closed, incomplete message, timeout | retry | return the error |
+//!
+//! Decisions are made on status codes, headers and error types, never on message text. Transport errors
+//! are recognised by walking [`source()`](std::error::Error::source) through hyper-util's client error to
+//! `hyper::Error`, `h2::Error` and `std::io::Error`.
+//!
+//! A hook set with [`RetryPolicy::classify_with`](crate::RetryPolicy::classify_with) sees every outcome
+//! first; returning `None` falls back to this table, which is also callable as [`default_decision`].
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+
+use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+
+/// What to do with an attempt's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Worth another attempt, within the policy's limits.
+    Retry(RetryClass),
+    /// Would be worth another attempt, but the request may already have taken effect and carries no
+    /// idempotency key: return the outcome.
+    Unsafe,
+    /// Final: a success, or a failure that another attempt would not change.
+    Done,
+}
+
+/// Why an outcome is retryable; classes may be given different waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetryClass {
+    /// The server is busy or asked us to slow down (429, 409 while a keyed request is in flight).
+    Throttling,
+    /// A passing failure (5xx, 408, transport errors, timeouts).
+    Transient,
+}
+
+/// What an attempt produced, as the classifier sees it.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Outcome<'a> {
+    /// A response head arrived.
+    Response {
+        /// Its status.
+        status: StatusCode,
+        /// Its headers.
+        headers: &'a HeaderMap,
+    },
+    /// The attempt failed without a response.
+    Error(&'a (dyn StdError + Send + Sync + 'static)),
+}
+
+/// The request an outcome belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestInfo<'a> {
+    /// Its method.
+    pub method: &'a Method,
+    /// Its URI.
+    pub uri: &'a Uri,
+    /// Its headers as sent on this attempt.
+    pub headers: &'a HeaderMap,
+    /// The attempt this outcome is from, counting from 1.
+    pub attempt: u32,
+    pub(crate) idempotency_header: &'a HeaderName,
+}
+
+impl RequestInfo<'_> {
+    /// Whether the request carries the idempotency key header the policy recognises.
+    pub fn has_idempotency_key(&self) -> bool {
+        self.headers.contains_key(self.idempotency_header)
+    }
+
+    /// Whether repeating the request is safe by itself: an idempotent method, or an idempotency key.
+    pub fn is_idempotent(&self) -> bool {
+        is_idempotent_method(self.method) || self.has_idempotency_key()
+    }
+}
+
+/// GET, HEAD, OPTIONS, TRACE, PUT and DELETE (RFC 9110 §9.2.2).
+pub fn is_idempotent_method(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The decision of the table in this module's documentation.
+pub fn default_decision(request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Decision {
+    let idempotent = request.is_idempotent();
+    let (class, needs_idempotence) = match outcome {
+        Outcome::Response { status, .. } => match status.as_u16() {
+            408 => (RetryClass::Transient, false),
+            429 => (RetryClass::Throttling, false),
+            500 | 502 | 503 | 504 => (RetryClass::Transient, true),
+            409 if request.has_idempotency_key() => (RetryClass::Throttling, true),
+            _ => return Decision::Done,
+        },
+        Outcome::Error(error) => {
+            let kind = ErrorKind::of(*error);
+            if kind == ErrorKind::Other {
+                return Decision::Done;
+            }
+            (RetryClass::Transient, !kind.is_never_sent())
+        }
+    };
+    if needs_idempotence && !idempotent {
+        Decision::Unsafe
+    } else {
+        Decision::Retry(class)
+    }
+}
+
+/// What kind of transport failure an error is, as far as retrying is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No connection was made (connect error, DNS failure, connection refused): the request never left.
+    Connect,
+    /// An HTTP/2 server refused the stream (REFUSED_STREAM, or a graceful GOAWAY that excludes it):
+    /// it was never processed.
+    Refused,
+    /// The connection was reset, aborted or its pipe broke: the request may have been sent.
+    Reset,
+    /// The connection closed, or the request was canceled, before a response arrived.
+    Closed,
+    /// The connection closed in the middle of the response head.
+    IncompleteMessage,
+    /// A timeout below this layer fired (a read timeout, tower's `TimeoutLayer`).
+    Timeout,
+    /// This layer's per-attempt timeout fired.
+    AttemptTimeout,
+    /// Not a transport failure this crate recognises; not retried by default.
+    Other,
+}
+
+impl ErrorKind {
+    /// Classifies an error by walking its [`source()`](StdError::source) chain, outermost first.
+    pub fn of(error: &(dyn StdError + 'static)) -> Self {
+        let mut next = Some(error);
+        while let Some(error) = next {
+            if let Some(kind) = Self::of_one(error) {
+                return kind;
+            }
+            next = error.source();
+        }
+        ErrorKind::Other
+    }
+
+    fn of_one(error: &(dyn StdError + 'static)) -> Option<Self> {
+        if error.is::<AttemptTimedOut>() {
+            return Some(ErrorKind::AttemptTimeout);
+        }
+        if error.is::<tower::timeout::error::Elapsed>() {
+            return Some(ErrorKind::Timeout);
+        }
+        #[cfg(feature = "hyper-util")]
+        if let Some(e) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
+            return e.is_connect().then_some(ErrorKind::Connect);
+        }
+        #[cfg(feature = "http2")]
+        if let Some(e) = error.downcast_ref::<h2::Error>() {
+            return Self::of_h2(e);
+        }
+        if let Some(e) = error.downcast_ref::<hyper::Error>() {
+            return Self::of_hyper(e);
+        }
+        if let Some(e) = error.downcast_ref::<io::Error>() {
+            return Self::of_io(e.kind());
+        }
+        None
+    }
+
+    fn of_hyper(e: &hyper::Error) -> Option<Self> {
+        if e.is_timeout() {
+            Some(ErrorKind::Timeout)
+        } else if e.is_incomplete_message() {
+            Some(ErrorKind::IncompleteMessage)
+        } else if e.is_closed() || e.is_canceled() {
+            Some(ErrorKind::Closed)
+        } else {
+            None // an I/O or protocol failure: its source tells more
+        }
+    }
+
+    #[cfg(feature = "http2")]
+    fn of_h2(e: &h2::Error) -> Option<Self> {
+        let refused = e.reason() == Some(h2::Reason::REFUSED_STREAM)
+            || (e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::NO_ERROR));
+        if refused {
+            Some(ErrorKind::Refused)
+        } else if let Some(io) = e.get_io() {
+            Self::of_io(io.kind())
+        } else if e.reason().is_some() {
+            Some(ErrorKind::Reset) // RST_STREAM or GOAWAY with an error: the stream may have been processed
+        } else {
+            None
+        }
+    }
+
+    fn of_io(kind: io::ErrorKind) -> Option<Self> {
+        use io::ErrorKind as K;
+        match kind {
+            K::ConnectionRefused | K::AddrNotAvailable => Some(ErrorKind::Connect),
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => Some(ErrorKind::Reset),
+            K::NotConnected | K::UnexpectedEof => Some(ErrorKind::Closed),
+            K::TimedOut => Some(ErrorKind::Timeout),
+            _ => None,
+        }
+    }
+
+    /// Whether the request certainly never reached the server, so retrying cannot duplicate it.
+    pub fn is_never_sent(self) -> bool {
+        matches!(self, ErrorKind::Connect | ErrorKind::Refused)
+    }
+
+    /// A short lowercase name, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Closed => "closed",
+            ErrorKind::IncompleteMessage => "incomplete_message",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::AttemptTimeout => "attempt_timeout",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error an attempt ends with when this layer's per-attempt timeout fires.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct AttemptTimedOut;
+
+impl fmt::Display for AttemptTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no response head within the per-attempt timeout")
+    }
+}
+
+impl StdError for AttemptTimedOut {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::HeaderValue;
+
+    const KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+    fn decide(method: Method, keyed: bool, outcome: Outcome<'_>) -> Decision {
+        let mut headers = HeaderMap::new();
+        if keyed {
+            headers.insert(KEY, HeaderValue::from_static("k-1"));
+        }
+        let uri = Uri::from_static("http://example.test/");
+        let request = RequestInfo {
+            method: &method,
+            uri: &uri,
+            headers: &headers,
+            attempt: 1,
+            idempotency_header: &KEY,
+        };
+        default_decision(&request, &outcome)
+    }
+
+    fn status(code: u16) -> Outcome<'static> {
+        static EMPTY: std::sync::OnceLock<HeaderMap> = std::sync::OnceLock::new();
+        Outcome::Response {
+            status: StatusCode::from_u16(code).unwrap(),
+            headers: EMPTY.get_or_init(HeaderMap::new),
+        }
+    }
+
+    const RETRY: Decision = Decision::Retry(RetryClass::Transient);
+    const THROTTLE: Decision = Decision::Retry(RetryClass::Throttling);
+
+    #[test]
+    fn statuses_for_idempotent_and_non_idempotent_requests() {
+        use Decision::{Done, Unsafe};
+        // (status, idempotent method, POST without key, POST with key)
+        let table = [
+            (408, RETRY, RETRY, RETRY),
+            (429, THROTTLE, THROTTLE, THROTTLE),
+            (500, RETRY, Unsafe, RETRY),
+            (502, RETRY, Unsafe, RETRY),
+            (503, RETRY, Unsafe, RETRY),
+            (504, RETRY, Unsafe, RETRY),
+            (409, Done, Done, THROTTLE),
+            (422, Done, Done, Done),
+            (501, Done, Done, Done),
+            (200, Done, Done, Done),
+            (204, Done, Done, Done),
+            (301, Done, Done, Done),
+            (304, Done, Done, Done),
+            (400, Done, Done, Done),
+            (401, Done, Done, Done),
+            (402, Done, Done, Done),
+            (403, Done, Done, Done),
+            (404, Done, Done, Done),
+            (413, Done, Done, Done),
+            (415, Done, Done, Done),
+            (505, Done, Done, Done),
+        ];
+        for (code, idempotent, post, keyed_post) in table {
+            for method in [
+                Method::GET,
+                Method::HEAD,
+                Method::OPTIONS,
+                Method::TRACE,
+                Method::PUT,
+                Method::DELETE,
+            ] {
+                let expected = if code == 409 { Done } else { idempotent };
+                assert_eq!(
+                    decide(method.clone(), false, status(code)),
+                    expected,
+                    "{method} {code}"
+                );
+            }
+            for method in [Method::POST, Method::PATCH] {
+                assert_eq!(
+                    decide(method.clone(), false, status(code)),
+                    post,
+                    "{method} {code}"
+                );
+                assert_eq!(
+                    decide(method.clone(), true, status(code)),
+                    keyed_post,
+                    "keyed {method} {code}"
+                );
+            }
+        }
+    }
+
+    fn io(kind: io::ErrorKind) -> io::Error {
+        io::Error::new(kind, "message text is never read")
+    }
+
+    #[test]
+    fn io_error_kinds() {
+        use io::ErrorKind as K;
+        let table = [
+            (K::ConnectionRefused, ErrorKind::Connect),
+            (K::ConnectionReset, ErrorKind::Reset),
+            (K::ConnectionAborted, ErrorKind::Reset),
+            (K::BrokenPipe, ErrorKind::Reset),
+            (K::UnexpectedEof, ErrorKind::Closed),
+            (K::TimedOut, ErrorKind::Timeout),
+            (K::PermissionDenied, ErrorKind::Other),
+        ];
+        for (io_kind, expected) in table {
+            assert_eq!(ErrorKind::of(&io(io_kind)), expected, "{io_kind:?}");
+        }
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(Box<dyn StdError + Send + Sync>);
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("connection refused, says the text, but the type says otherwise")
+        }
+    }
+    impl StdError for Wrapper {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn kinds_are_found_through_the_source_chain_not_the_message() {
+        let wrapped = Wrapper(Box::new(io(io::ErrorKind::ConnectionReset)));
+        assert_eq!(ErrorKind::of(&wrapped), ErrorKind::Reset);
+        let deep = Wrapper(Box::new(Wrapper(Box::new(AttemptTimedOut))));
+        assert_eq!(ErrorKind::of(&deep), ErrorKind::AttemptTimeout);
+        let plain = io::Error::other("connection refused");
+        assert_eq!(ErrorKind::of(&plain), ErrorKind::Other);
+    }
+
+    #[cfg(feature = "http2")]
+    #[test]
+    fn h2_refused_stream_and_graceful_goaway_are_never_sent() {
+        let refused = h2::Error::from(h2::Reason::REFUSED_STREAM);
+        assert_eq!(ErrorKind::of(&refused), ErrorKind::Refused);
+        let other = h2::Error::from(h2::Reason::INTERNAL_ERROR);
+        assert_eq!(ErrorKind::of(&other), ErrorKind::Reset);
+    }
+
+    #[test]
+    fn tower_timeout_counts_as_timeout() {
+        let elapsed = tower::timeout::error::Elapsed::new();
+        assert_eq!(ErrorKind::of(&elapsed), ErrorKind::Timeout);
+    }
+
+    #[test]
+    fn errors_for_idempotent_and_non_idempotent_requests() {
+        use io::ErrorKind as K;
+        let cases = [
+            (io(K::ConnectionRefused), RETRY, RETRY),
+            (io(K::ConnectionReset), RETRY, Decision::Unsafe),
+            (io(K::BrokenPipe), RETRY, Decision::Unsafe),
+            (io(K::UnexpectedEof), RETRY, Decision::Unsafe),
+            (io(K::TimedOut), RETRY, Decision::Unsafe),
+            (io(K::PermissionDenied), Decision::Done, Decision::Done),
+        ];
+        for (error, get, post) in cases {
+            assert_eq!(
+                decide(Method::GET, false, Outcome::Error(&error)),
+                get,
+                "{:?}",
+                error.kind()
+            );
+            assert_eq!(
+                decide(Method::POST, false, Outcome::Error(&error)),
+                post,
+                "{:?}",
+                error.kind()
+            );
+            assert_eq!(
+                decide(Method::POST, true, Outcome::Error(&error)),
+                get,
+                "keyed {:?}",
+                error.kind()
+            );
+        }
+        let timed_out = AttemptTimedOut;
+        assert_eq!(
+            decide(Method::GET, false, Outcome::Error(&timed_out)),
+            RETRY
+        );
+        assert_eq!(
+            decide(Method::PATCH, false, Outcome::Error(&timed_out)),
+            Decision::Unsafe
+        );
+        #[cfg(feature = "http2")]
+        {
+            let refused = h2::Error::from(h2::Reason::REFUSED_STREAM);
+            assert_eq!(decide(Method::POST, false, Outcome::Error(&refused)), RETRY);
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The response future of [`Retry`](crate::Retry): runs attempts, waits between them, and returns the
+//! final response or error.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::SystemTime;
+
+use http::request::Parts;
+use http::{Request, Response};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tokio::time::{sleep, Instant, Sleep};
+use tower_service::Service;
+
+use crate::body::{NotReplayable, ReplayableBody};
+use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo};
+use crate::drain::Drain;
+use crate::error::{BoxError, Error};
+use crate::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason, Wait};
+use crate::plan::{Next, Planner};
+use crate::policy::RetryPolicy;
+use crate::retry_after::retry_after;
+
+pin_project! {
+    /// The future returned by [`Retry`](crate::Retry): the final response, or an [`Error`].
+    ///
+    /// It is `Send` when the service, its future and both body types are.
+    pub struct ResponseFuture<S, ReqB, ResB>
+    where
+        S: Service<Request<ReqB>>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        // The per-attempt timeout while an attempt is in flight, the backoff while waiting.
+        #[pin]
+        timer: Option<Sleep>,
+        #[pin]
+        deadline: Option<Sleep>,
+        drain: Option<Drain<ResB>>,
+        call: Call<S, ReqB>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling { #[pin] future: F },
+        Waiting,
+        Readying,
+        Done,
+    }
+}
+
+/// Everything a call keeps between attempts.
+struct Call<S, ReqB> {
+    service: S,
+    policy: Arc<RetryPolicy>,
+    /// The request head, as sent on every attempt.
+    head: Parts,
+    /// The body copy kept for later attempts, or why there is none.
+    body: Result<ReqB, NotReplayable>,
+    /// The body of the next attempt, replayed before the wait so a failure is known before sleeping.
+    next_body: Option<ReqB>,
+    planner: Planner,
+    history: RetryHistory,
+}
+
+/// What an attempt's outcome leads to.
+enum Step<T, ResB> {
+    Return(T),
+    Wait(Wait, Option<Drain<ResB>>),
+}
+
+impl<S, ReqB, ResB> ResponseFuture<S, ReqB, ResB>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ReqB: ReplayableBody,
+    ResB: Body,
+{
+    /// Sends the first attempt on `service`, which must be ready.
+    pub(crate) fn new(mut service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self {
+        let (head, body) = request.into_parts();
+        let copy = body.replay();
+        let future = service.call(Request::from_parts(head.clone(), body));
+        let deadline = policy.deadline.map(sleep);
+        let timer = policy.attempt_timeout.map(sleep);
+        let planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
+        Self {
+            state: State::Calling { future },
+            timer,
+            deadline,
+            drain: None,
+            call: Call {
+                service,
+                policy,
+                head,
+                body: copy,
+                next_body: None,
+                planner,
+                history: RetryHistory::default(),
+            },
+        }
+    }
+}
+
+impl<S, ReqB, ResB> Future for ResponseFuture<S, ReqB, ResB>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ReqB: ReplayableBody,
+    ResB: Body,
+{
+    type Output = Result<Response<ResB>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let result = match future.poll(cx) {
+                        Poll::Ready(result) => result.map_err(Into::into),
+                        Poll::Pending if poll_timer(this.timer.as_mut(), cx) => {
+                            Err(Box::new(AttemptTimedOut) as BoxError)
+                        }
+                        Poll::Pending => {
+                            ready!(poll_deadline(this.deadline.as_mut(), cx));
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.deadline_passed(true)));
+                        }
+                    };
+                    this.state.set(State::Done);
+                    this.timer.set(None);
+                    match this.call.after_attempt(result) {
+                        Step::Return(output) => return Poll::Ready(output),
+                        Step::Wait(wait, drain) => {
+                            *this.drain = drain;
+                            if !wait.duration.is_zero() {
+                                this.timer.set(Some(sleep(wait.duration)));
+                            }
+                            this.state.set(State::Waiting);
+                        }
+                    }
+                }
+                StateProj::Waiting => {
+                    if let Some(drain) = this.drain.as_mut() {
+                        if drain.poll_drain(cx).is_ready() {
+                            *this.drain = None;
+                        }
+                    }
+                    if this.timer.is_some() && !poll_timer(this.timer.as_mut(), cx) {
+                        ready!(poll_deadline(this.deadline.as_mut(), cx));
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(this.call.deadline_passed(false)));
+                    }
+                    // The wait is over: whatever of the body is still unread is not worth waiting for.
+                    *this.drain = None;
+                    this.timer.set(None);
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => match this.call.service.poll_ready(cx) {
+                    Poll::Pending => {
+                        ready!(poll_deadline(this.deadline.as_mut(), cx));
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(this.call.deadline_passed(false)));
+                    }
+                    Poll::Ready(Err(error)) => {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(this.call.not_ready(error.into())));
+                    }
+                    Poll::Ready(Ok(())) => {
+                        let future = this.call.dispatch();
+                        let timeout = this.call.policy.attempt_timeout;
+                        this.timer.set(timeout.map(sleep));
+                        this.state.set(State::Calling { future });
+                    }
+                },
+                StateProj::Done => panic!("ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
+
+/// Whether an armed timer has fired; an unarmed one never does.
+fn poll_timer(timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> bool {
+    timer
+        .as_pin_mut()
+        .is_some_and(|sleep| sleep.poll(cx).is_ready())
+}
+
+/// `Ready` once the call's deadline has passed; `Pending` forever when it has none.
+fn poll_deadline(deadline: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> Poll<()> {
+    match deadline.as_pin_mut() {
+        Some(sleep) => sleep.poll(cx),
+        None => Poll::Pending,
+    }
+}
+
+impl<S, ReqB, ResB> Call<S, ReqB>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ReqB: ReplayableBody,
+    ResB: Body,
+{
+    /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
+    fn after_attempt(
+        &mut self,
+        result: Result<Response<ResB>, BoxError>,
+    ) -> Step<Result<Response<ResB>, Error>, ResB> {
+        let policy = &*self.policy;
+        let request = RequestInfo {
+            method: &self.head.method,
+            uri: &self.head.uri,
+            headers: &self.head.headers,
+            attempt: self.planner.attempts(),
+            idempotency_header: &policy.idempotency_header,
+        };
+        let (decision, asked, outcome) = match &result {
+            Ok(response) => {
+                let status = response.status();
+                let headers = response.headers();
+                let decision = policy.decide(&request, &Outcome::Response { status, headers });
+                // The success path reads no header beyond what the classifier needs.
+                let asked = (decision != Decision::Done || !status.is_success())
+                    .then(|| retry_after(headers, SystemTime::now()))
+                    .flatten();
+                (decision, asked, AttemptOutcome::Status(status))
+            }
+            Err(error) => {
+                let decision = policy.decide(&request, &Outcome::Error(&**error));
+                (
+                    decision,
+                    None,
+                    AttemptOutcome::Error(ErrorKind::of(&**error)),
+                )
+            }
+        };
+
+        // A first attempt that needed no retry passes through untouched.
+        if decision == Decision::Done && self.planner.attempts() == 1 {
+            if let Ok(response) = result {
+                return Step::Return(Ok(response));
+            }
+        }
+
+        self.history.push(AttemptRecord {
+            outcome,
+            decision,
+            retry_after: asked,
+            wait: None,
+        });
+        let next = match self.planner.next(policy, decision, asked, Instant::now()) {
+            Next::Retry(wait) => match self
+                .body
+                .as_ref()
+                .map_err(|why| *why)
+                .and_then(ReqB::replay)
+            {
+                Ok(body) => {
+                    self.next_body = Some(body);
+                    Next::Retry(wait)
+                }
+                Err(why) => Next::Stop(StopReason::BodyNotReplayable(why)),
+            },
+            stop => stop,
+        };
+        match next {
+            Next::Retry(wait) => {
+                tracing::debug!(
+                    method = %self.head.method,
+                    host = self.head.uri.host(),
+                    attempt = self.planner.attempts(),
+                    outcome = ?outcome,
+                    wait_ms = wait.duration.as_millis() as u64,
+                    reason = ?wait.reason,
+                    "retrying"
+                );
+                self.history.set_wait(wait);
+                let drain = result
+                    .ok()
+                    .and_then(|response| Drain::new(response.into_body(), policy.drain_limit));
+                Step::Wait(wait, drain)
+            }
+            Next::Stop(reason) => Step::Return(self.finish(result, reason)),
+        }
+    }
+
+    /// Ends the call with the last outcome, carrying the history.
+    fn finish(
+        &mut self,
+        result: Result<Response<ResB>, BoxError>,
+        reason: StopReason,
+    ) -> Result<Response<ResB>, Error> {
+        let history = self.close(reason);
+        match result {
+            Ok(mut response) => {
+                response.extensions_mut().insert(history);
+                Ok(response)
+            }
+            Err(error) => Err(Error::new(Some(error), history)),
+        }
+    }
+
+    /// The deadline passed, during an attempt (which is canceled) or between attempts.
+    fn deadline_passed(&mut self, during_attempt: bool) -> Error {
+        if during_attempt {
+            self.history.push(AttemptRecord {
+                outcome: AttemptOutcome::Interrupted,
+                decision: Decision::Done,
+                retry_after: None,
+                wait: None,
+            });
+        }
+        Error::new(None, self.close(StopReason::Deadline))
+    }
+
+    /// The inner service failed while getting ready for a retry.
+    fn not_ready(&mut self, error: BoxError) -> Error {
+        Error::new(Some(error), self.close(StopReason::Finished))
+    }
+
+    /// Records why the call stops and hands the history over.
+    fn close(&mut self, reason: StopReason) -> RetryHistory {
+        self.history.stop(reason);
+        if reason.is_gave_up() {
+            tracing::warn!(
+                method = %self.head.method,
+                host = self.head.uri.host(),
+                attempts = self.planner.attempts(),
+                reason = %reason,
+                "not retrying"
+            );
+        }
+        std::mem::take(&mut self.history)
+    }
+
+    /// Sends the next attempt on the (ready) service.
+    fn dispatch(&mut self) -> S::Future {
+        let body = self
+            .next_body
+            .take()
+            .expect("the next body is prepared before every wait");
+        self.planner.start_attempt();
+        self.service
+            .call(Request::from_parts(self.head.clone(), body))
+    }
+}

@@ -1,0 +1,250 @@
+//! What happened to a call: the [`RetryHistory`] response extension.
+//!
+//! ```
+//! # async fn demo(response: http::Response<()>) {
+//! use tower_http_retry::RetryHistory;
+//!
+//! let resends = RetryHistory::resend_count(response.extensions());
+//! if let Some(history) = response.extensions().get::<RetryHistory>() {
+//!     println!("{} attempts, stopped because {}", history.attempt_count(), history.stop_reason());
+//!     if let Some(delay) = history.retry_after() {
+//!         println!("the server asked us to come back in {delay:?}");
+//!     }
+//! }
+//! # let _ = resends;
+//! # }
+//! ```
+//!
+//! The extension is inserted on every response the layer had any decision to make about: a retry, or a
+//! retry it wanted but did not make. A response that the first attempt returned and that needed no retry
+//! is passed through untouched, so the common path allocates nothing; an absent extension therefore
+//! means "one attempt, nothing to retry". [`Error::history`](crate::Error::history) gives the same
+//! record for calls that end in an error.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::{Extensions, StatusCode};
+
+use crate::body::NotReplayable;
+use crate::classify::{Decision, ErrorKind};
+
+/// The record of every attempt of one call, and why the layer stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryHistory {
+    attempts: Vec<AttemptRecord>,
+    stop: StopReason,
+}
+
+/// One attempt: what it produced, how it was judged, and the wait that followed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttemptRecord {
+    /// The status, or the kind of failure.
+    pub outcome: AttemptOutcome,
+    /// How the outcome was classified.
+    pub decision: Decision,
+    /// The delay the response's `Retry-After` asked for, if it held a valid one.
+    pub retry_after: Option<Duration>,
+    /// The wait before the next attempt; `None` after the last one.
+    pub wait: Option<Wait>,
+}
+
+/// What an attempt produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// A response with this status.
+    Status(StatusCode),
+    /// A failure of this kind.
+    Error(ErrorKind),
+    /// The call's deadline passed before the attempt finished; it was canceled.
+    Interrupted,
+}
+
+/// A wait between two attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Wait {
+    /// How long.
+    pub duration: Duration,
+    /// What set its length.
+    pub reason: WaitReason,
+}
+
+/// What set the length of a wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WaitReason {
+    /// The backoff schedule.
+    Backoff,
+    /// The response's `Retry-After`, which was longer than the backoff.
+    RetryAfter,
+}
+
+/// Why the layer returned what it returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The last outcome was final: a success, or a failure that a retry would not change.
+    Finished,
+    /// The last outcome was retryable, but the request may have taken effect and is not idempotent.
+    NotIdempotent,
+    /// The attempt limit was reached.
+    AttemptsExhausted,
+    /// The total deadline passed, or the next wait would have ended past it.
+    Deadline,
+    /// The server's `Retry-After` asked for more than the policy's `max_retry_after`.
+    RetryAfterTooLong,
+    /// The request body could not be sent again.
+    BodyNotReplayable(NotReplayable),
+}
+
+impl StopReason {
+    /// Whether the layer gave up on an outcome it would otherwise have retried.
+    pub fn is_gave_up(self) -> bool {
+        self != StopReason::Finished
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Finished => f.write_str("the outcome was final"),
+            StopReason::NotIdempotent => {
+                f.write_str("the request may have taken effect and is not idempotent")
+            }
+            StopReason::AttemptsExhausted => f.write_str("the attempt limit was reached"),
+            StopReason::Deadline => f.write_str("the deadline would pass"),
+            StopReason::RetryAfterTooLong => f.write_str("Retry-After was longer than allowed"),
+            StopReason::BodyNotReplayable(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl Default for RetryHistory {
+    /// No attempt yet.
+    fn default() -> Self {
+        Self {
+            attempts: Vec::new(),
+            stop: StopReason::Finished,
+        }
+    }
+}
+
+impl RetryHistory {
+    pub(crate) fn push(&mut self, record: AttemptRecord) {
+        self.attempts.push(record);
+    }
+
+    pub(crate) fn set_wait(&mut self, wait: Wait) {
+        if let Some(last) = self.attempts.last_mut() {
+            last.wait = Some(wait);
+        }
+    }
+
+    pub(crate) fn stop(&mut self, reason: StopReason) {
+        self.stop = reason;
+    }
+
+    /// Every attempt, in order.
+    pub fn attempts(&self) -> &[AttemptRecord] {
+        &self.attempts
+    }
+
+    /// How many attempts were made.
+    pub fn attempt_count(&self) -> u32 {
+        u32::try_from(self.attempts.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Why the layer stopped.
+    pub fn stop_reason(&self) -> StopReason {
+        self.stop
+    }
+
+    /// The delay the last response asked for with `Retry-After`, if it held a valid one.
+    ///
+    /// When the layer returns a response because this delay was too long to wait, this is how the
+    /// caller learns when to come back.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.attempts.last().and_then(|a| a.retry_after)
+    }
+
+    /// The time spent waiting between attempts.
+    pub fn total_wait(&self) -> Duration {
+        self.attempts
+            .iter()
+            .filter_map(|a| a.wait)
+            .fold(Duration::ZERO, |sum, w| sum.saturating_add(w.duration))
+    }
+
+    /// Attempts after the first (OpenTelemetry's `http.request.resend_count`), read from a response's
+    /// extensions: 0 when the layer inserted no history.
+    pub fn resend_count(extensions: &Extensions) -> u32 {
+        extensions
+            .get::<RetryHistory>()
+            .map_or(0, |h| h.attempt_count().saturating_sub(1))
+    }
+}
+
+impl fmt::Display for RetryHistory {
+    /// One line: `503 (wait 212ms backoff), 503 (wait 1s retry-after), 200: the outcome was final`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, attempt) in self.attempts.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match attempt.outcome {
+                AttemptOutcome::Status(status) => write!(f, "{}", status.as_u16())?,
+                AttemptOutcome::Error(kind) => write!(f, "{kind}")?,
+                AttemptOutcome::Interrupted => f.write_str("interrupted")?,
+            }
+            if let Some(wait) = attempt.wait {
+                let why = match wait.reason {
+                    WaitReason::Backoff => "backoff",
+                    WaitReason::RetryAfter => "retry-after",
+                };
+                write!(f, " (wait {:?} {why})", wait.duration)?;
+            }
+        }
+        write!(f, ": {}", self.stop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::RetryClass;
+
+    #[test]
+    fn reads_back_what_was_recorded() {
+        let mut h = RetryHistory::default();
+        h.push(AttemptRecord {
+            outcome: AttemptOutcome::Status(StatusCode::SERVICE_UNAVAILABLE),
+            decision: Decision::Retry(RetryClass::Transient),
+            retry_after: Some(Duration::from_secs(2)),
+            wait: None,
+        });
+        h.set_wait(Wait {
+            duration: Duration::from_secs(2),
+            reason: WaitReason::RetryAfter,
+        });
+        h.push(AttemptRecord {
+            outcome: AttemptOutcome::Error(ErrorKind::Reset),
+            decision: Decision::Unsafe,
+            retry_after: None,
+            wait: None,
+        });
+        h.stop(StopReason::NotIdempotent);
+        assert_eq!(h.attempt_count(), 2);
+        assert_eq!(h.total_wait(), Duration::from_secs(2));
+        assert_eq!(h.retry_after(), None, "the last attempt carried none");
+        assert_eq!(
+            h.to_string(),
+            "503 (wait 2s retry-after), reset: the request may have taken effect and is not idempotent"
+        );
+        let mut ext = Extensions::new();
+        assert_eq!(RetryHistory::resend_count(&ext), 0);
+        ext.insert(h);
+        assert_eq!(RetryHistory::resend_count(&ext), 1);
+    }
+}

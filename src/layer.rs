@@ -1,0 +1,51 @@
+//! [`RetryLayer`]: wraps a service in [`Retry`].
+
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use crate::policy::RetryPolicy;
+use crate::service::Retry;
+
+/// Applies a [`RetryPolicy`] to every request of the services it wraps.
+///
+/// Every service made by one layer shares its policy (and, through it, its seeded random sequence).
+///
+/// ```
+/// use tower::ServiceBuilder;
+/// use tower_http_retry::{RetryLayer, RetryPolicy};
+/// # let client = tower::service_fn(|_: http::Request<String>| async {
+/// #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// # });
+///
+/// let service = ServiceBuilder::new()
+///     .layer(RetryLayer::new(RetryPolicy::default().max_attempts(3)))
+///     .service(client);
+/// # let _ = service;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RetryLayer {
+    policy: Arc<RetryPolicy>,
+}
+
+impl RetryLayer {
+    /// A layer that retries by `policy`.
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self {
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// The policy this layer applies.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Retry<S> {
+        Retry::from_shared(inner, self.policy.clone())
+    }
+}

@@ -1,0 +1,108 @@
+//! HTTP-aware retries for [tower] services: a [`RetryLayer`] that retries what is worth retrying, waits
+//! with jittered exponential backoff and `Retry-After`, and never repeats a request that may have taken
+//! effect unless that is safe.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! // A server that is unavailable twice, then answers.
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let server = service_fn(move |_: Request<Full<Bytes>>| {
+//!     let n = calls.fetch_add(1, Ordering::SeqCst);
+//!     async move {
+//!         let status = if n < 2 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+//!         let mut response = Response::new(Full::new(Bytes::new()));
+//!         *response.status_mut() = status;
+//!         Ok::<_, std::convert::Infallible>(response)
+//!     }
+//! });
+//!
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new(RetryPolicy::default()))
+//!     .service(server);
+//!
+//! let request = Request::get("http://api.example/v1/items").body(Full::new(Bytes::new())).unwrap();
+//! let response = client.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//! let history = response.extensions().get::<RetryHistory>().unwrap();
+//! assert_eq!(history.attempt_count(), 3);
+//! # }
+//! ```
+//!
+//! # What is retried
+//!
+//! 408, 429, 500, 502, 503, 504 and transport failures; never any other 4xx. A POST or PATCH without an
+//! idempotency key is retried only when the server cannot have acted on it: 408, 429, and failures before
+//! the request left (connect errors, HTTP/2 REFUSED_STREAM). The full table is in [`classify`], and
+//! [`RetryPolicy::classify_with`] replaces or extends it.
+//!
+//! # How long to wait
+//!
+//! [`Backoff`](backoff::Backoff) computes each delay (exponential, constant, linear or an explicit
+//! schedule), capped per delay and spread by a [`Jitter`](backoff::Jitter). A response's `Retry-After`
+//! ([`retry_after`]) is a floor under that delay; a request for longer than
+//! [`max_retry_after`](RetryPolicy::max_retry_after), or past the deadline, is not waited for: the
+//! response is returned at once and [`RetryHistory::retry_after`] carries what the server asked for.
+//!
+//! # Defaults
+//!
+//! | setting | default | where it comes from |
+//! |---|---|---|
+//! | attempts | 4 (3 retries) | the common default of the vendor SDKs (3 retries, "3 to 5 attempts") |
+//! | backoff | exponential from 300 ms, doubling | "300 ms initial" for transient errors (Supertone) |
+//! | cap per delay | 30 s | QuillAI's 30 s cap |
+//! | jitter | full | AWS's simulation; "full jitter is strictly better" (QuillAI) |
+//! | longest `Retry-After` waited for | 60 s | Supertone's 60 s between tries |
+//! | total deadline | none | depends on the endpoint; set one ([`RetryPolicy::deadline`]) |
+//! | per-attempt timeout | none | depends on the endpoint; set one ([`RetryPolicy::attempt_timeout`]) |
+//! | drained from a discarded body | 64 KiB | enough for an error page, small enough to be bounded |
+//! | idempotency key header | `Idempotency-Key` | the IETF draft |
+//!
+//! # What the caller sees
+//!
+//! The final response, with a [`RetryHistory`] extension whenever the layer had a decision to make, or
+//! an [`Error`] with the same history and the last attempt's error as its source. Every retry is a
+//! `tracing` event at debug level and every retry the layer declines is one at warn level; neither ever
+//! records a header value, a path or a query.
+//!
+//! # Runtime
+//!
+//! Waits and timeouts use tokio's timer, so calls that retry or have a timeout or deadline run inside a
+//! tokio runtime with time enabled. Everything works under `tokio::time::pause()`.
+//!
+//! [tower]: https://docs.rs/tower
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod backoff;
+pub mod body;
+pub mod classify;
+mod drain;
+mod error;
+mod future;
+pub mod history;
+mod layer;
+mod plan;
+mod policy;
+pub mod retry_after;
+mod service;
+
+pub use error::{BoxError, Error};
+pub use future::ResponseFuture;
+pub use history::RetryHistory;
+pub use layer::RetryLayer;
+pub use policy::{
+    RetryPolicy, DEFAULT_DRAIN_LIMIT, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_RETRY_AFTER,
+};
+pub use service::Retry;

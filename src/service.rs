@@ -1,0 +1,82 @@
+//! [`Retry`]: the service that retries requests to the one it wraps.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use crate::body::ReplayableBody;
+use crate::error::{BoxError, Error};
+use crate::future::ResponseFuture;
+use crate::history::RetryHistory;
+use crate::policy::RetryPolicy;
+
+/// Retries requests to the inner service `S` by a [`RetryPolicy`]. Made by [`RetryLayer`](crate::RetryLayer).
+///
+/// Each call keeps a copy of the request head and of its body ([`ReplayableBody`]) for later attempts,
+/// and a clone of `S`, which it drives to readiness with `poll_ready` before every retry.
+///
+/// `Retry<S>` is `Clone`, `Send` and `Sync` whenever `S` is.
+#[derive(Clone, Debug)]
+pub struct Retry<S> {
+    inner: S,
+    policy: Arc<RetryPolicy>,
+}
+
+impl<S> Retry<S> {
+    /// Wraps `inner` with `policy`.
+    pub fn new(inner: S, policy: RetryPolicy) -> Self {
+        Self::from_shared(inner, Arc::new(policy))
+    }
+
+    pub(crate) fn from_shared(inner: S, policy: Arc<RetryPolicy>) -> Self {
+        Self { inner, policy }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The policy in use.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for Retry<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+    S::Error: Into<BoxError>,
+    ReqB: ReplayableBody,
+    ResB: Body,
+{
+    type Response = Response<ResB>;
+    type Error = Error;
+    type Future = ResponseFuture<S, ReqB, ResB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|error| Error::new(Some(error.into()), RetryHistory::default()))
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        // The instance that was polled ready goes with the call; `self` keeps a fresh clone.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(ready, self.policy.clone(), request)
+    }
+}
