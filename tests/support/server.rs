@@ -1,0 +1,256 @@
+//! A scripted HTTP/1.1 server on 127.0.0.1, for the integration tests and the demo.
+//!
+//! Each path has a script: the n-th request to that path gets the n-th reply, and the last reply
+//! repeats once the script runs out. Every request is recorded with its body.
+
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// What the server does with one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// Answers with this status, these headers and this body, after `delay`.
+    Respond {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Bytes,
+        delay: Duration,
+    },
+    /// Aborts the connection with a TCP reset, without answering.
+    Reset,
+    /// Never answers.
+    Hang,
+}
+
+impl Reply {
+    /// An empty answer with `status`.
+    pub fn status(status: u16) -> Self {
+        Reply::Respond {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl ToString) -> Self {
+        if let Reply::Respond { headers, .. } = &mut self {
+            headers.push((name, value.to_string()));
+        }
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, bytes: impl Into<Bytes>) -> Self {
+        if let Reply::Respond { body, .. } = &mut self {
+            *body = bytes.into();
+        }
+        self
+    }
+
+    /// Answers only after `wait`.
+    pub fn after(mut self, wait: Duration) -> Self {
+        if let Reply::Respond { delay, .. } = &mut self {
+            *delay = wait;
+        }
+        self
+    }
+}
+
+/// A request as the server received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Default)]
+struct Shared {
+    scripts: HashMap<String, Vec<Reply>>,
+    served: HashMap<String, usize>,
+    received: Vec<Received>,
+}
+
+/// A running scripted server; it stops accepting when dropped.
+pub struct Server {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    connections: Arc<AtomicUsize>,
+    accept: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts a server on a free port of 127.0.0.1 with one script per path.
+    pub async fn start<P: Into<String>>(
+        scripts: impl IntoIterator<Item = (P, Vec<Reply>)>,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        Self::serve(listener, scripts)
+    }
+
+    /// Starts a server on a given address (to bring up a port that refused connections before).
+    pub async fn start_on<P: Into<String>>(
+        addr: SocketAddr,
+        scripts: impl IntoIterator<Item = (P, Vec<Reply>)>,
+    ) -> Self {
+        let listener = TcpListener::bind(addr)
+            .await
+            .expect("bind the given address");
+        Self::serve(listener, scripts)
+    }
+
+    fn serve<P: Into<String>>(
+        listener: TcpListener,
+        scripts: impl IntoIterator<Item = (P, Vec<Reply>)>,
+    ) -> Self {
+        let addr = listener.local_addr().expect("local address");
+        let shared = Arc::new(Mutex::new(Shared {
+            scripts: scripts.into_iter().map(|(p, s)| (p.into(), s)).collect(),
+            ..Shared::default()
+        }));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accept = tokio::spawn(accept_loop(listener, shared.clone(), connections.clone()));
+        Self {
+            addr,
+            shared,
+            connections,
+            accept,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Every request received so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.lock().unwrap().received.clone()
+    }
+
+    /// How many requests reached `path`.
+    pub fn hits(&self, path: &str) -> usize {
+        self.shared
+            .lock()
+            .unwrap()
+            .served
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many TCP connections were accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Mutex<Shared>>,
+    connections: Arc<AtomicUsize>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        connections.fetch_add(1, Ordering::SeqCst);
+        // Dropping the socket then sends a reset rather than a graceful close.
+        let _ = stream.set_zero_linger();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let abort = Arc::new(Notify::new());
+            let on_reset = abort.clone();
+            let service =
+                service_fn(move |request| handle(request, shared.clone(), on_reset.clone()));
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = abort.notified() => {} // drops the connection and its socket: a TCP reset
+            }
+        });
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    shared: Arc<Mutex<Shared>>,
+    abort: Arc<Notify>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let path = parts.uri.path().to_owned();
+    let reply = {
+        let mut shared = shared.lock().unwrap();
+        shared.received.push(Received {
+            method: parts.method,
+            path: path.clone(),
+            headers: parts.headers,
+            body,
+        });
+        let n = shared.served.entry(path.clone()).or_insert(0);
+        let index = *n;
+        *n += 1;
+        match shared.scripts.get(&path) {
+            Some(script) if !script.is_empty() => script[index.min(script.len() - 1)].clone(),
+            _ => Reply::status(404),
+        }
+    };
+    match reply {
+        Reply::Respond {
+            status,
+            headers,
+            body,
+            delay,
+        } => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let mut response = Response::new(Full::new(body));
+            *response.status_mut() = StatusCode::from_u16(status).expect("a valid status");
+            for (name, value) in headers {
+                response
+                    .headers_mut()
+                    .append(name, value.parse().expect("a valid header value"));
+            }
+            Ok(response)
+        }
+        Reply::Reset => {
+            abort.notify_one();
+            std::future::pending().await
+        }
+        Reply::Hang => std::future::pending().await,
+    }
+}
