@@ -84,7 +84,7 @@ impl Backoff {
     /// use std::time::Duration;
     /// use tower_http_retry::backoff::Backoff;
     ///
-    /// let min = |m| Duration::from_secs(60 * m);
+    /// let min = |m: u64| Duration::from_secs(60 * m);
     /// let webhooks = Backoff::schedule([min(1), min(5), min(30), min(120), min(720)]);
     /// assert_eq!(webhooks.base_delay(2), min(30));
     /// assert_eq!(webhooks.base_delay(9), min(720));

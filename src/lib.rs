@@ -106,3 +106,8 @@ pub use policy::{
     DEFAULT_MAX_RETRY_AFTER,
 };
 pub use service::Retry;
+
+// The README's examples compile as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -132,7 +132,10 @@ async fn full_jitter_never_waits_longer_than_the_backoff_and_differs_between_req
         assert!(wait <= secs(10));
         // tokio's timer fires on the next whole millisecond.
         let slept = script.call_times()[1];
-        assert!(slept >= wait && slept - wait < ms(1), "slept {slept:?} for a wait of {wait:?}");
+        assert!(
+            slept >= wait && slept - wait < ms(1),
+            "slept {slept:?} for a wait of {wait:?}"
+        );
         waits.push(wait);
     }
     waits.sort();

@@ -1,0 +1,92 @@
+//! Every decision is a `tracing` event, and no event ever carries a header value, a path or a query.
+
+#[path = "support/script.rs"]
+mod script;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use script::{status, with_header, Script};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_http_retry::backoff::Backoff;
+use tower_http_retry::{RetryLayer, RetryPolicy};
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+const SECRETS: [&str; 6] = [
+    "s3cr3t-token",
+    "session=abc",
+    "key-7f3a",
+    "q-secret",
+    "private-path",
+    "user:pw",
+];
+
+#[tokio::test(start_paused = true)]
+async fn decisions_are_logged_without_header_values() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let script = Script::new([
+        with_header(503, "retry-after", "1"),
+        status(503),
+        status(503),
+        status(503),
+    ]);
+    let service = ServiceBuilder::new()
+        .layer(RetryLayer::new(
+            RetryPolicy::default().backoff(Backoff::none()),
+        ))
+        .service(script);
+    let request = Request::post("http://user:pw@api.test/private-path?token=q-secret")
+        .header("authorization", "Bearer s3cr3t-token")
+        .header("cookie", "session=abc")
+        .header("idempotency-key", "key-7f3a")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 503);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        log.matches("retrying").count() - log.matches("not retrying").count(),
+        3,
+        "{log}"
+    );
+    assert_eq!(log.matches("not retrying").count(), 1, "{log}");
+    assert!(log.contains("WARN"), "giving up is a warning: {log}");
+    assert!(log.contains("api.test"), "the host is logged: {log}");
+    for secret in SECRETS {
+        assert!(
+            !log.contains(secret),
+            "{secret} leaked into the log:\n{log}"
+        );
+    }
+}
