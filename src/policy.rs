@@ -147,9 +147,10 @@ impl RetryPolicy {
         self
     }
 
-    /// Draws jitter from a sequence derived from `seed`, for reproducible tests: the n-th request
-    /// served by this policy (and its clones) gets the n-th derived sequence. Without a seed each
-    /// request draws its own from the operating system's generator.
+    /// Draws jitter from sequences derived from `seed`, for reproducible tests: the n-th request of
+    /// this policy (and its clones) to need a wait gets the n-th derived sequence; requests that never
+    /// retry draw nothing. Without a seed each request that retries seeds its own generator from the
+    /// thread-local cryptographic generator.
     pub fn seed(mut self, seed: u64) -> Self {
         self.randomness = Randomness::Seeded {
             seed,
