@@ -38,6 +38,15 @@ fn client(policy: RetryPolicy) -> Retry<HttpClient> {
         .service(client)
 }
 
+/// Sends one request with a small payload through a retry layer with `policy`.
+async fn send(
+    policy: RetryPolicy,
+    method: Method,
+    url: &str,
+) -> Result<http::Response<hyper::body::Incoming>, tower_http_retry::Error> {
+    client(policy).oneshot(request(method, url)).await
+}
+
 fn request(method: Method, url: &str) -> Request<Full<Bytes>> {
     Request::builder()
         .method(method)
@@ -61,10 +70,7 @@ async fn unavailable_twice_then_ok_takes_three_attempts() {
         vec![Reply::status(503), Reply::status(503), Reply::status(200)],
     )])
     .await;
-    let response = client(quick())
-        .oneshot(request(Method::GET, &server.url("/")))
-        .await
-        .unwrap();
+    let response = send(quick(), Method::GET, &server.url("/")).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
     let history = response
@@ -89,10 +95,7 @@ async fn unavailable_twice_then_ok_takes_three_attempts() {
 #[tokio::test]
 async fn bad_request_is_not_retried() {
     let server = Server::start([("/", vec![Reply::status(400), Reply::status(200)])]).await;
-    let response = client(quick())
-        .oneshot(request(Method::GET, &server.url("/")))
-        .await
-        .unwrap();
+    let response = send(quick(), Method::GET, &server.url("/")).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(
@@ -105,8 +108,7 @@ async fn bad_request_is_not_retried() {
 #[tokio::test]
 async fn post_on_500_is_not_retried() {
     let server = Server::start([("/charge", vec![Reply::status(500), Reply::status(200)])]).await;
-    let response = client(quick())
-        .oneshot(request(Method::POST, &server.url("/charge")))
+    let response = send(quick(), Method::POST, &server.url("/charge"))
         .await
         .unwrap();
 
@@ -199,10 +201,7 @@ async fn connection_refused_until_the_limit_is_a_typed_error() {
 #[tokio::test]
 async fn get_on_a_reset_is_retried() {
     let server = Server::start([("/", vec![Reply::Reset, Reply::status(200)])]).await;
-    let response = client(quick())
-        .oneshot(request(Method::GET, &server.url("/")))
-        .await
-        .unwrap();
+    let response = send(quick(), Method::GET, &server.url("/")).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
     let history = response
@@ -221,8 +220,7 @@ async fn get_on_a_reset_is_retried() {
 #[tokio::test]
 async fn post_on_a_reset_is_not_retried() {
     let server = Server::start([("/", vec![Reply::Reset, Reply::status(200)])]).await;
-    let error = client(quick())
-        .oneshot(request(Method::POST, &server.url("/")))
+    let error = send(quick(), Method::POST, &server.url("/"))
         .await
         .unwrap_err();
 
@@ -247,10 +245,7 @@ async fn retry_after_above_the_cap_is_returned_at_once() {
     .await;
     let policy = quick().max_retry_after(Duration::from_secs(60));
     let started = std::time::Instant::now();
-    let response = client(policy)
-        .oneshot(request(Method::GET, &server.url("/")))
-        .await
-        .unwrap();
+    let response = send(policy, Method::GET, &server.url("/")).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(started.elapsed() < Duration::from_secs(5), "not slept on");
@@ -273,10 +268,7 @@ async fn throttled_requests_are_retried_for_any_method() {
         ],
     )])
     .await;
-    let response = client(quick())
-        .oneshot(request(Method::POST, &server.url("/")))
-        .await
-        .unwrap();
+    let response = send(quick(), Method::POST, &server.url("/")).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
     let history = response
@@ -303,10 +295,7 @@ fn draining(limit: u64) -> RetryPolicy {
 async fn connections_used_for_a_retry_after(error_page: usize, policy: RetryPolicy) -> usize {
     let failure = Reply::status(503).body(Bytes::from(vec![b'x'; error_page]));
     let server = Server::start([("/", vec![failure, Reply::status(200)])]).await;
-    let response = client(policy)
-        .oneshot(request(Method::GET, &server.url("/")))
-        .await
-        .unwrap();
+    let response = send(policy, Method::GET, &server.url("/")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(server.hits("/"), 2);
     server.connections()
@@ -337,10 +326,7 @@ async fn the_retried_response_body_reaches_the_caller_whole() {
         vec![Reply::status(502), Reply::status(200).body("the answer")],
     )])
     .await;
-    let response = client(quick())
-        .oneshot(request(Method::GET, &server.url("/")))
-        .await
-        .unwrap();
+    let response = send(quick(), Method::GET, &server.url("/")).await.unwrap();
 
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, Bytes::from_static(b"the answer"));
@@ -349,8 +335,7 @@ async fn the_retried_response_body_reaches_the_caller_whole() {
 #[tokio::test]
 async fn an_endless_failure_stops_at_the_attempt_limit() {
     let server = Server::start([("/", vec![Reply::status(503)])]).await;
-    let response = client(quick().max_attempts(5))
-        .oneshot(request(Method::GET, &server.url("/")))
+    let response = send(quick().max_attempts(5), Method::GET, &server.url("/"))
         .await
         .unwrap();
 

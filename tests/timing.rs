@@ -12,7 +12,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use script::{status, with_header, Script, Step};
 use tokio::time::Instant;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::classify::ErrorKind;
 use tower_http_retry::history::{AttemptOutcome, StopReason, WaitReason};
@@ -43,6 +43,18 @@ fn exact() -> RetryPolicy {
     RetryPolicy::default().backoff(Backoff::exponential(ms(100)).jitter(Jitter::None))
 }
 
+/// Sends `request` through a retry layer with `policy` in front of `script`.
+async fn run(
+    policy: RetryPolicy,
+    script: &Script,
+    request: Request<Full<Bytes>>,
+) -> Result<http::Response<Full<Bytes>>, tower_http_retry::Error> {
+    RetryLayer::new(policy)
+        .layer(script.clone())
+        .oneshot(request)
+        .await
+}
+
 fn history<B>(response: &http::Response<B>) -> &RetryHistory {
     response
         .extensions()
@@ -53,10 +65,7 @@ fn history<B>(response: &http::Response<B>) -> &RetryHistory {
 #[tokio::test(start_paused = true)]
 async fn backoff_waits_are_exact() {
     let script = Script::new([status(503)]);
-    let service = ServiceBuilder::new()
-        .layer(RetryLayer::new(exact()))
-        .service(script.clone());
-    let response = service.oneshot(get()).await.unwrap();
+    let response = run(exact(), &script, get()).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(script.call_times(), [ms(0), ms(100), ms(300), ms(700)]);
@@ -77,10 +86,7 @@ async fn retry_after_is_a_floor_under_the_backoff() {
         with_header(503, "retry-after", 0),
         status(200),
     ]);
-    let service = ServiceBuilder::new()
-        .layer(RetryLayer::new(exact()))
-        .service(script.clone());
-    let response = service.oneshot(get()).await.unwrap();
+    let response = run(exact(), &script, get()).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
     // 5 s asked for beats 100 ms of backoff; 0 s asked for does not shorten the 200 ms backoff.
@@ -103,10 +109,7 @@ async fn retry_after_as_a_date_is_read_against_the_server_clock() {
         ),
         status(200),
     ]);
-    let service = ServiceBuilder::new()
-        .layer(RetryLayer::new(exact()))
-        .service(script.clone());
-    let response = service.oneshot(get()).await.unwrap();
+    let response = run(exact(), &script, get()).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(script.call_times(), [ms(0), secs(3)]);
@@ -118,16 +121,10 @@ async fn full_jitter_never_waits_longer_than_the_backoff_and_differs_between_req
         .backoff(Backoff::constant(secs(10)))
         .max_attempts(2)
         .seed(3);
-    let layer = RetryLayer::new(policy);
     let mut waits = Vec::new();
     for _ in 0..4 {
         let script = Script::new([status(503), status(200)]);
-        let response = ServiceBuilder::new()
-            .layer(layer.clone())
-            .service(script.clone())
-            .oneshot(get())
-            .await
-            .unwrap();
+        let response = run(policy.clone(), &script, get()).await.unwrap();
         let wait = history(&response).attempts()[0].wait.unwrap().duration;
         assert!(wait <= secs(10));
         // tokio's timer fires on the next whole millisecond.
@@ -150,10 +147,7 @@ async fn the_deadline_stops_a_retry_that_would_sleep_past_it() {
         .backoff(Backoff::constant(ms(600)).jitter(Jitter::None))
         .deadline(secs(1));
     let started = Instant::now();
-    let service = ServiceBuilder::new()
-        .layer(RetryLayer::new(policy))
-        .service(script.clone());
-    let response = service.oneshot(get()).await.unwrap();
+    let response = run(policy, &script, get()).await.unwrap();
 
     // Attempt 1 at 0, attempt 2 at 600 ms; a third would start at 1.2 s, past the deadline.
     assert_eq!(script.call_times(), [ms(0), ms(600)]);
@@ -167,12 +161,7 @@ async fn retry_after_past_the_deadline_is_returned_at_once() {
     let script = Script::new([with_header(503, "retry-after", 30)]);
     let policy = exact().deadline(secs(10));
     let started = Instant::now();
-    let response = ServiceBuilder::new()
-        .layer(RetryLayer::new(policy))
-        .service(script.clone())
-        .oneshot(get())
-        .await
-        .unwrap();
+    let response = run(policy, &script, get()).await.unwrap();
 
     assert_eq!(started.elapsed(), Duration::ZERO);
     assert_eq!(history(&response).stop_reason(), StopReason::Deadline);
@@ -184,12 +173,7 @@ async fn the_deadline_cancels_an_attempt_in_flight() {
     let script = Script::new([Step::Hang]);
     let policy = exact().deadline(secs(3));
     let started = Instant::now();
-    let error = ServiceBuilder::new()
-        .layer(RetryLayer::new(policy))
-        .service(script.clone())
-        .oneshot(get())
-        .await
-        .unwrap_err();
+    let error = run(policy, &script, get()).await.unwrap_err();
 
     assert_eq!(started.elapsed(), secs(3));
     assert!(error.is_deadline());
@@ -204,12 +188,7 @@ async fn the_deadline_cancels_an_attempt_in_flight() {
 async fn the_attempt_timeout_fires_then_the_request_is_retried() {
     let script = Script::new([Step::Slow(secs(60), 200), status(200)]);
     let policy = exact().attempt_timeout(secs(2));
-    let response = ServiceBuilder::new()
-        .layer(RetryLayer::new(policy))
-        .service(script.clone())
-        .oneshot(get())
-        .await
-        .unwrap();
+    let response = run(policy, &script, get()).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(script.call_times(), [ms(0), secs(2) + ms(100)]);
@@ -223,12 +202,7 @@ async fn the_attempt_timeout_fires_then_the_request_is_retried() {
 async fn an_attempt_timeout_on_a_post_is_not_retried() {
     let script = Script::new([Step::Hang, status(200)]);
     let policy = exact().attempt_timeout(secs(2));
-    let error = ServiceBuilder::new()
-        .layer(RetryLayer::new(policy))
-        .service(script.clone())
-        .oneshot(post())
-        .await
-        .unwrap_err();
+    let error = run(policy, &script, post()).await.unwrap_err();
 
     assert!(error.is_attempt_timeout());
     assert_eq!(error.history().stop_reason(), StopReason::NotIdempotent);
@@ -240,12 +214,7 @@ async fn attempt_timeouts_until_the_limit() {
     let script = Script::new([Step::Hang]);
     let policy = exact().attempt_timeout(secs(1)).max_attempts(3);
     let started = Instant::now();
-    let error = ServiceBuilder::new()
-        .layer(RetryLayer::new(policy))
-        .service(script.clone())
-        .oneshot(get())
-        .await
-        .unwrap_err();
+    let error = run(policy, &script, get()).await.unwrap_err();
 
     assert!(error.is_attempt_timeout());
     assert!(error.is_attempts_exhausted());
@@ -255,22 +224,12 @@ async fn attempt_timeouts_until_the_limit() {
 #[tokio::test(start_paused = true)]
 async fn transport_errors_are_retried_for_get_but_not_post() {
     let script = Script::new([Step::Fail(io::ErrorKind::ConnectionReset), status(200)]);
-    let layer = RetryLayer::new(exact());
-    let response = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(script.clone())
-        .oneshot(get())
-        .await
-        .unwrap();
+    let policy = exact();
+    let response = run(policy.clone(), &script, get()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
     let script = Script::new([Step::Fail(io::ErrorKind::ConnectionReset), status(200)]);
-    let error = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(script.clone())
-        .oneshot(post())
-        .await
-        .unwrap_err();
+    let error = run(policy.clone(), &script, post()).await.unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::Reset));
     let io = error
         .inner()
@@ -279,12 +238,7 @@ async fn transport_errors_are_retried_for_get_but_not_post() {
     assert_eq!(io.kind(), io::ErrorKind::ConnectionReset);
 
     let script = Script::new([Step::Fail(io::ErrorKind::ConnectionRefused), status(201)]);
-    let response = ServiceBuilder::new()
-        .layer(layer)
-        .service(script.clone())
-        .oneshot(post())
-        .await
-        .unwrap();
+    let response = run(policy.clone(), &script, post()).await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(script.calls().len(), 2);
 }
@@ -299,12 +253,7 @@ async fn every_attempt_sends_the_same_head_and_body() {
     request
         .headers_mut()
         .append("x-trace", "a".parse().unwrap());
-    ServiceBuilder::new()
-        .layer(RetryLayer::new(exact()))
-        .service(script.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
+    run(exact(), &script, request).await.unwrap();
 
     let calls = script.calls();
     assert_eq!(calls.len(), 3);
@@ -342,12 +291,7 @@ async fn a_custom_classifier_extends_the_default() {
         }
         _ => None,
     });
-    let response = ServiceBuilder::new()
-        .layer(RetryLayer::new(policy))
-        .service(script.clone())
-        .oneshot(get())
-        .await
-        .unwrap();
+    let response = run(policy, &script, get()).await.unwrap();
 
     assert_eq!(
         response.status(),
@@ -368,12 +312,7 @@ async fn huge_attempt_numbers_never_overflow() {
                 .jitter(Jitter::None),
         )
         .max_attempts(2_000);
-    let response = ServiceBuilder::new()
-        .layer(RetryLayer::new(policy))
-        .service(script.clone())
-        .oneshot(get())
-        .await
-        .unwrap();
+    let response = run(policy, &script, get()).await.unwrap();
 
     assert_eq!(history(&response).attempt_count(), 2_000);
     assert_eq!(history(&response).total_wait(), secs(1_999));
