@@ -89,6 +89,7 @@ pub mod body;
 pub mod classify;
 mod drain;
 mod error;
+pub mod first_byte;
 mod future;
 pub mod history;
 mod layer;

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -35,6 +37,9 @@ pub enum Reply {
     },
     /// Aborts the connection with a TCP reset, without answering.
     Reset,
+    /// Sends a response head with `status`, then `prefix` of the body (maybe empty), then a few
+    /// milliseconds later aborts the connection in the middle of the body.
+    BodyFails { status: u16, prefix: Bytes },
     /// Never answers.
     Hang,
 }
@@ -204,7 +209,7 @@ async fn handle(
     request: Request<Incoming>,
     shared: Arc<Mutex<Shared>>,
     abort: Arc<Notify>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<ServerBody>, Infallible> {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -238,7 +243,7 @@ async fn handle(
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            let mut response = Response::new(Full::new(body));
+            let mut response = Response::new(Full::new(body).map_err(|e| match e {}).boxed());
             *response.status_mut() = StatusCode::from_u16(status).expect("a valid status");
             for (name, value) in headers {
                 response
@@ -252,5 +257,39 @@ async fn handle(
             std::future::pending().await
         }
         Reply::Hang => std::future::pending().await,
+        Reply::BodyFails { status, prefix } => {
+            let body = FailingBody {
+                prefix: (!prefix.is_empty()).then_some(prefix),
+                fail_at: Box::pin(tokio::time::sleep(Duration::from_millis(5))),
+            };
+            let mut response = Response::new(body.boxed());
+            *response.status_mut() = StatusCode::from_u16(status).expect("a valid status");
+            Ok(response)
+        }
+    }
+}
+
+type ServerBody = BoxBody<Bytes, std::io::Error>;
+
+/// A body that sends its prefix, then fails a moment later (after hyper has flushed the head).
+struct FailingBody {
+    prefix: Option<Bytes>,
+    fail_at: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for FailingBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(prefix))));
+        }
+        std::task::ready!(self.fail_at.as_mut().poll(cx));
+        let error = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted abort");
+        std::task::Poll::Ready(Some(Err(error)))
     }
 }

@@ -1,0 +1,297 @@
+//! Holding a successful response until its first body byte, so a stream that fails before the caller
+//! has seen anything can still be retried.
+//!
+//! A retry layer returns once the response head arrives; a body that breaks after that belongs to the
+//! caller. For streaming APIs (audio synthesis, server-sent events, large downloads) the usual rule is
+//! "retry while nothing has been handed over yet, fail once it has". Put a [`FirstByteLayer`] *inside*
+//! the retry: it waits for the first frame of every 2xx response body, and turns a body that fails
+//! before that frame into an error of the call, which the retry layer classifies like any transport
+//! failure (a reset mid-body is "maybe sent": retried for idempotent requests).
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_http_retry::first_byte::FirstByteLayer;
+//! use tower_http_retry::{RetryLayer, RetryPolicy};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! # let upstream = service_fn(|_: http::Request<Full<Bytes>>| async {
+//! #     Ok::<_, std::io::Error>(http::Response::new(Full::new(Bytes::from_static(b"audio"))))
+//! # });
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new(RetryPolicy::default()))
+//!     .layer(FirstByteLayer::new())
+//!     .service(upstream);
+//!
+//! let request = http::Request::get("http://tts.example/stream").body(Full::default()).unwrap();
+//! let response = client.oneshot(request).await.unwrap();
+//! let audio = response.into_body().collect().await.unwrap().to_bytes();
+//! assert_eq!(audio, "audio");
+//! # }
+//! ```
+//!
+//! The wait for the first frame counts as part of the attempt, so the retry policy's
+//! [`attempt_timeout`](crate::RetryPolicy::attempt_timeout) becomes a time-to-first-byte limit.
+//! Other statuses are passed through without waiting: the retry layer discards their bodies anyway.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Buf;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::BoxError;
+
+/// Wraps services in [`FirstByte`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FirstByteLayer {
+    _private: (),
+}
+
+impl FirstByteLayer {
+    /// A layer that holds 2xx responses until their first body frame.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> Layer<S> for FirstByteLayer {
+    type Service = FirstByte<S>;
+
+    fn layer(&self, inner: S) -> FirstByte<S> {
+        FirstByte { inner }
+    }
+}
+
+/// Holds 2xx responses of `S` until their first body frame; a body that fails first becomes an error.
+#[derive(Clone, Debug)]
+pub struct FirstByte<S> {
+    inner: S,
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for FirstByte<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ResB: Body,
+    ResB::Error: Into<BoxError>,
+{
+    type Response = Response<FirstByteBody<ResB>>;
+    type Error = BoxError;
+    type Future = FirstByteFuture<S::Future, ResB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        FirstByteFuture {
+            state: State::Head {
+                future: self.inner.call(request),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`FirstByte`].
+    pub struct FirstByteFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Head { #[pin] future: F },
+        // Boxed so the body can move into the response once its first frame is in.
+        Body { head: Option<http::response::Parts>, body: Option<Pin<Box<B>>> },
+    }
+}
+
+impl<F, B, E> Future for FirstByteFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<FirstByteBody<B>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Head { future } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    let (head, body) = response.into_parts();
+                    if !head.status.is_success() || body.is_end_stream() {
+                        let body = FirstByteBody::new(None, Box::pin(body));
+                        return Poll::Ready(Ok(Response::from_parts(head, body)));
+                    }
+                    this.state.set(State::Body {
+                        head: Some(head),
+                        body: Some(Box::pin(body)),
+                    });
+                }
+                StateProj::Body { head, body } => {
+                    let Some(pinned) = body.as_mut() else {
+                        panic!("FirstByteFuture polled after completion");
+                    };
+                    let first = match ready!(pinned.as_mut().poll_frame(cx)) {
+                        Some(Ok(frame)) => Some(frame),
+                        None => None,
+                        Some(Err(error)) => {
+                            *body = None;
+                            let error = BodyFailedBeforeFirstByte(error.into());
+                            return Poll::Ready(Err(Box::new(error)));
+                        }
+                    };
+                    let (Some(head), Some(rest)) = (head.take(), body.take()) else {
+                        panic!("FirstByteFuture polled after completion");
+                    };
+                    return Poll::Ready(Ok(Response::from_parts(
+                        head,
+                        FirstByteBody::new(first, rest),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// A response body whose first frame was read ahead: it yields that frame, then the rest.
+pub struct FirstByteBody<B: Body> {
+    first: Option<Frame<B::Data>>,
+    rest: Pin<Box<B>>,
+}
+
+impl<B: Body> FirstByteBody<B> {
+    fn new(first: Option<Frame<B::Data>>, rest: Pin<Box<B>>) -> Self {
+        Self { first, rest }
+    }
+}
+
+// The body behind is boxed and the read-ahead frame is only ever moved, never pinned.
+impl<B: Body> Unpin for FirstByteBody<B> {}
+
+impl<B: Body> fmt::Debug for FirstByteBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FirstByteBody")
+            .field("first_pending", &self.first.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for FirstByteBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        self.rest.as_mut().poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let rest = self.rest.size_hint();
+        let first = self
+            .first
+            .as_ref()
+            .and_then(Frame::data_ref)
+            .map_or(0, |data| data.remaining() as u64);
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower().saturating_add(first));
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(first));
+        }
+        hint
+    }
+}
+
+/// The error of a call whose 2xx response body failed before its first frame.
+///
+/// Its source is the body's error, so [`ErrorKind::of`](crate::classify::ErrorKind::of) finds the
+/// transport failure behind it (a reset, an incomplete message) and the retry layer classifies it.
+#[derive(Debug)]
+pub struct BodyFailedBeforeFirstByte(BoxError);
+
+impl fmt::Display for BodyFailedBeforeFirstByte {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the response body failed before its first byte")
+    }
+}
+
+impl StdError for BodyFailedBeforeFirstByte {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use std::convert::Infallible;
+    use tower::{service_fn, ServiceExt};
+
+    fn answering(
+        status: u16,
+        body: &'static str,
+    ) -> impl Service<
+        Request<()>,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>>,
+    > + Clone {
+        service_fn(move |_: Request<()>| async move {
+            let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            Ok(response)
+        })
+    }
+
+    #[tokio::test]
+    async fn the_read_ahead_frame_keeps_the_size_hint_exact() {
+        let service = FirstByteLayer::new().layer(answering(200, "hello"));
+        let response = service.oneshot(Request::new(())).await.unwrap();
+        let body = response.into_body();
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert!(!body.is_end_stream());
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+    }
+
+    #[tokio::test]
+    async fn other_statuses_and_empty_bodies_pass_through() {
+        let service = FirstByteLayer::new().layer(answering(503, "busy"));
+        let response = service.oneshot(Request::new(())).await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "busy"
+        );
+
+        let service = FirstByteLayer::new().layer(answering(204, ""));
+        let response = service.oneshot(Request::new(())).await.unwrap();
+        assert!(response.body().is_end_stream());
+    }
+}
