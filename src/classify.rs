@@ -77,7 +77,36 @@ pub struct RequestInfo<'a> {
     pub(crate) idempotency_header: &'a HeaderName,
 }
 
-impl RequestInfo<'_> {
+impl<'a> RequestInfo<'a> {
+    /// Describes a request, for calling [`default_decision`] or a classifier outside the layer (in
+    /// tests of a custom hook, say). `idempotency_header` is the header that carries a key.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+    /// use tower_http_retry::classify::{default_decision, Decision, Outcome, RequestInfo};
+    ///
+    /// let (uri, headers) = (Uri::from_static("http://api.test/"), HeaderMap::new());
+    /// let key = HeaderName::from_static("idempotency-key");
+    /// let request = RequestInfo::new(&Method::POST, &uri, &headers, 1, &key);
+    /// let outcome = Outcome::Response { status: StatusCode::SERVICE_UNAVAILABLE, headers: &headers };
+    /// assert_eq!(default_decision(&request, &outcome), Decision::Unsafe);
+    /// ```
+    pub fn new(
+        method: &'a Method,
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        attempt: u32,
+        idempotency_header: &'a HeaderName,
+    ) -> Self {
+        Self {
+            method,
+            uri,
+            headers,
+            attempt,
+            idempotency_header,
+        }
+    }
+
     /// Whether the request carries the idempotency key header the policy recognises.
     pub fn has_idempotency_key(&self) -> bool {
         self.headers.contains_key(self.idempotency_header)
