@@ -70,7 +70,8 @@ pub struct RequestInfo<'a> {
     pub method: &'a Method,
     /// Its URI.
     pub uri: &'a Uri,
-    /// Its headers as sent on this attempt.
+    /// Its headers as sent on the first attempt, the idempotency key the layer set included (a
+    /// [before-retry hook](crate::RetryPolicy::before_retry)'s changes to a retry are not).
     pub headers: &'a HeaderMap,
     /// The attempt this outcome is from, counting from 1.
     pub attempt: u32,

@@ -14,11 +14,13 @@ use pin_project_lite::pin_project;
 use tokio::time::{sleep, Instant, Sleep};
 use tower_service::Service;
 
+use crate::before_retry::head_for_retry;
 use crate::body::{NotReplayable, ReplayableBody};
 use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo};
 use crate::drain::Drain;
 use crate::error::{BoxError, Error};
 use crate::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason, Wait};
+use crate::idempotency;
 use crate::plan::{Next, Planner};
 use crate::policy::RetryPolicy;
 use crate::retry_after::retry_after;
@@ -57,7 +59,7 @@ pin_project! {
 struct Call<S, ReqB> {
     service: S,
     policy: Arc<RetryPolicy>,
-    /// The request head, as sent on every attempt.
+    /// The request head of the first attempt, idempotency key included; each retry sends a copy.
     head: Parts,
     /// The body copy kept for later attempts, or why there is none.
     body: Result<ReqB, NotReplayable>,
@@ -82,7 +84,10 @@ where
 {
     /// Sends the first attempt on `service`, which must be ready.
     pub(crate) fn new(mut service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self {
-        let (head, body) = request.into_parts();
+        let (mut head, body) = request.into_parts();
+        let key = idempotency::key_for_first_attempt(&policy, &mut head);
+        let mut history = RetryHistory::default();
+        history.set_idempotency_key(key);
         let copy = body.replay();
         let future = service.call(Request::from_parts(head.clone(), body));
         let deadline = policy.deadline.map(sleep);
@@ -100,7 +105,7 @@ where
                 body: copy,
                 next_body: None,
                 planner,
-                history: RetryHistory::default(),
+                history,
             },
         }
     }
@@ -239,8 +244,12 @@ where
             }
         };
 
-        // A first attempt that needed no retry passes through untouched.
-        if decision == Decision::Done && self.planner.attempts() == 1 {
+        // A first attempt that needed no retry passes through untouched, unless the caller needs the
+        // history for the key it carried.
+        if decision == Decision::Done
+            && self.planner.attempts() == 1
+            && self.history.idempotency_key().is_none()
+        {
             if let Ok(response) = result {
                 return Step::Return(Ok(response));
             }
@@ -294,9 +303,13 @@ where
         result: Result<Response<ResB>, BoxError>,
         reason: StopReason,
     ) -> Result<Response<ResB>, Error> {
-        let history = self.close(reason);
+        let mut history = self.close(reason);
         match result {
             Ok(mut response) => {
+                if history.idempotency_key().is_some() {
+                    history
+                        .set_replayed(idempotency::is_replayed(&self.policy, response.headers()));
+                }
                 response.extensions_mut().insert(history);
                 Ok(response)
             }
@@ -344,7 +357,7 @@ where
             .take()
             .expect("the next body is prepared before every wait");
         self.planner.start_attempt();
-        self.service
-            .call(Request::from_parts(self.head.clone(), body))
+        let head = head_for_retry(&self.policy, &self.head, self.planner.attempts());
+        self.service.call(Request::from_parts(head, body))
     }
 }

@@ -15,16 +15,17 @@
 //! # }
 //! ```
 //!
-//! The extension is inserted on every response the layer had any decision to make about: a retry, or a
-//! retry it wanted but did not make. A response that the first attempt returned and that needed no retry
-//! is passed through untouched, so the common path allocates nothing; an absent extension therefore
-//! means "one attempt, nothing to retry". [`Error::history`](crate::Error::history) gives the same
+//! The extension is inserted on every response the layer had any decision to make about (a retry, or a
+//! retry it wanted but did not make) and on every response to a request that carried an idempotency key.
+//! Any other response that the first attempt returned and that needed no retry is passed through
+//! untouched, so the common path allocates nothing; an absent extension therefore means "one attempt,
+//! nothing to retry, no key". [`Error::history`](crate::Error::history) gives the same
 //! record for calls that end in an error.
 
 use std::fmt;
 use std::time::Duration;
 
-use http::{Extensions, StatusCode};
+use http::{Extensions, HeaderValue, StatusCode};
 
 use crate::body::NotReplayable;
 use crate::classify::{Decision, ErrorKind};
@@ -34,6 +35,8 @@ use crate::classify::{Decision, ErrorKind};
 pub struct RetryHistory {
     attempts: Vec<AttemptRecord>,
     stop: StopReason,
+    idempotency_key: Option<HeaderValue>,
+    replayed: bool,
 }
 
 /// One attempt: what it produced, how it was judged, and the wait that followed it.
@@ -127,6 +130,8 @@ impl Default for RetryHistory {
         Self {
             attempts: Vec::new(),
             stop: StopReason::Finished,
+            idempotency_key: None,
+            replayed: false,
         }
     }
 }
@@ -144,6 +149,34 @@ impl RetryHistory {
 
     pub(crate) fn stop(&mut self, reason: StopReason) {
         self.stop = reason;
+    }
+
+    /// Records the key every attempt carried; the copy kept here is marked sensitive, so `Debug`
+    /// output of the history (or of an [`Error`](crate::Error)) never shows it.
+    pub(crate) fn set_idempotency_key(&mut self, key: Option<HeaderValue>) {
+        self.idempotency_key = key.map(|mut key| {
+            key.set_sensitive(true);
+            key
+        });
+    }
+
+    pub(crate) fn set_replayed(&mut self, replayed: bool) {
+        self.replayed = replayed;
+    }
+
+    /// The idempotency key every attempt carried, the caller's own or the one the layer set; `None`
+    /// when the request carried none.
+    ///
+    /// A call that ended in an error may still have taken effect: trying the same operation again
+    /// later with this key lets the server deduplicate it.
+    pub fn idempotency_key(&self) -> Option<&HeaderValue> {
+        self.idempotency_key.as_ref()
+    }
+
+    /// Whether the response was marked as the replay of an earlier execution of the same key (by
+    /// default `X-Idempotency-Replayed: true`): the side effect ran once, on an earlier attempt or call.
+    pub fn is_replayed(&self) -> bool {
+        self.replayed
     }
 
     /// Every attempt, in order.
@@ -246,5 +279,18 @@ mod tests {
         assert_eq!(RetryHistory::resend_count(&ext), 0);
         ext.insert(h);
         assert_eq!(RetryHistory::resend_count(&ext), 1);
+    }
+
+    #[test]
+    fn the_key_is_kept_but_never_printed_by_debug() {
+        let mut h = RetryHistory::default();
+        assert_eq!(h.idempotency_key(), None);
+        h.set_idempotency_key(Some(HeaderValue::from_static("key-7f3a")));
+        h.set_replayed(true);
+        assert_eq!(h.idempotency_key().unwrap(), "key-7f3a");
+        assert!(h.is_replayed());
+        let debug = format!("{h:?}");
+        assert!(!debug.contains("key-7f3a"), "{debug}");
+        assert!(debug.contains("Sensitive"), "{debug}");
     }
 }

@@ -85,6 +85,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+mod before_retry;
 pub mod body;
 pub mod classify;
 mod drain;
@@ -92,6 +93,7 @@ mod error;
 pub mod first_byte;
 mod future;
 pub mod history;
+pub mod idempotency;
 mod layer;
 mod plan;
 mod policy;
@@ -101,6 +103,7 @@ mod service;
 pub use error::{BoxError, Error};
 pub use future::ResponseFuture;
 pub use history::RetryHistory;
+pub use idempotency::DEFAULT_IDEMPOTENCY_REPLAYED_HEADER;
 pub use layer::RetryLayer;
 pub use policy::{
     RetryPolicy, DEFAULT_DRAIN_LIMIT, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_MAX_ATTEMPTS,

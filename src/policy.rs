@@ -10,7 +10,9 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use crate::backoff::Backoff;
+use crate::before_retry::BeforeRetryFn;
 use crate::classify::{default_decision, Decision, Outcome, RequestInfo};
+use crate::idempotency::Idempotency;
 
 /// The default attempt limit: 4 attempts, that is 3 retries.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
@@ -50,6 +52,8 @@ pub struct RetryPolicy {
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) drain_limit: u64,
     pub(crate) idempotency_header: HeaderName,
+    pub(crate) idempotency: Idempotency,
+    pub(crate) before_retry: Option<Arc<BeforeRetryFn>>,
     classify: Option<Arc<ClassifyFn>>,
     randomness: Randomness,
 }
@@ -64,6 +68,8 @@ impl Default for RetryPolicy {
             attempt_timeout: None,
             drain_limit: DEFAULT_DRAIN_LIMIT,
             idempotency_header: DEFAULT_IDEMPOTENCY_HEADER,
+            idempotency: Idempotency::default(),
+            before_retry: None,
             classify: None,
             randomness: Randomness::Os,
         }
@@ -117,7 +123,8 @@ impl RetryPolicy {
         self
     }
 
-    /// Recognises `header` as the idempotency key: a request carrying it counts as idempotent.
+    /// Recognises `header` as the idempotency key: a request carrying it counts as idempotent. It is
+    /// also the header [`inject_idempotency_keys`](Self::inject_idempotency_keys) sets.
     pub fn idempotency_header(mut self, header: HeaderName) -> Self {
         self.idempotency_header = header;
         self
@@ -195,6 +202,8 @@ impl fmt::Debug for RetryPolicy {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("drain_limit", &self.drain_limit)
             .field("idempotency_header", &self.idempotency_header)
+            .field("idempotency", &self.idempotency)
+            .field("before_retry_hook", &self.before_retry.is_some())
             .field("classify_hook", &self.classify.is_some())
             .field(
                 "seeded",
