@@ -90,3 +90,61 @@ async fn decisions_are_logged_without_header_values() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_injected_key_never_reaches_the_log() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let script = Script::new([status(503), status(503), status(503), status(503)]);
+    let policy = RetryPolicy::default()
+        .backoff(Backoff::none())
+        .inject_idempotency_keys()
+        .before_retry(|head, _| {
+            head.headers.insert(
+                "idempotency-key",
+                http::HeaderValue::from_static("hook-minted-key"),
+            );
+        });
+    let service = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy))
+        .service(script.clone());
+    let request = Request::post("http://api.test/charges")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+
+    let history = response
+        .extensions()
+        .get::<tower_http_retry::RetryHistory>()
+        .unwrap();
+    let key = history.idempotency_key().expect("an injected key");
+    let key = key.to_str().unwrap().to_owned();
+    assert_eq!(script.calls().len(), 4, "the keyed POST was retried");
+    assert!(script
+        .calls()
+        .iter()
+        .all(|c| c.headers["idempotency-key"] == key.as_str()));
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        log.matches("restored").count(),
+        3,
+        "each retry warns about the hook: {log}"
+    );
+    assert_eq!(
+        log.matches("retrying").count() - log.matches("not retrying").count(),
+        3
+    );
+    for secret in [key.as_str(), "hook-minted-key"] {
+        assert!(
+            !log.contains(secret),
+            "{secret} leaked into the log:\n{log}"
+        );
+    }
+}
