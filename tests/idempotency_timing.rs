@@ -48,7 +48,7 @@ async fn in_flight_409_waits_at_least_its_retry_after_and_keeps_the_key() {
     );
     let calls = script.calls();
     let key = &calls[0].headers["idempotency-key"];
-    assert!(calls.iter().all(|c| &c.headers["idempotency-key"] == key));
+    assert!(calls.iter().all(|c| c.headers["idempotency-key"] == key));
     let history = response.extensions().get::<RetryHistory>().unwrap();
     assert_eq!(history.idempotency_key(), Some(key));
     let reasons: Vec<_> = history
