@@ -44,6 +44,17 @@
 //! the request left (connect errors, HTTP/2 REFUSED_STREAM). The full table is in [`classify`], and
 //! [`RetryPolicy::classify_with`] replaces or extends it.
 //!
+//! # Side effects
+//!
+//! A POST or PATCH that may have taken effect is retried only when it carries an idempotency key, and
+//! always with the same key. [`RetryPolicy::inject_idempotency_keys`] gives each one without a key a
+//! fresh one (a version 4 UUID from the operating system's generator) before the first attempt; a key
+//! the caller set is never replaced. `409` with a key (the first attempt is still in flight) is retried
+//! with the same key after its `Retry-After`; `422` (the key came back with another payload) is not.
+//! [`RetryHistory::idempotency_key`] and [`RetryHistory::is_replayed`] tell the caller which key was
+//! used and whether the answer was a replay. [`RetryPolicy::before_retry`] rewrites each retry's head
+//! (re-sign it, number the attempt) but cannot change the key. See [`idempotency`].
+//!
 //! # How long to wait
 //!
 //! [`Backoff`](backoff::Backoff) computes each delay (exponential, constant, linear or an explicit
@@ -65,11 +76,14 @@
 //! | per-attempt timeout | none | depends on the endpoint; set one ([`RetryPolicy::attempt_timeout`]) |
 //! | drained from a discarded body | 64 KiB | enough for an error page, small enough to be bounded |
 //! | idempotency key header | `Idempotency-Key` | the IETF draft |
+//! | keys injected | none; [`inject_idempotency_keys`](RetryPolicy::inject_idempotency_keys): POST, PATCH | only servers that honour keys make a keyed retry safe |
+//! | replayed-answer header | `X-Idempotency-Replayed: true` | the vendor guidance |
 //!
 //! # What the caller sees
 //!
-//! The final response, with a [`RetryHistory`] extension whenever the layer had a decision to make, or
-//! an [`Error`] with the same history and the last attempt's error as its source. Every retry is a
+//! The final response, with a [`RetryHistory`] extension whenever the layer had a decision to make or
+//! the request carried an idempotency key, or an [`Error`] with the same history and the last attempt's
+//! error as its source. Every retry is a
 //! `tracing` event at debug level and every retry the layer declines is one at warn level; neither ever
 //! records a header value, a path or a query.
 //!

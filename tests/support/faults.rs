@@ -405,12 +405,12 @@ impl RefusingConnector {
         socket
             .bind("127.0.0.1:0".parse().unwrap())
             .expect("bind 127.0.0.1");
-        let port = socket.local_addr().expect("local address").port();
+        let refusing = socket.local_addr().expect("local address");
         let mut inner = HttpConnector::new();
         inner.set_nodelay(true);
         Self {
             inner,
-            refusing: SocketAddr::from(([127, 0, 0, 1], port)),
+            refusing,
             seed,
             rate,
             connects: Arc::default(),
