@@ -218,6 +218,9 @@ fn failures(reported: &[Reported]) -> String {
         .map(|(end, n)| format!("{end} x{n}"))
         .collect();
     ends.sort();
+    if ends.is_empty() {
+        return "none".into();
+    }
     ends.join(", ")
 }
 
