@@ -88,6 +88,16 @@ pub struct Attempt {
     pub nth: u32,
     pub key: Option<HeaderValue>,
     pub answer: Answer,
+    /// The [`digest`] of the body the server received.
+    pub body_digest: u64,
+}
+
+/// A digest of a request body, to tell whether an attempt arrived byte-identical.
+pub fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// One execution of the side effect.
@@ -264,6 +274,7 @@ async fn handle(
             nth,
             key: key.clone(),
             answer: answer_kind,
+            body_digest: digest(&payload),
         });
         if let Plan::Run { replay: false, .. } = plan {
             log.executions.push(Execution {
