@@ -86,6 +86,8 @@
 
 pub mod backoff;
 pub mod body;
+pub mod budget;
+mod classes;
 pub mod classify;
 mod drain;
 mod error;
@@ -94,6 +96,8 @@ pub mod history;
 mod layer;
 mod plan;
 mod policy;
+pub mod pushback;
+pub mod rate_limit;
 pub mod retry_after;
 mod service;
 
