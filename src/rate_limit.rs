@@ -521,7 +521,8 @@ mod tests {
     fn the_table() {
         let in_90_s = (unix(now()) + 90).to_string();
         let in_90_s_by_server = (unix(now()) - 3600 + 90).to_string();
-        let cases: Vec<(Vec<(&'static str, &[u8])>, Option<RateLimitStatus>)> = vec![
+        type Fields<'a> = Vec<(&'static str, &'a [u8])>;
+        let cases: Vec<(Fields<'_>, Option<RateLimitStatus>)> = vec![
             // The structured fields of the current draft.
             (
                 vec![("ratelimit", br#""default";r=0;t=30"#)],
