@@ -40,7 +40,8 @@
 //! The window slides in ten steps: deposits and withdrawals older than the window are forgotten. Time is
 //! read from tokio's clock, so the budget follows `tokio::time::pause()` and `advance()`.
 //!
-//! A deposit is one clock read and one atomic addition; no lock is taken and nothing is allocated. A
+//! A deposit is one clock read, an atomic load and an atomic addition; no lock is taken and nothing is
+//! allocated. A
 //! withdrawal is a compare-and-swap on a single counter, so concurrent withdrawals can never both take
 //! the last retry: whatever the interleaving, the retries granted within a window never exceed
 //! `floor + ratio * deposits`. At the instant a step of the window expires, a deposit made by a racing

@@ -24,9 +24,10 @@
 //! they go out at about the rate they arrived. A request held past its call's deadline ends with the
 //! deadline error.
 //!
-//! Without pushback (the default) nothing here runs: no clock read, no hashing, no lock. With it, a
-//! request to an authority while no hold is active anywhere costs one clock read and one atomic load;
-//! the lock is taken only while some hold is active, or to record one.
+//! Without pushback (the default) nothing here runs: no clock read, no header read, no lock. With it,
+//! every response's `Retry-After` and rate-limit headers are looked up, and a request while no hold is
+//! active anywhere costs one clock read and one atomic load; the lock is taken only while some hold is
+//! active, or to record one.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
