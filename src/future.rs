@@ -93,7 +93,12 @@ where
         let copy = body.replay();
         let deadline = policy.deadline.map(sleep);
         let mut planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
-        let (state, timer, next_body) = match planner.release(&policy, &head.uri, Instant::now()) {
+        // Without pushback nothing can hold the request: no clock read, no lookup.
+        let release = match policy.pushback {
+            Some(_) => planner.release(&policy, &head.uri, Instant::now()),
+            None => None,
+        };
+        let (state, timer, next_body) = match release {
             None => {
                 planner.start_attempt();
                 let future = service.call(Request::from_parts(head.clone(), body));

@@ -82,7 +82,8 @@ pub enum WaitReason {
     RetryAfter,
     /// The reset of a rate limit the response reported as spent, which was longer than the backoff.
     RateLimitReset,
-    /// A hold on the authority ([`pushback`](crate::pushback)), set by another response, which ended
+    /// A hold on the authority ([`pushback`](crate::pushback)), set by this response or another one:
+    /// held requests leave at random instants within one hold-length after its end, which here was
     /// later than the backoff.
     Pushback,
 }

@@ -383,6 +383,7 @@ async fn a_request_held_past_its_deadline_ends_with_the_deadline_error() {
         .await
         .unwrap_err();
     assert!(error.is_deadline());
+    assert!(!error.is_not_ready());
     assert_eq!(origin.elapsed(), secs(3));
     assert!(script.calls().is_empty());
 }
