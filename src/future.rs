@@ -377,6 +377,7 @@ where
 
     /// When a pushback hold on the authority lets the next attempt leave, if one holds it now.
     fn held_until(&mut self) -> Option<Instant> {
+        self.policy.pushback.as_ref()?;
         let now = Instant::now();
         self.planner
             .release(&self.policy, &self.head.uri, now)
