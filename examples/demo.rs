@@ -20,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::Backoff;
+use tower_http_retry::budget::RetryBudget;
 use tower_http_retry::history::{AttemptOutcome, StopReason, WaitReason};
 use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 
@@ -187,7 +188,10 @@ async fn main() -> ExitCode {
         // Only the response head is timed: a slow download of a body is not an error.
         .attempt_timeout(ms(300))
         // The whole call, waits included, never takes longer than this.
-        .deadline(Duration::from_secs(5));
+        .deadline(Duration::from_secs(5))
+        // A tour sends one request at a time, nearly every one failing: a budget sized for a fleet
+        // (10% of requests, `cargo run --example storm`) would refuse most of its retries.
+        .retry_budget(RetryBudget::builder().floor(100).build());
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let client = ServiceBuilder::new()
         .layer(RetryLayer::new(policy))

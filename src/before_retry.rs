@@ -42,9 +42,12 @@ impl RetryPolicy {
 
 /// The head for retry attempt `attempt`: a copy of the first attempt's, through the hook if there is
 /// one, with the idempotency key as the first attempt carried it.
+///
+/// A first attempt held back by pushback is dispatched here too: it goes out as the caller made it.
 pub(crate) fn head_for_retry(policy: &RetryPolicy, first: &Parts, attempt: u32) -> Parts {
     let mut head = first.clone();
-    if let Some(hook) = &policy.before_retry {
+    let hook = policy.before_retry.as_ref().filter(|_| attempt > 1);
+    if let Some(hook) = hook {
         hook(&mut head, attempt);
         keep_key(
             &mut head.headers,

@@ -72,9 +72,15 @@ impl Error {
         self.inner.history.stop_reason() == StopReason::AttemptsExhausted
     }
 
+    /// Whether the retry budget refused the retry that would have followed the last attempt.
+    pub fn is_budget_exhausted(&self) -> bool {
+        self.inner.history.stop_reason() == StopReason::BudgetExhausted
+    }
+
     /// Whether the inner service failed while getting ready, before any attempt was made.
     pub fn is_not_ready(&self) -> bool {
-        self.inner.history.attempts().is_empty()
+        // A request held by pushback until its deadline passed also made no attempt, but has no source.
+        self.inner.history.attempts().is_empty() && self.inner.source.is_some()
     }
 
     /// The kind of transport failure of the last attempt, if it failed with an error.

@@ -11,7 +11,7 @@ use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use tokio::time::{sleep, Instant, Sleep};
+use tokio::time::{sleep, sleep_until, Instant, Sleep};
 use tower_service::Service;
 
 use crate::before_retry::head_for_retry;
@@ -23,7 +23,7 @@ use crate::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason, Wa
 use crate::idempotency;
 use crate::plan::{Next, Planner};
 use crate::policy::RetryPolicy;
-use crate::retry_after::retry_after;
+use crate::rate_limit::server_delay;
 
 pin_project! {
     /// The future returned by [`Retry`](crate::Retry): the final response, or an [`Error`].
@@ -82,19 +82,44 @@ where
     ReqB: ReplayableBody,
     ResB: Body,
 {
-    /// Sends the first attempt on `service`, which must be ready.
-    pub(crate) fn new(mut service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self {
+    /// Sends the first attempt on `service`, which must be ready, unless a pushback hold on the
+    /// request's authority makes it wait first.
+    pub(crate) fn new(mut service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self
+    where
+        S: Clone,
+    {
+        if let Some(budget) = &policy.budget {
+            budget.deposit();
+        }
         let (mut head, body) = request.into_parts();
         let key = idempotency::key_for_first_attempt(&policy, &mut head);
         let mut history = RetryHistory::default();
         history.set_idempotency_key(key);
         let copy = body.replay();
-        let future = service.call(Request::from_parts(head.clone(), body));
         let deadline = policy.deadline.map(sleep);
-        let timer = policy.attempt_timeout.map(sleep);
-        let planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
+        let mut planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
+        // Without pushback nothing can hold the request: no clock read, no lookup.
+        let release = match policy.pushback {
+            Some(_) => planner.release(&policy, &head.uri, Instant::now()),
+            None => None,
+        };
+        let (state, timer, next_body) = match release {
+            None => {
+                planner.start_attempt();
+                let future = service.call(Request::from_parts(head.clone(), body));
+                let timer = policy.attempt_timeout.map(sleep);
+                (State::Calling { future }, timer, None)
+            }
+            Some(release) => {
+                // Held: whatever the ready service reserved (a concurrency permit, a buffer slot) is
+                // given back now, and a fresh clone is made ready when the hold ends.
+                service = service.clone();
+                tracing::debug!(method = %head.method, host = head.uri.host(), "held by pushback");
+                (State::Waiting, Some(sleep_until(release)), Some(body))
+            }
+        };
         Self {
-            state: State::Calling { future },
+            state,
             timer,
             deadline,
             drain: None,
@@ -103,7 +128,7 @@ where
                 policy,
                 head,
                 body: copy,
-                next_body: None,
+                next_body,
                 planner,
                 history,
             },
@@ -159,6 +184,11 @@ where
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
+                    }
+                    // A hold set on the authority during the wait holds this attempt too.
+                    if let Some(release) = this.call.held_until() {
+                        this.timer.set(Some(sleep_until(release)));
+                        continue;
                     }
                     // The wait is over: whatever of the body is still unread is not worth waiting for.
                     *this.drain = None;
@@ -227,10 +257,14 @@ where
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers();
+                if let Some(pushback) = &policy.pushback {
+                    let now = Instant::now();
+                    pushback.observe(&self.head.uri, status, headers, now, policy.max_retry_after);
+                }
                 let decision = policy.decide(&request, &Outcome::Response { status, headers });
                 // The success path reads no header beyond what the classifier needs.
                 let asked = (decision != Decision::Done || !status.is_success())
-                    .then(|| retry_after(headers, SystemTime::now()))
+                    .then(|| server_delay(headers, SystemTime::now()))
                     .flatten();
                 (decision, asked, AttemptOutcome::Status(status))
             }
@@ -258,10 +292,14 @@ where
         self.history.push(AttemptRecord {
             outcome,
             decision,
-            retry_after: asked,
+            retry_after: asked.map(|(delay, _)| delay),
             wait: None,
         });
-        let next = match self.planner.next(policy, decision, asked, Instant::now()) {
+        let now = Instant::now();
+        let next = match self
+            .planner
+            .next(policy, &self.head.uri, decision, asked, now)
+        {
             Next::Retry(wait) => match self
                 .body
                 .as_ref()
@@ -348,6 +386,15 @@ where
             );
         }
         std::mem::take(&mut self.history)
+    }
+
+    /// When a pushback hold on the authority lets the next attempt leave, if one holds it now.
+    fn held_until(&mut self) -> Option<Instant> {
+        self.policy.pushback.as_ref()?;
+        let now = Instant::now();
+        self.planner
+            .release(&self.policy, &self.head.uri, now)
+            .filter(|release| *release > now)
     }
 
     /// Sends the next attempt on the (ready) service.

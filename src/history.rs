@@ -47,7 +47,8 @@ pub struct AttemptRecord {
     pub outcome: AttemptOutcome,
     /// How the outcome was classified.
     pub decision: Decision,
-    /// The delay the response's `Retry-After` asked for, if it held a valid one.
+    /// The delay the response asked for: its `Retry-After` if it held a valid one, or else the reset
+    /// of a rate limit it reported as spent ([`rate_limit`](crate::rate_limit)).
     pub retry_after: Option<Duration>,
     /// The wait before the next attempt; `None` after the last one.
     pub wait: Option<Wait>,
@@ -82,6 +83,12 @@ pub enum WaitReason {
     Backoff,
     /// The response's `Retry-After`, which was longer than the backoff.
     RetryAfter,
+    /// The reset of a rate limit the response reported as spent, which was longer than the backoff.
+    RateLimitReset,
+    /// A hold on the authority ([`pushback`](crate::pushback)), set by this response or another one:
+    /// held requests leave at random instants within one hold-length after its end, which here was
+    /// later than the backoff.
+    Pushback,
 }
 
 /// Why the layer returned what it returned.
@@ -100,6 +107,9 @@ pub enum StopReason {
     RetryAfterTooLong,
     /// The request body could not be sent again.
     BodyNotReplayable(NotReplayable),
+    /// The retry budget ([`budget`](crate::budget)) refused the retry: too many requests are being
+    /// retried.
+    BudgetExhausted,
 }
 
 impl StopReason {
@@ -120,6 +130,7 @@ impl fmt::Display for StopReason {
             StopReason::Deadline => f.write_str("the deadline would pass"),
             StopReason::RetryAfterTooLong => f.write_str("Retry-After was longer than allowed"),
             StopReason::BodyNotReplayable(why) => write!(f, "{why}"),
+            StopReason::BudgetExhausted => f.write_str("the retry budget was spent"),
         }
     }
 }
@@ -235,6 +246,8 @@ impl fmt::Display for RetryHistory {
                 let why = match wait.reason {
                     WaitReason::Backoff => "backoff",
                     WaitReason::RetryAfter => "retry-after",
+                    WaitReason::RateLimitReset => "rate-limit-reset",
+                    WaitReason::Pushback => "pushback",
                 };
                 write!(f, " (wait {:?} {why})", wait.duration)?;
             }

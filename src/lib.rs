@@ -63,15 +63,27 @@
 //! [`max_retry_after`](RetryPolicy::max_retry_after), or past the deadline, is not waited for: the
 //! response is returned at once and [`RetryHistory::retry_after`] carries what the server asked for.
 //!
+//! # Storm control
+//!
+//! Every policy draws its retries from a [retry budget](budget) (10% of requests over 10 s, plus a floor
+//! of 10 retries per window), so that a fleet of clients adds about 10% to the load of a server in
+//! trouble instead of multiplying it. Throttling and transient outcomes have their own backoff and
+//! attempt limit ([`RetryPolicy::backoff_for`]). A spent quota reported by [rate-limit
+//! headers](rate_limit) makes a retry wait for its reset, and opt-in [shared pushback](pushback) holds
+//! every request to a server that asked clients to stay away, first attempts included.
+//!
 //! # Defaults
 //!
 //! | setting | default | where it comes from |
 //! |---|---|---|
-//! | attempts | 4 (3 retries) | the common default of the vendor SDKs (3 retries, "3 to 5 attempts") |
-//! | backoff | exponential from 300 ms, doubling | "300 ms initial" for transient errors (Supertone) |
+//! | attempts | 4 (3 retries), for each class | the common default of the vendor SDKs (3 retries, "3 to 5 attempts") |
+//! | backoff, transient (5xx, 408, transport) | exponential from 300 ms, doubling, full jitter | "300 ms initial" for transient errors (Supertone) |
+//! | backoff, throttling (429, 409 in flight) | exponential from 1 s, doubling, equal jitter | "initial wait of 500–1000 ms" for 429 (Supertone); "wait at least 1s" (QuillAI) |
 //! | cap per delay | 30 s | QuillAI's 30 s cap |
 //! | jitter | full | AWS's simulation; "full jitter is strictly better" (QuillAI) |
 //! | longest `Retry-After` waited for | 60 s | Supertone's 60 s between tries |
+//! | retry budget | 10% of requests over 10 s, floor of 10 retries | Google SRE book, "Handling Overload"; Finagle's 10 s window |
+//! | shared pushback | off | opt in: [`RetryPolicy::pushback`] |
 //! | total deadline | none | depends on the endpoint; set one ([`RetryPolicy::deadline`]) |
 //! | per-attempt timeout | none | depends on the endpoint; set one ([`RetryPolicy::attempt_timeout`]) |
 //! | drained from a discarded body | 64 KiB | enough for an error page, small enough to be bounded |
@@ -101,6 +113,8 @@
 pub mod backoff;
 mod before_retry;
 pub mod body;
+pub mod budget;
+mod classes;
 pub mod classify;
 mod drain;
 mod error;
@@ -111,6 +125,8 @@ pub mod idempotency;
 mod layer;
 mod plan;
 mod policy;
+pub mod pushback;
+pub mod rate_limit;
 pub mod retry_after;
 mod service;
 

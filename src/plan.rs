@@ -2,12 +2,18 @@
 
 use std::time::Duration;
 
+use http::Uri;
 use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
+use crate::classes;
 use crate::classify::Decision;
 use crate::history::{StopReason, Wait, WaitReason};
 use crate::policy::RetryPolicy;
+
+/// The delay a response asked for, and what asked for it (`Retry-After` or a spent rate limit).
+pub(crate) type Asked = (Duration, WaitReason);
 
 /// What to do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,20 +22,23 @@ pub(crate) enum Next {
     Stop(StopReason),
 }
 
-/// The per-call state the limits need: attempts so far, the previous delay and the random source.
+/// The per-call state the limits need: attempts so far, each class's retries and previous delay, and
+/// the random source.
 pub(crate) struct Planner {
     attempts: u32,
-    previous_delay: Option<Duration>,
+    retries: [u32; 2],
+    previous_delay: [Option<Duration>; 2],
     rng: Option<SmallRng>,
     deadline: Option<Instant>,
 }
 
 impl Planner {
-    /// A call whose first attempt is about to be made; `deadline` is when the whole call must end.
+    /// A call that has made no attempt yet; `deadline` is when the whole call must end.
     pub(crate) fn new(deadline: Option<Instant>) -> Self {
         Self {
-            attempts: 1,
-            previous_delay: None,
+            attempts: 0,
+            retries: [0; 2],
+            previous_delay: [None; 2],
             rng: None,
             deadline,
         }
@@ -45,111 +54,250 @@ impl Planner {
         self.attempts = self.attempts.saturating_add(1);
     }
 
-    /// Decides what follows an attempt that was classified `decision` and asked for `retry_after`.
+    /// Decides what follows an attempt to `uri` that was classified `decision` and whose response
+    /// `asked` for a delay.
     pub(crate) fn next(
         &mut self,
         policy: &RetryPolicy,
+        uri: &Uri,
         decision: Decision,
-        retry_after: Option<Duration>,
+        asked: Option<Asked>,
         now: Instant,
     ) -> Next {
-        match decision {
-            Decision::Retry(_) => {}
+        let class = match decision {
+            Decision::Retry(class) => class,
             Decision::Unsafe => return Next::Stop(StopReason::NotIdempotent),
             Decision::Done => return Next::Stop(StopReason::Finished),
-        }
-        if self.attempts >= policy.max_attempts {
+        };
+        let limits = policy.classes.get(class);
+        if self.attempts >= limits.max_attempts {
             return Next::Stop(StopReason::AttemptsExhausted);
         }
-        if retry_after.is_some_and(|asked| asked > policy.max_retry_after) {
+        if asked.is_some_and(|(delay, _)| delay > policy.max_retry_after) {
             return Next::Stop(StopReason::RetryAfterTooLong);
         }
+        let i = classes::index(class);
         let rng = self.rng.get_or_insert_with(|| policy.rng());
-        let backoff = policy
+        let backoff = limits
             .backoff
-            .delay(self.attempts - 1, self.previous_delay, rng);
-        self.previous_delay = Some(backoff);
-        // Retry-After is a floor under the backoff, never a replacement for it.
-        let wait = match retry_after {
-            Some(asked) if asked > backoff => Wait {
-                duration: asked,
-                reason: WaitReason::RetryAfter,
-            },
+            .delay(self.retries[i], self.previous_delay[i], rng);
+        // What the server asked for is a floor under the backoff, never a replacement for it.
+        let mut wait = match asked {
+            Some((duration, reason)) if duration > backoff => Wait { duration, reason },
             _ => Wait {
                 duration: backoff,
                 reason: WaitReason::Backoff,
             },
         };
+        if let Some(release) = self.release(policy, uri, now) {
+            let held = release.saturating_duration_since(now);
+            if held > wait.duration {
+                wait = Wait {
+                    duration: held,
+                    reason: WaitReason::Pushback,
+                };
+            }
+        }
         if let Some(deadline) = self.deadline {
             let ends = now.checked_add(wait.duration);
             if ends.is_none_or(|ends| ends >= deadline) {
                 return Next::Stop(StopReason::Deadline);
             }
         }
+        // Last, so that a retry refused for any other reason costs the budget nothing.
+        if let Some(budget) = &policy.budget {
+            if !budget.try_withdraw(class) {
+                return Next::Stop(StopReason::BudgetExhausted);
+            }
+        }
+        self.retries[i] += 1;
+        self.previous_delay[i] = Some(backoff);
         Next::Retry(wait)
+    }
+
+    /// When the next attempt to `uri` may leave if a pushback hold on its authority delays it: a
+    /// random instant within the hold's length after its end, so held requests leave spread out.
+    /// `None` when nothing holds it (always, without pushback).
+    pub(crate) fn release(
+        &mut self,
+        policy: &RetryPolicy,
+        uri: &Uri,
+        now: Instant,
+    ) -> Option<Instant> {
+        let hold = policy.pushback.as_ref()?.hold_for(uri, now)?;
+        let rng = self.rng.get_or_insert_with(|| policy.rng());
+        let spread = Backoff::constant(hold.length)
+            .max_delay(hold.length)
+            .delay(0, None, rng);
+        Some(hold.until + spread)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backoff::Backoff;
+    use crate::backoff::{Backoff, Jitter};
+    use crate::budget::RetryBudget;
     use crate::classify::RetryClass;
+    use crate::pushback::Pushback;
 
     const RETRY: Decision = Decision::Retry(RetryClass::Transient);
+    const THROTTLE: Decision = Decision::Retry(RetryClass::Throttling);
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
     }
 
     fn exact(policy: RetryPolicy) -> RetryPolicy {
-        policy.backoff(Backoff::exponential(secs(1)).jitter(crate::backoff::Jitter::None))
+        policy.backoff(Backoff::exponential(secs(1)).jitter(Jitter::None))
+    }
+
+    fn uri() -> Uri {
+        Uri::from_static("http://api.test/")
+    }
+
+    /// A planner whose first attempt is in flight.
+    fn started(deadline: Option<Instant>) -> Planner {
+        let mut plan = Planner::new(deadline);
+        plan.start_attempt();
+        plan
+    }
+
+    fn next(
+        plan: &mut Planner,
+        policy: &RetryPolicy,
+        decision: Decision,
+        asked: Option<Asked>,
+        now: Instant,
+    ) -> Next {
+        plan.next(policy, &uri(), decision, asked, now)
+    }
+
+    fn waits(duration: Duration, reason: WaitReason) -> Next {
+        Next::Retry(Wait { duration, reason })
     }
 
     #[test]
     fn stops_at_the_attempt_limit() {
         let policy = exact(RetryPolicy::new().max_attempts(3));
         let now = Instant::now();
-        let mut plan = Planner::new(None);
-        assert!(
-            matches!(plan.next(&policy, RETRY, None, now), Next::Retry(w) if w.duration == secs(1))
-        );
-        plan.start_attempt();
-        assert!(
-            matches!(plan.next(&policy, RETRY, None, now), Next::Retry(w) if w.duration == secs(2))
+        let mut plan = started(None);
+        assert_eq!(
+            next(&mut plan, &policy, RETRY, None, now),
+            waits(secs(1), WaitReason::Backoff)
         );
         plan.start_attempt();
         assert_eq!(
-            plan.next(&policy, RETRY, None, now),
+            next(&mut plan, &policy, RETRY, None, now),
+            waits(secs(2), WaitReason::Backoff)
+        );
+        plan.start_attempt();
+        assert_eq!(
+            next(&mut plan, &policy, RETRY, None, now),
             Next::Stop(StopReason::AttemptsExhausted)
         );
     }
 
     #[test]
-    fn retry_after_is_a_floor_and_has_a_cap() {
+    fn each_class_has_its_own_backoff_and_attempt_limit() {
+        let policy = RetryPolicy::new()
+            .backoff_for(
+                RetryClass::Throttling,
+                Backoff::exponential(secs(3)).jitter(Jitter::None),
+            )
+            .backoff_for(
+                RetryClass::Transient,
+                Backoff::exponential(secs(1)).jitter(Jitter::None),
+            )
+            .max_attempts_for(RetryClass::Throttling, 5)
+            .max_attempts_for(RetryClass::Transient, 3);
+        let now = Instant::now();
+        let mut plan = started(None);
+        assert_eq!(
+            next(&mut plan, &policy, RETRY, None, now),
+            waits(secs(1), WaitReason::Backoff)
+        );
+        plan.start_attempt();
+        // The first throttling retry starts its own schedule.
+        assert_eq!(
+            next(&mut plan, &policy, THROTTLE, None, now),
+            waits(secs(3), WaitReason::Backoff)
+        );
+        plan.start_attempt();
+        // Three attempts made: the transient limit is reached, the throttling one is not.
+        assert_eq!(
+            next(&mut plan, &policy, RETRY, None, now),
+            Next::Stop(StopReason::AttemptsExhausted)
+        );
+        assert_eq!(
+            next(&mut plan, &policy, THROTTLE, None, now),
+            waits(secs(6), WaitReason::Backoff)
+        );
+        plan.start_attempt();
+        assert_eq!(
+            next(&mut plan, &policy, THROTTLE, None, now),
+            waits(secs(12), WaitReason::Backoff)
+        );
+        plan.start_attempt();
+        assert_eq!(
+            next(&mut plan, &policy, THROTTLE, None, now),
+            Next::Stop(StopReason::AttemptsExhausted)
+        );
+    }
+
+    #[test]
+    fn the_default_throttling_backoff_waits_at_least_half_a_second_first() {
+        let policy = RetryPolicy::new().no_retry_budget().seed(1);
+        let now = Instant::now();
+        for _ in 0..200 {
+            let mut plan = started(None);
+            let Next::Retry(wait) = next(&mut plan, &policy, THROTTLE, None, now) else {
+                panic!("a first 429 is retried");
+            };
+            assert!(wait.duration >= Duration::from_millis(500) && wait.duration <= secs(1));
+        }
+    }
+
+    #[test]
+    fn what_the_server_asked_is_a_floor_and_has_a_cap() {
         let policy = exact(RetryPolicy::new().max_retry_after(secs(10)));
         let now = Instant::now();
-        let mut plan = Planner::new(None);
-        let retry = plan.next(&policy, RETRY, Some(secs(5)), now);
-        assert_eq!(
-            retry,
-            Next::Retry(Wait {
-                duration: secs(5),
-                reason: WaitReason::RetryAfter
-            })
+        let mut plan = started(None);
+        let retry = next(
+            &mut plan,
+            &policy,
+            RETRY,
+            Some((secs(5), WaitReason::RetryAfter)),
+            now,
         );
-        let mut plan = Planner::new(None);
-        let shorter = plan.next(&policy, RETRY, Some(Duration::ZERO), now);
-        assert_eq!(
-            shorter,
-            Next::Retry(Wait {
-                duration: secs(1),
-                reason: WaitReason::Backoff
-            })
+        assert_eq!(retry, waits(secs(5), WaitReason::RetryAfter));
+        let mut plan = started(None);
+        let reset = next(
+            &mut plan,
+            &policy,
+            RETRY,
+            Some((secs(7), WaitReason::RateLimitReset)),
+            now,
         );
-        let mut plan = Planner::new(None);
+        assert_eq!(reset, waits(secs(7), WaitReason::RateLimitReset));
+        let mut plan = started(None);
+        let shorter = next(
+            &mut plan,
+            &policy,
+            RETRY,
+            Some((Duration::ZERO, WaitReason::RetryAfter)),
+            now,
+        );
+        assert_eq!(shorter, waits(secs(1), WaitReason::Backoff));
+        let mut plan = started(None);
         assert_eq!(
-            plan.next(&policy, RETRY, Some(secs(11)), now),
+            next(
+                &mut plan,
+                &policy,
+                RETRY,
+                Some((secs(11), WaitReason::RateLimitReset)),
+                now
+            ),
             Next::Stop(StopReason::RetryAfterTooLong)
         );
     }
@@ -158,20 +306,26 @@ mod tests {
     fn no_wait_ends_past_the_deadline() {
         let policy = exact(RetryPolicy::new());
         let now = Instant::now();
-        let mut plan = Planner::new(Some(now + secs(3)));
+        let mut plan = started(Some(now + secs(3)));
         assert!(matches!(
-            plan.next(&policy, RETRY, None, now),
+            next(&mut plan, &policy, RETRY, None, now),
             Next::Retry(_)
         ));
         plan.start_attempt();
         // The next backoff is 2 s: from now + 1 s it would end exactly at the deadline.
         assert_eq!(
-            plan.next(&policy, RETRY, None, now + secs(1)),
+            next(&mut plan, &policy, RETRY, None, now + secs(1)),
             Next::Stop(StopReason::Deadline)
         );
-        let mut plan = Planner::new(Some(now + secs(3)));
+        let mut plan = started(Some(now + secs(3)));
         assert_eq!(
-            plan.next(&policy, RETRY, Some(secs(4)), now),
+            next(
+                &mut plan,
+                &policy,
+                RETRY,
+                Some((secs(4), WaitReason::RetryAfter)),
+                now
+            ),
             Next::Stop(StopReason::Deadline)
         );
     }
@@ -179,15 +333,76 @@ mod tests {
     #[test]
     fn final_and_unsafe_outcomes_stop_at_once() {
         let policy = RetryPolicy::new();
-        let mut plan = Planner::new(None);
+        let mut plan = started(None);
         let now = Instant::now();
         assert_eq!(
-            plan.next(&policy, Decision::Done, None, now),
+            next(&mut plan, &policy, Decision::Done, None, now),
             Next::Stop(StopReason::Finished)
         );
         assert_eq!(
-            plan.next(&policy, Decision::Unsafe, None, now),
+            next(&mut plan, &policy, Decision::Unsafe, None, now),
             Next::Stop(StopReason::NotIdempotent)
+        );
+    }
+
+    #[test]
+    fn the_budget_is_asked_last_and_can_refuse() {
+        let budget = RetryBudget::builder().floor(1).ratio(0.0).build();
+        let policy = exact(RetryPolicy::new().retry_budget(budget.clone()));
+        let now = Instant::now();
+        // Refused by the deadline first: the budget keeps its retry.
+        let mut plan = started(Some(now + secs(1)));
+        assert_eq!(
+            next(&mut plan, &policy, RETRY, None, now),
+            Next::Stop(StopReason::Deadline)
+        );
+        assert_eq!(budget.available(), 1.0);
+        let mut plan = started(None);
+        assert!(matches!(
+            next(&mut plan, &policy, RETRY, None, now),
+            Next::Retry(_)
+        ));
+        let mut plan = started(None);
+        assert_eq!(
+            next(&mut plan, &policy, RETRY, None, now),
+            Next::Stop(StopReason::BudgetExhausted)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pushback_hold_delays_the_retry_and_spreads_its_release() {
+        let pushback = Pushback::new();
+        let policy = exact(
+            RetryPolicy::new()
+                .no_retry_budget()
+                .pushback(pushback.clone())
+                .seed(9),
+        );
+        let now = Instant::now();
+        pushback.hold(&uri(), secs(4));
+        let mut releases = Vec::new();
+        for _ in 0..50 {
+            let mut plan = started(None);
+            match next(&mut plan, &policy, RETRY, None, now) {
+                Next::Retry(Wait {
+                    duration,
+                    reason: WaitReason::Pushback,
+                }) => {
+                    assert!(duration >= secs(4) && duration <= secs(8), "{duration:?}");
+                    releases.push(duration);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        releases.sort();
+        releases.dedup();
+        assert!(releases.len() > 40, "released at different instants");
+        // Another authority is not held.
+        let mut plan = started(None);
+        let other = Uri::from_static("http://other.test/");
+        assert_eq!(
+            plan.next(&policy, &other, RETRY, None, now),
+            waits(secs(1), WaitReason::Backoff)
         );
     }
 }

@@ -11,8 +11,11 @@ use rand::SeedableRng;
 
 use crate::backoff::Backoff;
 use crate::before_retry::BeforeRetryFn;
-use crate::classify::{default_decision, Decision, Outcome, RequestInfo};
+use crate::budget::RetryBudget;
+use crate::classes::Classes;
+use crate::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
 use crate::idempotency::Idempotency;
+use crate::pushback::Pushback;
 
 /// The default attempt limit: 4 attempts, that is 3 retries.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
@@ -45,8 +48,9 @@ type ClassifyFn = dyn Fn(&RequestInfo<'_>, &Outcome<'_>) -> Option<Decision> + S
 /// ```
 #[derive(Clone)]
 pub struct RetryPolicy {
-    pub(crate) max_attempts: u32,
-    pub(crate) backoff: Backoff,
+    pub(crate) classes: Classes,
+    pub(crate) budget: Option<RetryBudget>,
+    pub(crate) pushback: Option<Pushback>,
     pub(crate) max_retry_after: Duration,
     pub(crate) deadline: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
@@ -61,8 +65,9 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            backoff: Backoff::default(),
+            classes: Classes::default(),
+            budget: Some(RetryBudget::default()),
+            pushback: None,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             deadline: None,
             attempt_timeout: None,
@@ -82,15 +87,103 @@ impl RetryPolicy {
         Self::default()
     }
 
-    /// Makes at most `attempts` attempts in all, the first included (0 is taken as 1).
+    /// Makes at most `attempts` attempts in all, the first included (0 is taken as 1), whatever the
+    /// class of the failures. Sets both classes' limits; [`max_attempts_for`](Self::max_attempts_for)
+    /// after it changes one.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
+        for class in self.classes.both_mut() {
+            class.max_attempts = attempts.max(1);
+        }
         self
     }
 
-    /// Waits between attempts by this backoff.
+    /// Waits between attempts by this backoff, for both classes of retries;
+    /// [`backoff_for`](Self::backoff_for) after it changes one.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        for class in self.classes.both_mut() {
+            class.backoff = backoff.clone();
+        }
+        self
+    }
+
+    /// Waits by `backoff` (its shape, cap and jitter) before retrying an outcome of `class`. Each class
+    /// counts its own retries: the first throttling retry waits the throttling backoff's first delay
+    /// even after transient retries.
+    ///
+    /// | class | default | where it comes from |
+    /// |---|---|---|
+    /// | [`Throttling`](RetryClass::Throttling) (429, 409 in flight) | exponential from 1 s, doubling, cap 30 s, equal jitter | "429: initial wait of 500–1000 ms doubles to 30–60 s" (Supertone); "1s, 2s, 4s" (Memsy); "wait at least 1s" (QuillAI) |
+    /// | [`Transient`](RetryClass::Transient) (5xx, 408, transport) | exponential from 300 ms, doubling, cap 30 s, full jitter | "slightly more aggressive (300 ms initial) since they usually clear quickly" (Supertone); 30 s cap (QuillAI) |
+    ///
+    /// Equal jitter keeps at least half of each throttling delay, so a rate limiter that has just said
+    /// no is not asked again a few milliseconds later.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::Backoff;
+    /// use tower_http_retry::classify::RetryClass;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::default()
+    ///     .backoff_for(RetryClass::Throttling, Backoff::exponential(Duration::from_secs(2)))
+    ///     .max_attempts_for(RetryClass::Throttling, 6)
+    ///     .backoff_for(RetryClass::Transient, Backoff::constant(Duration::from_millis(100)));
+    /// # let _ = policy;
+    /// ```
+    pub fn backoff_for(mut self, class: RetryClass, backoff: Backoff) -> Self {
+        self.classes.get_mut(class).backoff = backoff;
+        self
+    }
+
+    /// Makes at most `attempts` attempts in all (0 is taken as 1) when the latest outcome is of
+    /// `class`: with 6 for throttling and 4 for transient, a call stops after its fourth attempt if
+    /// that one failed with a 503, after its sixth if with a 429. Both default to 4 (3 retries: "cap
+    /// retries at 3 to 5 attempts").
+    pub fn max_attempts_for(mut self, class: RetryClass, attempts: u32) -> Self {
+        self.classes.get_mut(class).max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Draws every retry from `budget`, which may be shared with other policies (clone the handle).
+    ///
+    /// The default policy has a budget of its own with [`RetryBudget`]'s default settings (10% of
+    /// requests over 10 s, plus 10 retries a window), shared by every layer built from the policy or
+    /// its clones. A retry the budget refuses is not made: the last response or error is returned and
+    /// the history's stop reason is [`BudgetExhausted`](crate::history::StopReason::BudgetExhausted).
+    ///
+    /// ```
+    /// use tower_http_retry::budget::RetryBudget;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let shared = RetryBudget::builder().ratio(0.2).build();
+    /// let users = RetryPolicy::default().retry_budget(shared.clone());
+    /// let orders = RetryPolicy::default().retry_budget(shared);
+    /// # let _ = (users, orders);
+    /// ```
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Retries without a budget: every failure gets all its retries, however many requests fail.
+    pub fn no_retry_budget(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+
+    /// Holds every attempt to an authority that asked clients to stay away (a 429 or 503 with
+    /// `Retry-After`, or a spent rate limit), first attempts included, until it said to come back.
+    /// Off by default. See [`pushback`](crate::pushback).
+    ///
+    /// ```
+    /// use tower_http_retry::pushback::Pushback;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::default().pushback(Pushback::new());
+    /// # let _ = policy;
+    /// ```
+    pub fn pushback(mut self, pushback: Pushback) -> Self {
+        self.pushback = Some(pushback);
         self
     }
 
@@ -195,8 +288,9 @@ enum Randomness {
 impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryPolicy")
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff", &self.backoff)
+            .field("classes", &self.classes)
+            .field("budget", &self.budget)
+            .field("pushback", &self.pushback)
             .field("max_retry_after", &self.max_retry_after)
             .field("deadline", &self.deadline)
             .field("attempt_timeout", &self.attempt_timeout)
@@ -253,6 +347,46 @@ mod tests {
 
     #[test]
     fn zero_attempts_means_one() {
-        assert_eq!(RetryPolicy::new().max_attempts(0).max_attempts, 1);
+        let policy = RetryPolicy::new().max_attempts(0);
+        for class in [RetryClass::Throttling, RetryClass::Transient] {
+            assert_eq!(policy.classes.get(class).max_attempts, 1);
+        }
+    }
+
+    #[test]
+    fn the_shared_setters_set_both_classes_and_the_class_setters_one() {
+        use crate::backoff::Jitter;
+        let exact = Backoff::constant(Duration::from_millis(5)).jitter(Jitter::None);
+        let policy = RetryPolicy::new()
+            .backoff(exact.clone())
+            .max_attempts(7)
+            .max_attempts_for(RetryClass::Throttling, 2);
+        assert_eq!(policy.classes.get(RetryClass::Throttling).backoff, exact);
+        assert_eq!(policy.classes.get(RetryClass::Transient).backoff, exact);
+        assert_eq!(policy.classes.get(RetryClass::Throttling).max_attempts, 2);
+        assert_eq!(policy.classes.get(RetryClass::Transient).max_attempts, 7);
+        let default = RetryPolicy::new();
+        assert_ne!(
+            default.classes.get(RetryClass::Throttling).backoff,
+            default.classes.get(RetryClass::Transient).backoff
+        );
+    }
+
+    #[test]
+    fn clones_of_a_policy_share_its_budget() {
+        let policy = RetryPolicy::new();
+        let clone = policy.clone();
+        assert!(policy
+            .budget
+            .as_ref()
+            .unwrap()
+            .same_as(clone.budget.as_ref().unwrap()));
+        let other = RetryPolicy::new();
+        assert!(!policy
+            .budget
+            .as_ref()
+            .unwrap()
+            .same_as(other.budget.as_ref().unwrap()));
+        assert!(RetryPolicy::new().no_retry_budget().budget.is_none());
     }
 }

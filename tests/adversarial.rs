@@ -266,19 +266,22 @@ async fn a_one_gib_failure_body_is_not_read_past_the_drain_limit() {
     );
 }
 
-#[tokio::test]
-async fn every_one_of_many_concurrent_calls_ends_against_a_resetting_server() {
-    // Every fifth request is reset; GETs are retried, so all should end in 200.
-    let mut script = Vec::new();
-    for i in 0..1000 {
-        script.push(if i % 5 == 0 {
-            Reply::Reset
-        } else {
-            Reply::status(200)
-        });
-    }
+/// 500 concurrent GETs through one layer against a server that resets every fifth request.
+/// Returns how many ended in 200, and checks that every other one ended in an error of the reset.
+async fn concurrent_calls_against_a_resetting_server(
+    policy: RetryPolicy,
+) -> (usize, Vec<tower_http_retry::Error>) {
+    let script = (0..1000)
+        .map(|i| {
+            if i % 5 == 0 {
+                Reply::Reset
+            } else {
+                Reply::status(200)
+            }
+        })
+        .collect();
     let server = Server::start([("/", script)]).await;
-    let service = client(quick().max_attempts(6));
+    let service = client(policy);
     let started = Instant::now();
     let tasks: Vec<_> = (0..500)
         .map(|_| {
@@ -287,11 +290,38 @@ async fn every_one_of_many_concurrent_calls_ends_against_a_resetting_server() {
             tokio::spawn(async move { service.oneshot(get(&url)).await })
         })
         .collect();
-    let mut ok = 0;
+    let (mut ok, mut errors) = (0, Vec::new());
     for task in tasks {
-        let result = task.await.expect("no task panicked");
-        ok += usize::from(result.is_ok_and(|r| r.status() == StatusCode::OK));
+        match task.await.expect("no task panicked") {
+            Ok(response) => {
+                assert_eq!(response.status(), StatusCode::OK);
+                ok += 1;
+            }
+            Err(error) => errors.push(error),
+        }
     }
-    assert_eq!(ok, 500, "every call ended in a 200");
     assert!(started.elapsed() < Duration::from_secs(20));
+    (ok, errors)
+}
+
+#[tokio::test]
+async fn every_one_of_many_concurrent_calls_ends_against_a_resetting_server() {
+    // Without a budget every reset GET is retried: all end in 200.
+    let (ok, errors) =
+        concurrent_calls_against_a_resetting_server(quick().no_retry_budget().max_attempts(6))
+            .await;
+    assert_eq!((ok, errors.len()), (500, 0));
+}
+
+#[tokio::test]
+async fn under_the_default_budget_calls_the_budget_refuses_end_in_their_error() {
+    // 100 resets at once are more than 10% of 500 requests plus the floor: the budget refuses some
+    // retries, and those calls end in the reset they got, saying the budget stopped them.
+    let (ok, errors) = concurrent_calls_against_a_resetting_server(quick().max_attempts(6)).await;
+    assert_eq!(ok + errors.len(), 500, "every call ended");
+    assert!(!errors.is_empty(), "the budget refused some retries");
+    for error in &errors {
+        assert!(error.is_budget_exhausted(), "{error}");
+        assert_eq!(error.kind().map(|k| k.is_never_sent()), Some(false));
+    }
 }

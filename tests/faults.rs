@@ -51,7 +51,10 @@ fn schedule() -> Schedule {
 }
 
 fn policy() -> RetryPolicy {
+    // 30% of attempts fail here, far past what the default 10% retry budget funds: this test is about
+    // side effects, not storms, so every failure gets its retries.
     RetryPolicy::default()
+        .no_retry_budget()
         .max_attempts(16)
         .attempt_timeout(ATTEMPT_TIMEOUT)
         .backoff(
