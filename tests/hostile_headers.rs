@@ -15,6 +15,9 @@ fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
         "(Mon|Sun|Sunday|Fri), [0-9]{1,2}[ -](Nov|Dec|Feb)[ -][0-9]{2,5} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
             .prop_map(String::into_bytes),
         "(Sun|Mon) (Nov|Feb) [ 0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}".prop_map(String::into_bytes),
+        r#""[a-z]{0,6}";(r|q|t|w)=-?[0-9]{0,12}(;(r|q|t|w)=[0-9.]{0,6})*(, "[a-z]{0,3}";r=[0-9]{0,3})?"#
+            .prop_map(String::into_bytes),
+        "(limit|remaining|reset)=[0-9]{0,8}(, (limit|remaining|reset)=-?[0-9.]{0,8})*".prop_map(String::into_bytes),
     ]
 }
 
@@ -25,6 +28,9 @@ fn raw_headers() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
         Just(b"ratelimit".to_vec()),
         Just(b"x-ratelimit-remaining".to_vec()),
         Just(b"x-ratelimit-reset".to_vec()),
+        Just(b"ratelimit-policy".to_vec()),
+        Just(b"ratelimit-remaining".to_vec()),
+        Just(b"ratelimit-reset".to_vec()),
         proptest::collection::vec(any::<u8>(), 1..12),
     ];
     proptest::collection::vec((name, header_bytes()), 0..6)
@@ -59,9 +65,18 @@ proptest! {
         jitter in any::<u8>(),
         max_retry_after_s in 0u16..600,
         status in prop_oneof![Just(429u16), Just(503u16)],
+        extra in raw_headers(),
     ) {
         properties::check_wait(&properties::WaitCase {
-            retry_after, date, base_ms, cap_ms, jitter, max_retry_after_s, status,
+            retry_after, date, base_ms, cap_ms, jitter, max_retry_after_s, status, extra,
         });
+    }
+
+    #[test]
+    fn rate_limit_headers_never_panic_and_wait_only_for_a_spent_quota(
+        headers in raw_headers(),
+        now in any::<u32>(),
+    ) {
+        properties::check_rate_limit(&headers, now);
     }
 }

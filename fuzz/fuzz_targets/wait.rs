@@ -6,8 +6,17 @@ mod properties;
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|input: (Vec<u8>, Vec<u8>, u32, u32, u8, u16, u16)| {
-    let (retry_after, date, base_ms, cap_ms, jitter, max_retry_after_s, status) = input;
+fuzz_target!(|input: (
+    Vec<u8>,
+    Vec<u8>,
+    u32,
+    u32,
+    u8,
+    u16,
+    u16,
+    Vec<(Vec<u8>, Vec<u8>)>
+)| {
+    let (retry_after, date, base_ms, cap_ms, jitter, max_retry_after_s, status, extra) = input;
     properties::check_wait(&properties::WaitCase {
         retry_after,
         date,
@@ -16,5 +25,6 @@ fuzz_target!(|input: (Vec<u8>, Vec<u8>, u32, u32, u8, u16, u16)| {
         jitter,
         max_retry_after_s: max_retry_after_s % 3_600,
         status,
+        extra,
     });
 });

@@ -12,7 +12,8 @@ use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::classify::{default_decision, Decision, Outcome, RequestInfo};
-use tower_http_retry::history::StopReason;
+use tower_http_retry::history::{StopReason, WaitReason};
+use tower_http_retry::rate_limit::{exhausted_for, rate_limit};
 use tower_http_retry::retry_after::retry_after;
 use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 
@@ -99,6 +100,22 @@ pub fn check_classify(status: u16, raw_headers: &[(Vec<u8>, Vec<u8>)], method: u
     }
 }
 
+/// Rate-limit headers of every generation, from arbitrary bytes: never a panic, and a wait for a reset
+/// only when the quota is reported spent.
+pub fn check_rate_limit(raw_headers: &[(Vec<u8>, Vec<u8>)], now_secs: u32) {
+    let headers = headers_from(raw_headers);
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(now_secs));
+    let status = rate_limit(&headers, now);
+    match exhausted_for(&headers, now) {
+        Some(reset) => {
+            let status = status.expect("a spent quota is a parsed quota");
+            assert_eq!(status.remaining, 0, "waited for a reset with quota left");
+            assert_eq!(status.reset, Some(reset));
+        }
+        None => assert!(status.is_none_or(|s| s.remaining > 0 || s.reset.is_none())),
+    }
+}
+
 /// What a hostile failure response does to the wait before the retry.
 pub struct WaitCase {
     pub retry_after: Vec<u8>,
@@ -108,6 +125,8 @@ pub struct WaitCase {
     pub jitter: u8,
     pub max_retry_after_s: u16,
     pub status: u16,
+    /// More headers on the failure: rate-limit fields, say.
+    pub extra: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// One failure with hostile headers, then a success, through the real layer under a paused clock:
@@ -137,7 +156,18 @@ async fn check_wait_async(case: &WaitCase) {
     if let Ok(value) = HeaderValue::from_bytes(&case.date) {
         failure.headers_mut().insert(http::header::DATE, value);
     }
-    let asked = retry_after(failure.headers(), SystemTime::now());
+    for (name, value) in headers_from(&case.extra) {
+        if let Some(name) = name {
+            if name != http::header::RETRY_AFTER && name != http::header::DATE {
+                failure.headers_mut().append(name, value);
+            }
+        }
+    }
+    // Retry-After first; a spent rate limit's reset only without one.
+    let now = SystemTime::now();
+    let headers_of_failure = failure.headers().clone();
+    let asked =
+        retry_after(&headers_of_failure, now).or_else(|| exhausted_for(&headers_of_failure, now));
     let failure = std::sync::Arc::new(std::sync::Mutex::new(Some(failure)));
     let server = tower::service_fn(move |_: Request<Full<Bytes>>| {
         let next = failure
@@ -179,10 +209,20 @@ async fn check_wait_async(case: &WaitCase) {
         .expect("a history")
         .clone();
     let first = &history.attempts()[0];
-    assert_eq!(
-        first.retry_after, asked,
-        "the history reports what the server asked for"
-    );
+    // The layer read the headers a moment after this check did: a date may give a few microseconds less.
+    let close = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_secs(1);
+    match (first.retry_after, asked) {
+        (Some(seen), Some(asked)) => assert!(close(seen, asked), "{seen:?} against {asked:?}"),
+        (seen, asked) => assert_eq!(seen, asked, "the history reports what the server asked for"),
+    }
+    let asked = first.retry_after;
+    if retry_after(&headers_of_failure, now).is_some() {
+        assert_ne!(
+            first.wait.map(|w| w.reason),
+            Some(WaitReason::RateLimitReset),
+            "Retry-After takes precedence over a rate limit"
+        );
+    }
     match first.wait {
         Some(wait) => {
             let floor = asked.unwrap_or(Duration::ZERO);
