@@ -52,6 +52,13 @@
 //! [`max_retry_after`](RetryPolicy::max_retry_after), or past the deadline, is not waited for: the
 //! response is returned at once and [`RetryHistory::retry_after`] carries what the server asked for.
 //!
+//! # Request bodies
+//!
+//! Every retry sends the body again. Bodies that share their bytes (`Full<Bytes>`, `Empty`, `Bytes`)
+//! are replayed without copying a byte ([`body`]). Bodies that can be read only once (axum's `Body`,
+//! hyper's `Incoming`, a stream) become replayable with one more layer, [`ReplayBodyLayer`], which
+//! records up to 64 KiB of each body while the first attempt streams it ([`replay`]).
+//!
 //! # Defaults
 //!
 //! | setting | default | where it comes from |
@@ -64,6 +71,7 @@
 //! | total deadline | none | depends on the endpoint; set one ([`RetryPolicy::deadline`]) |
 //! | per-attempt timeout | none | depends on the endpoint; set one ([`RetryPolicy::attempt_timeout`]) |
 //! | drained from a discarded body | 64 KiB | enough for an error page, small enough to be bounded |
+//! | recorded of a [`ReplayBody`] | 64 KiB | the common replay buffer size (linkerd's, for one) |
 //! | idempotency key header | `Idempotency-Key` | the IETF draft |
 //!
 //! # What the caller sees
@@ -94,6 +102,7 @@ pub mod history;
 mod layer;
 mod plan;
 mod policy;
+pub mod replay;
 pub mod retry_after;
 mod service;
 
@@ -105,6 +114,7 @@ pub use policy::{
     RetryPolicy, DEFAULT_DRAIN_LIMIT, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RETRY_AFTER,
 };
+pub use replay::{ReplayBody, ReplayBodyLayer, DEFAULT_REPLAY_LIMIT};
 pub use service::Retry;
 
 // The README's examples compile as doc tests.
