@@ -286,11 +286,17 @@ impl<B> Tape<B> {
         B: Body,
     {
         let replay = self.read.saturating_sub(sent);
+        let mut hint = SizeHint::new();
         if self.ended {
-            return SizeHint::with_exact(replay);
+            // A known length makes HTTP/1.1 send a Content-Length, which has no room for trailers: a
+            // body that ends in trailers keeps an open upper bound, as a chunked original had.
+            hint.set_lower(replay);
+            if self.trailers.is_none() {
+                hint.set_upper(replay);
+            }
+            return hint;
         }
         let rest = self.original.size_hint();
-        let mut hint = SizeHint::new();
         hint.set_lower(rest.lower().saturating_add(replay));
         if let Some(upper) = rest.upper() {
             hint.set_upper(upper.saturating_add(replay));
@@ -967,6 +973,19 @@ mod tests {
         let mut first = template.replay().unwrap();
         data(poll(&mut first));
         drop(first);
+        let hint = template.size_hint();
+        assert_eq!((hint.lower(), hint.upper()), (3, None));
+
+        // A body ending in trailers never claims an exact length, which would cost it the trailers.
+        let source = Scripted::new(
+            [
+                Item::Data(Bytes::from_static(b"abc")),
+                Item::Trailers(trailers()),
+            ],
+            false,
+        );
+        let template = ReplayBody::new(source);
+        drain(&mut template.replay().unwrap());
         let hint = template.size_hint();
         assert_eq!((hint.lower(), hint.upper()), (3, None));
 
