@@ -128,8 +128,6 @@ pub struct ReplayBody<B> {
     tape: Option<Pin<Box<Tape<B>>>>,
     /// Where this copy stands in the body.
     position: Position,
-    /// This copy has yielded its last frame and handed the tape on.
-    done: bool,
 }
 
 /// How far one copy has got.
@@ -139,6 +137,8 @@ struct Position {
     sent: u64,
     /// The next recorded chunk this copy sends.
     chunk: usize,
+    /// This copy has yielded its last frame (and hands the tape on).
+    done: bool,
 }
 
 struct Shared<B> {
@@ -168,18 +168,6 @@ pin_project! {
         // Why the recording can no longer be replayed, once it cannot.
         broken: Option<NotReplayable>,
     }
-}
-
-/// What one poll of the tape produced for a copy.
-enum Step {
-    /// A frame; `last` when the copy has nothing more to send after it.
-    Frame {
-        frame: Frame<Bytes>,
-        last: bool,
-    },
-    /// The copy has sent everything.
-    End,
-    Error(BoxError),
 }
 
 impl<B: Body> ReplayBody<B> {
@@ -229,7 +217,6 @@ impl<B> ReplayBody<B> {
             shared,
             tape: None,
             position: Position::default(),
-            done: false,
         }
     }
 
@@ -346,12 +333,13 @@ impl<B> Tape<B> {
     }
 
     /// The next frame for a copy at `position`: first what earlier copies read, then the original.
+    /// Marks the position done with the copy's last frame.
     fn next_frame(
         mut self: Pin<&mut Self>,
         position: &mut Position,
         shared: &Shared<B>,
         cx: &mut Context<'_>,
-    ) -> Poll<Step>
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -360,18 +348,16 @@ impl<B> Tape<B> {
         if position.sent < self.read {
             let this = self.as_mut().project();
             if let Some(why) = *this.broken {
-                return Poll::Ready(Step::Error(Box::new(why)));
+                return Poll::Ready(Some(Err(Box::new(why))));
             }
+            // Always there: while it is kept, the recording holds every byte read.
             let Some(chunk) = this.chunks.get(position.chunk).cloned() else {
-                return Poll::Ready(Step::Error(Box::new(NotReplayable::StillSending)));
+                return Poll::Ready(Some(Err(Box::new(NotReplayable::Declined))));
             };
             position.chunk += 1;
             position.sent += chunk.len() as u64;
-            let last = self.is_drained(position.sent);
-            return Poll::Ready(Step::Frame {
-                frame: Frame::data(chunk),
-                last,
-            });
+            position.done = self.is_drained(position.sent);
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         if !self.ended {
             let this = self.as_mut().project();
@@ -382,35 +368,30 @@ impl<B> Tape<B> {
                         *this.read += chunk.len() as u64;
                         position.sent = *this.read;
                         self.as_mut().record(chunk, shared);
+                        let this = self.project();
+                        if this.original.is_end_stream() {
+                            *this.ended = true;
+                            position.done = true;
+                        }
                     } else if let Some(trailers) = frame.trailers_ref() {
                         *this.trailers = Some(trailers.clone());
                         *this.ended = true;
-                        return Poll::Ready(Step::Frame { frame, last: true });
+                        position.done = true;
                     }
-                    let this = self.as_mut().project();
-                    if this.original.is_end_stream() {
-                        *this.ended = true;
-                    }
-                    let last = self.is_drained(position.sent);
-                    return Poll::Ready(Step::Frame { frame, last });
+                    return Poll::Ready(Some(Ok(frame)));
                 }
                 Some(Err(error)) => {
                     *this.broken = Some(NotReplayable::BodyFailed);
                     *this.chunks = Vec::new();
                     *this.block = BytesMut::new();
                     shared.recorded.store(0, Ordering::Relaxed);
-                    return Poll::Ready(Step::Error(error.into()));
+                    return Poll::Ready(Some(Err(error.into())));
                 }
                 None => *this.ended = true,
             }
         }
-        match &self.trailers {
-            Some(trailers) => Poll::Ready(Step::Frame {
-                frame: Frame::trailers(trailers.clone()),
-                last: true,
-            }),
-            None => Poll::Ready(Step::End),
-        }
+        position.done = true;
+        Poll::Ready(self.trailers.clone().map(|t| Ok(Frame::trailers(t))))
     }
 }
 
@@ -427,7 +408,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if this.done {
+        if this.position.done {
             return Poll::Ready(None);
         }
         let tape = match &mut this.tape {
@@ -437,35 +418,24 @@ where
                 None => return Poll::Ready(Some(Err(Box::new(NotReplayable::StillSending)))),
             },
         };
-        match ready!(tape
+        let polled = ready!(tape
             .as_mut()
-            .next_frame(&mut this.position, &this.shared, cx))
-        {
-            Step::Frame { frame, last } => {
-                if last {
-                    this.done = true;
-                    this.hand_on();
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Step::End => {
-                this.done = true;
-                this.hand_on();
-                Poll::Ready(None)
-            }
-            Step::Error(error) => Poll::Ready(Some(Err(error))),
+            .next_frame(&mut this.position, &this.shared, cx));
+        if this.position.done {
+            this.hand_on();
         }
+        Poll::Ready(polled)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.position.done
             || self
                 .look(|tape| tape.is_drained(self.position.sent))
                 .unwrap_or(false)
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.done {
+        if self.position.done {
             return SizeHint::with_exact(0);
         }
         self.look(|tape| tape.remaining(self.position.sent))
@@ -500,7 +470,7 @@ impl<B> std::fmt::Debug for ReplayBody<B> {
             .field("recorded", &self.recorded_bytes())
             .field("sent", &self.position.sent)
             .field("sending", &self.tape.is_some())
-            .field("done", &self.done)
+            .field("done", &self.position.done)
             .finish()
     }
 }
