@@ -10,6 +10,11 @@
 //! chunk), with an unknown length, and the default 64 KiB limit: the first 64 KiB are recorded, then
 //! the recording is dropped and the rest streams through.
 //!
+//! Times are the benchmark thread's CPU time, not wall time: the machine is shared, and wall time would
+//! also count other processes' turns on the CPU. Everything runs on that one thread (the loopback
+//! client and server share a current-thread runtime), so its CPU time is the whole cost, the kernel's
+//! work for the loopback socket included.
+//!
 //! Run with `cargo bench --bench replay`.
 
 #[path = "../tests/support/upload.rs"]
@@ -23,6 +28,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use cpu_time::ThreadTime;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use http::{Request, Response};
 use http_body::Body;
@@ -39,6 +46,36 @@ use upload::Upload;
 
 const LEN: u64 = 64 << 20;
 const CHUNK: usize = 16 << 10;
+
+/// The CPU time of the calling thread, reported like wall time.
+struct ThreadCpuTime;
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> ThreadTime {
+        ThreadTime::now()
+    }
+    fn end(&self, start: ThreadTime) -> Duration {
+        start.elapsed()
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL_TIME: WallTime = WallTime;
+        WALL_TIME.formatter()
+    }
+}
+
+type Bench = Criterion<ThreadCpuTime>;
 
 fn upload() -> Upload {
     Upload::pattern(LEN, CHUNK)
@@ -61,7 +98,7 @@ fn stream<B: Body<Data = Bytes> + Unpin>(mut body: B, mut sink: impl FnMut(&Byte
     }
 }
 
-fn in_memory(c: &mut Criterion) {
+fn in_memory(c: &mut Bench) {
     let mut group = c.benchmark_group("stream_64mib_copied");
     group.throughput(Throughput::Bytes(LEN));
     group.sample_size(20);
@@ -138,7 +175,7 @@ where
     poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
 }
 
-fn loopback(c: &mut Criterion) {
+fn loopback(c: &mut Bench) {
     // One thread for client and server: no cross-core wake-ups, so the two runs differ only in the body.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -169,5 +206,9 @@ fn loopback(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, in_memory, loopback);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = in_memory, loopback
+}
 criterion_main!(benches);

@@ -52,23 +52,34 @@
 //! `Full<Bytes>` in one works, but adds the costs below for nothing, and a `Full` longer than the limit
 //! stops being replayable.
 //!
+//! That is why recording is a layer of its own rather than something the retry layer does to every
+//! body: which path a body takes is decided by its type, once, where the service is built. Without
+//! [`ReplayBodyLayer`] every body keeps the zero-copy path (and a one-shot body does not compile); with
+//! it, every body is recorded. The same line written by hand is
+//! `.map_request(|request: Request<Body>| request.map(ReplayBody::new))`.
+//!
 //! # How it works, and what it costs
 //!
 //! The first attempt streams the original body as it comes and records each chunk by reference (a
 //! `Bytes` chunk is not copied; any other `Buf` is copied once into `Bytes`). A retry first sends the
 //! recording, then streams whatever the original had not yet yielded, recording that too, so a server
 //! that answered before reading the whole upload still gets every byte exactly once. Trailers are
-//! recorded and sent again. `size_hint` and `is_end_stream` are exact for every copy.
+//! recorded and sent again. `size_hint` and `is_end_stream` are exact for every copy, with one
+//! exception: a body that ends in trailers never reports an exact length, because HTTP/1.1 would then
+//! be sent with a `Content-Length` and lose its trailers.
 //!
-//! - **Memory**: at most the limit per request ([`DEFAULT_REPLAY_LIMIT`], 64 KiB;
-//!   [`ReplayBodyLayer::limit`] changes it). Chunks under 512 bytes are copied together into blocks so a
+//! - **Memory**: at most the limit of recorded bytes per request ([`DEFAULT_REPLAY_LIMIT`], 64 KiB;
+//!   [`ReplayBodyLayer::limit`] changes it), plus a 32-byte handle per recorded chunk and one block of
+//!   up to 4 KiB being filled. Chunks under 512 bytes are copied together into blocks so a
 //!   body sent in tiny chunks cannot cost more in bookkeeping than in bytes. A recorded `Bytes` chunk
 //!   keeps the buffer it points into alive, as it would in any zero-copy design.
 //! - **Past the limit** the recording is dropped; the attempt in flight carries on unharmed, and the
 //!   request is not retried: the history says [`NotReplayable::TooLarge`]. A body whose size hint is
 //!   already over the limit is streamed untouched and never recorded.
-//! - **Time**: two allocations per request, one uncontended lock when an attempt starts sending and
-//!   one when it stops; per chunk, a reference count while recording and a few comparisons after.
+//! - **Time**: two allocations per request and a few uncontended locks per attempt (when it is made,
+//!   starts sending and stops), never one per chunk; per chunk, a reference count while recording and
+//!   a few comparisons after. Streaming 64 MiB in 16 KiB chunks costs about 20 ns per chunk over the
+//!   bare body, which is lost in the cost of any real transport (see the README's "Performance").
 //! - **A response that arrives while its request body is still being sent** ends the retries: that
 //!   attempt's transport still owns the body and may still be reading it, so another attempt could not
 //!   be given a whole body. The history says [`NotReplayable::StillSending`].
