@@ -41,8 +41,8 @@ pub enum NotReplayable {
         /// The replay limit, in bytes.
         limit: u64,
     },
-    /// An attempt's outcome arrived while its request body was still being sent, so there is no whole
-    /// body to send again.
+    /// An attempt ended (its response arrived, or it timed out) while its request body was still being
+    /// sent: that attempt's transport still holds the body, so there is no whole body to send again.
     StillSending,
     /// The body itself failed while being sent; the rest of it no longer exists.
     BodyFailed,
@@ -59,7 +59,7 @@ impl fmt::Display for NotReplayable {
                 )
             }
             NotReplayable::StillSending => {
-                f.write_str("the response arrived while the request body was still being sent")
+                f.write_str("the attempt ended while its request body was still being sent")
             }
             NotReplayable::BodyFailed => f.write_str("the request body failed while being sent"),
         }
@@ -111,6 +111,22 @@ mod tests {
         let bytes = copy.collect().await.unwrap().to_bytes();
         assert_eq!(bytes, original);
         assert_eq!(bytes.as_ptr(), original.as_ptr(), "no byte copied");
+    }
+
+    #[test]
+    fn every_reason_reads_as_a_sentence() {
+        assert_eq!(
+            NotReplayable::TooLarge { limit: 65536 }.to_string(),
+            "the request body is over its replay limit of 65536 bytes"
+        );
+        assert_eq!(
+            NotReplayable::StillSending.to_string(),
+            "the attempt ended while its request body was still being sent"
+        );
+        assert_eq!(
+            NotReplayable::BodyFailed.to_string(),
+            "the request body failed while being sent"
+        );
     }
 
     #[test]

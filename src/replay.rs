@@ -80,9 +80,10 @@
 //!   starts sending and stops), never one per chunk; per chunk, a reference count while recording and
 //!   a few comparisons after. Streaming 64 MiB in 16 KiB chunks costs about 20 ns per chunk over the
 //!   bare body, which is lost in the cost of any real transport (see the README's "Performance").
-//! - **A response that arrives while its request body is still being sent** ends the retries: that
-//!   attempt's transport still owns the body and may still be reading it, so another attempt could not
-//!   be given a whole body. The history says [`NotReplayable::StillSending`].
+//! - **A response that arrives while its request body is still being sent** ends the retries (so does
+//!   an attempt timeout at that point): that attempt's transport still owns the body and may still be
+//!   reading it, so another attempt could not be given a whole body. The history says
+//!   [`NotReplayable::StillSending`].
 //! - An error from the original body ends the retries too ([`NotReplayable::BodyFailed`]): the rest of
 //!   the body no longer exists.
 //!
@@ -238,6 +239,22 @@ impl<B> ReplayBody<B> {
 
     /// The bytes the recording holds now (shared by every copy): never more than [`limit`](Self::limit),
     /// and 0 once the body went past it.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower_http_retry::body::ReplayableBody;
+    /// use tower_http_retry::ReplayBody;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let body = ReplayBody::with_limit(Full::new(Bytes::from(vec![0u8; 600])).boxed(), 1024);
+    /// let copy = body.replay().unwrap();
+    /// assert_eq!(copy.recorded_bytes(), 0, "nothing is recorded before the body is sent");
+    /// body.collect().await.unwrap();
+    /// assert_eq!(copy.recorded_bytes(), 600);
+    /// # }
+    /// ```
     pub fn recorded_bytes(&self) -> u64 {
         self.shared.recorded.load(Ordering::Relaxed)
     }
@@ -542,6 +559,27 @@ impl<S> Layer<S> for ReplayBodyLayer {
 }
 
 /// Wraps each request's body in a [`ReplayBody`] and passes the request on. Made by [`ReplayBodyLayer`].
+///
+/// ```
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+/// use tower::{Layer, ServiceExt};
+/// use tower_http_retry::{ReplayBody, ReplayBodyLayer};
+///
+/// type Upload = UnsyncBoxBody<Bytes, Infallible>;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let inner = tower::service_fn(|request: http::Request<ReplayBody<Upload>>| async move {
+///     Ok::<_, Infallible>(http::Response::new(request.into_body().limit()))
+/// });
+/// let service = ReplayBodyLayer::new().limit(1 << 20).layer(inner);
+/// let upload: Upload = Full::new(Bytes::from_static(b"data")).boxed_unsync();
+/// let response = service.oneshot(http::Request::new(upload)).await.unwrap();
+/// assert_eq!(*response.body(), 1 << 20, "the body was wrapped with the layer's limit");
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ReplayBodyService<S> {
     inner: S,

@@ -116,8 +116,8 @@ impl Body for Upload {
     }
 }
 
-/// 1 MiB and 7 bytes of xorshift output: not a multiple of any chunk size, so a chunk sent twice or
-/// lost changes the hash.
+/// 1 MiB and 7 bytes of xorshift output: not a multiple of any chunk size, so no two chunks of an
+/// upload are alike and a chunk sent in place of another changes the hash.
 fn source() -> Bytes {
     static SOURCE: OnceLock<Bytes> = OnceLock::new();
     SOURCE
