@@ -2,7 +2,9 @@
 //!
 //! A retry needs a second copy of the request body. Bodies that share their bytes ([`Full<Bytes>`],
 //! [`Empty`], [`Bytes`]) hand out a copy by reference counting: no byte is copied. `String` is cloned,
-//! which copies it; prefer `Full<Bytes>` for large payloads.
+//! which copies it; prefer `Full<Bytes>` for large payloads. Bodies that can be read only once (axum's
+//! `Body`, hyper's `Incoming`, streams) become replayable in a [`ReplayBody`](crate::ReplayBody): see
+//! [`replay`](crate::replay).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -33,12 +35,33 @@ pub trait ReplayableBody: Sized {
 pub enum NotReplayable {
     /// The body's own implementation declines to be replayed (a one-shot body).
     Declined,
+    /// The body is longer than its replay limit: the recording was dropped (or never started, when
+    /// the size hint was already over it) and the attempt that was sending it carried on.
+    TooLarge {
+        /// The replay limit, in bytes.
+        limit: u64,
+    },
+    /// An attempt ended (its response arrived, or it timed out) while its request body was still being
+    /// sent: that attempt's transport still holds the body, so there is no whole body to send again.
+    StillSending,
+    /// The body itself failed while being sent; the rest of it no longer exists.
+    BodyFailed,
 }
 
 impl fmt::Display for NotReplayable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NotReplayable::Declined => f.write_str("the body cannot be replayed"),
+            NotReplayable::TooLarge { limit } => {
+                write!(
+                    f,
+                    "the request body is over its replay limit of {limit} bytes"
+                )
+            }
+            NotReplayable::StillSending => {
+                f.write_str("the attempt ended while its request body was still being sent")
+            }
+            NotReplayable::BodyFailed => f.write_str("the request body failed while being sent"),
         }
     }
 }
@@ -88,6 +111,22 @@ mod tests {
         let bytes = copy.collect().await.unwrap().to_bytes();
         assert_eq!(bytes, original);
         assert_eq!(bytes.as_ptr(), original.as_ptr(), "no byte copied");
+    }
+
+    #[test]
+    fn every_reason_reads_as_a_sentence() {
+        assert_eq!(
+            NotReplayable::TooLarge { limit: 65536 }.to_string(),
+            "the request body is over its replay limit of 65536 bytes"
+        );
+        assert_eq!(
+            NotReplayable::StillSending.to_string(),
+            "the attempt ended while its request body was still being sent"
+        );
+        assert_eq!(
+            NotReplayable::BodyFailed.to_string(),
+            "the request body failed while being sent"
+        );
     }
 
     #[test]

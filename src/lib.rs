@@ -71,6 +71,12 @@
 //! attempt limit ([`RetryPolicy::backoff_for`]). A spent quota reported by [rate-limit
 //! headers](rate_limit) makes a retry wait for its reset, and opt-in [shared pushback](pushback) holds
 //! every request to a server that asked clients to stay away, first attempts included.
+//! # Request bodies
+//!
+//! Every retry sends the body again. Bodies that share their bytes (`Full<Bytes>`, `Empty`, `Bytes`)
+//! are replayed without copying a byte ([`body`]). Bodies that can be read only once (axum's `Body`,
+//! hyper's `Incoming`, a stream) become replayable with one more layer, [`ReplayBodyLayer`], which
+//! records up to 64 KiB of each body while the first attempt streams it ([`replay`]).
 //!
 //! # Defaults
 //!
@@ -87,6 +93,7 @@
 //! | total deadline | none | depends on the endpoint; set one ([`RetryPolicy::deadline`]) |
 //! | per-attempt timeout | none | depends on the endpoint; set one ([`RetryPolicy::attempt_timeout`]) |
 //! | drained from a discarded body | 64 KiB | enough for an error page, small enough to be bounded |
+//! | recorded of a [`ReplayBody`] | 64 KiB | the common replay buffer size (linkerd's, for one) |
 //! | idempotency key header | `Idempotency-Key` | the IETF draft |
 //! | keys injected | none; [`inject_idempotency_keys`](RetryPolicy::inject_idempotency_keys): POST, PATCH | only servers that honour keys make a keyed retry safe |
 //! | replayed-answer header | `X-Idempotency-Replayed: true` | the vendor guidance |
@@ -127,6 +134,7 @@ mod plan;
 mod policy;
 pub mod pushback;
 pub mod rate_limit;
+pub mod replay;
 pub mod retry_after;
 mod service;
 
@@ -139,6 +147,7 @@ pub use policy::{
     RetryPolicy, DEFAULT_DRAIN_LIMIT, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RETRY_AFTER,
 };
+pub use replay::{ReplayBody, ReplayBodyLayer, DEFAULT_REPLAY_LIMIT};
 pub use service::Retry;
 
 // The README's examples compile as doc tests.
