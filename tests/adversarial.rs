@@ -4,6 +4,8 @@
 
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/upload.rs"]
+mod upload;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::classify::ErrorKind;
 use tower_http_retry::history::{AttemptOutcome, StopReason};
-use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::{ReplayBodyLayer, Retry, RetryHistory, RetryLayer, RetryPolicy};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -324,4 +326,44 @@ async fn under_the_default_budget_calls_the_budget_refuses_end_in_their_error() 
         assert!(error.is_budget_exhausted(), "{error}");
         assert_eq!(error.kind().map(|k| k.is_never_sent()), Some(false));
     }
+}
+
+#[tokio::test]
+async fn a_reset_in_the_middle_of_a_streamed_upload_is_retried_with_the_whole_body() {
+    let payload: Bytes = (0..24 * 1024)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let server = Server::start([(
+        "/upload",
+        vec![Reply::ResetMidBody { after: 8 * 1024 }, Reply::status(201)],
+    )])
+    .await;
+    // A one-shot streamed body, made replayable by one layer.
+    let chunks: Vec<Bytes> = payload.chunks(1024).map(Bytes::copy_from_slice).collect();
+    let client = ServiceBuilder::new()
+        .layer(ReplayBodyLayer::new())
+        .layer(RetryLayer::new(quick()))
+        .service(Client::builder(TokioExecutor::new()).build_http());
+    let request = Request::put(server.url("/upload"))
+        .body(upload::Upload::chunks(chunks))
+        .unwrap();
+    let response = client.oneshot(request).await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let received = server.received();
+    assert_eq!(received.len(), 2);
+    assert!(
+        !received[0].body.is_empty() && received[0].body.len() < payload.len(),
+        "the first attempt was cut off after {} bytes",
+        received[0].body.len()
+    );
+    assert!(
+        payload.starts_with(&received[0].body),
+        "what arrived was a prefix"
+    );
+    assert_eq!(
+        received[1].body, payload,
+        "the retry sent every byte once, in order"
+    );
 }

@@ -37,6 +37,9 @@ pub enum Reply {
     },
     /// Aborts the connection with a TCP reset, without answering.
     Reset,
+    /// Reads `after` bytes of the request body (or all of a shorter one), then aborts the connection
+    /// with a TCP reset, without answering.
+    ResetMidBody { after: usize },
     /// Sends a response head with `status`, then `prefix` of the body (maybe empty), then a few
     /// milliseconds later aborts the connection in the middle of the body.
     BodyFails { status: u16, prefix: Bytes },
@@ -210,21 +213,10 @@ async fn handle(
     shared: Arc<Mutex<Shared>>,
     abort: Arc<Notify>,
 ) -> Result<Response<ServerBody>, Infallible> {
-    let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let (parts, mut incoming) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let reply = {
         let mut shared = shared.lock().unwrap();
-        shared.received.push(Received {
-            method: parts.method,
-            path: path.clone(),
-            headers: parts.headers,
-            body,
-        });
         let n = shared.served.entry(path.clone()).or_insert(0);
         let index = *n;
         *n += 1;
@@ -233,6 +225,24 @@ async fn handle(
             _ => Reply::status(404),
         }
     };
+    // Read the whole body, or only its first bytes when the reply is to break off in the middle.
+    let stop_after = match &reply {
+        Reply::ResetMidBody { after } => *after,
+        _ => usize::MAX,
+    };
+    let mut body = Vec::new();
+    while body.len() < stop_after {
+        match incoming.frame().await {
+            Some(Ok(frame)) => body.extend_from_slice(frame.data_ref().map_or(&[][..], |d| &d[..])),
+            _ => break,
+        }
+    }
+    shared.lock().unwrap().received.push(Received {
+        method: parts.method,
+        path,
+        headers: parts.headers,
+        body: body.into(),
+    });
     match reply {
         Reply::Respond {
             status,
@@ -252,7 +262,7 @@ async fn handle(
             }
             Ok(response)
         }
-        Reply::Reset => {
+        Reply::Reset | Reply::ResetMidBody { .. } => {
             abort.notify_one();
             std::future::pending().await
         }
