@@ -1,5 +1,6 @@
-//! A soak run: many POSTs with idempotency keys through one retry layer against a local server that
-//! injects faults into a share of attempts and refuses a share of connections, then the ledger.
+//! A soak run: many POSTs with idempotency keys and streamed bodies through one retry layer against a
+//! local server that injects faults into a share of attempts and refuses a share of connections, then
+//! the ledger. The bodies are one-shot streams made replayable by `ReplayBodyLayer`.
 //!
 //! ```sh
 //! cargo run --release --example soak            # 200,000 requests
@@ -12,6 +13,8 @@
 
 #[path = "../tests/support/faults.rs"]
 mod faults;
+#[path = "../tests/support/upload.rs"]
+mod upload;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -21,14 +24,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use faults::{digest, Fault, FaultServer, RefusingConnector, Schedule, REQUEST_ID};
 use http::Request;
-use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::Backoff;
-use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy, DEFAULT_IDEMPOTENCY_HEADER};
+use tower_http_retry::{
+    ReplayBodyLayer, RetryHistory, RetryLayer, RetryPolicy, DEFAULT_IDEMPOTENCY_HEADER,
+};
+use upload::Upload;
 
 const IN_FLIGHT: usize = 64;
 const SEED: u64 = 0x50A6;
@@ -40,6 +45,15 @@ fn payload(id: u64) -> Bytes {
         (0..size)
             .map(|i| (id as usize + i * 31) as u8)
             .collect::<Vec<u8>>(),
+    )
+}
+
+/// A one-shot stream of `bytes` in chunks of 100 bytes.
+fn streamed(bytes: Bytes) -> Upload {
+    Upload::chunks(
+        (0..bytes.len())
+            .step_by(100)
+            .map(|at| bytes.slice(at..(at + 100).min(bytes.len()))),
     )
 }
 
@@ -73,7 +87,7 @@ async fn main() -> ExitCode {
     };
     let server = FaultServer::start(schedule, Some(DEFAULT_IDEMPOTENCY_HEADER)).await;
     let connector = RefusingConnector::new(SEED, 0.05);
-    let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector);
+    let client = Client::builder(TokioExecutor::new()).build(connector);
     // A fifth of attempts fail, twice what the default retry budget funds: the soak is about what
     // the layer does with every retry it makes, so it makes them all.
     let policy = RetryPolicy::default()
@@ -85,6 +99,7 @@ async fn main() -> ExitCode {
             Backoff::exponential(Duration::from_millis(2)).max_delay(Duration::from_millis(50)),
         );
     let service = ServiceBuilder::new()
+        .layer(ReplayBodyLayer::new())
         .layer(RetryLayer::new(policy))
         .service(client);
 
@@ -111,7 +126,7 @@ async fn main() -> ExitCode {
         tasks.push(tokio::spawn(async move {
             let request = Request::post(url)
                 .header(REQUEST_ID, id)
-                .body(Full::new(payload(id)))
+                .body(streamed(payload(id)))
                 .expect("a valid request");
             let ending = match service.oneshot(request).await {
                 Ok(response) => Ending::Response {
