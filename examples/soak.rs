@@ -18,7 +18,6 @@ mod upload;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,7 +26,7 @@ use http::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::Backoff;
 use tower_http_retry::{
@@ -87,7 +86,12 @@ async fn main() -> ExitCode {
     };
     let server = FaultServer::start(schedule, Some(DEFAULT_IDEMPOTENCY_HEADER)).await;
     let connector = RefusingConnector::new(SEED, 0.05);
-    let client = Client::builder(TokioExecutor::new()).build(connector);
+    // hyper-util races a new connection against the pool for every request that finds no idle one, and
+    // by default keeps every connection that wins or loses: under churn (timeouts and resets drop
+    // connections) the idle pool, and its 8 KiB read buffers at both ends, would grow with the run.
+    let client = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(IN_FLIGHT)
+        .build(connector);
     // A fifth of attempts fail, twice what the default retry budget funds: the soak is about what
     // the layer does with every retry it makes, so it makes them all.
     let policy = RetryPolicy::default()
@@ -112,18 +116,20 @@ async fn main() -> ExitCode {
         .progress_chars("=> "),
     );
     let started = Instant::now();
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut tasks = Vec::with_capacity(requests as usize);
+    // Finished tasks are reaped as new ones start, so memory follows the requests in flight, not the
+    // requests made; a task that panicked counts as lost.
+    let mut tasks = JoinSet::new();
+    let mut endings = Vec::with_capacity(requests as usize);
     for id in 0..requests {
-        let permit = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore stays open");
+        while tasks.len() >= IN_FLIGHT {
+            if let Some(Ok(ending)) = tasks.join_next().await {
+                endings.push(ending);
+            }
+        }
         let service = service.clone();
         let url = server.url("/orders");
         let progress = progress.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let request = Request::post(url)
                 .header(REQUEST_ID, id)
                 .body(streamed(payload(id)))
@@ -143,19 +149,23 @@ async fn main() -> ExitCode {
                     attempts: error.history().attempt_count(),
                 },
             };
-            drop(permit);
             progress.inc(1);
             ending
-        }));
+        });
     }
 
-    let mut endings = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        if let Ok(ending) = task.await {
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(ending) = joined {
             endings.push(ending);
         }
     }
     progress.finish();
+    eprintln!(
+        "alive tasks {}",
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    );
     let elapsed = started.elapsed();
 
     let mut attempts = 0u64;

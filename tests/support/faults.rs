@@ -137,9 +137,11 @@ fn mix(seed: u64, a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Where a key stands, with the digest of the payload it first came with (a digest, not the bytes: a
+/// slice of the connection's read buffer would keep the whole buffer alive for the ledger's lifetime).
 enum KeyState {
-    Executing { payload: Bytes },
-    Done { payload: Bytes },
+    Executing { payload: u64 },
+    Done { payload: u64 },
 }
 
 #[derive(Default)]
@@ -258,7 +260,9 @@ async fn handle(
         .dedupe_by
         .as_ref()
         .and_then(|header| parts.headers.get(header))
-        .cloned();
+        // An owned copy: hyper's header values are slices of the connection's read buffer, and the
+        // ledger outlives the connection.
+        .map(|key| HeaderValue::from_bytes(key.as_bytes()).expect("it was a header value"));
 
     // Everything is decided and logged before the first await, so an attempt the client abandons is
     // logged all the same.
@@ -268,13 +272,14 @@ async fn handle(
         let nth = *seen;
         *seen += 1;
         let fault = shared.schedule.draw(id, nth);
-        let (plan, answer_kind) = decide(&mut log, fault, key.as_ref(), &payload);
+        let body_digest = digest(&payload);
+        let (plan, answer_kind) = decide(&mut log, fault, key.as_ref(), body_digest);
         log.attempts.push(Attempt {
             request_id: id,
             nth,
             key: key.clone(),
             answer: answer_kind,
-            body_digest: digest(&payload),
+            body_digest,
         });
         if let Plan::Run { replay: false, .. } = plan {
             log.executions.push(Execution {
@@ -304,10 +309,8 @@ async fn handle(
             if let Some(key) = key {
                 let mut log = shared.log.lock().unwrap();
                 if let Some(state) = log.keys.get_mut(&key) {
-                    if let KeyState::Executing { payload } = state {
-                        *state = KeyState::Done {
-                            payload: payload.clone(),
-                        };
+                    if let KeyState::Executing { payload } = *state {
+                        *state = KeyState::Done { payload };
                     }
                 }
             }
@@ -326,7 +329,7 @@ fn decide(
     log: &mut Log,
     fault: Option<Fault>,
     key: Option<&HeaderValue>,
-    payload: &Bytes,
+    payload: u64,
 ) -> (Plan, Answer) {
     let refuse = |status: StatusCode| {
         let mut response = answer(status, false);
@@ -350,7 +353,7 @@ fn decide(
         None => false,
         Some(key) => match log.keys.get(key) {
             Some(KeyState::Executing { payload: p } | KeyState::Done { payload: p })
-                if p != payload =>
+                if *p != payload =>
             {
                 let status = StatusCode::UNPROCESSABLE_ENTITY;
                 return (Plan::Answer(refuse(status)), Answer::KeyReused);
@@ -360,12 +363,8 @@ fn decide(
             }
             Some(KeyState::Done { .. }) => true,
             None => {
-                log.keys.insert(
-                    key.clone(),
-                    KeyState::Executing {
-                        payload: payload.clone(),
-                    },
-                );
+                log.keys
+                    .insert(key.clone(), KeyState::Executing { payload });
                 false
             }
         },
