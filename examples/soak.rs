@@ -86,12 +86,7 @@ async fn main() -> ExitCode {
     };
     let server = FaultServer::start(schedule, Some(DEFAULT_IDEMPOTENCY_HEADER)).await;
     let connector = RefusingConnector::new(SEED, 0.05);
-    // hyper-util races a new connection against the pool for every request that finds no idle one, and
-    // by default keeps every connection that wins or loses: under churn (timeouts and resets drop
-    // connections) the idle pool, and its 8 KiB read buffers at both ends, would grow with the run.
-    let client = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(IN_FLIGHT)
-        .build(connector);
+    let client = Client::builder(TokioExecutor::new()).build(connector);
     // A fifth of attempts fail, twice what the default retry budget funds: the soak is about what
     // the layer does with every retry it makes, so it makes them all.
     let policy = RetryPolicy::default()
