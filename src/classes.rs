@@ -8,7 +8,8 @@
 //!
 //! Throttling uses equal jitter so a rate limiter that has just said no is not asked again a few
 //! milliseconds later; transient failures use full jitter, which spreads a fleet best.
-//! A `Retry-After`, or the reset of a spent rate limit, is a floor under either.
+//! A `Retry-After`, or the reset of a spent rate limit, is a floor under either (or replaces it:
+//! [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact)).
 //!
 //! The attempt limit ([`RetryPolicy::max_attempts_for`]) counts every attempt of the call, whatever
 //! failed before. A retry limit ([`RetryPolicy::max_retries_for`], none by default) counts only the
