@@ -12,6 +12,9 @@
 //! - `ConcurrencyLimitLayer` inside the retry holds a permit per attempt, released during the wait;
 //!   outside, a permit per call, held through the waits.
 //! - `Buffer` *outside* the retry shares one client (and one retry policy) between many tasks.
+//! - `FirstByteLayer` *inside* the retry, so a streamed response that breaks before its first byte is
+//!   retried (`examples/recipes.rs`, `streaming`); `ReplayBodyLayer` *outside*, so the retry gets a body
+//!   it can send again (`examples/axum_proxy.rs`).
 
 #[path = "../tests/support/server.rs"]
 mod server;
@@ -77,6 +80,10 @@ async fn main() -> ExitCode {
             "/flaky",
             vec![Reply::status(503), Reply::status(503), Reply::status(200)],
         ),
+        (
+            "/flaky-again",
+            vec![Reply::status(503), Reply::status(503), Reply::status(200)],
+        ),
         ("/ok", vec![Reply::status(200)]),
     ])
     .await;
@@ -133,6 +140,24 @@ async fn main() -> ExitCode {
     checks.expect(
         elapsed >= ms(300),
         &format!("the third attempt waited for the rate limit: {elapsed:.0?}"),
+    );
+
+    println!(
+        "3b. RateLimit outside the retry, for contrast: a call counts once, its retries not at all"
+    );
+    let outside = ServiceBuilder::new()
+        .buffer(8)
+        .rate_limit(2, ms(300))
+        .layer(RetryLayer::new(policy()))
+        .service(client());
+    let started = Instant::now();
+    let response = outside.oneshot(get(&server.url("/flaky-again"))).await;
+    let elapsed = started.elapsed();
+    checks.expect(
+        response.is_ok_and(|r| r.status() == StatusCode::OK)
+            && server.hits("/flaky-again") == 3
+            && elapsed < ms(300),
+        &format!("three attempts went out on one permit of a two-per-300-ms limit: {elapsed:.0?}"),
     );
 
     println!("4. Buffer outside the retry: one client, one policy, shared by many tasks");

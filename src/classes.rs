@@ -1,5 +1,5 @@
-//! Per-class settings: throttling and transient outcomes each have their own backoff (with its cap)
-//! and attempt limit.
+//! Per-class settings: throttling and transient outcomes each have their own backoff (with its cap),
+//! attempt limit and, optionally, a limit on their own retries.
 //!
 //! | class | outcomes | backoff | cap | attempts | where it comes from |
 //! |---|---|---|---|---|---|
@@ -8,13 +8,19 @@
 //!
 //! Throttling uses equal jitter so a rate limiter that has just said no is not asked again a few
 //! milliseconds later; transient failures use full jitter, which spreads a fleet best.
-//! A `Retry-After`, or the reset of a spent rate limit, is a floor under either.
+//! A `Retry-After`, or the reset of a spent rate limit, is a floor under either (or replaces it:
+//! [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact)).
+//!
+//! The attempt limit ([`RetryPolicy::max_attempts_for`]) counts every attempt of the call, whatever
+//! failed before. A retry limit ([`RetryPolicy::max_retries_for`], none by default) counts only the
+//! class's own retries, so the two classes can be kept apart: a 429 answered with one deliberate pause,
+//! outside a transient loop of five exponential retries that it neither advances nor spends.
 
 use std::time::Duration;
 
 use crate::backoff::{Backoff, Jitter};
 use crate::classify::RetryClass;
-use crate::policy::DEFAULT_MAX_ATTEMPTS;
+use crate::policy::{RetryPolicy, DEFAULT_MAX_ATTEMPTS};
 
 /// The default first throttling delay: 1 s.
 pub(crate) const DEFAULT_THROTTLING_BASE: Duration = Duration::from_secs(1);
@@ -27,6 +33,8 @@ pub(crate) struct ClassLimits {
     pub(crate) backoff: Backoff,
     /// Attempts in all, the first included, when the latest outcome is of this class.
     pub(crate) max_attempts: u32,
+    /// Retries of this class in one call, the other class's not counted.
+    pub(crate) max_retries: u32,
 }
 
 /// The limits of both classes.
@@ -42,10 +50,12 @@ impl Default for Classes {
             throttling: ClassLimits {
                 backoff: Backoff::exponential(DEFAULT_THROTTLING_BASE).jitter(Jitter::Equal),
                 max_attempts: DEFAULT_MAX_ATTEMPTS,
+                max_retries: u32::MAX,
             },
             transient: ClassLimits {
                 backoff: Backoff::exponential(DEFAULT_TRANSIENT_BASE),
                 max_attempts: DEFAULT_MAX_ATTEMPTS,
+                max_retries: u32::MAX,
             },
         }
     }
@@ -68,6 +78,32 @@ impl Classes {
 
     pub(crate) fn both_mut(&mut self) -> [&mut ClassLimits; 2] {
         [&mut self.throttling, &mut self.transient]
+    }
+}
+
+impl RetryPolicy {
+    /// Retries outcomes of `class` at most `retries` times in one call, counting only that class's
+    /// retries: the other class's retries neither spend nor advance them. No limit by default; the
+    /// attempt limits ([`max_attempts`](Self::max_attempts), [`max_attempts_for`](Self::max_attempts_for))
+    /// still apply, so raise them when the classes should be limited only separately.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::{Backoff, Jitter};
+    /// use tower_http_retry::classify::RetryClass;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// // Five exponential retries for 5xx; a 429 gets one pause of its own, outside that loop.
+    /// let policy = RetryPolicy::default()
+    ///     .max_attempts(u32::MAX)
+    ///     .max_retries_for(RetryClass::Transient, 5)
+    ///     .max_retries_for(RetryClass::Throttling, 1)
+    ///     .backoff_for(RetryClass::Throttling, Backoff::constant(Duration::from_secs(1)).jitter(Jitter::None));
+    /// # let _ = policy;
+    /// ```
+    pub fn max_retries_for(mut self, class: RetryClass, retries: u32) -> Self {
+        self.classes.get_mut(class).max_retries = retries;
+        self
     }
 }
 

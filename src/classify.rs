@@ -63,6 +63,29 @@ pub enum Outcome<'a> {
     Error(&'a (dyn StdError + Send + Sync + 'static)),
 }
 
+impl Outcome<'_> {
+    /// The response's status; `None` for an error.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tower_http_retry::classify::{Decision, Outcome};
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// // Retry 429 and nothing else, by the default table's rules for 429.
+    /// let policy = RetryPolicy::default().classify_with(|_, outcome| match outcome.status() {
+    ///     Some(StatusCode::TOO_MANY_REQUESTS) => None,
+    ///     _ => Some(Decision::Done),
+    /// });
+    /// # let _ = policy;
+    /// ```
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Outcome::Response { status, .. } => Some(*status),
+            Outcome::Error(_) => None,
+        }
+    }
+}
+
 /// The request an outcome belongs to.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInfo<'a> {
@@ -151,6 +174,33 @@ pub fn default_decision(request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Dec
     } else {
         Decision::Retry(class)
     }
+}
+
+/// A classifier for [`RetryPolicy::classify_with`](crate::RetryPolicy::classify_with) that retries
+/// every 5xx, for APIs whose guidance says "retry 5xx": 501, 505, 507 and the others too, not only
+/// 500, 502, 503 and 504. Like those, a 5xx is a transient failure retried only when the request is
+/// idempotent (the server may have acted on it). For every other outcome it returns `None`: the
+/// default table decides.
+///
+/// ```
+/// use tower_http_retry::classify::every_server_error;
+/// use tower_http_retry::RetryPolicy;
+///
+/// let policy = RetryPolicy::default().classify_with(every_server_error);
+/// # let _ = policy;
+/// ```
+pub fn every_server_error(request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Option<Decision> {
+    if !outcome
+        .status()
+        .is_some_and(|status| status.is_server_error())
+    {
+        return None;
+    }
+    Some(if request.is_idempotent() {
+        Decision::Retry(RetryClass::Transient)
+    } else {
+        Decision::Unsafe
+    })
 }
 
 /// What kind of transport failure an error is, as far as retrying is concerned.
@@ -384,6 +434,43 @@ mod tests {
 
     fn io(kind: io::ErrorKind) -> io::Error {
         io::Error::new(kind, "message text is never read")
+    }
+
+    #[test]
+    fn every_server_error_retries_each_5xx_by_the_default_rules_and_leaves_the_rest() {
+        let uri = Uri::from_static("http://example.test/");
+        let key = KEY;
+        let mut keyed = HeaderMap::new();
+        keyed.insert(KEY, HeaderValue::from_static("k-1"));
+        let unkeyed = HeaderMap::new();
+        let decide = |method: &Method, headers: &HeaderMap, outcome: Outcome<'_>| {
+            let request = RequestInfo::new(method, &uri, headers, 1, &key);
+            every_server_error(&request, &outcome)
+        };
+        for code in 500..600 {
+            assert_eq!(
+                decide(&Method::GET, &unkeyed, status(code)),
+                Some(RETRY),
+                "GET {code}"
+            );
+            assert_eq!(
+                decide(&Method::POST, &keyed, status(code)),
+                Some(RETRY),
+                "keyed POST {code}"
+            );
+            assert_eq!(
+                decide(&Method::POST, &unkeyed, status(code)),
+                Some(Decision::Unsafe),
+                "POST {code}"
+            );
+        }
+        for code in [200, 301, 400, 408, 429, 499] {
+            assert_eq!(decide(&Method::GET, &unkeyed, status(code)), None, "{code}");
+        }
+        let error = io(io::ErrorKind::ConnectionReset);
+        assert_eq!(decide(&Method::GET, &unkeyed, Outcome::Error(&error)), None);
+        assert_eq!(Outcome::Error(&error).status(), None);
+        assert_eq!(status(418).status(), Some(StatusCode::IM_A_TEAPOT));
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl Error {
         self.last_outcome() == Some(AttemptOutcome::Error(ErrorKind::AttemptTimeout))
     }
 
-    /// Whether the attempt limit ended the call.
+    /// Whether the attempt limit, or the retry limit of the last outcome's class, ended the call.
     pub fn is_attempts_exhausted(&self) -> bool {
         self.inner.history.stop_reason() == StopReason::AttemptsExhausted
     }

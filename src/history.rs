@@ -81,9 +81,11 @@ pub struct Wait {
 pub enum WaitReason {
     /// The backoff schedule.
     Backoff,
-    /// The response's `Retry-After`, which was longer than the backoff.
+    /// The response's `Retry-After`, which was longer than the backoff or, with
+    /// [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact), replaced it.
     RetryAfter,
-    /// The reset of a rate limit the response reported as spent, which was longer than the backoff.
+    /// The reset of a rate limit the response reported as spent, which was longer than the backoff or,
+    /// with [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact), replaced it.
     RateLimitReset,
     /// A hold on the authority ([`pushback`](crate::pushback)), set by this response or another one:
     /// held requests leave at random instants within one hold-length after its end, which here was
@@ -99,7 +101,8 @@ pub enum StopReason {
     Finished,
     /// The last outcome was retryable, but the request may have taken effect and is not idempotent.
     NotIdempotent,
-    /// The attempt limit was reached.
+    /// The attempt limit, or the retry limit of the outcome's class
+    /// ([`RetryPolicy::max_retries_for`](crate::RetryPolicy::max_retries_for)), was reached.
     AttemptsExhausted,
     /// The total deadline passed, or the next wait would have ended past it.
     Deadline,

@@ -59,7 +59,8 @@
 //!
 //! [`Backoff`](backoff::Backoff) computes each delay (exponential, constant, linear or an explicit
 //! schedule), capped per delay and spread by a [`Jitter`](backoff::Jitter). A response's `Retry-After`
-//! ([`retry_after`]) is a floor under that delay; a request for longer than
+//! ([`retry_after`]) is a floor under that delay (or, with
+//! [`RetryAfterMode::Exact`](retry_after::RetryAfterMode::Exact), the delay itself); a request for longer than
 //! [`max_retry_after`](RetryPolicy::max_retry_after), or past the deadline, is not waited for: the
 //! response is returned at once and [`RetryHistory::retry_after`] carries what the server asked for.
 //!
@@ -68,7 +69,8 @@
 //! Every policy draws its retries from a [retry budget](budget) (10% of requests over 10 s, plus a floor
 //! of 10 retries per window), so that a fleet of clients adds about 10% to the load of a server in
 //! trouble instead of multiplying it. Throttling and transient outcomes have their own backoff and
-//! attempt limit ([`RetryPolicy::backoff_for`]). A spent quota reported by [rate-limit
+//! attempt limit ([`RetryPolicy::backoff_for`]), and may have a limit on their own retries
+//! ([`RetryPolicy::max_retries_for`]). A spent quota reported by [rate-limit
 //! headers](rate_limit) makes a retry wait for its reset, and opt-in [shared pushback](pushback) holds
 //! every request to a server that asked clients to stay away, first attempts included.
 //! # Request bodies
@@ -77,6 +79,13 @@
 //! are replayed without copying a byte ([`body`]). Bodies that can be read only once (axum's `Body`,
 //! hyper's `Incoming`, a stream) become replayable with one more layer, [`ReplayBodyLayer`], which
 //! records up to 64 KiB of each body while the first attempt streams it ([`replay`]).
+//!
+//! # Recipes
+//!
+//! The crate's `examples/recipes.rs` writes the retry guidance of several real APIs as policies of a few
+//! lines each (429 only with an exact `Retry-After`; a full checklist with idempotency keys; exponent
+//! 1.5 for an hour; 5xx with a separate 429 pause; a webhook schedule; streaming), and
+//! `tests/recipes.rs` checks each one; the README's "Choosing a policy" lists them.
 //!
 //! # Defaults
 //!

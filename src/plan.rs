@@ -70,25 +70,18 @@ impl Planner {
             Decision::Done => return Next::Stop(StopReason::Finished),
         };
         let limits = policy.classes.get(class);
-        if self.attempts >= limits.max_attempts {
+        let i = classes::index(class);
+        if self.attempts >= limits.max_attempts || self.retries[i] >= limits.max_retries {
             return Next::Stop(StopReason::AttemptsExhausted);
         }
         if asked.is_some_and(|(delay, _)| delay > policy.max_retry_after) {
             return Next::Stop(StopReason::RetryAfterTooLong);
         }
-        let i = classes::index(class);
         let rng = self.rng.get_or_insert_with(|| policy.rng());
         let backoff = limits
             .backoff
             .delay(self.retries[i], self.previous_delay[i], rng);
-        // What the server asked for is a floor under the backoff, never a replacement for it.
-        let mut wait = match asked {
-            Some((duration, reason)) if duration > backoff => Wait { duration, reason },
-            _ => Wait {
-                duration: backoff,
-                reason: WaitReason::Backoff,
-            },
-        };
+        let mut wait = policy.retry_after_mode.wait(asked, backoff);
         if let Some(release) = self.release(policy, uri, now) {
             let held = release.saturating_duration_since(now);
             if held > wait.duration {
@@ -242,6 +235,61 @@ mod tests {
         assert_eq!(
             next(&mut plan, &policy, THROTTLE, None, now),
             Next::Stop(StopReason::AttemptsExhausted)
+        );
+    }
+
+    #[test]
+    fn a_class_retry_limit_counts_only_that_class_and_keeps_the_other_schedule() {
+        let policy = exact(RetryPolicy::new().max_attempts(u32::MAX))
+            .backoff_for(
+                RetryClass::Throttling,
+                Backoff::constant(secs(7)).jitter(Jitter::None),
+            )
+            .max_retries_for(RetryClass::Throttling, 1)
+            .max_retries_for(RetryClass::Transient, 2);
+        let now = Instant::now();
+        let mut plan = started(None);
+        let mut step = |decision| {
+            let next = next(&mut plan, &policy, decision, None, now);
+            plan.start_attempt();
+            next
+        };
+        assert_eq!(step(RETRY), waits(secs(1), WaitReason::Backoff));
+        assert_eq!(step(THROTTLE), waits(secs(7), WaitReason::Backoff));
+        // The throttling retry neither advanced nor spent the transient ones.
+        assert_eq!(step(RETRY), waits(secs(2), WaitReason::Backoff));
+        assert_eq!(step(THROTTLE), Next::Stop(StopReason::AttemptsExhausted));
+        assert_eq!(step(RETRY), Next::Stop(StopReason::AttemptsExhausted));
+    }
+
+    #[test]
+    fn in_exact_mode_what_the_server_asked_replaces_the_backoff() {
+        use crate::retry_after::RetryAfterMode;
+        let policy = exact(RetryPolicy::new()).retry_after_mode(RetryAfterMode::Exact);
+        let now = Instant::now();
+        let mut plan = started(None);
+        assert_eq!(
+            next(&mut plan, &policy, THROTTLE, None, now),
+            waits(secs(1), WaitReason::Backoff)
+        );
+        plan.start_attempt();
+        assert_eq!(
+            next(&mut plan, &policy, THROTTLE, None, now),
+            waits(secs(2), WaitReason::Backoff)
+        );
+        plan.start_attempt();
+        // The backoff would be 4 s; the server asked for 1 s, and 1 s it is.
+        let asked = Some((secs(1), WaitReason::RetryAfter));
+        assert_eq!(
+            next(&mut plan, &policy, THROTTLE, asked, now),
+            waits(secs(1), WaitReason::RetryAfter)
+        );
+        // The cap still holds.
+        let mut plan = started(None);
+        let too_long = Some((secs(61), WaitReason::RetryAfter));
+        assert_eq!(
+            next(&mut plan, &policy, THROTTLE, too_long, now),
+            Next::Stop(StopReason::RetryAfterTooLong)
         );
     }
 

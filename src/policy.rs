@@ -16,6 +16,7 @@ use crate::classes::Classes;
 use crate::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
 use crate::idempotency::Idempotency;
 use crate::pushback::Pushback;
+use crate::retry_after::RetryAfterMode;
 
 /// The default attempt limit: 4 attempts, that is 3 retries.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
@@ -52,6 +53,7 @@ pub struct RetryPolicy {
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) pushback: Option<Pushback>,
     pub(crate) max_retry_after: Duration,
+    pub(crate) retry_after_mode: RetryAfterMode,
     pub(crate) deadline: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) drain_limit: u64,
@@ -69,6 +71,7 @@ impl Default for RetryPolicy {
             budget: Some(RetryBudget::default()),
             pushback: None,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            retry_after_mode: RetryAfterMode::Floor,
             deadline: None,
             attempt_timeout: None,
             drain_limit: DEFAULT_DRAIN_LIMIT,
@@ -292,6 +295,7 @@ impl fmt::Debug for RetryPolicy {
             .field("budget", &self.budget)
             .field("pushback", &self.pushback)
             .field("max_retry_after", &self.max_retry_after)
+            .field("retry_after_mode", &self.retry_after_mode)
             .field("deadline", &self.deadline)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("drain_limit", &self.drain_limit)

@@ -15,11 +15,74 @@
 //!
 //! Anything that is not a valid value (negative, fractional, garbage, a number of seconds that does not
 //! fit in 64 bits, an unparsable date) is ignored: the ordinary backoff applies instead.
+//!
+//! # A floor, or the wait itself
+//!
+//! By default what the server asked for (its `Retry-After`, or the reset of a rate limit it reported
+//! as spent) is a floor under the backoff: the layer waits the longer of the two, as RFC 9110 and most
+//! vendor guidance ask. Some SDKs instead wait exactly what the server said and fall back to the
+//! backoff only when it said nothing; [`RetryPolicy::retry_after_mode`] with [`RetryAfterMode::Exact`]
+//! does that. Either way a request for longer than
+//! [`max_retry_after`](RetryPolicy::max_retry_after), or past the deadline, is not waited for.
 
 use std::time::{Duration, SystemTime};
 
 use http::header::{DATE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue};
+
+use crate::history::{Wait, WaitReason};
+use crate::policy::RetryPolicy;
+
+/// How the delay a response asks for combines with the backoff.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetryAfterMode {
+    /// Wait at least what the server asked for: the longer of it and the backoff (the default).
+    #[default]
+    Floor,
+    /// Wait exactly what the server asked for, shorter than the backoff or not; the backoff applies
+    /// only to responses that ask for nothing.
+    Exact,
+}
+
+impl RetryAfterMode {
+    /// The wait before a retry whose backoff delay is `backoff`, when the response `asked` for a delay.
+    pub(crate) fn wait(self, asked: Option<(Duration, WaitReason)>, backoff: Duration) -> Wait {
+        match asked {
+            Some((duration, reason)) if self == Self::Exact || duration > backoff => {
+                Wait { duration, reason }
+            }
+            _ => Wait {
+                duration: backoff,
+                reason: WaitReason::Backoff,
+            },
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Sets how a response's `Retry-After` (or the reset of a spent rate limit) combines with the
+    /// backoff: a floor under it ([`RetryAfterMode::Floor`], the default) or the wait itself
+    /// ([`RetryAfterMode::Exact`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::{Backoff, Jitter};
+    /// use tower_http_retry::retry_after::RetryAfterMode;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// // "If the response includes a Retry-After header, wait exactly that long. Otherwise wait
+    /// // 1 s, 2 s, 4 s."
+    /// let policy = RetryPolicy::default()
+    ///     .backoff(Backoff::exponential(Duration::from_secs(1)).jitter(Jitter::None))
+    ///     .retry_after_mode(RetryAfterMode::Exact);
+    /// # let _ = policy;
+    /// ```
+    pub fn retry_after_mode(mut self, mode: RetryAfterMode) -> Self {
+        self.retry_after_mode = mode;
+        self
+    }
+}
 
 /// The delay a response asks for in its `Retry-After` header, if it holds a valid one.
 ///
@@ -126,6 +189,29 @@ mod tests {
                 String::from_utf8_lossy(value)
             );
         }
+    }
+
+    #[test]
+    fn a_floor_keeps_the_longer_wait_and_exact_keeps_the_asked_one() {
+        let secs = Duration::from_secs;
+        let backoff = secs(4);
+        let asked = |n| Some((secs(n), WaitReason::RetryAfter));
+        let waits = |mode: RetryAfterMode, asked| {
+            let wait = mode.wait(asked, backoff);
+            (wait.duration, wait.reason)
+        };
+        use RetryAfterMode::{Exact, Floor};
+        assert_eq!(waits(Floor, asked(1)), (secs(4), WaitReason::Backoff));
+        assert_eq!(waits(Floor, asked(9)), (secs(9), WaitReason::RetryAfter));
+        assert_eq!(waits(Exact, asked(1)), (secs(1), WaitReason::RetryAfter));
+        assert_eq!(waits(Exact, asked(0)), (secs(0), WaitReason::RetryAfter));
+        assert_eq!(waits(Exact, asked(9)), (secs(9), WaitReason::RetryAfter));
+        let reset = Some((secs(2), WaitReason::RateLimitReset));
+        assert_eq!(waits(Exact, reset), (secs(2), WaitReason::RateLimitReset));
+        for mode in [Floor, Exact] {
+            assert_eq!(waits(mode, None), (secs(4), WaitReason::Backoff));
+        }
+        assert_eq!(RetryAfterMode::default(), Floor);
     }
 
     #[test]

@@ -1,0 +1,390 @@
+//! Recipes: the retry guidance of real APIs, each written as a few lines of configuration.
+//!
+//! | the guidance says | recipe |
+//! |---|---|
+//! | retry 429 only; wait exactly `Retry-After`, else 1 s, 2 s, 4 s; 3 retries; 30 s per request | [`rate_limit_only`] |
+//! | retry 429, 409 in flight, 5xx, network errors; `Retry-After` as a floor; full jitter, capped; timeouts and a deadline; the same `X-Idempotency-Key` on every retry | [`checklist`] |
+//! | exponent 1.5 from 500 ms, at most 60 s between tries and 1 h in all; 408, 429, 5xx, connection errors | [`one_hour_backoff`] |
+//! | 5xx and network errors, full jitter 1 s to 30 s, 5 retries, 2 min; 429 a single separate pause; 4xx never; creates keyed | [`server_errors_with_429_pause`] |
+//! | deliveries retried 1 min, 5 min, 30 min, 2 h, 12 h after a failure | [`webhook_schedule`] |
+//! | streamed responses: retry only while the caller has not seen a byte | [`streaming`] |
+//!
+//! `cargo run --example recipes` prints each recipe and runs it once against an embedded scripted
+//! server on 127.0.0.1 (a few seconds in all); it exits 1 if a recipe behaves differently from what
+//! it promises. `tests/recipes.rs` compiles this same file and checks every promise with exact waits
+//! under tokio's paused clock.
+
+#[path = "../tests/support/server.rs"]
+mod server;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use server::{Reply, Server};
+use tower::{Layer, ServiceBuilder, ServiceExt};
+use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::classify::{every_server_error, Decision, RetryClass};
+use tower_http_retry::first_byte::{FirstByte, FirstByteLayer};
+use tower_http_retry::retry_after::RetryAfterMode;
+use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn minutes(n: u64) -> Duration {
+    Duration::from_secs(60 * n)
+}
+
+/// Retry 429 alone, 3 times: wait exactly the `Retry-After` when the server gives one, else 1 s, 2 s,
+/// 4 s; give each request 30 s. (An SDK that "retries rate-limited requests automatically; everything
+/// else is up to you".)
+///
+/// - When the retries run out, the 429 is returned and `RetryHistory::retry_after()` carries the
+///   server's last `Retry-After`, for a "try again in N s" message.
+/// - A `Retry-After` above 60 s (`max_retry_after`) is not slept on: the 429 is returned at once,
+///   carrying it.
+/// - The 30 s bound covers each attempt's response head; a timeout, a 5xx or a connection error is
+///   returned to the caller, never retried.
+pub fn rate_limit_only() -> RetryPolicy {
+    RetryPolicy::default()
+        .classify_with(|_, outcome| match outcome.status() {
+            Some(StatusCode::TOO_MANY_REQUESTS) => None, // the default table: retried, any method
+            _ => Some(Decision::Done),                   // 5xx, timeouts, network: the caller's
+        })
+        .max_attempts(4)
+        .backoff(Backoff::exponential(secs(1)).jitter(Jitter::None))
+        .retry_after_mode(RetryAfterMode::Exact)
+        .attempt_timeout(secs(30))
+}
+
+/// Retry 429, 409 in flight, 5xx and network errors and timeouts, never other 4xx; `Retry-After` as a
+/// floor; full jitter from 200 ms, at most 20 s a delay, 5 attempts; 10 s per attempt and 60 s in
+/// all; the same `X-Idempotency-Key` on every retry of a mutation, and a replayed answer recognised.
+///
+/// - POST and PATCH get a key before their first attempt, so a mutation is retried after a reset or
+///   a 5xx like a GET; the key is never changed. `RetryHistory::idempotency_key()` returns it.
+/// - `409` (the first request with that key is still running) waits at least its `Retry-After`.
+/// - `X-Idempotency-Replayed: true` on the answer sets `RetryHistory::is_replayed()`.
+/// - The timeouts are examples: tune them to the endpoint.
+pub fn checklist() -> RetryPolicy {
+    RetryPolicy::default()
+        .classify_with(every_server_error) // every 5xx; 429, 409 in flight, network: the default table
+        .backoff(
+            Backoff::exponential(ms(200))
+                .max_delay(secs(20))
+                .jitter(Jitter::Full),
+        )
+        .max_attempts(5)
+        .attempt_timeout(secs(10))
+        .deadline(secs(60))
+        .idempotency_header(HeaderName::from_static("x-idempotency-key"))
+        .inject_idempotency_keys()
+}
+
+/// Exponential backoff with exponent 1.5 from 500 ms, at most 60 s between tries and 1 h in all, no
+/// attempt limit; 408, 429, 5xx and connection errors retried; 400, 401, 402, 403, 404, 413, 415 not.
+///
+/// - Each delay is spread by equal jitter (between half and all of it), as the same guidance's
+///   hand-written loop does: never a herd, never a hurried retry.
+/// - The retry budget stays on. A lone request never meets it: its floor is 10 retries per 10 s, and
+///   this backoff makes at most 8 in any 11 s. When many requests fail at once it keeps their retries
+///   to about 10% of the traffic, instead of an hour of hammering from each.
+pub fn one_hour_backoff() -> RetryPolicy {
+    RetryPolicy::default()
+        .classify_with(every_server_error) // every 5xx; 408, 429 and connection errors by default
+        .backoff(
+            Backoff::exponential(ms(500))
+                .multiplier(1.5)
+                .max_delay(secs(60))
+                .jitter(Jitter::Equal),
+        )
+        .max_attempts(u32::MAX) // no attempt limit: the hour is the limit
+        .deadline(minutes(60))
+}
+
+/// Retry 5xx and network errors with full jitter, 1 s doubling to 30 s, 5 retries, 2 minutes in all;
+/// answer a 429 with one separate pause (its `Retry-After`, at least 1 s) outside that loop; never
+/// retry another 4xx; give every create an idempotency key.
+///
+/// - A 429 neither spends nor advances the five exponential retries; a second 429 is returned.
+/// - `Idempotency-Key` is set once per create and sent on every attempt. Turn this on only once the
+///   server deduplicates by it: until then a create retried after a timeout may run twice. Without
+///   `inject_idempotency_keys`, a POST is retried only when it never reached the server (connection
+///   refused, 429), and a timeout or 5xx comes back to the caller, to check by its own key before
+///   sending again.
+pub fn server_errors_with_429_pause() -> RetryPolicy {
+    RetryPolicy::default()
+        .classify_with(|request, outcome| match outcome.status() {
+            Some(StatusCode::TOO_MANY_REQUESTS) => None, // throttling: the pause below
+            Some(status) if status.is_client_error() => Some(Decision::Done), // 408 and 409 too
+            _ => every_server_error(request, outcome),   // every 5xx; errors by the default table
+        })
+        .max_attempts(u32::MAX) // no limit in all: each class has its own
+        .max_retries_for(RetryClass::Transient, 5)
+        .backoff_for(
+            RetryClass::Transient,
+            Backoff::exponential(secs(1)).max_delay(secs(30)),
+        )
+        .max_retries_for(RetryClass::Throttling, 1)
+        .backoff_for(
+            RetryClass::Throttling,
+            Backoff::constant(secs(1)).jitter(Jitter::None),
+        )
+        .deadline(minutes(2))
+        .inject_idempotency_keys()
+}
+
+/// Deliver, and after a failure retry 1 min, 5 min, 30 min, 2 h and 12 h later: anything but a 2xx
+/// (any status, any error, no answer within 30 s) is a failure.
+///
+/// - Receivers deduplicate deliveries (by event id), so a delivery is retried even when it may have
+///   arrived.
+/// - No retry budget: the schedule already spaces retries minutes apart, and every delivery is promised
+///   its five retries, however many receivers are down.
+/// - A receiver's `Retry-After` is a floor, up to the schedule's longest delay.
+/// - The call lives in memory for up to 14 h 36 min: a sender that must survive restarts keeps its
+///   queue elsewhere.
+pub fn webhook_schedule() -> RetryPolicy {
+    RetryPolicy::default()
+        .classify_with(|_, outcome| match outcome.status() {
+            Some(status) if status.is_success() => Some(Decision::Done),
+            _ => Some(Decision::Retry(RetryClass::Transient)),
+        })
+        .backoff(Backoff::schedule([
+            minutes(1),
+            minutes(5),
+            minutes(30),
+            minutes(120),
+            minutes(720),
+        ]))
+        .max_attempts(6) // the delivery and 5 retries
+        .attempt_timeout(secs(30))
+        .max_retry_after(minutes(720))
+        .no_retry_budget()
+}
+
+/// A streaming client (speech, server-sent events, downloads): a response is retried only while no
+/// byte of its body has reached the caller. After that, a broken stream is the caller's error.
+///
+/// `FirstByteLayer` sits inside the retry and holds each 2xx response until its first body frame; the
+/// per-attempt timeout then bounds the time to that first byte.
+pub fn streaming<S>(service: S) -> Retry<FirstByte<S>> {
+    ServiceBuilder::new()
+        .layer(RetryLayer::new(
+            RetryPolicy::default().attempt_timeout(secs(10)),
+        ))
+        .layer(FirstByteLayer::new())
+        .service(service)
+}
+
+// ---- `cargo run --example recipes`: each recipe once against a scripted server ----
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Collects what went differently from what a recipe promised.
+#[derive(Default)]
+struct Checks(Vec<String>);
+
+impl Checks {
+    fn expect(&mut self, ok: bool, what: &str) {
+        println!("    {} {what}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            self.0.push(what.to_owned());
+        }
+    }
+}
+
+fn request(method: Method, url: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::default())
+        .unwrap()
+}
+
+/// Sends one request through `policy` and reports the history; `None` when the call failed.
+async fn run(
+    policy: RetryPolicy,
+    client: &HttpClient,
+    request: Request<Full<Bytes>>,
+) -> Option<(StatusCode, RetryHistory)> {
+    let line = format!("{} {}", request.method(), request.uri().path());
+    match RetryLayer::new(policy)
+        .layer(client.clone())
+        .oneshot(request)
+        .await
+    {
+        Ok(response) => {
+            let history = response.extensions().get::<RetryHistory>().cloned();
+            let history = history.unwrap_or_default();
+            match history.attempt_count() {
+                0 => println!("    {line}: answered at once -> {}", response.status()),
+                _ => println!("    {line}: {history} -> {}", response.status()),
+            }
+            Some((response.status(), history))
+        }
+        Err(error) => {
+            println!("    {line}: {} -> {error}", error.history());
+            None
+        }
+    }
+}
+
+fn waits(history: &RetryHistory) -> Vec<Duration> {
+    let waits = history.attempts().iter().filter_map(|a| a.wait);
+    waits.map(|w| w.duration).collect()
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let server = Server::start([
+        (
+            "/v1/search",
+            vec![
+                Reply::status(429),
+                Reply::status(429).header("retry-after", 1),
+                Reply::status(200),
+            ],
+        ),
+        (
+            "/v1/orders",
+            vec![
+                Reply::status(503),
+                Reply::status(200).header("x-idempotency-replayed", "true"),
+            ],
+        ),
+        ("/v1/speech", vec![Reply::status(502), Reply::status(200)]),
+        (
+            "/v1/transcriptions",
+            vec![Reply::status(429), Reply::status(502), Reply::status(201)],
+        ),
+        ("/hooks/order-paid", vec![Reply::status(204)]),
+        (
+            "/v1/stream",
+            vec![
+                Reply::BodyFails {
+                    status: 200,
+                    prefix: Bytes::new(),
+                },
+                Reply::status(200).body("audio"),
+            ],
+        ),
+    ])
+    .await;
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut checks = Checks::default();
+
+    println!(
+        "rate_limit_only: 429 alone, exactly Retry-After or 1 s, 2 s, 4 s; 3 retries; 30 s each"
+    );
+    let outcome = run(
+        rate_limit_only(),
+        &client,
+        request(Method::GET, &server.url("/v1/search")),
+    )
+    .await;
+    checks.expect(
+        outcome.is_some_and(|(status, h)| status == 200 && waits(&h) == [secs(1), secs(1)]),
+        "waited 1 s by the backoff, then exactly the 1 s the second 429 asked for (not 2 s)",
+    );
+
+    println!("checklist: 429, 409, 5xx, network; Retry-After floor; full jitter; the same key");
+    let outcome = run(
+        checklist(),
+        &client,
+        request(Method::POST, &server.url("/v1/orders")),
+    )
+    .await;
+    let keys: Vec<_> = server
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/v1/orders")
+        .filter_map(|r| r.headers.get("x-idempotency-key").cloned())
+        .collect();
+    checks.expect(
+        outcome.is_some_and(|(status, h)| status == 200 && h.is_replayed()),
+        "the POST was retried after a 503 and the replayed answer recognised",
+    );
+    checks.expect(
+        keys.len() == 2 && keys[0] == keys[1],
+        "both attempts carried the same X-Idempotency-Key",
+    );
+
+    println!("one_hour_backoff: exponent 1.5 from 500 ms, 60 s apart at most, 1 h in all");
+    let outcome = run(
+        one_hour_backoff(),
+        &client,
+        request(Method::GET, &server.url("/v1/speech")),
+    )
+    .await;
+    checks.expect(
+        outcome.is_some_and(|(status, h)| {
+            status == 200 && waits(&h).iter().all(|w| *w >= ms(250) && *w <= ms(500))
+        }),
+        "the 502 was retried after 250 to 500 ms",
+    );
+
+    println!("server_errors_with_429_pause: 5xx loop with full jitter; 429 one pause of 1 s");
+    let outcome = run(
+        server_errors_with_429_pause(),
+        &client,
+        request(Method::POST, &server.url("/v1/transcriptions")),
+    )
+    .await;
+    checks.expect(
+        outcome.is_some_and(|(status, h)| {
+            let waits = waits(&h);
+            status == 201 && waits.len() == 2 && waits[0] == secs(1) && waits[1] <= secs(1)
+        }),
+        "the 429 paused 1 s, the 502 then waited the first exponential delay (at most 1 s)",
+    );
+
+    println!("webhook_schedule: 1 min, 5 min, 30 min, 2 h, 12 h");
+    let outcome = run(
+        webhook_schedule(),
+        &client,
+        request(Method::POST, &server.url("/hooks/order-paid")),
+    )
+    .await;
+    checks.expect(
+        outcome.is_some_and(|(status, _)| status == 204),
+        "delivered on the first attempt (tests/recipes.rs runs the whole schedule on a paused clock)",
+    );
+
+    println!("streaming: retried only while the caller has seen no byte");
+    let response = streaming(client.clone())
+        .oneshot(request(Method::GET, &server.url("/v1/stream")))
+        .await;
+    let resent = response
+        .as_ref()
+        .map_or(0, |r| RetryHistory::resend_count(r.extensions()));
+    let body = match response {
+        Ok(response) => response.into_body().collect().await.ok(),
+        Err(_) => None,
+    };
+    let body = body.map(|b| b.to_bytes());
+    println!("    GET /v1/stream: {resent} resend, body {body:?}");
+    checks.expect(
+        resent == 1 && body.is_some_and(|b| b == "audio"),
+        "the stream that broke before its first byte was retried",
+    );
+
+    if checks.0.is_empty() {
+        println!("\nevery recipe behaved as described");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("\nrecipes that misbehaved: {:?}", checks.0);
+        ExitCode::FAILURE
+    }
+}
