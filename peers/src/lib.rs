@@ -10,5 +10,6 @@
 pub mod contenders;
 pub mod inmemory;
 pub mod loopback;
+pub mod paired;
 pub mod report;
 pub mod workload;

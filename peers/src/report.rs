@@ -1,7 +1,11 @@
-//! What the benchmarks measure besides time, written where the summary finds it.
+//! What the benchmarks measure besides criterion's timings, written where the summary finds it:
+//! tab-separated rows, a contender's name and then its figures.
 
 use std::fmt::Write as _;
+use std::io;
 use std::path::Path;
+
+use crate::paired::Paired;
 
 /// Per-request figures of one contender, from a counted run of many requests.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,16 +22,23 @@ pub struct Counted {
     pub inner_calls: f64,
 }
 
-const HEADER: &str = "contender\tallocations\tallocated_bytes\tcopied_body_bytes\tinner_calls";
+/// The file of a group's counted figures, under `dir`.
+pub fn counted_file(dir: &Path, group: &str) -> std::path::PathBuf {
+    dir.join(format!("{group}-counted.tsv"))
+}
 
-/// Prints `rows` as a table and writes them as tab-separated values to `path`.
-pub fn write(path: &Path, title: &str, rows: &[Counted]) -> std::io::Result<()> {
-    println!("{title}: per request, counted over a run of many requests");
+/// The file of a group's interleaved figures, under `dir`.
+pub fn paired_file(dir: &Path, group: &str) -> std::path::PathBuf {
+    dir.join(format!("{group}-interleaved.tsv"))
+}
+
+/// Prints `rows` and writes them to `path`.
+pub fn write_counted(path: &Path, group: &str, rows: &[Counted]) -> io::Result<()> {
+    println!("{group}: per request, counted over a run of many requests");
     println!(
         "  {:<24} {:>12} {:>12} {:>12} {:>12}",
         "contender", "allocations", "bytes", "body copied", "inner calls"
     );
-    let mut tsv = format!("{HEADER}\n");
     for row in rows {
         println!(
             "  {:<24} {:>12.2} {:>12.1} {:>12.1} {:>12.2}",
@@ -37,15 +48,79 @@ pub fn write(path: &Path, title: &str, rows: &[Counted]) -> std::io::Result<()> 
             row.copied_body_bytes,
             row.inner_calls
         );
-        let _ = writeln!(
-            tsv,
-            "{}\t{}\t{}\t{}\t{}",
-            row.contender,
-            row.allocations,
-            row.allocated_bytes,
-            row.copied_body_bytes,
-            row.inner_calls
+    }
+    let rows = rows.iter().map(|r| {
+        let figures = [
+            r.allocations,
+            r.allocated_bytes,
+            r.copied_body_bytes,
+            r.inner_calls,
+        ];
+        (r.contender.as_str(), figures.to_vec())
+    });
+    write_rows(path, rows)
+}
+
+/// Reads what [`write_counted`] wrote.
+pub fn read_counted(path: &Path) -> io::Result<Vec<Counted>> {
+    read_rows(path, 4).map(|rows| {
+        rows.into_iter()
+            .map(|(contender, f)| Counted {
+                contender,
+                allocations: f[0],
+                allocated_bytes: f[1],
+                copied_body_bytes: f[2],
+                inner_calls: f[3],
+            })
+            .collect()
+    })
+}
+
+/// Prints `rows` and writes them to `path`.
+pub fn write_paired(path: &Path, group: &str, rounds: usize, rows: &[Paired]) -> io::Result<()> {
+    println!(
+        "{group}: interleaved, {rounds} rounds, ratio to the first contender in the same round"
+    );
+    println!(
+        "  {:<24} {:>14} {:>8} {:>18}",
+        "contender", "ns per request", "ratio", "quartiles"
+    );
+    for row in rows {
+        println!(
+            "  {:<24} {:>14.0} {:>8.3} {:>8.3} – {:<8.3}",
+            row.contender, row.ns, row.ratio, row.ratio_q1, row.ratio_q3
         );
+    }
+    let rows = rows.iter().map(|r| {
+        let figures = [r.ns, r.ratio, r.ratio_q1, r.ratio_q3];
+        (r.contender.as_str(), figures.to_vec())
+    });
+    write_rows(path, rows)
+}
+
+/// Reads what [`write_paired`] wrote.
+pub fn read_paired(path: &Path) -> io::Result<Vec<Paired>> {
+    read_rows(path, 4).map(|rows| {
+        rows.into_iter()
+            .map(|(contender, f)| Paired {
+                contender,
+                ns: f[0],
+                ratio: f[1],
+                ratio_q1: f[2],
+                ratio_q3: f[3],
+            })
+            .collect()
+    })
+}
+
+fn write_rows<'a>(path: &Path, rows: impl Iterator<Item = (&'a str, Vec<f64>)>) -> io::Result<()> {
+    let mut tsv = String::new();
+    for (name, figures) in rows {
+        tsv.push_str(name);
+        for figure in figures {
+            let _ = write!(tsv, "\t{figure}");
+        }
+        tsv.push('\n');
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -53,30 +128,19 @@ pub fn write(path: &Path, title: &str, rows: &[Counted]) -> std::io::Result<()> 
     std::fs::write(path, tsv)
 }
 
-/// Reads what [`write`] wrote.
-pub fn read(path: &Path) -> std::io::Result<Vec<Counted>> {
+fn read_rows(path: &Path, figures: usize) -> io::Result<Vec<(String, Vec<f64>)>> {
     let text = std::fs::read_to_string(path)?;
-    let bad = |line: &str| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad row: {line}"))
-    };
     text.lines()
-        .skip(1)
         .filter(|line| !line.is_empty())
         .map(|line| {
-            let fields: Vec<&str> = line.split('\t').collect();
-            let number = |i: usize| -> std::io::Result<f64> {
-                fields
-                    .get(i)
-                    .and_then(|f| f.parse().ok())
-                    .ok_or_else(|| bad(line))
-            };
-            Ok(Counted {
-                contender: fields.first().ok_or_else(|| bad(line))?.to_string(),
-                allocations: number(1)?,
-                allocated_bytes: number(2)?,
-                copied_body_bytes: number(3)?,
-                inner_calls: number(4)?,
-            })
+            let mut fields = line.split('\t');
+            let name = fields.next().unwrap_or_default().to_string();
+            let numbers: Vec<f64> = fields.filter_map(|f| f.parse().ok()).collect();
+            if name.is_empty() || numbers.len() != figures {
+                let why = format!("{}: bad row: {line}", path.display());
+                return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+            }
+            Ok((name, numbers))
         })
         .collect()
 }
@@ -85,19 +149,45 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Counted>> {
 mod tests {
     use super::*;
 
+    fn scratch(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir()
+            .join(format!("peer-benches-{}", std::process::id()))
+            .join(name)
+    }
+
     #[test]
-    fn rows_read_back_as_written() {
-        let dir = std::env::temp_dir().join(format!("peer-benches-{}", std::process::id()));
-        let path = dir.join("counted.tsv");
+    fn counted_rows_read_back_as_written() {
+        let path = scratch("counted.tsv");
         let rows = vec![Counted {
             contender: "tower_http_retry".into(),
-            allocations: 23.0,
-            allocated_bytes: 1234.5,
+            allocations: 17.0,
+            allocated_bytes: 1464.5,
             copied_body_bytes: 0.0,
             inner_calls: 1.0,
         }];
-        write(&path, "test", &rows).unwrap();
-        assert_eq!(read(&path).unwrap(), rows);
-        std::fs::remove_dir_all(dir).unwrap();
+        write_counted(&path, "test", &rows).unwrap();
+        assert_eq!(read_counted(&path).unwrap(), rows);
+    }
+
+    #[test]
+    fn paired_rows_read_back_as_written() {
+        let path = scratch("paired.tsv");
+        let rows = vec![Paired {
+            contender: "bare".into(),
+            ns: 220.25,
+            ratio: 1.0,
+            ratio_q1: 0.97,
+            ratio_q3: 1.03,
+        }];
+        write_paired(&path, "test", 31, &rows).unwrap();
+        assert_eq!(read_paired(&path).unwrap(), rows);
+    }
+
+    #[test]
+    fn a_short_row_is_an_error() {
+        let path = scratch("short.tsv");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "bare\t1\t2\n").unwrap();
+        assert!(read_paired(&path).is_err());
     }
 }

@@ -17,7 +17,7 @@ use tower::Service;
 use crate::counting_alloc::count;
 
 /// Requests in a counted run.
-pub const COUNTED: usize = 1000;
+const COUNTED: usize = 1000;
 
 /// Counts what `COUNTED` requests through `service` (wrapping `inner`) cost, after a warm-up, and checks
 /// that every one ended in 200 after `calls_per_request` calls with no body byte copied.
@@ -77,7 +77,7 @@ pub fn timed<S>(
     });
 }
 
-/// Where a benchmark's counted figures are written: criterion's target directory's `tmp/`.
-pub fn counted_path(group: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{group}-counted.tsv"))
+/// Where the benchmarks leave their figures for the summary: the target directory's `tmp/`.
+pub fn figures_dir() -> &'static Path {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
 }

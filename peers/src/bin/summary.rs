@@ -1,5 +1,5 @@
-//! Tabulates the last benchmark run: criterion's estimates and the counted figures, with every ratio
-//! taken against the baseline measured in the same run, as Markdown for BENCHMARKS.md.
+//! Tabulates the last benchmark run as Markdown for BENCHMARKS.md: the interleaved figures, criterion's
+//! estimates and the counted figures, every ratio taken against the baseline of the same run.
 //!
 //! ```sh
 //! cargo bench -p peer-benches
@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use peer_benches::paired::Paired;
 use peer_benches::report::{self, Counted};
 use serde_json::Value;
 
@@ -18,10 +19,10 @@ struct Estimate {
     low: f64,
     high: f64,
     /// Requests per iteration, when the benchmark declared a throughput.
-    elements: Option<f64>,
+    elements: f64,
 }
 
-/// Criterion's own choice: the slope when it sampled linearly, else the mean.
+/// Criterion's own choice of typical time: the slope when it sampled linearly, else the mean.
 fn estimate(target: &Path, group: &str, id: &str) -> Result<Estimate, String> {
     let dir = target.join("criterion").join(group).join(id).join("new");
     let read = |name: &str| -> Result<Value, String> {
@@ -44,38 +45,70 @@ fn estimate(target: &Path, group: &str, id: &str) -> Result<Estimate, String> {
         ns: number(&typical["point_estimate"])?,
         low: number(&typical["confidence_interval"]["lower_bound"])?,
         high: number(&typical["confidence_interval"]["upper_bound"])?,
-        elements: benchmark["throughput"]["Elements"].as_f64(),
+        elements: benchmark["throughput"]["Elements"].as_f64().unwrap_or(1.0),
     })
 }
 
-fn counted(target: &Path, group: &str) -> Result<Vec<Counted>, String> {
-    let path = target.join("tmp").join(format!("{group}-counted.tsv"));
-    report::read(&path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn row_of<'a>(rows: &'a [Counted], name: &str) -> Result<&'a Counted, String> {
+fn find<'a, T>(rows: &'a [T], name: &str, of: impl Fn(&T) -> &str) -> Result<&'a T, String> {
     rows.iter()
-        .find(|row| row.contender == name)
-        .ok_or_else(|| format!("no counted figures for {name}"))
+        .find(|row| of(row) == name)
+        .ok_or_else(|| format!("no figures for {name}"))
 }
 
-/// An in-memory group: time per request and its ratio to `baseline`, then the counted figures.
-fn in_memory(
-    target: &Path,
-    group: &str,
-    baseline: &str,
-    contenders: &[&str],
-) -> Result<(), String> {
-    let counted = counted(target, group)?;
-    let base = estimate(target, group, baseline)?;
-    println!("### {group}\n");
-    println!("| contender | ns per request (95% CI) | vs {baseline} | allocations per request | bytes allocated | body bytes copied | inner calls |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for name in contenders {
-        let time = estimate(target, group, name)?;
-        let row = row_of(&counted, name)?;
+/// The figures of one group, read from the target directory.
+struct Group<'a> {
+    target: &'a Path,
+    name: &'a str,
+    paired: Vec<Paired>,
+}
+
+impl<'a> Group<'a> {
+    fn read(target: &'a Path, name: &'a str) -> Result<Self, String> {
+        let path = report::paired_file(&target.join("tmp"), name);
+        let paired = report::read_paired(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self {
+            target,
+            name,
+            paired,
+        })
+    }
+
+    fn counted(&self) -> Result<Vec<Counted>, String> {
+        let path = report::counted_file(&self.target.join("tmp"), self.name);
+        report::read_counted(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn paired(&self, contender: &str) -> Result<&Paired, String> {
+        find(&self.paired, contender, |row| &row.contender)
+    }
+
+    fn criterion(&self, contender: &str) -> Result<Estimate, String> {
+        estimate(self.target, self.name, contender)
+    }
+}
+
+/// An in-memory group: time per request and its ratio to the baseline (the first contender), both
+/// interleaved and by criterion, then the counted figures.
+fn in_memory(target: &Path, name: &str, contenders: &[&str]) -> Result<(), String> {
+    let group = Group::read(target, name)?;
+    let counted = group.counted()?;
+    let baseline = contenders[0];
+    let base = group.criterion(baseline)?;
+    println!("### {name}\n");
+    println!(
+        "| contender | ns/request, interleaved | vs {baseline} (quartiles) | ns/request, criterion (95% CI) | vs {baseline} | allocations/request | bytes allocated | body bytes copied | inner calls |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for contender in contenders {
+        let paired = group.paired(contender)?;
+        let time = group.criterion(contender)?;
+        let row = find(&counted, contender, |row| &row.contender)?;
         println!(
-            "| {name} | {:.0} ({:.0}–{:.0}) | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} |",
+            "| {contender} | {:.0} | {:.3} ({:.3}–{:.3}) | {:.0} ({:.0}–{:.0}) | {:.3} | {:.2} | {:.0} | {:.0} | {:.0} |",
+            paired.ns,
+            paired.ratio,
+            paired.ratio_q1,
+            paired.ratio_q3,
             time.ns,
             time.low,
             time.high,
@@ -86,37 +119,37 @@ fn in_memory(
             row.inner_calls
         );
     }
-    for row in counted
-        .iter()
-        .filter(|row| !contenders.contains(&row.contender.as_str()))
-    {
-        println!(
-            "| *{}* | | | {:.2} | {:.0} | | |",
-            row.contender, row.allocations, row.allocated_bytes
-        );
-    }
     println!();
     Ok(())
 }
 
-/// The loopback group: requests per second and the ratio to the bare client.
+/// The loopback group: requests per second and the ratio to the bare client, interleaved and by
+/// criterion. Time ratios are inverted into throughput ratios.
 fn loopback(target: &Path, contenders: &[&str]) -> Result<(), String> {
-    let group = "loopback";
-    let per_second = |e: &Estimate| e.elements.unwrap_or(1.0) * 1e9 / e.ns;
-    let base = per_second(&estimate(target, group, contenders[0])?);
-    println!("### {group}\n");
-    println!("| client | requests/s (95% CI) | vs {} |", contenders[0]);
-    println!("|---|---:|---:|");
-    for name in contenders {
-        let e = estimate(target, group, name)?;
-        let slow = Estimate { ns: e.high, ..e };
-        let fast = Estimate { ns: e.low, ..e };
+    let group = Group::read(target, "loopback")?;
+    let per_second = |ns_per_batch: f64, e: &Estimate| e.elements * 1e9 / ns_per_batch;
+    let baseline = contenders[0];
+    let base = group.criterion(baseline)?;
+    let base_rate = per_second(base.ns, &base);
+    println!("### loopback\n");
+    println!(
+        "| client | requests/s, interleaved | vs {baseline} (quartiles) | requests/s, criterion (95% CI) | vs {baseline} |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for contender in contenders {
+        let paired = group.paired(contender)?;
+        let e = group.criterion(contender)?;
+        let rate = per_second(e.ns, &e);
         println!(
-            "| {name} | {:.0} ({:.0}–{:.0}) | {:.3} |",
-            per_second(&e),
-            per_second(&slow),
-            per_second(&fast),
-            per_second(&e) / base
+            "| {contender} | {:.0} | {:.3} ({:.3}–{:.3}) | {:.0} ({:.0}–{:.0}) | {:.3} |",
+            1e9 / paired.ns,
+            1.0 / paired.ratio,
+            1.0 / paired.ratio_q3,
+            1.0 / paired.ratio_q1,
+            rate,
+            per_second(e.high, &e),
+            per_second(e.low, &e),
+            rate / base_rate
         );
     }
     println!();
@@ -127,9 +160,9 @@ fn run(target: &Path) -> Result<(), String> {
     in_memory(
         target,
         "success_path",
-        "bare",
         &[
             "bare",
+            "bare_with_request_copy",
             "tower_retry",
             "tower_resilience_retry",
             "tower_http_retry",
@@ -138,7 +171,6 @@ fn run(target: &Path) -> Result<(), String> {
     in_memory(
         target,
         "retry_path",
-        "tower_retry",
         &["tower_retry", "tower_resilience_retry", "tower_http_retry"],
     )?;
     loopback(
