@@ -123,7 +123,7 @@ fn main() {
     sent += ROUNDS * contenders.len() * REQUESTS;
     drop(contenders);
     let path = report::paired_file(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), GROUP);
-    report::write_paired(&path, GROUP, ROUNDS, &results).expect("the figures are written");
+    report::write_paired(&path, GROUP, &results).expect("the figures are written");
 
     let mut criterion = Criterion::default()
         .configure_from_args()

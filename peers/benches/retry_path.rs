@@ -91,7 +91,7 @@ fn main() {
         ],
     );
     let path = report::paired_file(figures_dir(), GROUP);
-    report::write_paired(&path, GROUP, ROUNDS, &results).expect("the figures are written");
+    report::write_paired(&path, GROUP, &results).expect("the figures are written");
 
     let mut criterion = Criterion::default().configure_from_args();
     let mut group = criterion.benchmark_group(GROUP);

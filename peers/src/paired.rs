@@ -1,5 +1,5 @@
-//! Interleaved rounds: every contender runs one batch per round, in an order that rotates, and each is
-//! compared with the baseline's batch of the same round. On a shared machine, load that comes and goes
+//! Interleaved rounds: every contender runs one batch per round, in an order that rotates, and ratios are
+//! taken between batches of the same round. On a shared machine, load that comes and goes
 //! during a run shifts a sequential benchmark's figures one contender at a time; a ratio taken within a
 //! round sees both sides under the same load.
 
@@ -26,49 +26,66 @@ impl<'a> Contender<'a> {
     }
 }
 
-/// One contender's result over all rounds.
+/// One contender's time per request in every round.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Paired {
     /// The benchmark id.
     pub contender: String,
-    /// The median time per request, in nanoseconds.
-    pub ns: f64,
-    /// The median over rounds of (time per request / the baseline's in the same round).
-    pub ratio: f64,
-    /// The first quartile of that ratio.
-    pub ratio_q1: f64,
-    /// The third quartile of that ratio.
-    pub ratio_q3: f64,
+    /// Nanoseconds per request, round by round.
+    pub per_round: Vec<f64>,
 }
 
-/// Runs `rounds` rounds over `contenders`, the first of which is the baseline.
+/// The distribution over rounds of one contender's time divided by another's in the same round.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ratio {
+    /// The median.
+    pub median: f64,
+    /// The first quartile.
+    pub q1: f64,
+    /// The third quartile.
+    pub q3: f64,
+}
+
+impl Paired {
+    /// The median time per request, in nanoseconds.
+    pub fn ns(&self) -> f64 {
+        quantile(&mut self.per_round.clone(), 0.5)
+    }
+
+    /// This contender's time per request over `other`'s, round by round.
+    pub fn ratio_to(&self, other: &Paired) -> Ratio {
+        let mut ratios: Vec<f64> = self
+            .per_round
+            .iter()
+            .zip(&other.per_round)
+            .map(|(own, theirs)| own / theirs)
+            .collect();
+        Ratio {
+            median: quantile(&mut ratios, 0.5),
+            q1: quantile(&mut ratios, 0.25),
+            q3: quantile(&mut ratios, 0.75),
+        }
+    }
+}
+
+/// Runs `rounds` rounds over `contenders`.
 pub fn interleave(rounds: usize, contenders: &mut [Contender<'_>]) -> Vec<Paired> {
     let n = contenders.len();
-    let mut per_request = vec![Vec::with_capacity(rounds); n];
+    let mut per_round = vec![Vec::with_capacity(rounds); n];
     for round in 0..rounds {
         for k in 0..n {
             let i = (round + k) % n;
             let contender = &mut contenders[i];
             let time = (contender.run)();
-            per_request[i].push(time.as_nanos() as f64 / contender.units as f64);
+            per_round[i].push(time.as_nanos() as f64 / contender.units as f64);
         }
     }
     contenders
         .iter()
-        .enumerate()
-        .map(|(i, contender)| {
-            let mut ratios: Vec<f64> = per_request[i]
-                .iter()
-                .zip(&per_request[0])
-                .map(|(own, base)| own / base)
-                .collect();
-            Paired {
-                contender: contender.name.to_string(),
-                ns: quantile(&mut per_request[i].clone(), 0.5),
-                ratio: quantile(&mut ratios, 0.5),
-                ratio_q1: quantile(&mut ratios, 0.25),
-                ratio_q3: quantile(&mut ratios, 0.75),
-            }
+        .zip(per_round)
+        .map(|(contender, per_round)| Paired {
+            contender: contender.name.to_string(),
+            per_round,
         })
         .collect()
 }
@@ -102,14 +119,14 @@ mod tests {
             Contender::new("other", 20, || under_load(30.0)),
         ];
         let results = interleave(5, &mut contenders);
-        assert_eq!(results[0].ratio, 1.0);
-        assert!((results[1].ratio - 1.5).abs() < 1e-9, "{results:?}");
-        assert!((results[1].ratio_q1 - 1.5).abs() < 1e-9);
-        assert!((results[1].ratio_q3 - 1.5).abs() < 1e-9);
-        assert!(
-            (results[0].ns - 4e6).abs() < 1.0,
-            "the median round's 1 ms x 4 per request"
-        );
+        let ratio = results[1].ratio_to(&results[0]);
+        assert!((ratio.median - 1.5).abs() < 1e-9, "{results:?}");
+        assert!((ratio.q1 - 1.5).abs() < 1e-9);
+        assert!((ratio.q3 - 1.5).abs() < 1e-9);
+        assert_eq!(results[0].ratio_to(&results[0]).median, 1.0);
+        // The median round (load x4) gives 1 ms x 4 per request for the baseline, 1.5 ms x 4 for the other.
+        assert!((results[0].ns() - 4e6).abs() < 1.0);
+        assert!((results[1].ns() - 6e6).abs() < 1.0);
     }
 
     #[test]

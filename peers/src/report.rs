@@ -63,7 +63,7 @@ pub fn write_counted(path: &Path, group: &str, rows: &[Counted]) -> io::Result<(
 
 /// Reads what [`write_counted`] wrote.
 pub fn read_counted(path: &Path) -> io::Result<Vec<Counted>> {
-    read_rows(path, 4).map(|rows| {
+    read_rows(path, Some(4)).map(|rows| {
         rows.into_iter()
             .map(|(contender, f)| Counted {
                 contender,
@@ -76,8 +76,9 @@ pub fn read_counted(path: &Path) -> io::Result<Vec<Counted>> {
     })
 }
 
-/// Prints `rows` and writes them to `path`.
-pub fn write_paired(path: &Path, group: &str, rounds: usize, rows: &[Paired]) -> io::Result<()> {
+/// Prints `rows` (with each one's ratio to the first) and writes them to `path`.
+pub fn write_paired(path: &Path, group: &str, rows: &[Paired]) -> io::Result<()> {
+    let rounds = rows.first().map_or(0, |row| row.per_round.len());
     println!(
         "{group}: interleaved, {rounds} rounds, ratio to the first contender in the same round"
     );
@@ -86,28 +87,29 @@ pub fn write_paired(path: &Path, group: &str, rounds: usize, rows: &[Paired]) ->
         "contender", "ns per request", "ratio", "quartiles"
     );
     for row in rows {
+        let ratio = row.ratio_to(&rows[0]);
         println!(
             "  {:<24} {:>14.0} {:>8.3} {:>8.3} – {:<8.3}",
-            row.contender, row.ns, row.ratio, row.ratio_q1, row.ratio_q3
+            row.contender,
+            row.ns(),
+            ratio.median,
+            ratio.q1,
+            ratio.q3
         );
     }
-    let rows = rows.iter().map(|r| {
-        let figures = [r.ns, r.ratio, r.ratio_q1, r.ratio_q3];
-        (r.contender.as_str(), figures.to_vec())
-    });
+    let rows = rows
+        .iter()
+        .map(|r| (r.contender.as_str(), r.per_round.clone()));
     write_rows(path, rows)
 }
 
 /// Reads what [`write_paired`] wrote.
 pub fn read_paired(path: &Path) -> io::Result<Vec<Paired>> {
-    read_rows(path, 4).map(|rows| {
+    read_rows(path, None).map(|rows| {
         rows.into_iter()
-            .map(|(contender, f)| Paired {
+            .map(|(contender, per_round)| Paired {
                 contender,
-                ns: f[0],
-                ratio: f[1],
-                ratio_q1: f[2],
-                ratio_q3: f[3],
+                per_round,
             })
             .collect()
     })
@@ -128,15 +130,18 @@ fn write_rows<'a>(path: &Path, rows: impl Iterator<Item = (&'a str, Vec<f64>)>) 
     std::fs::write(path, tsv)
 }
 
-fn read_rows(path: &Path, figures: usize) -> io::Result<Vec<(String, Vec<f64>)>> {
+/// Rows of a name and its figures: exactly `figures` of them when given, at least one otherwise.
+fn read_rows(path: &Path, figures: Option<usize>) -> io::Result<Vec<(String, Vec<f64>)>> {
     let text = std::fs::read_to_string(path)?;
     text.lines()
         .filter(|line| !line.is_empty())
         .map(|line| {
             let mut fields = line.split('\t');
             let name = fields.next().unwrap_or_default().to_string();
-            let numbers: Vec<f64> = fields.filter_map(|f| f.parse().ok()).collect();
-            if name.is_empty() || numbers.len() != figures {
+            let numbers: Result<Vec<f64>, _> = fields.map(str::parse).collect();
+            let numbers = numbers.unwrap_or_default();
+            if name.is_empty() || numbers.is_empty() || figures.is_some_and(|n| numbers.len() != n)
+            {
                 let why = format!("{}: bad row: {line}", path.display());
                 return Err(io::Error::new(io::ErrorKind::InvalidData, why));
             }
@@ -174,12 +179,9 @@ mod tests {
         let path = scratch("paired.tsv");
         let rows = vec![Paired {
             contender: "bare".into(),
-            ns: 220.25,
-            ratio: 1.0,
-            ratio_q1: 0.97,
-            ratio_q3: 1.03,
+            per_round: vec![220.25, 219.5, 230.0],
         }];
-        write_paired(&path, "test", 31, &rows).unwrap();
+        write_paired(&path, "test", &rows).unwrap();
         assert_eq!(read_paired(&path).unwrap(), rows);
     }
 
@@ -188,6 +190,10 @@ mod tests {
         let path = scratch("short.tsv");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "bare\t1\t2\n").unwrap();
+        assert!(read_counted(&path).is_err());
+        std::fs::write(&path, "bare\n").unwrap();
+        assert!(read_paired(&path).is_err());
+        std::fs::write(&path, "bare\t1\tx\n").unwrap();
         assert!(read_paired(&path).is_err());
     }
 }

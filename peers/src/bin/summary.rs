@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use peer_benches::paired::Paired;
+use peer_benches::paired::{Paired, Ratio};
 use peer_benches::report::{self, Counted};
 use serde_json::Value;
 
@@ -87,32 +87,36 @@ impl<'a> Group<'a> {
     }
 }
 
-/// An in-memory group: time per request and its ratio to the baseline (the first contender), both
-/// interleaved and by criterion, then the counted figures.
-fn in_memory(target: &Path, name: &str, contenders: &[&str]) -> Result<(), String> {
+fn ratio(r: Ratio) -> String {
+    format!("{:.3} ({:.3}–{:.3})", r.median, r.q1, r.q3)
+}
+
+/// An in-memory group: time per request and its ratio to the baseline (the first contender) and to
+/// `second`, interleaved and by criterion, then the counted figures.
+fn in_memory(target: &Path, name: &str, contenders: &[&str], second: &str) -> Result<(), String> {
     let group = Group::read(target, name)?;
     let counted = group.counted()?;
     let baseline = contenders[0];
-    let base = group.criterion(baseline)?;
+    let (base, other) = (group.paired(baseline)?, group.paired(second)?);
+    let base_time = group.criterion(baseline)?;
     println!("### {name}\n");
     println!(
-        "| contender | ns/request, interleaved | vs {baseline} (quartiles) | ns/request, criterion (95% CI) | vs {baseline} | allocations/request | bytes allocated | body bytes copied | inner calls |"
+        "| contender | ns/request, interleaved | vs {baseline} (quartiles) | vs {second} (quartiles) | ns/request, criterion (95% CI) | vs {baseline} | allocations/request | bytes allocated | body bytes copied | inner calls |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for contender in contenders {
         let paired = group.paired(contender)?;
         let time = group.criterion(contender)?;
         let row = find(&counted, contender, |row| &row.contender)?;
         println!(
-            "| {contender} | {:.0} | {:.3} ({:.3}–{:.3}) | {:.0} ({:.0}–{:.0}) | {:.3} | {:.2} | {:.0} | {:.0} | {:.0} |",
-            paired.ns,
-            paired.ratio,
-            paired.ratio_q1,
-            paired.ratio_q3,
+            "| {contender} | {:.0} | {} | {} | {:.0} ({:.0}–{:.0}) | {:.3} | {:.2} | {:.0} | {:.0} | {:.0} |",
+            paired.ns(),
+            ratio(paired.ratio_to(base)),
+            ratio(paired.ratio_to(other)),
             time.ns,
             time.low,
             time.high,
-            time.ns / base.ns,
+            time.ns / base_time.ns,
             row.allocations,
             row.allocated_bytes,
             row.copied_body_bytes,
@@ -129,8 +133,9 @@ fn loopback(target: &Path, contenders: &[&str]) -> Result<(), String> {
     let group = Group::read(target, "loopback")?;
     let per_second = |ns_per_batch: f64, e: &Estimate| e.elements * 1e9 / ns_per_batch;
     let baseline = contenders[0];
-    let base = group.criterion(baseline)?;
-    let base_rate = per_second(base.ns, &base);
+    let base = group.paired(baseline)?;
+    let base_time = group.criterion(baseline)?;
+    let base_rate = per_second(base_time.ns, &base_time);
     println!("### loopback\n");
     println!(
         "| client | requests/s, interleaved | vs {baseline} (quartiles) | requests/s, criterion (95% CI) | vs {baseline} |"
@@ -138,14 +143,18 @@ fn loopback(target: &Path, contenders: &[&str]) -> Result<(), String> {
     println!("|---|---:|---:|---:|---:|");
     for contender in contenders {
         let paired = group.paired(contender)?;
+        let time_ratio = paired.ratio_to(base);
+        let throughput_ratio = Ratio {
+            median: 1.0 / time_ratio.median,
+            q1: 1.0 / time_ratio.q3,
+            q3: 1.0 / time_ratio.q1,
+        };
         let e = group.criterion(contender)?;
         let rate = per_second(e.ns, &e);
         println!(
-            "| {contender} | {:.0} | {:.3} ({:.3}–{:.3}) | {:.0} ({:.0}–{:.0}) | {:.3} |",
-            1e9 / paired.ns,
-            1.0 / paired.ratio,
-            1.0 / paired.ratio_q3,
-            1.0 / paired.ratio_q1,
+            "| {contender} | {:.0} | {} | {:.0} ({:.0}–{:.0}) | {:.3} |",
+            1e9 / paired.ns(),
+            ratio(throughput_ratio),
             rate,
             per_second(e.high, &e),
             per_second(e.low, &e),
@@ -167,11 +176,13 @@ fn run(target: &Path) -> Result<(), String> {
             "tower_resilience_retry",
             "tower_http_retry",
         ],
+        "tower_retry",
     )?;
     in_memory(
         target,
         "retry_path",
         &["tower_retry", "tower_resilience_retry", "tower_http_retry"],
+        "tower_retry",
     )?;
     loopback(
         target,
