@@ -20,6 +20,9 @@ pub struct Counted {
     pub copied_body_bytes: f64,
     /// Calls the inner service received per request.
     pub inner_calls: f64,
+    /// Wall-clock nanoseconds per request over the counted run: unlike the CPU time of the timed runs,
+    /// this includes any time a contender spends asleep.
+    pub wall_ns: f64,
 }
 
 /// The file of a group's counted figures, under `dir`.
@@ -36,17 +39,18 @@ pub fn paired_file(dir: &Path, group: &str) -> std::path::PathBuf {
 pub fn write_counted(path: &Path, group: &str, rows: &[Counted]) -> io::Result<()> {
     println!("{group}: per request, counted over a run of many requests");
     println!(
-        "  {:<24} {:>12} {:>12} {:>12} {:>12}",
-        "contender", "allocations", "bytes", "body copied", "inner calls"
+        "  {:<24} {:>12} {:>12} {:>12} {:>12} {:>14}",
+        "contender", "allocations", "bytes", "body copied", "inner calls", "wall ns"
     );
     for row in rows {
         println!(
-            "  {:<24} {:>12.2} {:>12.1} {:>12.1} {:>12.2}",
+            "  {:<24} {:>12.2} {:>12.1} {:>12.1} {:>12.2} {:>14.0}",
             row.contender,
             row.allocations,
             row.allocated_bytes,
             row.copied_body_bytes,
-            row.inner_calls
+            row.inner_calls,
+            row.wall_ns
         );
     }
     let rows = rows.iter().map(|r| {
@@ -55,6 +59,7 @@ pub fn write_counted(path: &Path, group: &str, rows: &[Counted]) -> io::Result<(
             r.allocated_bytes,
             r.copied_body_bytes,
             r.inner_calls,
+            r.wall_ns,
         ];
         (r.contender.as_str(), figures.to_vec())
     });
@@ -63,7 +68,7 @@ pub fn write_counted(path: &Path, group: &str, rows: &[Counted]) -> io::Result<(
 
 /// Reads what [`write_counted`] wrote.
 pub fn read_counted(path: &Path) -> io::Result<Vec<Counted>> {
-    read_rows(path, Some(4)).map(|rows| {
+    read_rows(path, Some(5)).map(|rows| {
         rows.into_iter()
             .map(|(contender, f)| Counted {
                 contender,
@@ -71,6 +76,7 @@ pub fn read_counted(path: &Path) -> io::Result<Vec<Counted>> {
                 allocated_bytes: f[1],
                 copied_body_bytes: f[2],
                 inner_calls: f[3],
+                wall_ns: f[4],
             })
             .collect()
     })
@@ -169,6 +175,7 @@ mod tests {
             allocated_bytes: 1464.5,
             copied_body_bytes: 0.0,
             inner_calls: 1.0,
+            wall_ns: 1020.0,
         }];
         write_counted(&path, "test", &rows).unwrap();
         assert_eq!(read_counted(&path).unwrap(), rows);

@@ -100,23 +100,34 @@ fn in_memory(target: &Path, name: &str, contenders: &[&str], second: &str) -> Re
     let (base, other) = (group.paired(baseline)?, group.paired(second)?);
     let base_time = group.criterion(baseline)?;
     println!("### {name}\n");
+    let vs_second = if second == baseline {
+        String::new()
+    } else {
+        format!(" vs {second} (quartiles) |")
+    };
     println!(
-        "| contender | ns/request, interleaved | vs {baseline} (quartiles) | vs {second} (quartiles) | ns/request, criterion (95% CI) | vs {baseline} | allocations/request | bytes allocated | body bytes copied | inner calls |"
+        "| contender | CPU ns/request, interleaved | vs {baseline} (quartiles) |{vs_second} CPU ns/request, criterion (95% CI) | vs {baseline} | wall ns/request, counted run | allocations/request | bytes allocated | body bytes copied | inner calls |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let columns = if second == baseline { 10 } else { 11 };
+    println!("|---{}|", "|---:".repeat(columns - 1));
     for contender in contenders {
         let paired = group.paired(contender)?;
         let time = group.criterion(contender)?;
         let row = find(&counted, contender, |row| &row.contender)?;
+        let to_second = if second == baseline {
+            String::new()
+        } else {
+            format!(" {} |", ratio(paired.ratio_to(other)))
+        };
         println!(
-            "| {contender} | {:.0} | {} | {} | {:.0} ({:.0}–{:.0}) | {:.3} | {:.2} | {:.0} | {:.0} | {:.0} |",
+            "| {contender} | {:.0} | {} |{to_second} {:.0} ({:.0}–{:.0}) | {:.3} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} |",
             paired.ns(),
             ratio(paired.ratio_to(base)),
-            ratio(paired.ratio_to(other)),
             time.ns,
             time.low,
             time.high,
             time.ns / base_time.ns,
+            row.wall_ns,
             row.allocations,
             row.allocated_bytes,
             row.copied_body_bytes,
