@@ -35,7 +35,7 @@ where
     S: Service<Req, Response = Res>,
     S::Error: Debug,
 {
-    let warm_up: Vec<Req> = (0..64).map(|_| workload.request()).collect();
+    let warm_up: Vec<Req> = (0..COUNTED).map(|_| workload.request()).collect();
     call_all(runtime, &mut service, warm_up, drop);
     let counters = inner.counters();
     counters.reset();
