@@ -1,15 +1,16 @@
 //! Running in-memory contenders: timed batches and checked runs.
 //!
-//! Time here is the calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time: the contenders
-//! never wait (every inner call is ready at once), so CPU time is all the time they take, and it leaves
-//! out the time the thread spent waiting for a core on a machine shared with other work.
+//! Time here is the calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time: every inner call
+//! is ready at once, so a contender that does not sleep takes exactly its CPU time, and CPU time leaves
+//! out the time the thread spent waiting for a core on a machine shared with other work. (A contender
+//! that sleeps, as tower-resilience-retry does between attempts, shows it only in wall time: the counted
+//! runs record that.)
 
 use std::fmt::Debug;
 use std::hint::black_box;
 use std::time::Duration;
 
 use cpu_time::ThreadTime;
-
 use tokio::runtime::Runtime;
 use tower::{Service, ServiceExt};
 
