@@ -1,0 +1,15 @@
+//! Benchmarks of tower-http-retry side by side with the retry layers its users would pick instead.
+//!
+//! The benchmarks are in `benches/`; this library holds what they share: the workload (one request
+//! shape and an in-memory service that answers it), the contenders built the way their users build them,
+//! and the loopback server and clients. See `BENCHMARKS.md` at the workspace root for the figures.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod contenders;
+pub mod inmemory;
+pub mod loopback;
+pub mod paired;
+pub mod report;
+pub mod workload;
