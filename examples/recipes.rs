@@ -14,6 +14,8 @@
 //! it promises. `tests/recipes.rs` compiles this same file and checks every promise with exact waits
 //! under tokio's paused clock.
 
+#[path = "support/checks.rs"]
+mod checks;
 #[path = "../tests/support/server.rs"]
 mod server;
 
@@ -21,6 +23,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
+use checks::Checks;
 use http::{HeaderName, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -34,15 +37,15 @@ use tower_http_retry::first_byte::{FirstByte, FirstByteLayer};
 use tower_http_retry::retry_after::RetryAfterMode;
 use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
 
-fn ms(n: u64) -> Duration {
+pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn secs(n: u64) -> Duration {
+pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn minutes(n: u64) -> Duration {
+pub fn minutes(n: u64) -> Duration {
     Duration::from_secs(60 * n)
 }
 
@@ -191,19 +194,6 @@ pub fn streaming<S>(service: S) -> Retry<FirstByte<S>> {
 // ---- `cargo run --example recipes`: each recipe once against a scripted server ----
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// Collects what went differently from what a recipe promised.
-#[derive(Default)]
-struct Checks(Vec<String>);
-
-impl Checks {
-    fn expect(&mut self, ok: bool, what: &str) {
-        println!("    {} {what}", if ok { "ok  " } else { "FAIL" });
-        if !ok {
-            self.0.push(what.to_owned());
-        }
-    }
-}
 
 fn request(method: Method, url: &str) -> Request<Full<Bytes>> {
     Request::builder()

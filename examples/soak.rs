@@ -75,13 +75,7 @@ async fn main() -> ExitCode {
     let schedule = Schedule {
         seed: SEED,
         rate: 0.2,
-        faults: vec![
-            Fault::ResetAfterExecuting,
-            Fault::UnavailableBeforeExecuting,
-            Fault::SlowAnswer,
-            Fault::TooManyRequests,
-            Fault::RequestTimeout,
-        ],
+        faults: Fault::ALL.to_vec(),
         slow: Duration::from_millis(150),
     };
     let server = FaultServer::start(schedule, Some(DEFAULT_IDEMPOTENCY_HEADER)).await;

@@ -16,6 +16,8 @@
 //!   retried (`examples/recipes.rs`, `streaming`); `ReplayBodyLayer` *outside*, so the retry gets a body
 //!   it can send again (`examples/axum_proxy.rs`).
 
+#[path = "support/checks.rs"]
+mod checks;
 #[path = "../tests/support/server.rs"]
 mod server;
 
@@ -23,6 +25,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use checks::Checks;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -53,19 +56,6 @@ fn policy() -> RetryPolicy {
 
 fn resends<B>(response: &http::Response<B>) -> u32 {
     RetryHistory::resend_count(response.extensions())
-}
-
-/// Collects what went differently from what a stack promised.
-#[derive(Default)]
-struct Checks(Vec<String>);
-
-impl Checks {
-    fn expect(&mut self, ok: bool, what: &str) {
-        println!("    {} {what}", if ok { "ok  " } else { "FAIL" });
-        if !ok {
-            self.0.push(what.to_owned());
-        }
-    }
 }
 
 #[tokio::main]

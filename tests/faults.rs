@@ -39,13 +39,7 @@ fn schedule() -> Schedule {
     Schedule {
         seed: SEED,
         rate: FAULT_RATE,
-        faults: vec![
-            Fault::ResetAfterExecuting,
-            Fault::UnavailableBeforeExecuting,
-            Fault::SlowAnswer,
-            Fault::TooManyRequests,
-            Fault::RequestTimeout,
-        ],
+        faults: Fault::ALL.to_vec(),
         slow: SLOW,
     }
 }

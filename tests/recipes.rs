@@ -19,23 +19,12 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
+use recipes::{minutes, ms, secs};
 use script::{status, with_header, Script, Step};
 use tokio::time::Instant;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_http_retry::history::{StopReason, WaitReason};
 use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn minutes(n: u64) -> Duration {
-    Duration::from_secs(60 * n)
-}
 
 fn request(method: Method) -> Request<Full<Bytes>> {
     Request::builder()

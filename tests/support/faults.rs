@@ -61,6 +61,17 @@ pub enum Fault {
     RequestTimeout,
 }
 
+impl Fault {
+    /// Every fault the server can inject.
+    pub const ALL: [Fault; 5] = [
+        Fault::ResetAfterExecuting,
+        Fault::UnavailableBeforeExecuting,
+        Fault::SlowAnswer,
+        Fault::TooManyRequests,
+        Fault::RequestTimeout,
+    ];
+}
+
 /// How the server answered one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Answer {
