@@ -23,6 +23,18 @@ use rand::RngExt;
 /// A delay schedule: a shape, a cap on each delay and a jitter.
 ///
 /// Retry numbers count from 0: `base_delay(0)` is the wait before the first retry.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_http_retry::backoff::Backoff;
+///
+/// let ms = Duration::from_millis;
+/// let backoff = Backoff::exponential(ms(100)).max_delay(ms(1000));
+/// assert_eq!(backoff.base_delay(0), ms(100)); // before the first retry
+/// assert_eq!(backoff.base_delay(3), ms(800));
+/// assert_eq!(backoff.base_delay(4), ms(1000)); // 1.6 s, capped
+/// assert_eq!(Backoff::default(), Backoff::exponential(ms(300)));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Backoff {
     shape: Shape,
@@ -39,6 +51,35 @@ enum Shape {
 }
 
 /// How a computed delay is spread so that clients failing together do not retry together.
+///
+/// Jitter spreads the wait the layer makes, not [`Backoff::base_delay`]:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use http::{Request, Response};
+/// use tower::{service_fn, ServiceExt};
+/// use tower_http_retry::backoff::{Backoff, Jitter};
+/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let unavailable = service_fn(|_: Request<String>| async {
+///     Ok::<_, Infallible>(Response::builder().status(503).body(String::new()).unwrap())
+/// });
+/// // Equal jitter: a delay of 1 s becomes a wait between 0.5 s and 1 s.
+/// let policy = RetryPolicy::default()
+///     .max_attempts(2)
+///     .backoff(Backoff::constant(Duration::from_secs(1)).jitter(Jitter::Equal));
+///
+/// let client = Retry::new(unavailable, policy);
+/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+/// let history = response.extensions().get::<RetryHistory>().unwrap();
+/// let waited = history.total_wait();
+/// assert!(waited >= Duration::from_millis(500) && waited <= Duration::from_secs(1));
+/// assert_eq!(Jitter::default(), Jitter::Full);
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Jitter {
@@ -58,6 +99,17 @@ pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
 
 impl Backoff {
     /// `base * 2^n`, capped at 30 s, with full jitter. Change the factor with [`multiplier`](Self::multiplier).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::{Backoff, Jitter, DEFAULT_MAX_DELAY};
+    ///
+    /// let backoff = Backoff::exponential(Duration::from_secs(1));
+    /// assert_eq!(backoff.base_delay(0), Duration::from_secs(1));
+    /// assert_eq!(backoff.base_delay(4), Duration::from_secs(16));
+    /// assert_eq!(backoff.base_delay(5), DEFAULT_MAX_DELAY); // 32 s, capped at 30 s
+    /// assert_eq!(backoff.jitter_value(), Jitter::Full);
+    /// ```
     pub fn exponential(base: Duration) -> Self {
         Self::with_shape(Shape::Exponential {
             base,
@@ -65,12 +117,36 @@ impl Backoff {
         })
     }
 
-    /// The same delay before every retry, with full jitter.
+    /// The same delay before every retry, capped at 30 s, with full jitter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::{Backoff, DEFAULT_MAX_DELAY};
+    ///
+    /// let backoff = Backoff::constant(Duration::from_secs(2));
+    /// assert_eq!(backoff.base_delay(0), Duration::from_secs(2));
+    /// assert_eq!(backoff.base_delay(1_000), Duration::from_secs(2));
+    ///
+    /// // A longer delay needs a higher cap.
+    /// let minute = Duration::from_secs(60);
+    /// assert_eq!(Backoff::constant(minute).base_delay(0), DEFAULT_MAX_DELAY);
+    /// let raised = Backoff::constant(minute).max_delay(minute);
+    /// assert_eq!(raised.base_delay(0), minute);
+    /// ```
     pub fn constant(delay: Duration) -> Self {
         Self::with_shape(Shape::Constant(delay))
     }
 
     /// `base + step * n`, capped at 30 s, with full jitter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::Backoff;
+    ///
+    /// let backoff = Backoff::linear(Duration::from_secs(1), Duration::from_millis(500));
+    /// assert_eq!(backoff.base_delay(0), Duration::from_secs(1));
+    /// assert_eq!(backoff.base_delay(3), Duration::from_millis(2500));
+    /// ```
     pub fn linear(base: Duration, step: Duration) -> Self {
         Self::with_shape(Shape::Linear { base, step })
     }
@@ -100,6 +176,16 @@ impl Backoff {
     }
 
     /// No wait at all between attempts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::{Backoff, Jitter};
+    ///
+    /// let backoff = Backoff::none();
+    /// assert_eq!(backoff.base_delay(0), Duration::ZERO);
+    /// assert_eq!(backoff.base_delay(9), Duration::ZERO);
+    /// assert_eq!(backoff.jitter_value(), Jitter::None);
+    /// ```
     pub fn none() -> Self {
         Self::constant(Duration::ZERO).jitter(Jitter::None)
     }
@@ -115,6 +201,17 @@ impl Backoff {
     /// Sets the growth factor of an exponential backoff (1.5 and 2 are common).
     ///
     /// A factor below 1 or NaN is taken as 1, so delays never shrink. Other shapes ignore it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::Backoff;
+    ///
+    /// let backoff = Backoff::exponential(Duration::from_secs(1)).multiplier(1.5);
+    /// assert_eq!(backoff.base_delay(2), Duration::from_millis(2250));
+    ///
+    /// let never_shrinks = Backoff::exponential(Duration::from_secs(1)).multiplier(0.5);
+    /// assert_eq!(never_shrinks.base_delay(5), Duration::from_secs(1));
+    /// ```
     pub fn multiplier(mut self, multiplier: f64) -> Self {
         if let Shape::Exponential { multiplier: m, .. } = &mut self.shape {
             *m = if multiplier >= 1.0 { multiplier } else { 1.0 };
@@ -123,12 +220,37 @@ impl Backoff {
     }
 
     /// Caps every single delay, before jitter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::{Backoff, DEFAULT_MAX_DELAY};
+    ///
+    /// let backoff = Backoff::exponential(Duration::from_secs(1));
+    /// assert_eq!(backoff.max_delay_value(), DEFAULT_MAX_DELAY);
+    ///
+    /// let backoff = backoff.max_delay(Duration::from_secs(5));
+    /// assert_eq!(backoff.max_delay_value(), Duration::from_secs(5));
+    /// assert_eq!(backoff.base_delay(2), Duration::from_secs(4));
+    /// assert_eq!(backoff.base_delay(3), Duration::from_secs(5)); // 8 s, capped
+    /// ```
     pub fn max_delay(mut self, max: Duration) -> Self {
         self.max_delay = max;
         self
     }
 
     /// Sets how delays are spread.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::{Backoff, Jitter};
+    ///
+    /// let spread = Backoff::exponential(Duration::from_secs(1));
+    /// let exact = spread.clone().jitter(Jitter::None);
+    /// assert_eq!(spread.jitter_value(), Jitter::Full);
+    /// assert_eq!(exact.jitter_value(), Jitter::None);
+    /// // Jitter spreads the wait, not the delay it starts from.
+    /// assert_eq!(exact.base_delay(3), spread.base_delay(3));
+    /// ```
     pub fn jitter(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
         self
@@ -145,6 +267,16 @@ impl Backoff {
     }
 
     /// The delay before retry `n` (counting from 0), capped, before jitter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::{Backoff, DEFAULT_MAX_DELAY};
+    ///
+    /// let backoff = Backoff::exponential(Duration::from_millis(100));
+    /// assert_eq!(backoff.base_delay(2), Duration::from_millis(400));
+    /// // Saturates: no retry number overflows the cap.
+    /// assert_eq!(backoff.base_delay(u32::MAX), DEFAULT_MAX_DELAY);
+    /// ```
     pub fn base_delay(&self, n: u32) -> Duration {
         let raw = match &self.shape {
             Shape::Exponential { base, multiplier } => exponential(*base, *multiplier, n),

@@ -22,6 +22,37 @@ use bytes::Bytes;
 use http_body_util::{Empty, Full};
 
 /// A request body that can produce another copy of itself for the next attempt.
+///
+/// A body type that can rebuild itself from what it holds implements it by starting the copy over
+/// (a real one also implements [`http_body::Body`]):
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_http_retry::body::{NotReplayable, ReplayableBody};
+///
+/// /// A payload sent from a shared buffer.
+/// struct Payload {
+///     bytes: Arc<[u8]>,
+///     sent: usize,
+/// }
+///
+/// impl ReplayableBody for Payload {
+///     fn replay(&self) -> Result<Self, NotReplayable> {
+///         Ok(Payload {
+///             bytes: self.bytes.clone(),
+///             sent: 0,
+///         })
+///     }
+/// }
+///
+/// let half_sent = Payload {
+///     bytes: Arc::from(&b"{\"amount\": 100}"[..]),
+///     sent: 7,
+/// };
+/// let copy = half_sent.replay().unwrap();
+/// assert_eq!(copy.sent, 0, "from its first byte");
+/// assert!(Arc::ptr_eq(&copy.bytes, &half_sent.bytes), "no byte copied");
+/// ```
 pub trait ReplayableBody: Sized {
     /// A body equal to the original, ready to be sent from its first byte, or why there can't be one.
     ///
@@ -30,6 +61,40 @@ pub trait ReplayableBody: Sized {
 }
 
 /// Why a request body could not be sent again; the request is then not retried.
+///
+/// The caller finds it in the history's stop reason:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::Full;
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+/// use tower_http_retry::body::NotReplayable;
+/// use tower_http_retry::history::StopReason;
+/// use tower_http_retry::{ReplayBody, ReplayBodyLayer, RetryHistory, RetryLayer, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let unavailable = service_fn(|_: Request<ReplayBody<Full<Bytes>>>| async {
+///     Ok::<_, Infallible>(Response::builder().status(503).body(String::new()).unwrap())
+/// });
+/// let client = ServiceBuilder::new()
+///     .layer(ReplayBodyLayer::new().limit(8))
+///     .layer(RetryLayer::new(RetryPolicy::default()))
+///     .service(unavailable);
+///
+/// let upload = Full::new(Bytes::from_static(b"sixteen bytes..."));
+/// let request = Request::put("http://api.example/v1/files/7")
+///     .body(upload)
+///     .unwrap();
+/// let response = client.oneshot(request).await.unwrap();
+/// let history = response.extensions().get::<RetryHistory>().unwrap();
+/// assert_eq!(history.attempt_count(), 1);
+/// let too_large = StopReason::BodyNotReplayable(NotReplayable::TooLarge { limit: 8 });
+/// assert_eq!(history.stop_reason(), too_large);
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NotReplayable {

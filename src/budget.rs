@@ -103,6 +103,21 @@ pub struct RetryBudget {
 }
 
 /// Settings of a [`RetryBudget`]; made by [`RetryBudget::builder`].
+///
+/// The settings are plain values: every [`build`](Self::build) makes a new, separate budget.
+/// Share one by cloning the [`RetryBudget`] handle, not the builder.
+///
+/// ```
+/// use tower_http_retry::budget::RetryBudget;
+/// use tower_http_retry::classify::RetryClass;
+///
+/// let settings = RetryBudget::builder().floor(1).ratio(0.0);
+/// let (a, b) = (settings.clone().build(), settings.build());
+/// assert!(a.try_withdraw(RetryClass::Transient));
+/// assert!(!a.try_withdraw(RetryClass::Transient));
+/// // `b` has a floor of its own.
+/// assert!(b.try_withdraw(RetryClass::Transient));
+/// ```
 #[derive(Clone, Debug)]
 pub struct RetryBudgetBuilder {
     ratio: f64,
@@ -143,11 +158,35 @@ impl Default for RetryBudget {
 
 impl RetryBudget {
     /// A budget with the default settings: 10% of requests, a floor of 10 retries, a 10 s window.
+    ///
+    /// ```
+    /// use tower_http_retry::budget::{RetryBudget, DEFAULT_FLOOR, DEFAULT_RATIO};
+    ///
+    /// let floor = f64::from(DEFAULT_FLOOR);
+    /// let budget = RetryBudget::new();
+    /// assert_eq!(budget.available(), floor);
+    /// for _ in 0..10 {
+    ///     budget.deposit();
+    /// }
+    /// assert_eq!(budget.available(), floor + 10.0 * DEFAULT_RATIO);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Settings for a budget, starting from the defaults.
+    ///
+    /// ```
+    /// use tower_http_retry::budget::RetryBudget;
+    ///
+    /// // Only the floor changes; the ratio stays at 10%.
+    /// let budget = RetryBudget::builder().floor(0).build();
+    /// assert_eq!(budget.available(), 0.0);
+    /// for _ in 0..20 {
+    ///     budget.deposit();
+    /// }
+    /// assert_eq!(budget.available(), 2.0);
+    /// ```
     pub fn builder() -> RetryBudgetBuilder {
         RetryBudgetBuilder {
             ratio: DEFAULT_RATIO,
@@ -162,11 +201,39 @@ impl RetryBudget {
     ///
     /// Deposits are credited to the window in batches of 16, or when a retry is next asked for: most
     /// deposits are a single atomic addition.
+    ///
+    /// ```
+    /// use tower_http_retry::budget::RetryBudget;
+    /// use tower_http_retry::classify::RetryClass;
+    ///
+    /// let budget = RetryBudget::builder().floor(0).ratio(0.5).build();
+    /// assert!(!budget.try_withdraw(RetryClass::Transient));
+    /// budget.deposit();
+    /// budget.deposit();
+    /// // Two requests fund one retry.
+    /// assert!(budget.try_withdraw(RetryClass::Transient));
+    /// ```
     pub fn deposit(&self) {
         self.shared.deposit();
     }
 
     /// Takes the cost of one retry of `class` if the budget allows it; `false` leaves it untouched.
+    ///
+    /// ```
+    /// use tower_http_retry::budget::RetryBudget;
+    /// use tower_http_retry::classify::RetryClass;
+    ///
+    /// let budget = RetryBudget::builder()
+    ///     .floor(1)
+    ///     .ratio(0.0)
+    ///     .cost(RetryClass::Throttling, 2.0)
+    ///     .build();
+    /// // A throttling retry costs 2; only 1 is available, and a refusal takes nothing.
+    /// assert!(!budget.try_withdraw(RetryClass::Throttling));
+    /// assert_eq!(budget.available(), 1.0);
+    /// assert!(budget.try_withdraw(RetryClass::Transient));
+    /// assert_eq!(budget.available(), 0.0);
+    /// ```
     pub fn try_withdraw(&self, class: RetryClass) -> bool {
         self.shared
             .try_withdraw(Instant::now(), self.shared.cost(class))
@@ -192,6 +259,14 @@ impl RetryBudget {
     }
 
     /// Whether two handles share one budget.
+    ///
+    /// ```
+    /// use tower_http_retry::budget::RetryBudget;
+    ///
+    /// let budget = RetryBudget::new();
+    /// assert!(budget.same_as(&budget.clone()));
+    /// assert!(!budget.same_as(&RetryBudget::new()));
+    /// ```
     pub fn same_as(&self, other: &RetryBudget) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
@@ -200,6 +275,16 @@ impl RetryBudget {
 impl RetryBudgetBuilder {
     /// Allows retries up to `ratio` times the requests in the window (0.1 is 10%). Kept to three
     /// decimals; negative or NaN is 0.
+    ///
+    /// ```
+    /// use tower_http_retry::budget::RetryBudget;
+    ///
+    /// let budget = RetryBudget::builder().floor(0).ratio(0.25).build();
+    /// for _ in 0..8 {
+    ///     budget.deposit();
+    /// }
+    /// assert_eq!(budget.available(), 2.0);
+    /// ```
     pub fn ratio(mut self, ratio: f64) -> Self {
         self.ratio = ratio;
         self
@@ -207,12 +292,43 @@ impl RetryBudgetBuilder {
 
     /// Allows `retries` retries in any window, whatever the traffic, so that a lone failing request
     /// still gets its retries.
+    ///
+    /// ```
+    /// use tower_http_retry::budget::RetryBudget;
+    /// use tower_http_retry::classify::RetryClass;
+    ///
+    /// // No request counted yet: the floor alone grants three retries.
+    /// let budget = RetryBudget::builder().floor(3).build();
+    /// let granted = (0..10)
+    ///     .filter(|_| budget.try_withdraw(RetryClass::Transient))
+    ///     .count();
+    /// assert_eq!(granted, 3);
+    /// ```
     pub fn floor(mut self, retries: u32) -> Self {
         self.floor = retries;
         self
     }
 
     /// Counts requests and retries over the last `window` (at least 10 ms). It slides in ten steps.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::budget::{RetryBudget, DEFAULT_WINDOW};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// assert_eq!(DEFAULT_WINDOW, Duration::from_secs(10));
+    /// let budget = RetryBudget::builder()
+    ///     .floor(0)
+    ///     .ratio(1.0)
+    ///     .window(Duration::from_secs(1))
+    ///     .build();
+    /// budget.deposit();
+    /// assert_eq!(budget.available(), 1.0);
+    /// tokio::time::advance(Duration::from_secs(1)).await;
+    /// assert_eq!(budget.available(), 0.0, "the request has left the window");
+    /// # }
+    /// ```
     pub fn window(mut self, window: Duration) -> Self {
         self.window = window;
         self
@@ -240,6 +356,16 @@ impl RetryBudgetBuilder {
     }
 
     /// The budget, starting empty (only the floor is available) at the current instant.
+    ///
+    /// ```
+    /// use tower_http_retry::budget::RetryBudget;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let budget = RetryBudget::builder().floor(5).build();
+    /// assert_eq!(budget.available(), 5.0);
+    /// let policy = RetryPolicy::default().retry_budget(budget);
+    /// # let _ = policy;
+    /// ```
     pub fn build(self) -> RetryBudget {
         let window = self.window.max(Duration::from_millis(10));
         let step_nanos = u64::try_from(window.as_nanos() / u128::from(SLOTS)).unwrap_or(u64::MAX);

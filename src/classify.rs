@@ -26,6 +26,30 @@ use std::io;
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 
 /// What to do with an attempt's outcome.
+///
+/// ```
+/// use http::{HeaderMap, Method, StatusCode, Uri};
+/// use tower_http_retry::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
+/// use tower_http_retry::DEFAULT_IDEMPOTENCY_HEADER;
+///
+/// let uri = Uri::from_static("http://api.example/");
+/// let (headers, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let decide = |method: &Method, status: StatusCode| {
+///     let request = RequestInfo::new(method, &uri, &headers, 1, &key);
+///     let outcome = Outcome::Response {
+///         status,
+///         headers: &headers,
+///     };
+///     default_decision(&request, &outcome)
+/// };
+/// let retry = Decision::Retry(RetryClass::Transient);
+/// assert_eq!(decide(&Method::GET, StatusCode::BAD_GATEWAY), retry);
+/// assert_eq!(
+///     decide(&Method::POST, StatusCode::BAD_GATEWAY),
+///     Decision::Unsafe
+/// );
+/// assert_eq!(decide(&Method::GET, StatusCode::NOT_FOUND), Decision::Done);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Decision {
@@ -39,6 +63,34 @@ pub enum Decision {
 }
 
 /// Why an outcome is retryable; classes may be given different waits.
+///
+/// Each class has its own backoff and limits: see
+/// [`RetryPolicy::backoff_for`](crate::RetryPolicy::backoff_for).
+///
+/// ```
+/// use http::{HeaderMap, Method, StatusCode, Uri};
+/// use tower_http_retry::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
+/// use tower_http_retry::DEFAULT_IDEMPOTENCY_HEADER;
+///
+/// let uri = Uri::from_static("http://api.example/");
+/// let (headers, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let get = RequestInfo::new(&Method::GET, &uri, &headers, 1, &key);
+/// let decide = |status| {
+///     let outcome = Outcome::Response {
+///         status,
+///         headers: &headers,
+///     };
+///     default_decision(&get, &outcome)
+/// };
+/// assert_eq!(
+///     decide(StatusCode::TOO_MANY_REQUESTS),
+///     Decision::Retry(RetryClass::Throttling)
+/// );
+/// assert_eq!(
+///     decide(StatusCode::SERVICE_UNAVAILABLE),
+///     Decision::Retry(RetryClass::Transient)
+/// );
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RetryClass {
@@ -49,6 +101,43 @@ pub enum RetryClass {
 }
 
 /// What an attempt produced, as the classifier sees it.
+///
+/// A classifier can be tested with outcomes made by hand:
+///
+/// ```
+/// use std::io;
+/// use http::{HeaderMap, Method, StatusCode, Uri};
+/// use tower_http_retry::classify::{Decision, Outcome, RequestInfo};
+/// use tower_http_retry::{RetryPolicy, DEFAULT_IDEMPOTENCY_HEADER};
+///
+/// // This API marks the failures that no retry will fix.
+/// fn classify(_: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Option<Decision> {
+///     match outcome {
+///         Outcome::Response { headers, .. } if headers.contains_key("x-final") => {
+///             Some(Decision::Done)
+///         }
+///         _ => None,
+///     }
+/// }
+///
+/// let uri = Uri::from_static("http://api.example/");
+/// let (none, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let request = RequestInfo::new(&Method::GET, &uri, &none, 1, &key);
+/// let mut marked = HeaderMap::new();
+/// marked.insert("x-final", "1".parse().unwrap());
+/// let unavailable = Outcome::Response {
+///     status: StatusCode::SERVICE_UNAVAILABLE,
+///     headers: &marked,
+/// };
+/// assert_eq!(classify(&request, &unavailable), Some(Decision::Done));
+/// let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+/// let failed = Outcome::Error(&reset);
+/// // Not this hook's concern: the default table decides.
+/// assert_eq!(classify(&request, &failed), None);
+///
+/// let policy = RetryPolicy::default().classify_with(classify);
+/// # let _ = policy;
+/// ```
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub enum Outcome<'a> {
@@ -87,6 +176,31 @@ impl Outcome<'_> {
 }
 
 /// The request an outcome belongs to.
+///
+/// ```
+/// use std::io;
+/// use http::{HeaderMap, Method, Uri};
+/// use tower_http_retry::classify::{Decision, Outcome, RequestInfo};
+/// use tower_http_retry::{RetryPolicy, DEFAULT_IDEMPOTENCY_HEADER};
+///
+/// // Reports are slow to build: two attempts at most.
+/// fn classify(request: &RequestInfo<'_>, _: &Outcome<'_>) -> Option<Decision> {
+///     let report = request.uri.path().starts_with("/reports/");
+///     (report && request.attempt >= 2).then_some(Decision::Done)
+/// }
+/// let policy = RetryPolicy::default().classify_with(classify);
+///
+/// let uri = Uri::from_static("http://api.example/reports/7");
+/// let (headers, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+/// let attempt = |n| {
+///     let request = RequestInfo::new(&Method::GET, &uri, &headers, n, &key);
+///     classify(&request, &Outcome::Error(&reset))
+/// };
+/// assert_eq!(attempt(1), None);
+/// assert_eq!(attempt(2), Some(Decision::Done));
+/// # let _ = policy;
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInfo<'a> {
     /// Its method.
@@ -132,17 +246,64 @@ impl<'a> RequestInfo<'a> {
     }
 
     /// Whether the request carries the idempotency key header the policy recognises.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+    /// use tower_http_retry::classify::RequestInfo;
+    ///
+    /// let uri = Uri::from_static("http://pay.example/v1/charges");
+    /// let key = HeaderName::from_static("idempotency-key");
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(&key, HeaderValue::from_static("order-42"));
+    /// assert!(RequestInfo::new(&Method::POST, &uri, &headers, 1, &key).has_idempotency_key());
+    ///
+    /// // Only the header the policy recognises counts.
+    /// let other = HeaderName::from_static("x-idempotency-key");
+    /// assert!(!RequestInfo::new(&Method::POST, &uri, &headers, 1, &other).has_idempotency_key());
+    /// ```
     pub fn has_idempotency_key(&self) -> bool {
         self.headers.contains_key(self.idempotency_header)
     }
 
     /// Whether repeating the request is safe by itself: an idempotent method, or an idempotency key.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, Method, Uri};
+    /// use tower_http_retry::classify::RequestInfo;
+    /// use tower_http_retry::DEFAULT_IDEMPOTENCY_HEADER;
+    ///
+    /// let uri = Uri::from_static("http://api.example/v1/items");
+    /// let key = DEFAULT_IDEMPOTENCY_HEADER;
+    /// let plain = HeaderMap::new();
+    /// let mut keyed = HeaderMap::new();
+    /// keyed.insert(&key, HeaderValue::from_static("order-42"));
+    /// let idempotent = |method: &Method, headers: &HeaderMap| {
+    ///     RequestInfo::new(method, &uri, headers, 1, &key).is_idempotent()
+    /// };
+    /// assert!(idempotent(&Method::PUT, &plain));
+    /// assert!(!idempotent(&Method::POST, &plain));
+    /// assert!(idempotent(&Method::POST, &keyed));
+    /// ```
     pub fn is_idempotent(&self) -> bool {
         is_idempotent_method(self.method) || self.has_idempotency_key()
     }
 }
 
 /// GET, HEAD, OPTIONS, TRACE, PUT and DELETE (RFC 9110 §9.2.2).
+///
+/// ```
+/// use http::Method;
+/// use tower_http_retry::classify::is_idempotent_method;
+/// use tower_http_retry::idempotency::DEFAULT_IDEMPOTENCY_KEY_METHODS;
+///
+/// assert!(is_idempotent_method(&Method::PUT));
+/// assert!(is_idempotent_method(&Method::DELETE));
+/// assert!(!is_idempotent_method(&Method::POST));
+/// // Keys are injected only for methods that are not idempotent by themselves.
+/// for method in DEFAULT_IDEMPOTENCY_KEY_METHODS {
+///     assert!(!is_idempotent_method(&method));
+/// }
+/// ```
 pub fn is_idempotent_method(method: &Method) -> bool {
     matches!(
         *method,
@@ -151,6 +312,29 @@ pub fn is_idempotent_method(method: &Method) -> bool {
 }
 
 /// The decision of the table in this module's documentation.
+///
+/// ```
+/// use std::io;
+/// use http::{HeaderMap, Method, Uri};
+/// use tower_http_retry::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
+/// use tower_http_retry::DEFAULT_IDEMPOTENCY_HEADER;
+///
+/// let uri = Uri::from_static("http://api.example/");
+/// let (headers, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let post = RequestInfo::new(&Method::POST, &uri, &headers, 1, &key);
+///
+/// // Never sent: safe to send again.
+/// let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+/// let retry = Decision::Retry(RetryClass::Transient);
+/// assert_eq!(default_decision(&post, &Outcome::Error(&refused)), retry);
+///
+/// // Maybe sent: the charge may have gone through.
+/// let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+/// assert_eq!(
+///     default_decision(&post, &Outcome::Error(&reset)),
+///     Decision::Unsafe
+/// );
+/// ```
 pub fn default_decision(request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Decision {
     let idempotent = request.is_idempotent();
     let (class, needs_idempotence) = match outcome {
@@ -204,6 +388,18 @@ pub fn every_server_error(request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> O
 }
 
 /// What kind of transport failure an error is, as far as retrying is concerned.
+///
+/// ```
+/// use std::io;
+/// use tower_http_retry::classify::ErrorKind;
+///
+/// let kind = |kind: io::ErrorKind| ErrorKind::of(&io::Error::from(kind));
+/// assert_eq!(kind(io::ErrorKind::ConnectionRefused), ErrorKind::Connect);
+/// assert_eq!(kind(io::ErrorKind::ConnectionReset), ErrorKind::Reset);
+/// assert_eq!(kind(io::ErrorKind::UnexpectedEof), ErrorKind::Closed);
+/// assert_eq!(kind(io::ErrorKind::TimedOut), ErrorKind::Timeout);
+/// assert_eq!(kind(io::ErrorKind::PermissionDenied), ErrorKind::Other);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -228,6 +424,32 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Classifies an error by walking its [`source()`](StdError::source) chain, outermost first.
+    ///
+    /// ```
+    /// use std::error::Error;
+    /// use std::{fmt, io};
+    /// use tower_http_retry::classify::ErrorKind;
+    ///
+    /// // A client's own error type, with the transport failure as its source.
+    /// #[derive(Debug)]
+    /// struct RequestFailed(io::Error);
+    /// impl fmt::Display for RequestFailed {
+    ///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    ///         f.write_str("request failed")
+    ///     }
+    /// }
+    /// impl Error for RequestFailed {
+    ///     fn source(&self) -> Option<&(dyn Error + 'static)> {
+    ///         Some(&self.0)
+    ///     }
+    /// }
+    ///
+    /// let refused = RequestFailed(io::ErrorKind::ConnectionRefused.into());
+    /// assert_eq!(ErrorKind::of(&refused), ErrorKind::Connect);
+    /// // The type decides, never the message.
+    /// let message_only = io::Error::other("connection refused");
+    /// assert_eq!(ErrorKind::of(&message_only), ErrorKind::Other);
+    /// ```
     pub fn of(error: &(dyn StdError + 'static)) -> Self {
         let mut next = Some(error);
         while let Some(error) = next {
@@ -302,11 +524,32 @@ impl ErrorKind {
     }
 
     /// Whether the request certainly never reached the server, so retrying cannot duplicate it.
+    ///
+    /// ```
+    /// use std::io;
+    /// use tower_http_retry::classify::ErrorKind;
+    ///
+    /// let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+    /// assert!(ErrorKind::of(&refused).is_never_sent());
+    /// assert!(ErrorKind::Refused.is_never_sent());
+    /// assert!(!ErrorKind::Reset.is_never_sent());
+    /// assert!(!ErrorKind::AttemptTimeout.is_never_sent());
+    /// ```
     pub fn is_never_sent(self) -> bool {
         matches!(self, ErrorKind::Connect | ErrorKind::Refused)
     }
 
     /// A short lowercase name, for logs and metrics.
+    ///
+    /// ```
+    /// use std::io;
+    /// use tower_http_retry::classify::ErrorKind;
+    ///
+    /// let kind = ErrorKind::of(&io::Error::from(io::ErrorKind::UnexpectedEof));
+    /// assert_eq!(kind.as_str(), "closed");
+    /// assert_eq!(kind.to_string(), "closed");
+    /// assert_eq!(ErrorKind::IncompleteMessage.as_str(), "incomplete_message");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Connect => "connect",
@@ -328,6 +571,29 @@ impl fmt::Display for ErrorKind {
 }
 
 /// The error an attempt ends with when this layer's per-attempt timeout fires.
+///
+/// It is [`ErrorKind::AttemptTimeout`]: the request may have reached the server, so only an
+/// idempotent one is retried.
+///
+/// ```
+/// use http::{HeaderMap, Method, Uri};
+/// use tower_http_retry::classify::{
+///     default_decision, AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo,
+/// };
+/// use tower_http_retry::DEFAULT_IDEMPOTENCY_HEADER;
+///
+/// let timed_out = AttemptTimedOut::default();
+/// assert_eq!(ErrorKind::of(&timed_out), ErrorKind::AttemptTimeout);
+///
+/// let uri = Uri::from_static("http://api.example/");
+/// let (headers, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let decide = |method: &Method| {
+///     let request = RequestInfo::new(method, &uri, &headers, 1, &key);
+///     default_decision(&request, &Outcome::Error(&timed_out))
+/// };
+/// assert!(matches!(decide(&Method::GET), Decision::Retry(_)));
+/// assert_eq!(decide(&Method::POST), Decision::Unsafe);
+/// ```
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct AttemptTimedOut;

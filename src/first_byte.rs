@@ -52,6 +52,64 @@ use tower_service::Service;
 use crate::error::BoxError;
 
 /// Wraps services in [`FirstByte`].
+///
+/// A stream that breaks before its first byte is retried like a transport failure:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::io;
+/// use std::pin::Pin;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use std::task::{Context, Poll};
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body::{Body, Frame};
+/// use http_body_util::{BodyExt, Either, Full};
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+/// use tower_http_retry::first_byte::FirstByteLayer;
+/// use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
+///
+/// /// A response body whose connection is reset before its first byte.
+/// struct Reset;
+///
+/// impl Body for Reset {
+///     type Data = Bytes;
+///     type Error = io::Error;
+///
+///     fn poll_frame(
+///         self: Pin<&mut Self>,
+///         _: &mut Context<'_>,
+///     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+///         Poll::Ready(Some(Err(io::ErrorKind::ConnectionReset.into())))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // The first stream breaks at once; the second arrives whole.
+/// let broke = Arc::new(AtomicBool::new(false));
+/// let upstream = service_fn(move |_: Request<String>| {
+///     let body = match broke.swap(true, Ordering::SeqCst) {
+///         false => Either::Left(Reset),
+///         true => Either::Right(Full::new(Bytes::from_static(b"audio"))),
+///     };
+///     async move { Ok::<_, Infallible>(Response::new(body)) }
+/// });
+/// let client = ServiceBuilder::new()
+///     .layer(RetryLayer::new(RetryPolicy::default()))
+///     .layer(FirstByteLayer::new())
+///     .service(upstream);
+///
+/// let request = Request::get("http://tts.example/stream")
+///     .body(String::new())
+///     .unwrap();
+/// let response = client.oneshot(request).await.unwrap();
+/// assert_eq!(RetryHistory::resend_count(response.extensions()), 1);
+/// let audio = response.into_body().collect().await.unwrap().to_bytes();
+/// assert_eq!(audio, "audio");
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FirstByteLayer {
     _private: (),
@@ -59,6 +117,36 @@ pub struct FirstByteLayer {
 
 impl FirstByteLayer {
     /// A layer that holds 2xx responses until their first body frame.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response, StatusCode};
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{service_fn, Layer, ServiceExt};
+    /// use tower_http_retry::first_byte::FirstByteLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let upstream = service_fn(|request: Request<()>| async move {
+    ///     let status = match request.uri().path() {
+    ///         "/busy" => StatusCode::SERVICE_UNAVAILABLE,
+    ///         _ => StatusCode::OK,
+    ///     };
+    ///     let body = Full::new(Bytes::from_static(b"body"));
+    ///     Ok::<_, Infallible>(Response::builder().status(status).body(body).unwrap())
+    /// });
+    /// let service = FirstByteLayer::new().layer(upstream);
+    ///
+    /// // A 2xx is held until its first frame, any other status is not; both arrive whole.
+    /// for path in ["/items", "/busy"] {
+    ///     let request = Request::get(path).body(()).unwrap();
+    ///     let response = service.clone().oneshot(request).await.unwrap();
+    ///     let body = response.into_body().collect().await.unwrap().to_bytes();
+    ///     assert_eq!(body, "body");
+    /// }
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -73,6 +161,37 @@ impl<S> Layer<S> for FirstByteLayer {
 }
 
 /// Holds 2xx responses of `S` until their first body frame; a body that fails first becomes an error.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::io;
+/// use http::{Request, Response};
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_http_retry::classify::ErrorKind;
+/// use tower_http_retry::first_byte::FirstByteLayer;
+///
+/// /// A response body whose connection is reset before its first byte.
+/// struct Reset;
+/// # impl http_body::Body for Reset {
+/// #     type Data = bytes::Bytes;
+/// #     type Error = io::Error;
+/// #     fn poll_frame(
+/// #         self: std::pin::Pin<&mut Self>,
+/// #         _: &mut std::task::Context<'_>,
+/// #     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, io::Error>>> {
+/// #         std::task::Poll::Ready(Some(Err(io::ErrorKind::ConnectionReset.into())))
+/// #     }
+/// # }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let upstream = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(Reset)) });
+/// let service = FirstByteLayer::new().layer(upstream);
+/// let error = service.oneshot(Request::new(())).await.unwrap_err();
+/// // An error of the call, classified by what broke the body.
+/// assert_eq!(ErrorKind::of(&*error), ErrorKind::Reset);
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct FirstByte<S> {
     inner: S,
@@ -171,6 +290,29 @@ where
 }
 
 /// A response body whose first frame was read ahead: it yields that frame, then the rest.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body::Body;
+/// use http_body_util::{BodyExt, Full};
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_http_retry::first_byte::FirstByteLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let upstream = service_fn(|_: Request<()>| async {
+///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+/// });
+/// let service = FirstByteLayer::new().layer(upstream);
+/// let response = service.oneshot(Request::new(())).await.unwrap();
+/// let body = response.into_body();
+/// // The frame read ahead still counts.
+/// assert_eq!(body.size_hint().exact(), Some(5));
+/// assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+/// # }
+/// ```
 pub struct FirstByteBody<B: Body> {
     first: Option<Frame<B::Data>>,
     rest: Pin<Box<B>>,
@@ -231,6 +373,42 @@ impl<B: Body> Body for FirstByteBody<B> {
 ///
 /// Its source is the body's error, so [`ErrorKind::of`](crate::classify::ErrorKind::of) finds the
 /// transport failure behind it (a reset, an incomplete message) and the retry layer classifies it.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::error::Error;
+/// use std::io;
+/// use http::{Request, Response};
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_http_retry::first_byte::{BodyFailedBeforeFirstByte, FirstByteLayer};
+///
+/// /// A response body whose connection is reset before its first byte.
+/// struct Reset;
+/// # impl http_body::Body for Reset {
+/// #     type Data = bytes::Bytes;
+/// #     type Error = io::Error;
+/// #     fn poll_frame(
+/// #         self: std::pin::Pin<&mut Self>,
+/// #         _: &mut std::task::Context<'_>,
+/// #     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, io::Error>>> {
+/// #         std::task::Poll::Ready(Some(Err(io::ErrorKind::ConnectionReset.into())))
+/// #     }
+/// # }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let upstream = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(Reset)) });
+/// let service = FirstByteLayer::new().layer(upstream);
+/// let error = service.oneshot(Request::new(())).await.unwrap_err();
+///
+/// let failed = error.downcast_ref::<BodyFailedBeforeFirstByte>().unwrap();
+/// let cause = failed
+///     .source()
+///     .and_then(|e| e.downcast_ref::<io::Error>())
+///     .unwrap();
+/// assert_eq!(cause.kind(), io::ErrorKind::ConnectionReset);
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct BodyFailedBeforeFirstByte(BoxError);
 

@@ -29,6 +29,27 @@ pin_project! {
     /// The future returned by [`Retry`](crate::Retry): the final response, or an [`Error`].
     ///
     /// It is `Send` when the service, its future and both body types are.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, Service, ServiceExt};
+    /// use tower_http_retry::{ResponseFuture, Retry, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::new(String::from("ok")))
+    /// });
+    /// let mut client = Retry::new(server, RetryPolicy::default());
+    ///
+    /// let ready = client.ready().await.unwrap();
+    /// let future: ResponseFuture<_, _, _> = ready.call(Request::new(String::new()));
+    /// // The whole call, waits and retries included, can run on a task of its own.
+    /// let response = tokio::spawn(future).await.unwrap().unwrap();
+    /// assert_eq!(response.body(), "ok");
+    /// # }
+    /// ```
     pub struct ResponseFuture<S, ReqB, ResB>
     where
         S: Service<Request<ReqB>>,

@@ -31,6 +31,36 @@ use crate::body::NotReplayable;
 use crate::classify::{Decision, ErrorKind};
 
 /// The record of every attempt of one call, and why the layer stopped.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use http::{Request, Response};
+/// use tower::{service_fn, ServiceExt};
+/// use tower_http_retry::backoff::{Backoff, Jitter};
+/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // Answers 503, then 200.
+/// let statuses = Arc::new(Mutex::new([503u16, 200].into_iter()));
+/// let server = service_fn(move |_: Request<String>| {
+///     let status = statuses.lock().unwrap().next().unwrap();
+///     let response = Response::builder().status(status).body(String::new());
+///     async move { Ok::<_, Infallible>(response.unwrap()) }
+/// });
+/// let policy = RetryPolicy::default()
+///     .backoff(Backoff::constant(Duration::from_millis(250)).jitter(Jitter::None));
+/// let client = Retry::new(server, policy);
+/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+///
+/// let history = response.extensions().get::<RetryHistory>().unwrap();
+/// assert_eq!(history.attempt_count(), 2);
+/// let summary = "503 (wait 250ms backoff), 200: the outcome was final";
+/// assert_eq!(history.to_string(), summary);
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryHistory {
     attempts: Vec<AttemptRecord>,
@@ -40,6 +70,38 @@ pub struct RetryHistory {
 }
 
 /// One attempt: what it produced, how it was judged, and the wait that followed it.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::sync::{Arc, Mutex};
+/// use http::{Request, Response, StatusCode};
+/// use tower::{service_fn, ServiceExt};
+/// use tower_http_retry::classify::{Decision, RetryClass};
+/// use tower_http_retry::history::AttemptOutcome;
+/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // Answers 503, then 200.
+/// let statuses = Arc::new(Mutex::new([503u16, 200].into_iter()));
+/// let server = service_fn(move |_: Request<String>| {
+///     let status = statuses.lock().unwrap().next().unwrap();
+///     let response = Response::builder().status(status).body(String::new());
+///     async move { Ok::<_, Infallible>(response.unwrap()) }
+/// });
+/// let client = Retry::new(server, RetryPolicy::default());
+/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+///
+/// let history = response.extensions().get::<RetryHistory>().unwrap();
+/// let (first, last) = (&history.attempts()[0], &history.attempts()[1]);
+/// let unavailable = AttemptOutcome::Status(StatusCode::SERVICE_UNAVAILABLE);
+/// assert_eq!(first.outcome, unavailable);
+/// assert_eq!(first.decision, Decision::Retry(RetryClass::Transient));
+/// assert!(first.wait.is_some());
+/// assert_eq!(last.decision, Decision::Done);
+/// assert_eq!(last.wait, None);
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AttemptRecord {
@@ -55,6 +117,39 @@ pub struct AttemptRecord {
 }
 
 /// What an attempt produced.
+///
+/// ```
+/// use std::io;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use http::{Request, Response, StatusCode};
+/// use tower::{service_fn, ServiceExt};
+/// use tower_http_retry::classify::ErrorKind;
+/// use tower_http_retry::history::AttemptOutcome;
+/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // The connection is reset once, then the server answers.
+/// let reset = Arc::new(AtomicBool::new(true));
+/// let server = service_fn(move |_: Request<String>| {
+///     let reset = reset.swap(false, Ordering::SeqCst);
+///     async move {
+///         match reset {
+///             true => Err(io::Error::from(io::ErrorKind::ConnectionReset)),
+///             false => Ok(Response::new(String::new())),
+///         }
+///     }
+/// });
+/// let client = Retry::new(server, RetryPolicy::default());
+/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+///
+/// let history = response.extensions().get::<RetryHistory>().unwrap();
+/// let outcomes: Vec<_> = history.attempts().iter().map(|a| a.outcome).collect();
+/// let reset = AttemptOutcome::Error(ErrorKind::Reset);
+/// assert_eq!(outcomes, [reset, AttemptOutcome::Status(StatusCode::OK)]);
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AttemptOutcome {
@@ -67,6 +162,42 @@ pub enum AttemptOutcome {
 }
 
 /// A wait between two attempts.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use http::{Request, Response};
+/// use tower::{service_fn, ServiceExt};
+/// use tower_http_retry::backoff::Backoff;
+/// use tower_http_retry::history::{Wait, WaitReason};
+/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // Unavailable once, asking for 2 s.
+/// let unavailable = Arc::new(AtomicBool::new(true));
+/// let server = service_fn(move |_: Request<String>| {
+///     let response = match unavailable.swap(false, Ordering::SeqCst) {
+///         true => Response::builder().status(503).header("retry-after", "2"),
+///         false => Response::builder(),
+///     };
+///     async move { Ok::<_, Infallible>(response.body(String::new()).unwrap()) }
+/// });
+/// let policy = RetryPolicy::default().backoff(Backoff::constant(Duration::from_millis(250)));
+/// let client = Retry::new(server, policy);
+/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+///
+/// let history = response.extensions().get::<RetryHistory>().unwrap();
+/// let asked = Wait {
+///     duration: Duration::from_secs(2),
+///     reason: WaitReason::RetryAfter,
+/// };
+/// // Longer than the backoff, so waited for.
+/// assert_eq!(history.attempts()[0].wait, Some(asked));
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Wait {
     /// How long.
@@ -76,6 +207,39 @@ pub struct Wait {
 }
 
 /// What set the length of a wait.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use http::{Request, Response};
+/// use tower::{service_fn, ServiceExt};
+/// use tower_http_retry::history::WaitReason;
+/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // Throttled once: no Retry-After, but a spent quota that resets in 3 s.
+/// let throttled = Arc::new(AtomicBool::new(true));
+/// let server = service_fn(move |_: Request<String>| {
+///     let response = match throttled.swap(false, Ordering::SeqCst) {
+///         true => Response::builder()
+///             .status(429)
+///             .header("ratelimit", r#""default";r=0;t=3"#),
+///         false => Response::builder(),
+///     };
+///     async move { Ok::<_, Infallible>(response.body(String::new()).unwrap()) }
+/// });
+/// let client = Retry::new(server, RetryPolicy::default());
+/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+///
+/// let history = response.extensions().get::<RetryHistory>().unwrap();
+/// let wait = history.attempts()[0].wait.unwrap();
+/// assert_eq!(wait.reason, WaitReason::RateLimitReset);
+/// assert_eq!(wait.duration, Duration::from_secs(3));
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum WaitReason {
@@ -94,6 +258,33 @@ pub enum WaitReason {
 }
 
 /// Why the layer returned what it returned.
+///
+/// A response comes back with a reason too, when the layer gave up on it:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{Request, Response, StatusCode};
+/// use tower::{service_fn, ServiceExt};
+/// use tower_http_retry::history::StopReason;
+/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let server = service_fn(|_: Request<String>| async {
+///     Ok::<_, Infallible>(Response::builder().status(503).body(String::new()).unwrap())
+/// });
+/// let policy = RetryPolicy::default().max_attempts(2);
+/// let client = Retry::new(server, policy);
+/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+/// assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+///
+/// let history = response.extensions().get::<RetryHistory>().unwrap();
+/// let stop = history.stop_reason();
+/// assert_eq!(stop, StopReason::AttemptsExhausted);
+/// assert!(stop.is_gave_up());
+/// assert_eq!(stop.to_string(), "the attempt limit was reached");
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StopReason {
@@ -117,6 +308,14 @@ pub enum StopReason {
 
 impl StopReason {
     /// Whether the layer gave up on an outcome it would otherwise have retried.
+    ///
+    /// ```
+    /// use tower_http_retry::history::StopReason;
+    ///
+    /// assert!(!StopReason::Finished.is_gave_up());
+    /// assert!(StopReason::NotIdempotent.is_gave_up());
+    /// assert!(StopReason::BudgetExhausted.is_gave_up());
+    /// ```
     pub fn is_gave_up(self) -> bool {
         self != StopReason::Finished
     }
@@ -183,12 +382,70 @@ impl RetryHistory {
     ///
     /// A call that ended in an error may still have taken effect: trying the same operation again
     /// later with this key lets the server deduplicate it.
+    ///
+    /// ```
+    /// use std::io;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Err::<Response<String>, _>(io::Error::from(io::ErrorKind::ConnectionReset))
+    /// });
+    /// let client = Retry::new(server, RetryPolicy::default().inject_idempotency_keys());
+    /// let charge = Request::post("http://pay.example/v1/charges")
+    ///     .body(String::from("{}"))
+    ///     .unwrap();
+    /// let error = client.clone().oneshot(charge).await.unwrap_err();
+    ///
+    /// // The charge may have gone through: try it again later with the same key.
+    /// let key = error.history().idempotency_key().unwrap().clone();
+    /// let later = Request::post("http://pay.example/v1/charges")
+    ///     .header("idempotency-key", key.clone())
+    ///     .body(String::from("{}"))
+    ///     .unwrap();
+    /// let error = client.oneshot(later).await.unwrap_err();
+    /// // A key the caller set is kept.
+    /// assert_eq!(error.history().idempotency_key(), Some(&key));
+    /// # }
+    /// ```
     pub fn idempotency_key(&self) -> Option<&HeaderValue> {
         self.idempotency_key.as_ref()
     }
 
     /// Whether the response was marked as the replay of an earlier execution of the same key (by
     /// default `X-Idempotency-Replayed: true`): the side effect ran once, on an earlier attempt or call.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    /// use tower_http_retry::{DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_IDEMPOTENCY_REPLAYED_HEADER};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // The server has already run this key: it answers with the stored result.
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     let response = Response::builder()
+    ///         .status(201)
+    ///         .header(DEFAULT_IDEMPOTENCY_REPLAYED_HEADER, "true");
+    ///     Ok::<_, Infallible>(response.body(String::new()).unwrap())
+    /// });
+    /// let charge = Request::post("http://pay.example/v1/charges")
+    ///     .header(DEFAULT_IDEMPOTENCY_HEADER, "order-42")
+    ///     .body(String::from("{}"))
+    ///     .unwrap();
+    /// let client = Retry::new(server, RetryPolicy::default());
+    /// let response = client.oneshot(charge).await.unwrap();
+    ///
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// assert_eq!(history.idempotency_key().unwrap(), "order-42");
+    /// assert!(history.is_replayed());
+    /// # }
+    /// ```
     pub fn is_replayed(&self) -> bool {
         self.replayed
     }
@@ -212,11 +469,62 @@ impl RetryHistory {
     ///
     /// When the layer returns a response because this delay was too long to wait, this is how the
     /// caller learns when to come back.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::history::StopReason;
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     let response = Response::builder()
+    ///         .status(503)
+    ///         .header("retry-after", "3600");
+    ///     Ok::<_, Infallible>(response.body(String::new()).unwrap())
+    /// });
+    /// let client = Retry::new(server, RetryPolicy::default());
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    ///
+    /// // An hour is past the policy's 60 s: the 503 comes back at once.
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// assert_eq!(history.stop_reason(), StopReason::RetryAfterTooLong);
+    /// assert_eq!(history.retry_after(), Some(Duration::from_secs(3600)));
+    /// # }
+    /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         self.attempts.last().and_then(|a| a.retry_after)
     }
 
     /// The time spent waiting between attempts.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::backoff::{Backoff, Jitter};
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::builder().status(503).body(String::new()).unwrap())
+    /// });
+    /// let policy = RetryPolicy::default()
+    ///     .max_attempts(3)
+    ///     .backoff(Backoff::constant(Duration::from_secs(1)).jitter(Jitter::None));
+    /// let client = Retry::new(server, policy);
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    ///
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// // Two waits of 1 s.
+    /// assert_eq!(history.total_wait(), Duration::from_secs(2));
+    /// # }
+    /// ```
     pub fn total_wait(&self) -> Duration {
         self.attempts
             .iter()
@@ -226,6 +534,26 @@ impl RetryHistory {
 
     /// Attempts after the first (OpenTelemetry's `http.request.resend_count`), read from a response's
     /// extensions: 0 when the layer inserted no history.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// });
+    /// let client = Retry::new(server, RetryPolicy::default());
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    ///
+    /// // One attempt, nothing to retry, no key: the response passes through untouched.
+    /// assert!(response.extensions().get::<RetryHistory>().is_none());
+    /// assert_eq!(RetryHistory::resend_count(response.extensions()), 0);
+    /// # }
+    /// ```
     pub fn resend_count(extensions: &Extensions) -> u32 {
         extensions
             .get::<RetryHistory>()

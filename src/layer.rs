@@ -30,6 +30,28 @@ pub struct RetryLayer {
 
 impl RetryLayer {
     /// A layer that retries by `policy`.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    /// use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::builder().status(503).body(String::new()).unwrap())
+    /// });
+    /// let client = ServiceBuilder::new()
+    ///     .layer(RetryLayer::new(RetryPolicy::default().max_attempts(2)))
+    ///     .service(server);
+    ///
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// assert_eq!(history.attempt_count(), 2);
+    /// # }
+    /// ```
     pub fn new(policy: RetryPolicy) -> Self {
         Self {
             policy: Arc::new(policy),

@@ -86,6 +86,24 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The default policy.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy, DEFAULT_MAX_ATTEMPTS};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::builder().status(503).body(String::new()).unwrap())
+    /// });
+    /// let client = Retry::new(server, RetryPolicy::new());
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// assert_eq!(history.attempt_count(), DEFAULT_MAX_ATTEMPTS);
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -93,6 +111,31 @@ impl RetryPolicy {
     /// Makes at most `attempts` attempts in all, the first included (0 is taken as 1), whatever the
     /// class of the failures. Sets both classes' limits; [`max_attempts_for`](Self::max_attempts_for)
     /// after it changes one.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::{Arc, Mutex};
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Throttled, unavailable, throttled, then an answer the client never sees.
+    /// let statuses = Arc::new(Mutex::new([429u16, 503, 429, 200].into_iter()));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let status = statuses.lock().unwrap().next().unwrap();
+    ///     let response = Response::builder().status(status).body(String::new());
+    ///     async move { Ok::<_, Infallible>(response.unwrap()) }
+    /// });
+    /// let policy = RetryPolicy::default().max_attempts(3);
+    /// let client = Retry::new(server, policy);
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// assert_eq!(history.attempt_count(), 3);
+    /// # }
+    /// ```
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         for class in self.classes.both_mut() {
             class.max_attempts = attempts.max(1);
@@ -102,6 +145,41 @@ impl RetryPolicy {
 
     /// Waits between attempts by this backoff, for both classes of retries;
     /// [`backoff_for`](Self::backoff_for) after it changes one.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::backoff::{Backoff, Jitter};
+    /// use tower_http_retry::history::{Wait, WaitReason};
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Throttled, unavailable, then an answer.
+    /// let statuses = Arc::new(Mutex::new([429u16, 503, 200].into_iter()));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let status = statuses.lock().unwrap().next().unwrap();
+    ///     let response = Response::builder().status(status).body(String::new());
+    ///     async move { Ok::<_, Infallible>(response.unwrap()) }
+    /// });
+    /// let policy = RetryPolicy::default()
+    ///     .backoff(Backoff::constant(Duration::from_secs(2)).jitter(Jitter::None));
+    /// let client = Retry::new(server, policy);
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    ///
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// let waits: Vec<_> = history.attempts().iter().filter_map(|a| a.wait).collect();
+    /// let two_seconds = Wait {
+    ///     duration: Duration::from_secs(2),
+    ///     reason: WaitReason::Backoff,
+    /// };
+    /// // The same backoff for both classes.
+    /// assert_eq!(waits, [two_seconds; 2]);
+    /// # }
+    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         for class in self.classes.both_mut() {
             class.backoff = backoff.clone();
@@ -142,6 +220,33 @@ impl RetryPolicy {
     /// `class`: with 6 for throttling and 4 for transient, a call stops after its fourth attempt if
     /// that one failed with a 503, after its sixth if with a 429. Both default to 4 (3 retries: "cap
     /// retries at 3 to 5 attempts").
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::{Arc, Mutex};
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::classify::RetryClass;
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Throttled four times, then an answer.
+    /// let statuses = Arc::new(Mutex::new([429u16, 429, 429, 429, 200].into_iter()));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let status = statuses.lock().unwrap().next().unwrap();
+    ///     let response = Response::builder().status(status).body(String::new());
+    ///     async move { Ok::<_, Infallible>(response.unwrap()) }
+    /// });
+    /// let policy = RetryPolicy::default().max_attempts_for(RetryClass::Throttling, 6);
+    /// let client = Retry::new(server, policy);
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    /// // The default of 4 attempts would have returned the last 429.
+    /// assert_eq!(response.status(), StatusCode::OK);
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// assert_eq!(history.attempt_count(), 5);
+    /// # }
+    /// ```
     pub fn max_attempts_for(mut self, class: RetryClass, attempts: u32) -> Self {
         self.classes.get_mut(class).max_attempts = attempts.max(1);
         self
@@ -169,6 +274,28 @@ impl RetryPolicy {
     }
 
     /// Retries without a budget: every failure gets all its retries, however many requests fail.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::builder().status(503).body(String::new()).unwrap())
+    /// });
+    /// let client = Retry::new(server, RetryPolicy::default().no_retry_budget());
+    ///
+    /// // With a budget, retries would soon be refused; without one, every call gets its 3.
+    /// for _ in 0..20 {
+    ///     let request = Request::new(String::new());
+    ///     let response = client.clone().oneshot(request).await.unwrap();
+    ///     assert_eq!(RetryHistory::resend_count(response.extensions()), 3);
+    /// }
+    /// # }
+    /// ```
     pub fn no_retry_budget(mut self) -> Self {
         self.budget = None;
         self
@@ -193,6 +320,38 @@ impl RetryPolicy {
     /// Waits for a response's `Retry-After` only up to `max`; past it, or past the remaining deadline,
     /// the response is returned at once and [`RetryHistory::retry_after`](crate::RetryHistory::retry_after)
     /// tells the caller what the server asked for.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use http::{Request, Response, StatusCode};
+    /// use tokio::time::Instant;
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryPolicy, DEFAULT_MAX_RETRY_AFTER};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Down for maintenance once, for 2 minutes: longer than the default of 60 s.
+    /// let maintenance = Arc::new(AtomicBool::new(true));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let response = match maintenance.swap(false, Ordering::SeqCst) {
+    ///         true => Response::builder().status(503).header("retry-after", "120"),
+    ///         false => Response::builder(),
+    ///     };
+    ///     async move { Ok::<_, Infallible>(response.body(String::new()).unwrap()) }
+    /// });
+    /// assert!(Duration::from_secs(120) > DEFAULT_MAX_RETRY_AFTER);
+    ///
+    /// let start = Instant::now();
+    /// let policy = RetryPolicy::default().max_retry_after(Duration::from_secs(300));
+    /// let client = Retry::new(server, policy);
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::OK);
+    /// assert!(start.elapsed() >= Duration::from_secs(120));
+    /// # }
+    /// ```
     pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
         self
@@ -200,6 +359,35 @@ impl RetryPolicy {
 
     /// Ends the whole call, attempts and waits included, after `deadline`: no wait is started that
     /// would end past it, and an attempt in flight when it passes is canceled.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::backoff::{Backoff, Jitter};
+    /// use tower_http_retry::history::StopReason;
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::builder().status(503).body(String::new()).unwrap())
+    /// });
+    /// let policy = RetryPolicy::default()
+    ///     .max_attempts(10)
+    ///     .backoff(Backoff::constant(Duration::from_millis(1500)).jitter(Jitter::None))
+    ///     .deadline(Duration::from_secs(2));
+    /// let client = Retry::new(server, policy);
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    ///
+    /// // Attempts at 0 s and 1.5 s; a third would start after the deadline.
+    /// assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// assert_eq!(history.attempt_count(), 2);
+    /// assert_eq!(history.stop_reason(), StopReason::Deadline);
+    /// # }
+    /// ```
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
         self
@@ -207,6 +395,41 @@ impl RetryPolicy {
 
     /// Cancels an attempt whose response head has not arrived within `timeout`, and retries it if the
     /// request is idempotent. The response body is not covered: it belongs to the caller.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::classify::ErrorKind;
+    /// use tower_http_retry::history::AttemptOutcome;
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // The first attempt hangs; the second is answered at once.
+    /// let hang = Arc::new(AtomicBool::new(true));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let hang = hang.swap(false, Ordering::SeqCst);
+    ///     async move {
+    ///         if hang {
+    ///             tokio::time::sleep(Duration::from_secs(3600)).await;
+    ///         }
+    ///         Ok::<_, Infallible>(Response::new(String::new()))
+    ///     }
+    /// });
+    /// let policy = RetryPolicy::default().attempt_timeout(Duration::from_secs(2));
+    /// let client = Retry::new(server, policy);
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    ///
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// let timed_out = AttemptOutcome::Error(ErrorKind::AttemptTimeout);
+    /// assert_eq!(history.attempts()[0].outcome, timed_out);
+    /// assert_eq!(history.attempt_count(), 2);
+    /// # }
+    /// ```
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = Some(timeout);
         self
@@ -214,6 +437,43 @@ impl RetryPolicy {
 
     /// Reads at most `bytes` of a discarded response body before retrying, so the connection can be
     /// reused; a longer body is dropped and its connection closed. 0 never reads.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::{Arc, Mutex};
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryPolicy};
+    ///
+    /// /// Whether the body of a discarded 503 was read.
+    /// async fn drained(policy: RetryPolicy) -> bool {
+    ///     let read = Arc::new(AtomicBool::new(false));
+    ///     let statuses = Arc::new(Mutex::new([503u16, 200].into_iter()));
+    ///     let seen = read.clone();
+    ///     let server = service_fn(move |_: Request<String>| {
+    ///         let status = statuses.lock().unwrap().next().unwrap();
+    ///         let seen = seen.clone();
+    ///         let page = Full::new(Bytes::from_static(b"<h1>Service Unavailable</h1>"));
+    ///         let body = page.inspect_frame(move |_| seen.store(true, Ordering::SeqCst));
+    ///         let response = Response::builder().status(status).body(body);
+    ///         async move { Ok::<_, Infallible>(response.unwrap()) }
+    ///     });
+    ///     let client = Retry::new(server, policy);
+    ///     client.oneshot(Request::new(String::new())).await.unwrap();
+    ///     read.load(Ordering::SeqCst)
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // The 28-byte page is read while the backoff runs...
+    /// assert!(drained(RetryPolicy::default()).await);
+    /// // ...unless it is longer than the limit: then it is dropped unread.
+    /// assert!(!drained(RetryPolicy::default().drain_limit(16)).await);
+    /// # }
+    /// ```
     pub fn drain_limit(mut self, bytes: u64) -> Self {
         self.drain_limit = bytes;
         self
@@ -221,6 +481,36 @@ impl RetryPolicy {
 
     /// Recognises `header` as the idempotency key: a request carrying it counts as idempotent. It is
     /// also the header [`inject_idempotency_keys`](Self::inject_idempotency_keys) sets.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::{Arc, Mutex};
+    /// use http::{HeaderName, Request, Response, StatusCode};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryPolicy, DEFAULT_IDEMPOTENCY_HEADER};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Unavailable, then the charge is made.
+    /// let statuses = Arc::new(Mutex::new([503u16, 201].into_iter()));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let status = statuses.lock().unwrap().next().unwrap();
+    ///     let response = Response::builder().status(status).body(String::new());
+    ///     async move { Ok::<_, Infallible>(response.unwrap()) }
+    /// });
+    /// assert_eq!(DEFAULT_IDEMPOTENCY_HEADER, "idempotency-key");
+    /// let header = HeaderName::from_static("x-idempotency-key");
+    /// let policy = RetryPolicy::default().idempotency_header(header);
+    ///
+    /// // A POST with a key in that header is retried after a 503.
+    /// let charge = Request::post("http://pay.example/v1/charges")
+    ///     .header("x-idempotency-key", "order-42")
+    ///     .body(String::from("{}"))
+    ///     .unwrap();
+    /// let response = Retry::new(server, policy).oneshot(charge).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::CREATED);
+    /// # }
+    /// ```
     pub fn idempotency_header(mut self, header: HeaderName) -> Self {
         self.idempotency_header = header;
         self
@@ -254,6 +544,32 @@ impl RetryPolicy {
     /// this policy (and its clones) to need a wait gets the n-th derived sequence; requests that never
     /// retry draw nothing. Without a seed each request that retries seeds its own generator from the
     /// thread-local cryptographic generator.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::history::Wait;
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// /// The waits of one call to a server that is always unavailable.
+    /// async fn waits(policy: RetryPolicy) -> Vec<Wait> {
+    ///     let server = service_fn(|_: Request<String>| async {
+    ///         Ok::<_, Infallible>(Response::builder().status(503).body(String::new()).unwrap())
+    ///     });
+    ///     let client = Retry::new(server, policy);
+    ///     let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    ///     let history = response.extensions().get::<RetryHistory>().unwrap();
+    ///     history.attempts().iter().filter_map(|a| a.wait).collect()
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let seeded = waits(RetryPolicy::default().seed(7)).await;
+    /// assert_eq!(seeded, waits(RetryPolicy::default().seed(7)).await);
+    /// assert_ne!(seeded, waits(RetryPolicy::default().seed(8)).await);
+    /// # }
+    /// ```
     pub fn seed(mut self, seed: u64) -> Self {
         self.randomness = Randomness::Seeded {
             seed,

@@ -106,17 +106,95 @@ impl Default for Shared {
 
 impl Pushback {
     /// No authority held yet.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use http::{Request, Response, StatusCode};
+    /// use tokio::time::Instant;
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::pushback::Pushback;
+    /// use tower_http_retry::{Retry, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Asks the first caller to come back in 5 s.
+    /// let throttled = Arc::new(AtomicBool::new(true));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let response = match throttled.swap(false, Ordering::SeqCst) {
+    ///         true => Response::builder().status(429).header("retry-after", "5"),
+    ///         false => Response::builder(),
+    ///     };
+    ///     async move { Ok::<_, Infallible>(response.body(String::new()).unwrap()) }
+    /// });
+    /// let policy = RetryPolicy::default()
+    ///     .max_attempts(1)
+    ///     .pushback(Pushback::new());
+    /// let client = Retry::new(server, policy);
+    /// let items = "http://api.example/v1/items";
+    /// let get = || Request::get(items).body(String::new()).unwrap();
+    ///
+    /// let first = client.clone().oneshot(get()).await.unwrap();
+    /// assert_eq!(first.status(), StatusCode::TOO_MANY_REQUESTS);
+    ///
+    /// // Another call to the same server waits out the hold before its first attempt.
+    /// let start = Instant::now();
+    /// let second = client.clone().oneshot(get()).await.unwrap();
+    /// assert_eq!(second.status(), StatusCode::OK);
+    /// assert!(start.elapsed() >= Duration::from_secs(5));
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Holds new attempts to `uri`'s authority for `delay` from now, as a response asking for it
     /// would. A URI without a host is ignored.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::Uri;
+    /// use tokio::time::Instant;
+    /// use tower_http_retry::pushback::Pushback;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let pushback = Pushback::new();
+    /// let api: Uri = "https://api.example/v1/items".parse().unwrap();
+    /// let until = Instant::now() + Duration::from_secs(30);
+    /// pushback.hold(&api, Duration::from_secs(30));
+    /// assert_eq!(pushback.held_until(&api), Some(until));
+    ///
+    /// // A shorter hold does not cut a longer one short.
+    /// pushback.hold(&api, Duration::from_secs(10));
+    /// assert_eq!(pushback.held_until(&api), Some(until));
+    /// # }
+    /// ```
     pub fn hold(&self, uri: &Uri, delay: Duration) {
         self.hold_at(uri, Instant::now(), delay);
     }
 
     /// When attempts to `uri`'s authority may start again, if it is held now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::Uri;
+    /// use tower_http_retry::pushback::Pushback;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let pushback = Pushback::new();
+    /// let api: Uri = "https://api.example/v1/items".parse().unwrap();
+    /// assert_eq!(pushback.held_until(&api), None);
+    ///
+    /// pushback.hold(&api, Duration::from_secs(5));
+    /// assert!(pushback.held_until(&api).is_some());
+    /// tokio::time::advance(Duration::from_secs(5)).await;
+    /// assert_eq!(pushback.held_until(&api), None, "the hold has ended");
+    /// # }
+    /// ```
     pub fn held_until(&self, uri: &Uri) -> Option<Instant> {
         self.hold_for(uri, Instant::now()).map(|hold| hold.until)
     }

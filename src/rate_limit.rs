@@ -58,6 +58,19 @@ const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset
 pub const UNIX_TIME_THRESHOLD: u64 = 1_000_000_000;
 
 /// What a response says about the client's quota.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use tower_http_retry::rate_limit::rate_limit;
+///
+/// let mut headers = HeaderMap::new();
+/// let draft_07 = "limit=100, remaining=5, reset=30";
+/// headers.insert("ratelimit", draft_07.parse().unwrap());
+/// let status = rate_limit(&headers, SystemTime::now()).unwrap();
+/// assert_eq!(status.remaining, 5);
+/// assert_eq!(status.reset, Some(Duration::from_secs(30)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RateLimitStatus {
@@ -69,6 +82,21 @@ pub struct RateLimitStatus {
 
 impl RateLimitStatus {
     /// Whether the quota is spent.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use http::HeaderMap;
+    /// use tower_http_retry::rate_limit::rate_limit;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("ratelimit-remaining", "0".parse().unwrap());
+    /// let spent = rate_limit(&headers, SystemTime::now()).unwrap();
+    /// assert!(spent.is_exhausted());
+    ///
+    /// headers.insert("ratelimit-remaining", "1".parse().unwrap());
+    /// let left = rate_limit(&headers, SystemTime::now()).unwrap();
+    /// assert!(!left.is_exhausted());
+    /// ```
     pub fn is_exhausted(&self) -> bool {
         self.remaining == 0
     }
@@ -77,6 +105,24 @@ impl RateLimitStatus {
 /// The quota the response's rate-limit headers report, if any of them parses.
 ///
 /// `now` is the reference for a Unix-time reset when the response has no valid `Date` header.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use tower_http_retry::rate_limit::{rate_limit, UNIX_TIME_THRESHOLD};
+///
+/// // A reset given as a Unix time (1,700,000,060), one minute after the response's Date.
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+/// headers.insert("x-ratelimit-reset", "1700000060".parse().unwrap());
+/// headers.insert("date", "Tue, 14 Nov 2023 22:13:20 GMT".parse().unwrap());
+/// assert!(1_700_000_060 >= UNIX_TIME_THRESHOLD);
+///
+/// let status = rate_limit(&headers, SystemTime::now()).unwrap();
+/// assert_eq!(status.remaining, 0);
+/// assert_eq!(status.reset, Some(Duration::from_secs(60)));
+/// assert_eq!(rate_limit(&HeaderMap::new(), SystemTime::now()), None);
+/// ```
 pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> Option<RateLimitStatus> {
     structured(headers)
         .or_else(|| delta_headers(headers))
@@ -86,6 +132,26 @@ pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> Option<RateLimitStatu
 /// How long until the quota resets, when the response says it is spent and when it resets.
 ///
 /// This is what the layer waits for before retrying a response without `Retry-After`.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use tower_http_retry::rate_limit::exhausted_for;
+///
+/// let now = SystemTime::now();
+///
+/// // Spent, with no reset: the policy's 60 s window bounds the wait.
+/// let mut headers = HeaderMap::new();
+/// let policy = r#""default";q=100;w=60"#;
+/// headers.insert("ratelimit", r#""default";r=0"#.parse().unwrap());
+/// headers.insert("ratelimit-policy", policy.parse().unwrap());
+/// assert_eq!(exhausted_for(&headers, now), Some(Duration::from_secs(60)));
+///
+/// // Spent, but no word on when it resets: nothing to wait for.
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+/// assert_eq!(exhausted_for(&headers, now), None);
+/// ```
 pub fn exhausted_for(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     rate_limit(headers, now)
         .filter(RateLimitStatus::is_exhausted)

@@ -184,6 +184,23 @@ pin_project! {
 
 impl<B: Body> ReplayBody<B> {
     /// Wraps `body`, recording up to [`DEFAULT_REPLAY_LIMIT`] bytes.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use tower_http_retry::body::{NotReplayable, ReplayableBody};
+    /// use tower_http_retry::{ReplayBody, DEFAULT_REPLAY_LIMIT};
+    ///
+    /// let body = ReplayBody::new(Full::new(Bytes::from_static(b"{\"amount\": 100}")));
+    /// assert_eq!(body.limit(), DEFAULT_REPLAY_LIMIT);
+    /// assert!(body.replay().is_ok());
+    ///
+    /// let large = ReplayBody::new(Full::new(Bytes::from(vec![0u8; 100 * 1024])));
+    /// let too_large = NotReplayable::TooLarge {
+    ///     limit: DEFAULT_REPLAY_LIMIT,
+    /// };
+    /// assert_eq!(large.replay().err(), Some(too_large));
+    /// ```
     pub fn new(body: B) -> Self {
         Self::with_limit(body, DEFAULT_REPLAY_LIMIT)
     }
@@ -528,6 +545,26 @@ pub struct ReplayBodyLayer {
 
 impl ReplayBodyLayer {
     /// A layer whose bodies record up to [`DEFAULT_REPLAY_LIMIT`] bytes.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    /// use tower_http_retry::{ReplayBody, ReplayBodyLayer, DEFAULT_REPLAY_LIMIT};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let inner = service_fn(|request: Request<ReplayBody<Full<Bytes>>>| async move {
+    ///     Ok::<_, Infallible>(Response::new(request.into_body().limit()))
+    /// });
+    /// let service = ReplayBodyLayer::new().layer(inner);
+    /// let request = Request::new(Full::new(Bytes::new()));
+    /// let response = service.oneshot(request).await.unwrap();
+    /// assert_eq!(*response.body(), DEFAULT_REPLAY_LIMIT);
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self {
             limit: DEFAULT_REPLAY_LIMIT,
@@ -535,6 +572,31 @@ impl ReplayBodyLayer {
     }
 
     /// Records up to `bytes` of each request body; a longer body is sent once and not retried.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    /// use tower_http_retry::body::ReplayableBody;
+    /// use tower_http_retry::{ReplayBody, ReplayBodyLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Reports whether the body it receives could be sent again.
+    /// let inner = service_fn(|request: Request<ReplayBody<Full<Bytes>>>| async move {
+    ///     Ok::<_, Infallible>(Response::new(request.body().replay().is_ok()))
+    /// });
+    /// let service = ReplayBodyLayer::new().limit(4).layer(inner);
+    /// let replayable = |body: &'static [u8]| {
+    ///     let request = Request::new(Full::new(Bytes::from_static(body)));
+    ///     service.clone().oneshot(request)
+    /// };
+    /// assert!(replayable(b"1234").await.unwrap().into_body());
+    /// assert!(!replayable(b"12345").await.unwrap().into_body());
+    /// # }
+    /// ```
     pub fn limit(mut self, bytes: u64) -> Self {
         self.limit = bytes;
         self

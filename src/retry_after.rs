@@ -34,6 +34,47 @@ use crate::history::{Wait, WaitReason};
 use crate::policy::RetryPolicy;
 
 /// How the delay a response asks for combines with the backoff.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use http::{Request, Response};
+/// use tower::{service_fn, ServiceExt};
+/// use tower_http_retry::backoff::{Backoff, Jitter};
+/// use tower_http_retry::history::{Wait, WaitReason};
+/// use tower_http_retry::retry_after::RetryAfterMode;
+/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+///
+/// /// The first wait of a call whose 503 asks for 1 s, with a backoff of 5 s.
+/// async fn first_wait(mode: RetryAfterMode) -> Wait {
+///     let server = service_fn(|_: Request<String>| async {
+///         let response = Response::builder().status(503).header("retry-after", "1");
+///         Ok::<_, Infallible>(response.body(String::new()).unwrap())
+///     });
+///     let policy = RetryPolicy::default()
+///         .max_attempts(2)
+///         .backoff(Backoff::constant(Duration::from_secs(5)).jitter(Jitter::None))
+///         .retry_after_mode(mode);
+///     let client = Retry::new(server, policy);
+///     let response = client.oneshot(Request::new(String::new())).await.unwrap();
+///     let history = response.extensions().get::<RetryHistory>().unwrap();
+///     history.attempts()[0].wait.unwrap()
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let backoff = Wait {
+///     duration: Duration::from_secs(5),
+///     reason: WaitReason::Backoff,
+/// };
+/// let asked = Wait {
+///     duration: Duration::from_secs(1),
+///     reason: WaitReason::RetryAfter,
+/// };
+/// assert_eq!(first_wait(RetryAfterMode::Floor).await, backoff);
+/// assert_eq!(first_wait(RetryAfterMode::Exact).await, asked);
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RetryAfterMode {
@@ -89,6 +130,25 @@ impl RetryPolicy {
 /// An HTTP-date is measured from the response's own `Date` header when that parses, so a client whose
 /// clock is skewed against the server's still waits what the server meant; otherwise from `now`.
 /// A date in the past gives [`Duration::ZERO`].
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use http::HeaderMap;
+/// use tower_http_retry::retry_after::retry_after;
+///
+/// let now = SystemTime::now();
+/// let mut headers = HeaderMap::new();
+/// headers.insert(
+///     "retry-after",
+///     "Wed, 21 Oct 2015 07:28:30 GMT".parse().unwrap(),
+/// );
+/// headers.insert("date", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+/// assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
+///
+/// // Without a Date, measured from `now`: long past.
+/// headers.remove("date");
+/// assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
+/// ```
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?;
     if let Some(seconds) = delay_seconds(value) {

@@ -19,6 +19,36 @@ use crate::policy::RetryPolicy;
 /// and a clone of `S`, which it drives to readiness with `poll_ready` before every retry.
 ///
 /// `Retry<S>` is `Clone`, `Send` and `Sync` whenever `S` is.
+///
+/// Clones share the policy, and with it the retry budget:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{Request, Response};
+/// use tower::{service_fn, ServiceExt};
+/// use tower_http_retry::budget::RetryBudget;
+/// use tower_http_retry::history::StopReason;
+/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let server = service_fn(|_: Request<String>| async {
+///     Ok::<_, Infallible>(Response::builder().status(503).body(String::new()).unwrap())
+/// });
+/// let one_retry = RetryBudget::builder().floor(1).ratio(0.0).build();
+/// let client = Retry::new(server, RetryPolicy::default().retry_budget(one_retry));
+///
+/// let request = || Request::new(String::new());
+///
+/// // The first call spends the one retry; the second gets none.
+/// let first = client.clone().oneshot(request()).await.unwrap();
+/// let second = client.clone().oneshot(request()).await.unwrap();
+/// assert_eq!(RetryHistory::resend_count(first.extensions()), 1);
+/// assert_eq!(RetryHistory::resend_count(second.extensions()), 0);
+/// let history = second.extensions().get::<RetryHistory>().unwrap();
+/// assert_eq!(history.stop_reason(), StopReason::BudgetExhausted);
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Retry<S> {
     inner: S,
@@ -27,6 +57,29 @@ pub struct Retry<S> {
 
 impl<S> Retry<S> {
     /// Wraps `inner` with `policy`.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::{Arc, Mutex};
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // Answers 502, then 200.
+    /// let statuses = Arc::new(Mutex::new([502u16, 200].into_iter()));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let status = statuses.lock().unwrap().next().unwrap();
+    ///     let response = Response::builder().status(status).body(String::new());
+    ///     async move { Ok::<_, Infallible>(response.unwrap()) }
+    /// });
+    ///
+    /// let client = Retry::new(server, RetryPolicy::default());
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::OK);
+    /// # }
+    /// ```
     pub fn new(inner: S, policy: RetryPolicy) -> Self {
         Self::from_shared(inner, Arc::new(policy))
     }
