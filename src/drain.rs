@@ -17,9 +17,10 @@ pub(crate) struct Drain<B> {
 }
 
 impl<B: Body> Drain<B> {
-    /// Starts draining `body`, or returns `None` when its known length is already over `limit`.
+    /// Starts draining `body`, or returns `None` when there is nothing to read: a zero limit, an ended
+    /// body, or a known length already over `limit`.
     pub(crate) fn new(body: B, limit: u64) -> Option<Self> {
-        if body.is_end_stream() || body.size_hint().lower() > limit {
+        if limit == 0 || body.is_end_stream() || body.size_hint().lower() > limit {
             return None;
         }
         Some(Self {
@@ -77,6 +78,13 @@ mod tests {
                 1024
             ])))))
         }
+    }
+
+    #[test]
+    fn a_zero_limit_never_reads_even_a_body_of_unknown_length() {
+        let read = Arc::new(AtomicUsize::new(0));
+        assert!(Drain::new(Endless(read.clone()), 0).is_none());
+        assert_eq!(read.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
