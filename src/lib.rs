@@ -126,38 +126,30 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod backoff;
-mod before_retry;
 pub mod body;
-pub mod budget;
-mod classes;
-pub mod classify;
-mod drain;
-mod error;
-pub mod first_byte;
-mod future;
-pub mod history;
-pub mod idempotency;
-mod layer;
-mod plan;
+mod decide;
 mod policy;
-pub mod pushback;
-pub mod rate_limit;
-pub mod replay;
-pub mod retry_after;
+mod report;
 mod service;
+mod shared;
+mod wait;
 
-pub use error::{BoxError, Error};
-pub use future::ResponseFuture;
-pub use history::RetryHistory;
+pub use decide::classify;
+pub use policy::idempotency;
+pub use policy::RetryPolicy;
+pub use report::error::{BoxError, Error};
+pub use report::history;
+pub use report::history::RetryHistory;
+pub use service::{ResponseFuture, Retry, RetryLayer};
+pub use shared::{budget, pushback};
+pub use wait::{backoff, rate_limit, retry_after};
+
+pub use body::replay::{ReplayBody, ReplayBodyLayer, DEFAULT_REPLAY_LIMIT};
+pub use body::{first_byte, replay};
 pub use idempotency::DEFAULT_IDEMPOTENCY_REPLAYED_HEADER;
-pub use layer::RetryLayer;
 pub use policy::{
-    RetryPolicy, DEFAULT_DRAIN_LIMIT, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_DRAIN_LIMIT, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_AFTER,
 };
-pub use replay::{ReplayBody, ReplayBodyLayer, DEFAULT_REPLAY_LIMIT};
-pub use service::Retry;
 
 // The README's examples compile as doc tests.
 #[cfg(doctest)]

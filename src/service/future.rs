@@ -14,16 +14,16 @@ use pin_project_lite::pin_project;
 use tokio::time::{sleep, sleep_until, Instant, Sleep};
 use tower_service::Service;
 
-use crate::before_retry::head_for_retry;
+use crate::body::drain::Drain;
 use crate::body::{NotReplayable, ReplayableBody};
-use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo};
-use crate::drain::Drain;
-use crate::error::{BoxError, Error};
-use crate::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason, Wait};
-use crate::idempotency;
-use crate::plan::{Next, Planner};
-use crate::policy::RetryPolicy;
-use crate::rate_limit::server_delay;
+use crate::decide::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo};
+use crate::decide::plan::{Next, Planner};
+use crate::policy::before_retry::head_for_retry;
+use crate::policy::idempotency;
+use crate::policy::retry_policy::RetryPolicy;
+use crate::report::error::{BoxError, Error};
+use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason, Wait};
+use crate::wait::rate_limit::server_delay;
 
 pin_project! {
     /// The future returned by [`Retry`](crate::Retry): the final response, or an [`Error`].

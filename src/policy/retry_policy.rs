@@ -9,14 +9,14 @@ use http::HeaderName;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use crate::backoff::Backoff;
-use crate::before_retry::BeforeRetryFn;
-use crate::budget::RetryBudget;
-use crate::classes::Classes;
-use crate::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
-use crate::idempotency::Idempotency;
-use crate::pushback::Pushback;
-use crate::retry_after::RetryAfterMode;
+use crate::decide::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
+use crate::policy::before_retry::BeforeRetryFn;
+use crate::policy::classes::Classes;
+use crate::policy::idempotency::Idempotency;
+use crate::shared::budget::RetryBudget;
+use crate::shared::pushback::Pushback;
+use crate::wait::backoff::Backoff;
+use crate::wait::retry_after::RetryAfterMode;
 
 /// The default attempt limit: 4 attempts, that is 3 retries.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
@@ -675,7 +675,7 @@ mod tests {
 
     #[test]
     fn the_shared_setters_set_both_classes_and_the_class_setters_one() {
-        use crate::backoff::Jitter;
+        use crate::wait::backoff::Jitter;
         let exact = Backoff::constant(Duration::from_millis(5)).jitter(Jitter::None);
         let policy = RetryPolicy::new()
             .backoff(exact.clone())

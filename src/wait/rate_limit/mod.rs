@@ -44,8 +44,8 @@ use std::time::{Duration, SystemTime};
 use http::header::DATE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::history::WaitReason;
-use crate::retry_after::retry_after;
+use crate::report::history::WaitReason;
+use crate::wait::retry_after::retry_after;
 
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");

@@ -37,8 +37,8 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode, Uri};
 use tokio::time::Instant;
 
-use crate::rate_limit::exhausted_for;
-use crate::retry_after::retry_after;
+use crate::wait::rate_limit::exhausted_for;
+use crate::wait::retry_after::retry_after;
 
 /// The most authorities held at once; past it, the hold ending soonest is forgotten.
 const MAX_HOLDS: usize = 1024;

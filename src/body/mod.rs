@@ -16,6 +16,10 @@
 //! # let _ = again;
 //! ```
 
+pub(crate) mod drain;
+pub mod first_byte;
+pub mod replay;
+
 use std::fmt;
 
 use bytes::Bytes;

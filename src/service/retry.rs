@@ -8,10 +8,10 @@ use http_body::Body;
 use tower_service::Service;
 
 use crate::body::ReplayableBody;
-use crate::error::{BoxError, Error};
-use crate::future::ResponseFuture;
-use crate::history::RetryHistory;
-use crate::policy::RetryPolicy;
+use crate::policy::retry_policy::RetryPolicy;
+use crate::report::error::{BoxError, Error};
+use crate::report::history::RetryHistory;
+use crate::service::future::ResponseFuture;
 
 /// Retries requests to the inner service `S` by a [`RetryPolicy`]. Made by [`RetryLayer`](crate::RetryLayer).
 ///

@@ -3,8 +3,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::classify::ErrorKind;
-use crate::history::{AttemptOutcome, RetryHistory, StopReason};
+use crate::decide::classify::ErrorKind;
+use crate::report::history::{AttemptOutcome, RetryHistory, StopReason};
 
 /// A type-erased error, as tower middleware passes them.
 pub type BoxError = Box<dyn StdError + Send + Sync>;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use crate::policy::RetryPolicy;
+use crate::policy::retry_policy::RetryPolicy;
 
 pub(crate) type BeforeRetryFn = dyn Fn(&mut Parts, u32) + Send + Sync;
 

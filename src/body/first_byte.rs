@@ -49,7 +49,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::BoxError;
+use crate::report::error::BoxError;
 
 /// Wraps services in [`FirstByte`].
 ///

@@ -18,9 +18,9 @@
 
 use std::time::Duration;
 
-use crate::backoff::{Backoff, Jitter};
-use crate::classify::RetryClass;
-use crate::policy::{RetryPolicy, DEFAULT_MAX_ATTEMPTS};
+use crate::decide::classify::RetryClass;
+use crate::policy::retry_policy::{RetryPolicy, DEFAULT_MAX_ATTEMPTS};
+use crate::wait::backoff::{Backoff, Jitter};
 
 /// The default first throttling delay: 1 s.
 pub(crate) const DEFAULT_THROTTLING_BASE: Duration = Duration::from_secs(1);

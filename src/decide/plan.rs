@@ -6,11 +6,11 @@ use http::Uri;
 use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
-use crate::classes;
-use crate::classify::Decision;
-use crate::history::{StopReason, Wait, WaitReason};
-use crate::policy::RetryPolicy;
+use crate::decide::classify::Decision;
+use crate::policy::classes;
+use crate::policy::retry_policy::RetryPolicy;
+use crate::report::history::{StopReason, Wait, WaitReason};
+use crate::wait::backoff::Backoff;
 
 /// The delay a response asked for, and what asked for it (`Retry-After` or a spent rate limit).
 pub(crate) type Asked = (Duration, WaitReason);
@@ -129,10 +129,10 @@ impl Planner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backoff::{Backoff, Jitter};
-    use crate::budget::RetryBudget;
-    use crate::classify::RetryClass;
-    use crate::pushback::Pushback;
+    use crate::decide::classify::RetryClass;
+    use crate::shared::budget::RetryBudget;
+    use crate::shared::pushback::Pushback;
+    use crate::wait::backoff::{Backoff, Jitter};
 
     const RETRY: Decision = Decision::Retry(RetryClass::Transient);
     const THROTTLE: Decision = Decision::Retry(RetryClass::Throttling);
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn in_exact_mode_what_the_server_asked_replaces_the_backoff() {
-        use crate::retry_after::RetryAfterMode;
+        use crate::wait::retry_after::RetryAfterMode;
         let policy = exact(RetryPolicy::new()).retry_after_mode(RetryAfterMode::Exact);
         let now = Instant::now();
         let mut plan = started(None);

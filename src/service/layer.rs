@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use crate::policy::RetryPolicy;
-use crate::service::Retry;
+use crate::policy::retry_policy::RetryPolicy;
+use crate::service::retry::Retry;
 
 /// Applies a [`RetryPolicy`] to every request of the services it wraps.
 ///

@@ -30,8 +30,8 @@ use std::time::{Duration, SystemTime};
 use http::header::{DATE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue};
 
-use crate::history::{Wait, WaitReason};
-use crate::policy::RetryPolicy;
+use crate::policy::retry_policy::RetryPolicy;
+use crate::report::history::{Wait, WaitReason};
 
 /// How the delay a response asks for combines with the backoff.
 ///

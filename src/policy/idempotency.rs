@@ -68,7 +68,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Method;
 
-use crate::policy::RetryPolicy;
+use crate::policy::retry_policy::RetryPolicy;
 
 /// The default header marking a replayed response: `X-Idempotency-Replayed`.
 pub const DEFAULT_IDEMPOTENCY_REPLAYED_HEADER: HeaderName =

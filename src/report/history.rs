@@ -28,7 +28,7 @@ use std::time::Duration;
 use http::{Extensions, HeaderValue, StatusCode};
 
 use crate::body::NotReplayable;
-use crate::classify::{Decision, ErrorKind};
+use crate::decide::classify::{Decision, ErrorKind};
 
 /// The record of every attempt of one call, and why the layer stopped.
 ///
@@ -590,7 +590,7 @@ impl fmt::Display for RetryHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::RetryClass;
+    use crate::decide::classify::RetryClass;
 
     #[test]
     fn reads_back_what_was_recorded() {
