@@ -1,59 +1,27 @@
 //! The before-retry hook: rewrites the head of each retry (re-sign it, number the attempt), never the
 //! idempotency key.
 
-use std::sync::Arc;
-
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use crate::policy::retry_policy::RetryPolicy;
-
 pub(crate) type BeforeRetryFn = dyn Fn(&mut Parts, u32) + Send + Sync;
-
-impl RetryPolicy {
-    /// Calls `hook` on the head of every retry before it is sent, with the number of the attempt it
-    /// starts (2 for the first retry). Each retry starts from a fresh copy of the first attempt's head,
-    /// so changes do not pile up from one retry to the next; the first attempt is sent as the caller
-    /// made it.
-    ///
-    /// The idempotency key header is put back exactly as it was after the hook runs (added, changed or
-    /// removed alike): a retry never gets a new key. Outcomes are still judged by the original request's
-    /// method and headers.
-    ///
-    /// ```
-    /// use http::HeaderValue;
-    /// use tower_http_retry::RetryPolicy;
-    ///
-    /// let policy = RetryPolicy::default().before_retry(|head, attempt| {
-    ///     head.headers.insert("x-attempt", HeaderValue::from(attempt));
-    ///     // A signature over the request would be computed afresh here.
-    ///     head.headers.insert("x-signed-at", HeaderValue::from_static("1700000000"));
-    /// });
-    /// # let _ = policy;
-    /// ```
-    pub fn before_retry<F>(mut self, hook: F) -> Self
-    where
-        F: Fn(&mut Parts, u32) + Send + Sync + 'static,
-    {
-        self.before_retry = Some(Arc::new(hook));
-        self
-    }
-}
 
 /// The head for retry attempt `attempt`: a copy of the first attempt's, through the hook if there is
 /// one, with the idempotency key as the first attempt carried it.
 ///
 /// A first attempt held back by pushback is dispatched here too: it goes out as the caller made it.
-pub(crate) fn head_for_retry(policy: &RetryPolicy, first: &Parts, attempt: u32) -> Parts {
+/// The head of attempt `attempt`: a copy of the first one, rewritten by the hook for a retry, with the
+/// idempotency key (`key_header`) of the first attempt kept whatever the hook did.
+pub(crate) fn head_for_retry(
+    hook: Option<&BeforeRetryFn>,
+    key_header: &HeaderName,
+    first: &Parts,
+    attempt: u32,
+) -> Parts {
     let mut head = first.clone();
-    let hook = policy.before_retry.as_ref().filter(|_| attempt > 1);
-    if let Some(hook) = hook {
+    if let Some(hook) = hook.filter(|_| attempt > 1) {
         hook(&mut head, attempt);
-        keep_key(
-            &mut head.headers,
-            &first.headers,
-            &policy.idempotency_header,
-        );
+        keep_key(&mut head.headers, &first.headers, key_header);
     }
     head
 }
@@ -87,19 +55,19 @@ mod tests {
     #[test]
     fn without_a_hook_the_retry_is_the_first_head() {
         let first = first(Some("k-1"));
-        let retry = head_for_retry(&RetryPolicy::default(), &first, 2);
+        let retry = head_for_retry(None, &KEY, &first, 2);
         assert_eq!(retry.headers, first.headers);
         assert_eq!(retry.uri, first.uri);
     }
 
     #[test]
     fn the_hook_rewrites_a_copy_and_cannot_touch_the_key() {
-        let policy = RetryPolicy::default().before_retry(|head, attempt| {
+        let hook = |head: &mut Parts, attempt: u32| {
             head.headers.insert("x-attempt", HeaderValue::from(attempt));
             head.headers.insert(KEY, HeaderValue::from_static("forced"));
-        });
+        };
         let first = first(Some("k-1"));
-        let retry = head_for_retry(&policy, &first, 3);
+        let retry = head_for_retry(Some(&hook), &KEY, &first, 3);
         assert_eq!(retry.headers["x-attempt"], "3");
         assert_eq!(retry.headers[KEY], "k-1");
         assert_eq!(retry.headers.get_all(KEY).iter().count(), 1);
@@ -111,21 +79,21 @@ mod tests {
 
     #[test]
     fn a_removed_key_comes_back_and_an_added_one_goes() {
-        let remove = RetryPolicy::default().before_retry(|head, _| {
+        let remove = |head: &mut Parts, _: u32| {
             head.headers.remove(KEY);
-        });
+        };
         assert_eq!(
-            head_for_retry(&remove, &first(Some("k-1")), 2).headers[KEY],
+            head_for_retry(Some(&remove), &KEY, &first(Some("k-1")), 2).headers[KEY],
             "k-1"
         );
 
-        let add = RetryPolicy::default().before_retry(|head, _| {
+        let add = |head: &mut Parts, _: u32| {
             head.headers.append(KEY, HeaderValue::from_static("minted"));
-        });
-        assert!(!head_for_retry(&add, &first(None), 2)
+        };
+        assert!(!head_for_retry(Some(&add), &KEY, &first(None), 2)
             .headers
             .contains_key(KEY));
-        let both = head_for_retry(&add, &first(Some("k-1")), 2);
+        let both = head_for_retry(Some(&add), &KEY, &first(Some("k-1")), 2);
         assert_eq!(
             both.headers.get_all(KEY).iter().collect::<Vec<_>>(),
             [&HeaderValue::from_static("k-1")]

@@ -19,8 +19,10 @@
 use std::time::Duration;
 
 use crate::decide::classify::RetryClass;
-use crate::policy::retry_policy::{RetryPolicy, DEFAULT_MAX_ATTEMPTS};
 use crate::wait::backoff::{Backoff, Jitter};
+
+/// The default attempt limit: 4 attempts, that is 3 retries.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 
 /// The default first throttling delay: 1 s.
 pub(crate) const DEFAULT_THROTTLING_BASE: Duration = Duration::from_secs(1);
@@ -78,32 +80,6 @@ impl Classes {
 
     pub(crate) fn both_mut(&mut self) -> [&mut ClassLimits; 2] {
         [&mut self.throttling, &mut self.transient]
-    }
-}
-
-impl RetryPolicy {
-    /// Retries outcomes of `class` at most `retries` times in one call, counting only that class's
-    /// retries: the other class's retries neither spend nor advance them. No limit by default; the
-    /// attempt limits ([`max_attempts`](Self::max_attempts), [`max_attempts_for`](Self::max_attempts_for))
-    /// still apply, so raise them when the classes should be limited only separately.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_http_retry::backoff::{Backoff, Jitter};
-    /// use tower_http_retry::classify::RetryClass;
-    /// use tower_http_retry::RetryPolicy;
-    ///
-    /// // Five exponential retries for 5xx; a 429 gets one pause of its own, outside that loop.
-    /// let policy = RetryPolicy::default()
-    ///     .max_attempts(u32::MAX)
-    ///     .max_retries_for(RetryClass::Transient, 5)
-    ///     .max_retries_for(RetryClass::Throttling, 1)
-    ///     .backoff_for(RetryClass::Throttling, Backoff::constant(Duration::from_secs(1)).jitter(Jitter::None));
-    /// # let _ = policy;
-    /// ```
-    pub fn max_retries_for(mut self, class: RetryClass, retries: u32) -> Self {
-        self.classes.get_mut(class).max_retries = retries;
-        self
     }
 }
 

@@ -68,8 +68,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Method;
 
-use crate::policy::retry_policy::RetryPolicy;
-
+/// The default idempotency key header: `Idempotency-Key`, as in the IETF draft.
+pub const DEFAULT_IDEMPOTENCY_HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 /// The default header marking a replayed response: `X-Idempotency-Replayed`.
 pub const DEFAULT_IDEMPOTENCY_REPLAYED_HEADER: HeaderName =
     HeaderName::from_static("x-idempotency-replayed");
@@ -83,8 +83,8 @@ pub const DEFAULT_IDEMPOTENCY_KEY_METHODS: [Method; 2] = [Method::POST, Method::
 #[derive(Clone, Debug)]
 pub(crate) struct Idempotency {
     /// The methods whose requests get a key when they carry none; empty when injection is off.
-    inject_for: Vec<Method>,
-    replayed_header: HeaderName,
+    pub(super) inject_for: Vec<Method>,
+    pub(super) replayed_header: HeaderName,
 }
 
 impl Default for Idempotency {
@@ -96,71 +96,18 @@ impl Default for Idempotency {
     }
 }
 
-impl RetryPolicy {
-    /// Gives every POST and PATCH that carries no idempotency key a fresh one before its first attempt,
-    /// in the [`idempotency_header`](Self::idempotency_header), and sends it verbatim on every retry.
-    ///
-    /// Only for servers that honour the header: the request then counts as idempotent and is retried
-    /// after failures that may have taken effect. See [`idempotency`](crate::idempotency).
-    ///
-    /// ```
-    /// use http::HeaderName;
-    /// use tower_http_retry::RetryPolicy;
-    ///
-    /// let policy = RetryPolicy::default()
-    ///     .idempotency_header(HeaderName::from_static("x-idempotency-key"))
-    ///     .inject_idempotency_keys();
-    /// # let _ = policy;
-    /// ```
-    pub fn inject_idempotency_keys(self) -> Self {
-        self.inject_idempotency_keys_for(DEFAULT_IDEMPOTENCY_KEY_METHODS)
-    }
-
-    /// Like [`inject_idempotency_keys`](Self::inject_idempotency_keys), for requests of these methods.
-    /// An empty list turns injection off.
-    ///
-    /// ```
-    /// use http::Method;
-    /// use tower_http_retry::RetryPolicy;
-    ///
-    /// // This API also deduplicates DELETEs that trigger refunds.
-    /// let policy = RetryPolicy::default()
-    ///     .inject_idempotency_keys_for([Method::POST, Method::PATCH, Method::DELETE]);
-    /// # let _ = policy;
-    /// ```
-    pub fn inject_idempotency_keys_for(
-        mut self,
-        methods: impl IntoIterator<Item = Method>,
-    ) -> Self {
-        self.idempotency.inject_for = methods.into_iter().collect();
-        self
-    }
-
-    /// Recognises a response carrying `header: true` (any case) as the replay of an earlier execution
-    /// of the same key; [`RetryHistory::is_replayed`](crate::RetryHistory::is_replayed) reports it.
-    ///
-    /// ```
-    /// use http::HeaderName;
-    /// use tower_http_retry::RetryPolicy;
-    ///
-    /// let policy = RetryPolicy::default()
-    ///     .idempotency_replayed_header(HeaderName::from_static("idempotent-replayed"));
-    /// # let _ = policy;
-    /// ```
-    pub fn idempotency_replayed_header(mut self, header: HeaderName) -> Self {
-        self.idempotency.replayed_header = header;
-        self
-    }
-}
-
 /// Before the first attempt: sets a fresh key on a request that should get one and has none, and
 /// returns the key the request carries, if any. The head is then copied, key included, for every retry.
-pub(crate) fn key_for_first_attempt(policy: &RetryPolicy, head: &mut Parts) -> Option<HeaderValue> {
-    let header = &policy.idempotency_header;
+/// `header` is the policy's key header, which the classifier reads too.
+pub(crate) fn key_for_first_attempt(
+    settings: &Idempotency,
+    header: &HeaderName,
+    head: &mut Parts,
+) -> Option<HeaderValue> {
     if let Some(key) = head.headers.get(header) {
         return Some(key.clone());
     }
-    if !policy.idempotency.inject_for.contains(&head.method) {
+    if !settings.inject_for.contains(&head.method) {
         return None;
     }
     let key = new_key();
@@ -169,9 +116,9 @@ pub(crate) fn key_for_first_attempt(policy: &RetryPolicy, head: &mut Parts) -> O
 }
 
 /// Whether a response is marked as the replay of an earlier execution.
-pub(crate) fn is_replayed(policy: &RetryPolicy, headers: &HeaderMap) -> bool {
+pub(crate) fn is_replayed(settings: &Idempotency, headers: &HeaderMap) -> bool {
     headers
-        .get(&policy.idempotency.replayed_header)
+        .get(&settings.replayed_header)
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"true"))
 }
 
@@ -190,6 +137,16 @@ fn new_key() -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::RetryPolicy;
+
+    // The policy is the easiest way to build the settings, as users do.
+    fn key_for(policy: &RetryPolicy, head: &mut Parts) -> Option<HeaderValue> {
+        key_for_first_attempt(&policy.idempotency, &policy.idempotency_header, head)
+    }
+
+    fn replayed(policy: &RetryPolicy, headers: &HeaderMap) -> bool {
+        is_replayed(&policy.idempotency, headers)
+    }
     use crate::DEFAULT_IDEMPOTENCY_HEADER;
     use std::collections::HashSet;
 
@@ -224,7 +181,7 @@ mod tests {
         let mut keys = HashSet::new();
         for policy in [&policy, &same_seed] {
             for _ in 0..5_000 {
-                let key = key_for_first_attempt(policy, &mut head(Method::POST)).unwrap();
+                let key = key_for(policy, &mut head(Method::POST)).unwrap();
                 assert!(keys.insert(key), "a key repeated");
             }
         }
@@ -233,10 +190,7 @@ mod tests {
     #[test]
     fn injection_is_off_by_default() {
         let mut post = head(Method::POST);
-        assert_eq!(
-            key_for_first_attempt(&RetryPolicy::default(), &mut post),
-            None
-        );
+        assert_eq!(key_for(&RetryPolicy::default(), &mut post), None);
         assert!(post.headers.is_empty());
     }
 
@@ -245,12 +199,12 @@ mod tests {
         let policy = RetryPolicy::default().inject_idempotency_keys();
         for method in [Method::POST, Method::PATCH] {
             let mut head = head(method);
-            let key = key_for_first_attempt(&policy, &mut head).expect("a key");
+            let key = key_for(&policy, &mut head).expect("a key");
             assert_eq!(head.headers.get(DEFAULT_IDEMPOTENCY_HEADER), Some(&key));
         }
         for method in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD] {
             let mut head = head(method);
-            assert_eq!(key_for_first_attempt(&policy, &mut head), None);
+            assert_eq!(key_for(&policy, &mut head), None);
             assert!(head.headers.is_empty());
         }
     }
@@ -263,7 +217,7 @@ mod tests {
             DEFAULT_IDEMPOTENCY_HEADER,
             HeaderValue::from_static("order-42"),
         );
-        let key = key_for_first_attempt(&policy, &mut head);
+        let key = key_for(&policy, &mut head);
         assert_eq!(key, Some(HeaderValue::from_static("order-42")));
         assert_eq!(head.headers.len(), 1);
         assert_eq!(head.headers[DEFAULT_IDEMPOTENCY_HEADER], "order-42");
@@ -276,18 +230,18 @@ mod tests {
             .idempotency_header(header.clone())
             .inject_idempotency_keys_for([Method::DELETE]);
         let mut delete = head(Method::DELETE);
-        let key = key_for_first_attempt(&policy, &mut delete).expect("a key");
+        let key = key_for(&policy, &mut delete).expect("a key");
         assert_eq!(delete.headers.get(&header), Some(&key));
         assert!(!delete.headers.contains_key(DEFAULT_IDEMPOTENCY_HEADER));
         let mut post = head(Method::POST);
-        assert_eq!(key_for_first_attempt(&policy, &mut post), None);
+        assert_eq!(key_for(&policy, &mut post), None);
         // A key the caller set in the configured header is recognised without injection.
         let mut keyed = head(Method::PATCH);
         keyed
             .headers
             .insert(header.clone(), HeaderValue::from_static("k"));
         assert_eq!(
-            key_for_first_attempt(
+            key_for(
                 &RetryPolicy::default().idempotency_header(header),
                 &mut keyed
             ),
@@ -305,30 +259,24 @@ mod tests {
             map.insert(name, HeaderValue::from_static(value));
             map
         };
-        assert!(is_replayed(
+        assert!(replayed(
             &policy,
             &headers("x-idempotency-replayed", "true")
         ));
-        assert!(is_replayed(
+        assert!(replayed(
             &policy,
             &headers("x-idempotency-replayed", "TRUE")
         ));
-        assert!(!is_replayed(
+        assert!(!replayed(
             &policy,
             &headers("x-idempotency-replayed", "false")
         ));
-        assert!(!is_replayed(
+        assert!(!replayed(
             &policy,
             &headers("x-idempotency-replayed", "truest")
         ));
-        assert!(!is_replayed(&policy, &HeaderMap::new()));
-        assert!(!is_replayed(
-            &policy,
-            &headers("idempotent-replayed", "true")
-        ));
-        assert!(is_replayed(
-            &custom,
-            &headers("idempotent-replayed", "true")
-        ));
+        assert!(!replayed(&policy, &HeaderMap::new()));
+        assert!(!replayed(&policy, &headers("idempotent-replayed", "true")));
+        assert!(replayed(&custom, &headers("idempotent-replayed", "true")));
     }
 }

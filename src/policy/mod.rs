@@ -6,7 +6,6 @@ pub(crate) mod classes;
 pub mod idempotency;
 pub(crate) mod retry_policy;
 
-pub use retry_policy::{
-    RetryPolicy, DEFAULT_DRAIN_LIMIT, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_RETRY_AFTER,
-};
+pub use classes::DEFAULT_MAX_ATTEMPTS;
+pub use idempotency::DEFAULT_IDEMPOTENCY_HEADER;
+pub use retry_policy::{RetryPolicy, DEFAULT_DRAIN_LIMIT, DEFAULT_MAX_RETRY_AFTER};

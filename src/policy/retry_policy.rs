@@ -9,6 +9,7 @@ use http::HeaderName;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
+use super::idempotency::{DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_IDEMPOTENCY_KEY_METHODS};
 use crate::decide::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
 use crate::policy::before_retry::BeforeRetryFn;
 use crate::policy::classes::Classes;
@@ -17,15 +18,13 @@ use crate::shared::budget::RetryBudget;
 use crate::shared::pushback::Pushback;
 use crate::wait::backoff::Backoff;
 use crate::wait::retry_after::RetryAfterMode;
+use http::request::Parts;
+use http::Method;
 
-/// The default attempt limit: 4 attempts, that is 3 retries.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 /// The default longest `Retry-After` the layer waits for: 60 s.
 pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The default number of bytes of a discarded response body read so the connection can be reused.
 pub const DEFAULT_DRAIN_LIMIT: u64 = 64 * 1024;
-/// The default idempotency key header: `Idempotency-Key`, as in the IETF draft.
-pub const DEFAULT_IDEMPOTENCY_HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 
 type ClassifyFn = dyn Fn(&RequestInfo<'_>, &Outcome<'_>) -> Option<Decision> + Send + Sync;
 
@@ -595,6 +594,135 @@ impl RetryPolicy {
                 SmallRng::seed_from_u64(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
             }
         }
+    }
+
+    /// Retries outcomes of `class` at most `retries` times in one call, counting only that class's
+    /// retries: the other class's retries neither spend nor advance them. No limit by default; the
+    /// attempt limits ([`max_attempts`](Self::max_attempts), [`max_attempts_for`](Self::max_attempts_for))
+    /// still apply, so raise them when the classes should be limited only separately.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::{Backoff, Jitter};
+    /// use tower_http_retry::classify::RetryClass;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// // Five exponential retries for 5xx; a 429 gets one pause of its own, outside that loop.
+    /// let policy = RetryPolicy::default()
+    ///     .max_attempts(u32::MAX)
+    ///     .max_retries_for(RetryClass::Transient, 5)
+    ///     .max_retries_for(RetryClass::Throttling, 1)
+    ///     .backoff_for(RetryClass::Throttling, Backoff::constant(Duration::from_secs(1)).jitter(Jitter::None));
+    /// # let _ = policy;
+    /// ```
+    pub fn max_retries_for(mut self, class: RetryClass, retries: u32) -> Self {
+        self.classes.get_mut(class).max_retries = retries;
+        self
+    }
+
+    /// Calls `hook` on the head of every retry before it is sent, with the number of the attempt it
+    /// starts (2 for the first retry). Each retry starts from a fresh copy of the first attempt's head,
+    /// so changes do not pile up from one retry to the next; the first attempt is sent as the caller
+    /// made it.
+    ///
+    /// The idempotency key header is put back exactly as it was after the hook runs (added, changed or
+    /// removed alike): a retry never gets a new key. Outcomes are still judged by the original request's
+    /// method and headers.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::default().before_retry(|head, attempt| {
+    ///     head.headers.insert("x-attempt", HeaderValue::from(attempt));
+    ///     // A signature over the request would be computed afresh here.
+    ///     head.headers.insert("x-signed-at", HeaderValue::from_static("1700000000"));
+    /// });
+    /// # let _ = policy;
+    /// ```
+    pub fn before_retry<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&mut Parts, u32) + Send + Sync + 'static,
+    {
+        self.before_retry = Some(Arc::new(hook));
+        self
+    }
+
+    /// Gives every POST and PATCH that carries no idempotency key a fresh one before its first attempt,
+    /// in the [`idempotency_header`](Self::idempotency_header), and sends it verbatim on every retry.
+    ///
+    /// Only for servers that honour the header: the request then counts as idempotent and is retried
+    /// after failures that may have taken effect. See [`idempotency`](crate::idempotency).
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::default()
+    ///     .idempotency_header(HeaderName::from_static("x-idempotency-key"))
+    ///     .inject_idempotency_keys();
+    /// # let _ = policy;
+    /// ```
+    pub fn inject_idempotency_keys(self) -> Self {
+        self.inject_idempotency_keys_for(DEFAULT_IDEMPOTENCY_KEY_METHODS)
+    }
+
+    /// Like [`inject_idempotency_keys`](Self::inject_idempotency_keys), for requests of these methods.
+    /// An empty list turns injection off.
+    ///
+    /// ```
+    /// use http::Method;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// // This API also deduplicates DELETEs that trigger refunds.
+    /// let policy = RetryPolicy::default()
+    ///     .inject_idempotency_keys_for([Method::POST, Method::PATCH, Method::DELETE]);
+    /// # let _ = policy;
+    /// ```
+    pub fn inject_idempotency_keys_for(
+        mut self,
+        methods: impl IntoIterator<Item = Method>,
+    ) -> Self {
+        self.idempotency.inject_for = methods.into_iter().collect();
+        self
+    }
+
+    /// Recognises a response carrying `header: true` (any case) as the replay of an earlier execution
+    /// of the same key; [`RetryHistory::is_replayed`](crate::RetryHistory::is_replayed) reports it.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::default()
+    ///     .idempotency_replayed_header(HeaderName::from_static("idempotent-replayed"));
+    /// # let _ = policy;
+    /// ```
+    pub fn idempotency_replayed_header(mut self, header: HeaderName) -> Self {
+        self.idempotency.replayed_header = header;
+        self
+    }
+
+    /// Sets how a response's `Retry-After` (or the reset of a spent rate limit) combines with the
+    /// backoff: a floor under it ([`RetryAfterMode::Floor`], the default) or the wait itself
+    /// ([`RetryAfterMode::Exact`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::backoff::{Backoff, Jitter};
+    /// use tower_http_retry::retry_after::RetryAfterMode;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// // "If the response includes a Retry-After header, wait exactly that long. Otherwise wait
+    /// // 1 s, 2 s, 4 s."
+    /// let policy = RetryPolicy::default()
+    ///     .backoff(Backoff::exponential(Duration::from_secs(1)).jitter(Jitter::None))
+    ///     .retry_after_mode(RetryAfterMode::Exact);
+    /// # let _ = policy;
+    /// ```
+    pub fn retry_after_mode(mut self, mode: RetryAfterMode) -> Self {
+        self.retry_after_mode = mode;
+        self
     }
 }
 

@@ -113,7 +113,11 @@ where
             budget.deposit();
         }
         let (mut head, body) = request.into_parts();
-        let key = idempotency::key_for_first_attempt(&policy, &mut head);
+        let key = idempotency::key_for_first_attempt(
+            &policy.idempotency,
+            &policy.idempotency_header,
+            &mut head,
+        );
         let mut history = RetryHistory::default();
         history.set_idempotency_key(key);
         let copy = body.replay();
@@ -366,8 +370,10 @@ where
         match result {
             Ok(mut response) => {
                 if history.idempotency_key().is_some() {
-                    history
-                        .set_replayed(idempotency::is_replayed(&self.policy, response.headers()));
+                    history.set_replayed(idempotency::is_replayed(
+                        &self.policy.idempotency,
+                        response.headers(),
+                    ));
                 }
                 response.extensions_mut().insert(history);
                 Ok(response)
@@ -425,7 +431,12 @@ where
             .take()
             .expect("the next body is prepared before every wait");
         self.planner.start_attempt();
-        let head = head_for_retry(&self.policy, &self.head, self.planner.attempts());
+        let head = head_for_retry(
+            self.policy.before_retry.as_deref(),
+            &self.policy.idempotency_header,
+            &self.head,
+            self.planner.attempts(),
+        );
         self.service.call(Request::from_parts(head, body))
     }
 }

@@ -30,7 +30,6 @@ use std::time::{Duration, SystemTime};
 use http::header::{DATE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue};
 
-use crate::policy::retry_policy::RetryPolicy;
 use crate::report::history::{Wait, WaitReason};
 
 /// How the delay a response asks for combines with the backoff.
@@ -98,30 +97,6 @@ impl RetryAfterMode {
                 reason: WaitReason::Backoff,
             },
         }
-    }
-}
-
-impl RetryPolicy {
-    /// Sets how a response's `Retry-After` (or the reset of a spent rate limit) combines with the
-    /// backoff: a floor under it ([`RetryAfterMode::Floor`], the default) or the wait itself
-    /// ([`RetryAfterMode::Exact`]).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_http_retry::backoff::{Backoff, Jitter};
-    /// use tower_http_retry::retry_after::RetryAfterMode;
-    /// use tower_http_retry::RetryPolicy;
-    ///
-    /// // "If the response includes a Retry-After header, wait exactly that long. Otherwise wait
-    /// // 1 s, 2 s, 4 s."
-    /// let policy = RetryPolicy::default()
-    ///     .backoff(Backoff::exponential(Duration::from_secs(1)).jitter(Jitter::None))
-    ///     .retry_after_mode(RetryAfterMode::Exact);
-    /// # let _ = policy;
-    /// ```
-    pub fn retry_after_mode(mut self, mode: RetryAfterMode) -> Self {
-        self.retry_after_mode = mode;
-        self
     }
 }
 
