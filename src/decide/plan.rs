@@ -6,11 +6,41 @@ use http::Uri;
 use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
-use crate::decide::classify::Decision;
-use crate::policy::classes;
-use crate::policy::retry_policy::RetryPolicy;
+use crate::decide::classify::{Decision, RetryClass};
 use crate::report::history::{StopReason, Wait, WaitReason};
+use crate::shared::budget::RetryBudget;
+use crate::shared::pushback::Pushback;
 use crate::wait::backoff::Backoff;
+use crate::wait::retry_after::RetryAfterMode;
+
+/// What the planner reads of a policy. [`RetryPolicy`](crate::RetryPolicy) implements it: the policy
+/// depends on the decision, never the other way round.
+pub(crate) trait Limits {
+    /// Attempts in all, the first included, when the latest outcome is of `class`.
+    fn max_attempts(&self, class: RetryClass) -> u32;
+    /// Retries of `class` in one call, the other class's not counted.
+    fn max_retries(&self, class: RetryClass) -> u32;
+    /// The delays between retries of `class`.
+    fn backoff(&self, class: RetryClass) -> &Backoff;
+    /// The longest delay a response may ask for and still be waited for.
+    fn retry_after_cap(&self) -> Duration;
+    /// How a delay the response asked for combines with the backoff.
+    fn retry_after_mode(&self) -> &RetryAfterMode;
+    /// The retry budget shared with other calls, if any.
+    fn budget(&self) -> Option<&RetryBudget>;
+    /// The pushback shared with other calls, if any.
+    fn pushback(&self) -> Option<&Pushback>;
+    /// A random source for one call, never shared with another.
+    fn rng(&self) -> SmallRng;
+}
+
+/// A dense index for per-class counters.
+fn index(class: RetryClass) -> usize {
+    match class {
+        RetryClass::Throttling => 0,
+        RetryClass::Transient => 1,
+    }
+}
 
 /// The delay a response asked for, and what asked for it (`Retry-After` or a spent rate limit).
 pub(crate) type Asked = (Duration, WaitReason);
@@ -58,7 +88,7 @@ impl Planner {
     /// `asked` for a delay.
     pub(crate) fn next(
         &mut self,
-        policy: &RetryPolicy,
+        policy: &impl Limits,
         uri: &Uri,
         decision: Decision,
         asked: Option<Asked>,
@@ -69,19 +99,20 @@ impl Planner {
             Decision::Unsafe => return Next::Stop(StopReason::NotIdempotent),
             Decision::Done => return Next::Stop(StopReason::Finished),
         };
-        let limits = policy.classes.get(class);
-        let i = classes::index(class);
-        if self.attempts >= limits.max_attempts || self.retries[i] >= limits.max_retries {
+        let i = index(class);
+        if self.attempts >= policy.max_attempts(class)
+            || self.retries[i] >= policy.max_retries(class)
+        {
             return Next::Stop(StopReason::AttemptsExhausted);
         }
-        if asked.is_some_and(|(delay, _)| delay > policy.max_retry_after) {
+        if asked.is_some_and(|(delay, _)| delay > policy.retry_after_cap()) {
             return Next::Stop(StopReason::RetryAfterTooLong);
         }
         let rng = self.rng.get_or_insert_with(|| policy.rng());
-        let backoff = limits
-            .backoff
+        let backoff = policy
+            .backoff(class)
             .delay(self.retries[i], self.previous_delay[i], rng);
-        let mut wait = policy.retry_after_mode.wait(asked, backoff);
+        let mut wait = policy.retry_after_mode().wait(asked, backoff);
         if let Some(release) = self.release(policy, uri, now) {
             let held = release.saturating_duration_since(now);
             if held > wait.duration {
@@ -98,7 +129,7 @@ impl Planner {
             }
         }
         // Last, so that a retry refused for any other reason costs the budget nothing.
-        if let Some(budget) = &policy.budget {
+        if let Some(budget) = policy.budget() {
             if !budget.try_withdraw(class) {
                 return Next::Stop(StopReason::BudgetExhausted);
             }
@@ -113,11 +144,11 @@ impl Planner {
     /// `None` when nothing holds it (always, without pushback).
     pub(crate) fn release(
         &mut self,
-        policy: &RetryPolicy,
+        policy: &impl Limits,
         uri: &Uri,
         now: Instant,
     ) -> Option<Instant> {
-        let hold = policy.pushback.as_ref()?.hold_for(uri, now)?;
+        let hold = policy.pushback()?.hold_for(uri, now)?;
         let rng = self.rng.get_or_insert_with(|| policy.rng());
         let spread = Backoff::constant(hold.length)
             .max_delay(hold.length)
@@ -130,6 +161,7 @@ impl Planner {
 mod tests {
     use super::*;
     use crate::decide::classify::RetryClass;
+    use crate::policy::RetryPolicy;
     use crate::shared::budget::RetryBudget;
     use crate::shared::pushback::Pushback;
     use crate::wait::backoff::{Backoff, Jitter};

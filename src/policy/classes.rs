@@ -82,11 +82,3 @@ impl Classes {
         [&mut self.throttling, &mut self.transient]
     }
 }
-
-/// A dense index for per-class counters.
-pub(crate) fn index(class: RetryClass) -> usize {
-    match class {
-        RetryClass::Throttling => 0,
-        RetryClass::Transient => 1,
-    }
-}

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 
 use super::idempotency::{DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_IDEMPOTENCY_KEY_METHODS};
 use crate::decide::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
+use crate::decide::plan::Limits;
 use crate::policy::before_retry::BeforeRetryFn;
 use crate::policy::classes::Classes;
 use crate::policy::idempotency::Idempotency;
@@ -730,6 +731,40 @@ impl RetryPolicy {
 enum Randomness {
     Os,
     Seeded { seed: u64, next: Arc<AtomicU64> },
+}
+
+impl Limits for RetryPolicy {
+    fn max_attempts(&self, class: RetryClass) -> u32 {
+        self.classes.get(class).max_attempts
+    }
+
+    fn max_retries(&self, class: RetryClass) -> u32 {
+        self.classes.get(class).max_retries
+    }
+
+    fn backoff(&self, class: RetryClass) -> &Backoff {
+        &self.classes.get(class).backoff
+    }
+
+    fn retry_after_cap(&self) -> Duration {
+        self.max_retry_after
+    }
+
+    fn retry_after_mode(&self) -> &RetryAfterMode {
+        &self.retry_after_mode
+    }
+
+    fn budget(&self) -> Option<&RetryBudget> {
+        self.budget.as_ref()
+    }
+
+    fn pushback(&self) -> Option<&Pushback> {
+        self.pushback.as_ref()
+    }
+
+    fn rng(&self) -> SmallRng {
+        RetryPolicy::rng(self)
+    }
 }
 
 impl fmt::Debug for RetryPolicy {

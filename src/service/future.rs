@@ -125,7 +125,7 @@ where
         let mut planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
         // Without pushback nothing can hold the request: no clock read, no lookup.
         let release = match policy.pushback {
-            Some(_) => planner.release(&policy, &head.uri, Instant::now()),
+            Some(_) => planner.release(&*policy, &head.uri, Instant::now()),
             None => None,
         };
         let (state, timer, next_body) = match release {
@@ -420,7 +420,7 @@ where
         self.policy.pushback.as_ref()?;
         let now = Instant::now();
         self.planner
-            .release(&self.policy, &self.head.uri, now)
+            .release(&*self.policy, &self.head.uri, now)
             .filter(|release| *release > now)
     }
 
