@@ -41,7 +41,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tower_http_retry::ReplayBody;
+use tower_http_retry::body::ReplayBody;
 use upload::Upload;
 
 const LEN: u64 = 64 << 20;

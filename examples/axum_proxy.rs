@@ -32,8 +32,9 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::Backoff;
-use tower_http_retry::replay::ReplayBodyService;
-use tower_http_retry::{ReplayBody, ReplayBodyLayer, Retry, RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::body::ReplayBodyService;
+use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
+use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
 
 use server::{Reply, Server};
 use upload::Upload;
@@ -67,7 +68,7 @@ async fn forward(State(proxy): State<Proxy>, mut request: Request) -> Result<Res
     let stopped = response
         .extensions()
         .get::<RetryHistory>()
-        .filter(|history| history.stop_reason().is_gave_up())
+        .filter(|history| history.stop_reason().gave_up())
         .map(|history| history.stop_reason().to_string());
     let mut response = response.map(Body::new);
     response

@@ -32,8 +32,8 @@ use hyper_util::rt::TokioExecutor;
 use server::{Reply, Server};
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::body::{FirstByte, FirstByteLayer};
 use tower_http_retry::classify::{every_server_error, Decision, RetryClass};
-use tower_http_retry::first_byte::{FirstByte, FirstByteLayer};
 use tower_http_retry::retry_after::RetryAfterMode;
 use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
 

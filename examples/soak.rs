@@ -29,9 +29,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::task::JoinSet;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::Backoff;
-use tower_http_retry::{
-    ReplayBodyLayer, RetryHistory, RetryLayer, RetryPolicy, DEFAULT_IDEMPOTENCY_HEADER,
-};
+use tower_http_retry::body::ReplayBodyLayer;
+use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 use upload::Upload;
 
 const IN_FLIGHT: usize = 64;
@@ -78,7 +77,11 @@ async fn main() -> ExitCode {
         faults: Fault::ALL.to_vec(),
         slow: Duration::from_millis(150),
     };
-    let server = FaultServer::start(schedule, Some(DEFAULT_IDEMPOTENCY_HEADER)).await;
+    let server = FaultServer::start(
+        schedule,
+        Some(http::HeaderName::from_static("idempotency-key")),
+    )
+    .await;
     let connector = RefusingConnector::new(SEED, 0.05);
     let client = Client::builder(TokioExecutor::new()).build(connector);
     // A fifth of attempts fail, twice what the default retry budget funds: the soak is about what

@@ -53,7 +53,8 @@
 //! with the same key after its `Retry-After`; `422` (the key came back with another payload) is not.
 //! [`RetryHistory::idempotency_key`] and [`RetryHistory::is_replayed`] tell the caller which key was
 //! used and whether the answer was a replay. [`RetryPolicy::before_retry`] rewrites each retry's head
-//! (re-sign it, number the attempt) but cannot change the key. See [`idempotency`].
+//! (re-sign it, number the attempt) but cannot change the key. The contract a server must keep for this
+//! to be safe is in [`RetryPolicy::inject_idempotency_keys`].
 //!
 //! # How long to wait
 //!
@@ -77,8 +78,9 @@
 //!
 //! Every retry sends the body again. Bodies that share their bytes (`Full<Bytes>`, `Empty`, `Bytes`)
 //! are replayed without copying a byte ([`body`]). Bodies that can be read only once (axum's `Body`,
-//! hyper's `Incoming`, a stream) become replayable with one more layer, [`ReplayBodyLayer`], which
-//! records up to 64 KiB of each body while the first attempt streams it ([`replay`]).
+//! hyper's `Incoming`, a stream) become replayable with one more layer,
+//! [`ReplayBodyLayer`](body::ReplayBodyLayer), which records up to 64 KiB of each body while the first
+//! attempt streams it.
 //!
 //! # Recipes
 //!
@@ -102,7 +104,7 @@
 //! | total deadline | none | depends on the endpoint; set one ([`RetryPolicy::deadline`]) |
 //! | per-attempt timeout | none | depends on the endpoint; set one ([`RetryPolicy::attempt_timeout`]) |
 //! | drained from a discarded body | 64 KiB | enough for an error page, small enough to be bounded |
-//! | recorded of a [`ReplayBody`] | 64 KiB | the common replay buffer size (linkerd's, for one) |
+//! | recorded of a [`ReplayBody`](body::ReplayBody) | 64 KiB | the common replay buffer size (linkerd's, for one) |
 //! | idempotency key header | `Idempotency-Key` | the IETF draft |
 //! | keys injected | none; [`inject_idempotency_keys`](RetryPolicy::inject_idempotency_keys): POST, PATCH | only servers that honour keys make a keyed retry safe |
 //! | replayed-answer header | `X-Idempotency-Replayed: true` | the vendor guidance |
@@ -120,6 +122,27 @@
 //! Waits and timeouts use tokio's timer, so calls that retry or have a timeout or deadline run inside a
 //! tokio runtime with time enabled. Everything works under `tokio::time::pause()`.
 //!
+//! # How the crate is built
+//!
+//! The source tree follows a request's path; each folder is a private module, and the public modules
+//! above are re-exported from them:
+//!
+//! 1. `service/`: the tower plumbing where the request enters: [`RetryLayer`], [`Retry`] and the
+//!    [`ResponseFuture`] state machine that runs the attempts and the waits.
+//! 2. `policy/`: the configuration. [`RetryPolicy`] holds every setter and composes what each component
+//!    owns: the per-class limits, the idempotency settings, the before-retry hook.
+//! 3. `decide/`: the decision. [`classify`] says what an attempt's outcome calls for; a pure planner
+//!    applies every limit of the policy to it: retry after which wait, or stop and why.
+//! 4. `wait/`: how long to wait: the [`backoff`] schedules and the pure parsers of the delays a server
+//!    gives ([`retry_after`], [`rate_limit`]). Nothing there knows the policy.
+//! 5. `shared/`: what calls and clones share: the retry [`budget`] and the [`pushback`].
+//! 6. `body/`: the request bodies that are sent again ([`body`]) and the response bodies drained or
+//!    held until their first byte.
+//! 7. `report/`: what the caller sees: the [`RetryHistory`] and the [`Error`].
+//!
+//! Imports follow the same order and never go round in a circle: the parsers depend on nothing of the
+//! policy, and the policy depends on the decision, never the other way round.
+//!
 //! [tower]: https://docs.rs/tower
 
 #![forbid(unsafe_code)]
@@ -135,21 +158,18 @@ mod shared;
 mod wait;
 
 pub use decide::classify;
-pub use policy::idempotency;
 pub use policy::RetryPolicy;
 pub use report::error::{BoxError, Error};
-pub use report::history;
 pub use report::history::RetryHistory;
 pub use service::{ResponseFuture, Retry, RetryLayer};
 pub use shared::{budget, pushback};
 pub use wait::{backoff, rate_limit, retry_after};
 
-pub use body::replay::{ReplayBody, ReplayBodyLayer, DEFAULT_REPLAY_LIMIT};
-pub use body::{first_byte, replay};
-pub use idempotency::DEFAULT_IDEMPOTENCY_REPLAYED_HEADER;
-pub use policy::{
-    DEFAULT_DRAIN_LIMIT, DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RETRY_AFTER,
-};
+/// The parts of a [`RetryHistory`]: each attempt's record and outcome, the waits between attempts and
+/// why the layer stopped.
+pub mod history {
+    pub use crate::report::history::{AttemptOutcome, AttemptRecord, StopReason, Wait, WaitReason};
+}
 
 // The README's examples compile as doc tests.
 #[cfg(doctest)]

@@ -21,9 +21,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::body::ReplayBodyLayer;
 use tower_http_retry::classify::ErrorKind;
 use tower_http_retry::history::{AttemptOutcome, StopReason};
-use tower_http_retry::{ReplayBodyLayer, Retry, RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 

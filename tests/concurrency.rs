@@ -18,8 +18,9 @@ use hyper_util::rt::TokioExecutor;
 use server::{Reply, Server};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::body::ReplayBody;
 use tower_http_retry::body::ReplayableBody;
-use tower_http_retry::{ReplayBody, RetryLayer, RetryPolicy};
+use tower_http_retry::{RetryLayer, RetryPolicy};
 use upload::Upload;
 
 const REQUESTS: usize = 10_000;

@@ -21,7 +21,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::Backoff;
 use tower_http_retry::classify::ErrorKind;
 use tower_http_retry::history::AttemptOutcome;
-use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy, DEFAULT_IDEMPOTENCY_HEADER};
+use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 
 const REQUESTS: u64 = 10_000;
 const IN_FLIGHT: u64 = 64;
@@ -255,7 +255,11 @@ fn print(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_key_injection_every_success_ran_exactly_once() {
-    let server = FaultServer::start(schedule(), Some(DEFAULT_IDEMPOTENCY_HEADER)).await;
+    let server = FaultServer::start(
+        schedule(),
+        Some(http::HeaderName::from_static("idempotency-key")),
+    )
+    .await;
     let connector = RefusingConnector::new(SEED, REFUSAL_RATE);
     let started = Instant::now();
     let reported = run(

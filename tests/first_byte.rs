@@ -14,8 +14,8 @@ use hyper_util::rt::TokioExecutor;
 use server::{Reply, Server};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::body::FirstByteLayer;
 use tower_http_retry::classify::ErrorKind;
-use tower_http_retry::first_byte::FirstByteLayer;
 use tower_http_retry::history::AttemptOutcome;
 use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 
@@ -149,6 +149,6 @@ async fn a_post_whose_body_breaks_before_the_first_byte_is_not_retried() {
         .unwrap_err();
     assert!(error
         .inner()
-        .is_some_and(|e| e.is::<tower_http_retry::first_byte::BodyFailedBeforeFirstByte>()));
+        .is_some_and(|e| e.is::<tower_http_retry::body::BodyFailedBeforeFirstByte>()));
     assert_eq!(server.hits("/jobs"), 1, "the server may have acted on it");
 }

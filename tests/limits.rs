@@ -82,7 +82,7 @@ async fn a_budget_refusal_returns_the_last_response_and_says_so() {
         history(&response).stop_reason(),
         StopReason::BudgetExhausted
     );
-    assert!(history(&response).stop_reason().is_gave_up());
+    assert!(history(&response).stop_reason().gave_up());
 }
 
 #[tokio::test(start_paused = true)]

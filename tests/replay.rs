@@ -18,11 +18,13 @@ use proptest::prelude::*;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::body::NotReplayable;
+use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
 use tower_http_retry::history::StopReason;
-use tower_http_retry::{
-    ReplayBody, ReplayBodyLayer, RetryHistory, RetryLayer, RetryPolicy, DEFAULT_REPLAY_LIMIT,
-};
+use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 use upload::Upload;
+
+/// What a `ReplayBody` records by default: 64 KiB.
+const DEFAULT_LIMIT: u64 = 64 * 1024;
 
 /// How much of its body one attempt reads before the server answers.
 #[derive(Clone, Copy, Debug)]
@@ -177,7 +179,7 @@ async fn a_server_answering_before_reading_gets_the_whole_body_on_the_retry() {
         plan(Read::Nothing, 503, false),
         plan(Read::All, 200, false),
     ]);
-    let (response, _) = send(&server, DEFAULT_REPLAY_LIMIT, upload(TEXT, 5)).await;
+    let (response, _) = send(&server, DEFAULT_LIMIT, upload(TEXT, 5)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
@@ -192,7 +194,7 @@ async fn a_server_reading_part_of_the_body_gets_the_whole_body_on_the_retry() {
         plan(Read::All, 200, false),
     ]);
     let body = upload(TEXT, 5).with_trailers(trailers());
-    let (response, _) = send(&server, DEFAULT_REPLAY_LIMIT, body).await;
+    let (response, _) = send(&server, DEFAULT_LIMIT, body).await;
     assert_eq!(response.status(), StatusCode::OK);
     let seen = server.seen();
     assert_eq!(seen[0].body, &TEXT.as_bytes()[..15]);
@@ -204,7 +206,7 @@ async fn a_server_reading_part_of_the_body_gets_the_whole_body_on_the_retry() {
 #[tokio::test]
 async fn a_response_while_the_body_is_still_being_sent_is_not_retried() {
     let server = Server::new(vec![plan(Read::Part(5), 503, true)]);
-    let (response, history) = send(&server, DEFAULT_REPLAY_LIMIT, upload(TEXT, 5)).await;
+    let (response, history) = send(&server, DEFAULT_LIMIT, upload(TEXT, 5)).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let history = history.expect("the layer wanted to retry");
     assert_eq!(history.attempt_count(), 1);
@@ -281,19 +283,13 @@ async fn a_hundred_mib_upload_never_records_more_than_the_limit() {
     let response = client.oneshot(request).await.unwrap();
     let (most, received) = *most.lock().unwrap();
     assert_eq!(received, LEN, "the whole upload went through");
-    assert!(
-        most <= DEFAULT_REPLAY_LIMIT,
-        "recorded {most} bytes at most"
-    );
-    assert_eq!(
-        most, DEFAULT_REPLAY_LIMIT,
-        "the recording filled up to the limit"
-    );
+    assert!(most <= DEFAULT_LIMIT, "recorded {most} bytes at most");
+    assert_eq!(most, DEFAULT_LIMIT, "the recording filled up to the limit");
     let history = response.extensions().get::<RetryHistory>().unwrap();
     assert_eq!(
         history.stop_reason(),
         StopReason::BodyNotReplayable(NotReplayable::TooLarge {
-            limit: DEFAULT_REPLAY_LIMIT
+            limit: DEFAULT_LIMIT
         })
     );
 }

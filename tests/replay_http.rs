@@ -25,8 +25,9 @@ use tokio::task::JoinHandle;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::body::NotReplayable;
+use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
 use tower_http_retry::history::StopReason;
-use tower_http_retry::{ReplayBody, ReplayBodyLayer, RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 use upload::Upload;
 
 const KIB: u64 = 1024;

@@ -21,7 +21,7 @@ pub type Req = Request<Full<Bytes>>;
 pub type Res = Response<Full<Bytes>>;
 
 /// Attempts in all, the first included: tower-http-retry's default, given to every contender.
-pub const MAX_ATTEMPTS: u32 = tower_http_retry::DEFAULT_MAX_ATTEMPTS;
+pub const MAX_ATTEMPTS: u32 = 4;
 
 /// The statuses tower-http-retry retries by default.
 fn is_retryable_status(status: StatusCode) -> bool {

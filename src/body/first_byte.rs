@@ -1,40 +1,5 @@
-//! Holding a successful response until its first body byte, so a stream that fails before the caller
-//! has seen anything can still be retried.
-//!
-//! A retry layer returns once the response head arrives; a body that breaks after that belongs to the
-//! caller. For streaming APIs (audio synthesis, server-sent events, large downloads) the usual rule is
-//! "retry while nothing has been handed over yet, fail once it has". Put a [`FirstByteLayer`] *inside*
-//! the retry: it waits for the first frame of every 2xx response body, and turns a body that fails
-//! before that frame into an error of the call, which the retry layer classifies like any transport
-//! failure (a reset mid-body is "maybe sent": retried for idempotent requests).
-//!
-//! ```
-//! use bytes::Bytes;
-//! use http_body_util::{BodyExt, Full};
-//! use tower::{service_fn, ServiceBuilder, ServiceExt};
-//! use tower_http_retry::first_byte::FirstByteLayer;
-//! use tower_http_retry::{RetryLayer, RetryPolicy};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! # let upstream = service_fn(|_: http::Request<Full<Bytes>>| async {
-//! #     Ok::<_, std::io::Error>(http::Response::new(Full::new(Bytes::from_static(b"audio"))))
-//! # });
-//! let client = ServiceBuilder::new()
-//!     .layer(RetryLayer::new(RetryPolicy::default()))
-//!     .layer(FirstByteLayer::new())
-//!     .service(upstream);
-//!
-//! let request = http::Request::get("http://tts.example/stream").body(Full::default()).unwrap();
-//! let response = client.oneshot(request).await.unwrap();
-//! let audio = response.into_body().collect().await.unwrap().to_bytes();
-//! assert_eq!(audio, "audio");
-//! # }
-//! ```
-//!
-//! The wait for the first frame counts as part of the attempt, so the retry policy's
-//! [`attempt_timeout`](crate::RetryPolicy::attempt_timeout) becomes a time-to-first-byte limit.
-//! Other statuses are passed through without waiting: the retry layer discards their bodies anyway.
+//! [`FirstByteLayer`]: holds a 2xx response until its body's first frame, so a stream that fails
+//! before the caller has seen anything can still be retried.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -67,7 +32,7 @@ use crate::report::error::BoxError;
 /// use http_body::{Body, Frame};
 /// use http_body_util::{BodyExt, Either, Full};
 /// use tower::{service_fn, ServiceBuilder, ServiceExt};
-/// use tower_http_retry::first_byte::FirstByteLayer;
+/// use tower_http_retry::body::FirstByteLayer;
 /// use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 ///
 /// /// A response body whose connection is reset before its first byte.
@@ -124,7 +89,7 @@ impl FirstByteLayer {
     /// use http::{Request, Response, StatusCode};
     /// use http_body_util::{BodyExt, Full};
     /// use tower::{service_fn, Layer, ServiceExt};
-    /// use tower_http_retry::first_byte::FirstByteLayer;
+    /// use tower_http_retry::body::FirstByteLayer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -168,7 +133,7 @@ impl<S> Layer<S> for FirstByteLayer {
 /// use http::{Request, Response};
 /// use tower::{service_fn, Layer, ServiceExt};
 /// use tower_http_retry::classify::ErrorKind;
-/// use tower_http_retry::first_byte::FirstByteLayer;
+/// use tower_http_retry::body::FirstByteLayer;
 ///
 /// /// A response body whose connection is reset before its first byte.
 /// struct Reset;
@@ -298,7 +263,7 @@ where
 /// use http_body::Body;
 /// use http_body_util::{BodyExt, Full};
 /// use tower::{service_fn, Layer, ServiceExt};
-/// use tower_http_retry::first_byte::FirstByteLayer;
+/// use tower_http_retry::body::FirstByteLayer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -380,7 +345,7 @@ impl<B: Body> Body for FirstByteBody<B> {
 /// use std::io;
 /// use http::{Request, Response};
 /// use tower::{service_fn, Layer, ServiceExt};
-/// use tower_http_retry::first_byte::{BodyFailedBeforeFirstByte, FirstByteLayer};
+/// use tower_http_retry::body::{BodyFailedBeforeFirstByte, FirstByteLayer};
 ///
 /// /// A response body whose connection is reset before its first byte.
 /// struct Reset;

@@ -41,7 +41,7 @@ fn keep_key(headers: &mut HeaderMap, first: &HeaderMap, key: &HeaderName) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DEFAULT_IDEMPOTENCY_HEADER as KEY;
+    use crate::policy::idempotency::DEFAULT_IDEMPOTENCY_HEADER as KEY;
     use http::HeaderValue;
 
     fn first(key: Option<&'static str>) -> Parts {

@@ -22,7 +22,7 @@ use crate::decide::classify::RetryClass;
 use crate::wait::backoff::{Backoff, Jitter};
 
 /// The default attempt limit: 4 attempts, that is 3 retries.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+pub(crate) const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 
 /// The default first throttling delay: 1 s.
 pub(crate) const DEFAULT_THROTTLING_BASE: Duration = Duration::from_secs(1);

@@ -1,82 +1,19 @@
-//! Idempotency keys: retrying a mutation without repeating its side effect.
-//!
-//! ```
-//! use bytes::Bytes;
-//! use http::{Request, Response, StatusCode};
-//! use http_body_util::Full;
-//! use tower::{service_fn, ServiceBuilder, ServiceExt};
-//! use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
-//!
-//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn main() {
-//! // A payments API that honours `Idempotency-Key` and answers this one charge with a 503 first.
-//! let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-//! let log = seen.clone();
-//! let api = service_fn(move |request: Request<Full<Bytes>>| {
-//!     let mut keys = log.lock().unwrap();
-//!     keys.push(request.headers()["idempotency-key"].clone());
-//!     let status = if keys.len() == 1 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::CREATED };
-//!     let mut response = Response::new(Full::new(Bytes::new()));
-//!     *response.status_mut() = status;
-//!     async move { Ok::<_, std::convert::Infallible>(response) }
-//! });
-//!
-//! let client = ServiceBuilder::new()
-//!     .layer(RetryLayer::new(RetryPolicy::default().inject_idempotency_keys()))
-//!     .service(api);
-//!
-//! let charge = Request::post("https://pay.example/v1/charges").body(Full::new(Bytes::from("{}"))).unwrap();
-//! let response = client.oneshot(charge).await.unwrap();
-//! assert_eq!(response.status(), StatusCode::CREATED);
-//!
-//! // One key, set before the first attempt and sent verbatim on the retry.
-//! let seen = seen.lock().unwrap();
-//! let history = response.extensions().get::<RetryHistory>().unwrap();
-//! assert_eq!(seen.len(), 2);
-//! assert_eq!(seen[0], seen[1]);
-//! assert_eq!(history.idempotency_key(), Some(&seen[0]));
-//! # }
-//! ```
-//!
-//! # The contract
-//!
-//! A server that honours idempotency keys runs the side effect of a key once, answers a repeat of a
-//! finished one with the stored result (marking it as a replay), answers `409 Conflict` while the first
-//! is still running, and `422 Unprocessable Content` when the key comes back with a different payload.
-//! Retrying is then safe after any failure, as long as every attempt carries the same key:
-//!
-//! - A request carrying the key header ([`RetryPolicy::idempotency_header`], `Idempotency-Key` by default)
-//!   counts as idempotent: it is retried after 5xx, resets and timeouts like a GET.
-//! - `409` with a key is retried with the same key, waiting at least its `Retry-After`; `422` is not.
-//! - [`RetryPolicy::inject_idempotency_keys`] gives each POST and PATCH that has no key a fresh one (a
-//!   version 4 UUID from the operating system's cryptographic generator) before its first attempt. Every
-//!   retry sends the same key, a key the caller set is never replaced, and no key is ever minted to
-//!   force a retry. [`RetryPolicy::seed`] does not touch keys: a seeded key would repeat across runs.
-//! - A response marked as a replay (`X-Idempotency-Replayed: true` by default,
-//!   [`RetryPolicy::idempotency_replayed_header`]) is reported by [`RetryHistory::is_replayed`]; the key
-//!   the request carried is in [`RetryHistory::idempotency_key`], on responses and on errors, so a caller
-//!   can try the same operation again later with the same key.
-//! - A [`before_retry`](RetryPolicy::before_retry) hook cannot change the key.
-//!
-//! Turn injection on only for servers that honour the header: a keyed request counts as idempotent, so a
-//! server that ignores the key may run a retried POST twice.
-//!
-//! [`RetryHistory::is_replayed`]: crate::RetryHistory::is_replayed
-//! [`RetryHistory::idempotency_key`]: crate::RetryHistory::idempotency_key
+//! Idempotency keys: the settings, the key set before the first attempt, and the replay mark.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Method;
 
 /// The default idempotency key header: `Idempotency-Key`, as in the IETF draft.
-pub const DEFAULT_IDEMPOTENCY_HEADER: HeaderName = HeaderName::from_static("idempotency-key");
+pub(crate) const DEFAULT_IDEMPOTENCY_HEADER: HeaderName =
+    HeaderName::from_static("idempotency-key");
 /// The default header marking a replayed response: `X-Idempotency-Replayed`.
-pub const DEFAULT_IDEMPOTENCY_REPLAYED_HEADER: HeaderName =
+pub(crate) const DEFAULT_IDEMPOTENCY_REPLAYED_HEADER: HeaderName =
     HeaderName::from_static("x-idempotency-replayed");
 
 /// The methods [`RetryPolicy::inject_idempotency_keys`] gives a key to: POST and PATCH, the ones that
 /// are not idempotent by themselves.
-pub const DEFAULT_IDEMPOTENCY_KEY_METHODS: [Method; 2] = [Method::POST, Method::PATCH];
+pub(crate) const DEFAULT_IDEMPOTENCY_KEY_METHODS: [Method; 2] = [Method::POST, Method::PATCH];
 
 /// The idempotency settings of a policy, besides the key header itself (which the classifier also reads,
 /// so it lives in one place: `RetryPolicy::idempotency_header`).
@@ -147,7 +84,7 @@ mod tests {
     fn replayed(policy: &RetryPolicy, headers: &HeaderMap) -> bool {
         is_replayed(&policy.idempotency, headers)
     }
-    use crate::DEFAULT_IDEMPOTENCY_HEADER;
+    use crate::policy::idempotency::DEFAULT_IDEMPOTENCY_HEADER;
     use std::collections::HashSet;
 
     fn head(method: Method) -> Parts {

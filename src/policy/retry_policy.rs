@@ -23,9 +23,9 @@ use http::request::Parts;
 use http::Method;
 
 /// The default longest `Retry-After` the layer waits for: 60 s.
-pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The default number of bytes of a discarded response body read so the connection can be reused.
-pub const DEFAULT_DRAIN_LIMIT: u64 = 64 * 1024;
+pub(crate) const DEFAULT_DRAIN_LIMIT: u64 = 64 * 1024;
 
 type ClassifyFn = dyn Fn(&RequestInfo<'_>, &Outcome<'_>) -> Option<Decision> + Send + Sync;
 
@@ -91,7 +91,7 @@ impl RetryPolicy {
     /// use std::convert::Infallible;
     /// use http::{Request, Response};
     /// use tower::{service_fn, ServiceExt};
-    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy, DEFAULT_MAX_ATTEMPTS};
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
@@ -101,7 +101,7 @@ impl RetryPolicy {
     /// let client = Retry::new(server, RetryPolicy::new());
     /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
     /// let history = response.extensions().get::<RetryHistory>().unwrap();
-    /// assert_eq!(history.attempt_count(), DEFAULT_MAX_ATTEMPTS);
+    /// assert_eq!(history.attempt_count(), 4);
     /// # }
     /// ```
     pub fn new() -> Self {
@@ -329,7 +329,7 @@ impl RetryPolicy {
     /// use http::{Request, Response, StatusCode};
     /// use tokio::time::Instant;
     /// use tower::{service_fn, ServiceExt};
-    /// use tower_http_retry::{Retry, RetryPolicy, DEFAULT_MAX_RETRY_AFTER};
+    /// use tower_http_retry::{Retry, RetryPolicy};
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
@@ -342,7 +342,7 @@ impl RetryPolicy {
     ///     };
     ///     async move { Ok::<_, Infallible>(response.body(String::new()).unwrap()) }
     /// });
-    /// assert!(Duration::from_secs(120) > DEFAULT_MAX_RETRY_AFTER);
+    /// assert!(Duration::from_secs(120) > Duration::from_secs(60));
     ///
     /// let start = Instant::now();
     /// let policy = RetryPolicy::default().max_retry_after(Duration::from_secs(300));
@@ -487,7 +487,7 @@ impl RetryPolicy {
     /// use std::sync::{Arc, Mutex};
     /// use http::{HeaderName, Request, Response, StatusCode};
     /// use tower::{service_fn, ServiceExt};
-    /// use tower_http_retry::{Retry, RetryPolicy, DEFAULT_IDEMPOTENCY_HEADER};
+    /// use tower_http_retry::{Retry, RetryPolicy};
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
@@ -498,7 +498,7 @@ impl RetryPolicy {
     ///     let response = Response::builder().status(status).body(String::new());
     ///     async move { Ok::<_, Infallible>(response.unwrap()) }
     /// });
-    /// assert_eq!(DEFAULT_IDEMPOTENCY_HEADER, "idempotency-key");
+    /// assert_eq!(http::HeaderName::from_static("idempotency-key"), "idempotency-key");
     /// let header = HeaderName::from_static("x-idempotency-key");
     /// let policy = RetryPolicy::default().idempotency_header(header);
     ///
@@ -653,7 +653,7 @@ impl RetryPolicy {
     /// in the [`idempotency_header`](Self::idempotency_header), and sends it verbatim on every retry.
     ///
     /// Only for servers that honour the header: the request then counts as idempotent and is retried
-    /// after failures that may have taken effect. See [`idempotency`](crate::idempotency).
+    /// after failures that may have taken effect.
     ///
     /// ```
     /// use http::HeaderName;
@@ -664,6 +664,72 @@ impl RetryPolicy {
     ///     .inject_idempotency_keys();
     /// # let _ = policy;
     /// ```
+    ///
+    /// # Retrying a mutation without repeating its side effect
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response, StatusCode};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    /// use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // A payments API that honours `Idempotency-Key` and answers this one charge with a 503 first.
+    /// let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let api = service_fn(move |request: Request<Full<Bytes>>| {
+    ///     let mut keys = log.lock().unwrap();
+    ///     keys.push(request.headers()["idempotency-key"].clone());
+    ///     let status = if keys.len() == 1 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::CREATED };
+    ///     let mut response = Response::new(Full::new(Bytes::new()));
+    ///     *response.status_mut() = status;
+    ///     async move { Ok::<_, std::convert::Infallible>(response) }
+    /// });
+    ///
+    /// let client = ServiceBuilder::new()
+    ///     .layer(RetryLayer::new(RetryPolicy::default().inject_idempotency_keys()))
+    ///     .service(api);
+    ///
+    /// let charge = Request::post("https://pay.example/v1/charges").body(Full::new(Bytes::from("{}"))).unwrap();
+    /// let response = client.oneshot(charge).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::CREATED);
+    ///
+    /// // One key, set before the first attempt and sent verbatim on the retry.
+    /// let seen = seen.lock().unwrap();
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// assert_eq!(seen.len(), 2);
+    /// assert_eq!(seen[0], seen[1]);
+    /// assert_eq!(history.idempotency_key(), Some(&seen[0]));
+    /// # }
+    /// ```
+    ///
+    /// # The contract
+    ///
+    /// A server that honours idempotency keys runs the side effect of a key once, answers a repeat of a
+    /// finished one with the stored result (marking it as a replay), answers `409 Conflict` while the first
+    /// is still running, and `422 Unprocessable Content` when the key comes back with a different payload.
+    /// Retrying is then safe after any failure, as long as every attempt carries the same key:
+    ///
+    /// - A request carrying the key header ([`RetryPolicy::idempotency_header`], `Idempotency-Key` by default)
+    ///   counts as idempotent: it is retried after 5xx, resets and timeouts like a GET.
+    /// - `409` with a key is retried with the same key, waiting at least its `Retry-After`; `422` is not.
+    /// - [`RetryPolicy::inject_idempotency_keys`] gives each POST and PATCH that has no key a fresh one (a
+    ///   version 4 UUID from the operating system's cryptographic generator) before its first attempt. Every
+    ///   retry sends the same key, a key the caller set is never replaced, and no key is ever minted to
+    ///   force a retry. [`RetryPolicy::seed`] does not touch keys: a seeded key would repeat across runs.
+    /// - A response marked as a replay (`X-Idempotency-Replayed: true` by default,
+    ///   [`RetryPolicy::idempotency_replayed_header`]) is reported by [`RetryHistory::is_replayed`]; the key
+    ///   the request carried is in [`RetryHistory::idempotency_key`], on responses and on errors, so a caller
+    ///   can try the same operation again later with the same key.
+    /// - A [`before_retry`](RetryPolicy::before_retry) hook cannot change the key.
+    ///
+    /// Turn injection on only for servers that honour the header: a keyed request counts as idempotent, so a
+    /// server that ignores the key may run a retried POST twice.
+    ///
+    /// [`RetryHistory::is_replayed`]: crate::RetryHistory::is_replayed
+    /// [`RetryHistory::idempotency_key`]: crate::RetryHistory::idempotency_key
     pub fn inject_idempotency_keys(self) -> Self {
         self.inject_idempotency_keys_for(DEFAULT_IDEMPOTENCY_KEY_METHODS)
     }

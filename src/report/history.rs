@@ -281,7 +281,7 @@ pub enum WaitReason {
 /// let history = response.extensions().get::<RetryHistory>().unwrap();
 /// let stop = history.stop_reason();
 /// assert_eq!(stop, StopReason::AttemptsExhausted);
-/// assert!(stop.is_gave_up());
+/// assert!(stop.gave_up());
 /// assert_eq!(stop.to_string(), "the attempt limit was reached");
 /// # }
 /// ```
@@ -312,11 +312,11 @@ impl StopReason {
     /// ```
     /// use tower_http_retry::history::StopReason;
     ///
-    /// assert!(!StopReason::Finished.is_gave_up());
-    /// assert!(StopReason::NotIdempotent.is_gave_up());
-    /// assert!(StopReason::BudgetExhausted.is_gave_up());
+    /// assert!(!StopReason::Finished.gave_up());
+    /// assert!(StopReason::NotIdempotent.gave_up());
+    /// assert!(StopReason::BudgetExhausted.gave_up());
     /// ```
-    pub fn is_gave_up(self) -> bool {
+    pub fn gave_up(self) -> bool {
         self != StopReason::Finished
     }
 }
@@ -423,7 +423,6 @@ impl RetryHistory {
     /// use http::{Request, Response};
     /// use tower::{service_fn, ServiceExt};
     /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
-    /// use tower_http_retry::{DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_IDEMPOTENCY_REPLAYED_HEADER};
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
@@ -431,11 +430,11 @@ impl RetryHistory {
     /// let server = service_fn(|_: Request<String>| async {
     ///     let response = Response::builder()
     ///         .status(201)
-    ///         .header(DEFAULT_IDEMPOTENCY_REPLAYED_HEADER, "true");
+    ///         .header(http::HeaderName::from_static("x-idempotency-replayed"), "true");
     ///     Ok::<_, Infallible>(response.body(String::new()).unwrap())
     /// });
     /// let charge = Request::post("http://pay.example/v1/charges")
-    ///     .header(DEFAULT_IDEMPOTENCY_HEADER, "order-42")
+    ///     .header(http::HeaderName::from_static("idempotency-key"), "order-42")
     ///     .body(String::from("{}"))
     ///     .unwrap();
     /// let client = Retry::new(server, RetryPolicy::default());

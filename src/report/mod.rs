@@ -1,5 +1,5 @@
 //! What the caller sees: the [`history`] of a call, attached to its response or carried by its
 //! [`Error`](error::Error).
 
-pub mod error;
-pub mod history;
+pub(crate) mod error;
+pub(crate) mod history;

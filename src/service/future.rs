@@ -403,7 +403,7 @@ where
     /// Records why the call stops and hands the history over.
     fn close(&mut self, reason: StopReason) -> RetryHistory {
         self.history.stop(reason);
-        if reason.is_gave_up() {
+        if reason.gave_up() {
             tracing::warn!(
                 method = %self.head.method,
                 host = self.head.uri.host(),

@@ -109,6 +109,27 @@ impl<S> Retry<S> {
     }
 }
 
+impl Retry<()> {
+    /// A [`RetryLayer`](crate::RetryLayer) that wraps services in `Retry` by `policy`, as
+    /// `RetryLayer::new(policy)` does.
+    ///
+    /// ```
+    /// use tower::ServiceBuilder;
+    /// use tower_http_retry::{Retry, RetryPolicy};
+    /// # let client = tower::service_fn(|_: http::Request<String>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// # });
+    ///
+    /// let service = ServiceBuilder::new()
+    ///     .layer(Retry::layer(RetryPolicy::default().max_attempts(3)))
+    ///     .service(client);
+    /// # let _ = service;
+    /// ```
+    pub fn layer(policy: RetryPolicy) -> crate::RetryLayer {
+        crate::RetryLayer::new(policy)
+    }
+}
+
 impl<S, ReqB, ResB> Service<Request<ReqB>> for Retry<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,

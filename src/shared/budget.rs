@@ -61,13 +61,13 @@ use crate::decide::classify::RetryClass;
 
 /// The default share of requests that may be retried: 10%, the per-client retry budget of Google's SRE
 /// book ("Handling Overload").
-pub const DEFAULT_RATIO: f64 = 0.1;
+pub(crate) const DEFAULT_RATIO: f64 = 0.1;
 /// The default number of retries every window allows whatever the traffic: 10, so a lone failing
 /// request (3 retries by default) always gets its retries, while a storm adds about one retry a second.
-pub const DEFAULT_FLOOR: u32 = 10;
+pub(crate) const DEFAULT_FLOOR: u32 = 10;
 /// The default window over which requests and retries are counted: 10 s, as in Finagle's and tower's
 /// budgets.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
 /// Steps of the sliding window.
 const SLOTS: u64 = 10;
@@ -160,15 +160,15 @@ impl RetryBudget {
     /// A budget with the default settings: 10% of requests, a floor of 10 retries, a 10 s window.
     ///
     /// ```
-    /// use tower_http_retry::budget::{RetryBudget, DEFAULT_FLOOR, DEFAULT_RATIO};
+    /// use tower_http_retry::budget::RetryBudget;
     ///
-    /// let floor = f64::from(DEFAULT_FLOOR);
+    /// let floor = 10.0;
     /// let budget = RetryBudget::new();
     /// assert_eq!(budget.available(), floor);
     /// for _ in 0..10 {
     ///     budget.deposit();
     /// }
-    /// assert_eq!(budget.available(), floor + 10.0 * DEFAULT_RATIO);
+    /// assert_eq!(budget.available(), floor + 10.0 * 0.1);
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -259,15 +259,8 @@ impl RetryBudget {
     }
 
     /// Whether two handles share one budget.
-    ///
-    /// ```
-    /// use tower_http_retry::budget::RetryBudget;
-    ///
-    /// let budget = RetryBudget::new();
-    /// assert!(budget.same_as(&budget.clone()));
-    /// assert!(!budget.same_as(&RetryBudget::new()));
-    /// ```
-    pub fn same_as(&self, other: &RetryBudget) -> bool {
+    #[cfg(test)]
+    pub(crate) fn same_as(&self, other: &RetryBudget) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 }
@@ -309,15 +302,15 @@ impl RetryBudgetBuilder {
         self
     }
 
-    /// Counts requests and retries over the last `window` (at least 10 ms). It slides in ten steps.
+    /// Counts requests and retries over the last `window` (at least 10 ms; 10 s by default). It slides
+    /// in ten steps.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_http_retry::budget::{RetryBudget, DEFAULT_WINDOW};
+    /// use tower_http_retry::budget::RetryBudget;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() {
-    /// assert_eq!(DEFAULT_WINDOW, Duration::from_secs(10));
     /// let budget = RetryBudget::builder()
     ///     .floor(0)
     ///     .ratio(1.0)

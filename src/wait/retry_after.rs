@@ -21,9 +21,9 @@
 //! By default what the server asked for (its `Retry-After`, or the reset of a rate limit it reported
 //! as spent) is a floor under the backoff: the layer waits the longer of the two, as RFC 9110 and most
 //! vendor guidance ask. Some SDKs instead wait exactly what the server said and fall back to the
-//! backoff only when it said nothing; [`RetryPolicy::retry_after_mode`] with [`RetryAfterMode::Exact`]
+//! backoff only when it said nothing; [`RetryPolicy::retry_after_mode`](crate::RetryPolicy::retry_after_mode) with [`RetryAfterMode::Exact`]
 //! does that. Either way a request for longer than
-//! [`max_retry_after`](RetryPolicy::max_retry_after), or past the deadline, is not waited for.
+//! [`max_retry_after`](crate::RetryPolicy::max_retry_after), or past the deadline, is not waited for.
 
 use std::time::{Duration, SystemTime};
 

@@ -16,7 +16,7 @@ use crate::body::{NotReplayable, ReplayableBody};
 use crate::report::error::BoxError;
 
 /// The default number of bytes a [`ReplayBody`] records before giving up on replaying: 64 KiB.
-pub const DEFAULT_REPLAY_LIMIT: u64 = 64 * 1024;
+pub(crate) const DEFAULT_REPLAY_LIMIT: u64 = 64 * 1024;
 
 /// Chunks shorter than this are copied into blocks rather than recorded one by one: a `Bytes` handle
 /// costs 32 bytes, so a body of one-byte chunks would otherwise hold 33 times its size.
@@ -24,13 +24,13 @@ const SMALL_CHUNK: usize = 512;
 /// The size a block of small chunks grows to before it is sealed into the recording.
 const BLOCK: usize = 4096;
 
-/// A request body that records what it sends so it can be sent again; see the [module docs](self).
+/// A request body that records what it sends so it can be sent again; see the [module docs](crate::body).
 ///
 /// ```
 /// use bytes::Bytes;
 /// use http_body_util::{BodyExt, Full};
 /// use tower_http_retry::body::ReplayableBody;
-/// use tower_http_retry::ReplayBody;
+/// use tower_http_retry::body::ReplayBody;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -89,21 +89,21 @@ pin_project! {
 }
 
 impl<B: Body> ReplayBody<B> {
-    /// Wraps `body`, recording up to [`DEFAULT_REPLAY_LIMIT`] bytes.
+    /// Wraps `body`, recording up to [`64 * 1024`] bytes.
     ///
     /// ```
     /// use bytes::Bytes;
     /// use http_body_util::Full;
     /// use tower_http_retry::body::{NotReplayable, ReplayableBody};
-    /// use tower_http_retry::{ReplayBody, DEFAULT_REPLAY_LIMIT};
+    /// use tower_http_retry::body::ReplayBody;
     ///
     /// let body = ReplayBody::new(Full::new(Bytes::from_static(b"{\"amount\": 100}")));
-    /// assert_eq!(body.limit(), DEFAULT_REPLAY_LIMIT);
+    /// assert_eq!(body.limit(), 64 * 1024);
     /// assert!(body.replay().is_ok());
     ///
     /// let large = ReplayBody::new(Full::new(Bytes::from(vec![0u8; 100 * 1024])));
     /// let too_large = NotReplayable::TooLarge {
-    ///     limit: DEFAULT_REPLAY_LIMIT,
+    ///     limit: 64 * 1024,
     /// };
     /// assert_eq!(large.replay().err(), Some(too_large));
     /// ```
@@ -118,7 +118,7 @@ impl<B: Body> ReplayBody<B> {
     /// use bytes::Bytes;
     /// use http_body_util::{BodyExt, Full};
     /// use tower_http_retry::body::{NotReplayable, ReplayableBody};
-    /// use tower_http_retry::ReplayBody;
+    /// use tower_http_retry::body::ReplayBody;
     ///
     /// let large = Full::new(Bytes::from(vec![0u8; 2048])).boxed();
     /// let body = ReplayBody::with_limit(large, 1024);
@@ -167,7 +167,7 @@ impl<B> ReplayBody<B> {
     /// use bytes::Bytes;
     /// use http_body_util::{BodyExt, Full};
     /// use tower_http_retry::body::ReplayableBody;
-    /// use tower_http_retry::ReplayBody;
+    /// use tower_http_retry::body::ReplayBody;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -431,7 +431,8 @@ impl<B> std::fmt::Debug for ReplayBody<B> {
 ///
 /// ```
 /// use tower::ServiceBuilder;
-/// use tower_http_retry::{ReplayBody, ReplayBodyLayer, RetryLayer, RetryPolicy};
+/// use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
+/// use tower_http_retry::{RetryLayer, RetryPolicy};
 /// # type Upload = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::convert::Infallible>;
 /// # let client = tower::service_fn(|_: http::Request<ReplayBody<Upload>>| async {
 /// #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
@@ -450,7 +451,7 @@ pub struct ReplayBodyLayer {
 }
 
 impl ReplayBodyLayer {
-    /// A layer whose bodies record up to [`DEFAULT_REPLAY_LIMIT`] bytes.
+    /// A layer whose bodies record up to [`64 * 1024`] bytes.
     ///
     /// ```
     /// use std::convert::Infallible;
@@ -458,7 +459,7 @@ impl ReplayBodyLayer {
     /// use http::{Request, Response};
     /// use http_body_util::Full;
     /// use tower::{service_fn, Layer, ServiceExt};
-    /// use tower_http_retry::{ReplayBody, ReplayBodyLayer, DEFAULT_REPLAY_LIMIT};
+    /// use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -468,7 +469,7 @@ impl ReplayBodyLayer {
     /// let service = ReplayBodyLayer::new().layer(inner);
     /// let request = Request::new(Full::new(Bytes::new()));
     /// let response = service.oneshot(request).await.unwrap();
-    /// assert_eq!(*response.body(), DEFAULT_REPLAY_LIMIT);
+    /// assert_eq!(*response.body(), 64 * 1024);
     /// # }
     /// ```
     pub fn new() -> Self {
@@ -486,7 +487,7 @@ impl ReplayBodyLayer {
     /// use http_body_util::Full;
     /// use tower::{service_fn, Layer, ServiceExt};
     /// use tower_http_retry::body::ReplayableBody;
-    /// use tower_http_retry::{ReplayBody, ReplayBodyLayer};
+    /// use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -533,7 +534,7 @@ impl<S> Layer<S> for ReplayBodyLayer {
 /// use bytes::Bytes;
 /// use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 /// use tower::{Layer, ServiceExt};
-/// use tower_http_retry::{ReplayBody, ReplayBodyLayer};
+/// use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
 ///
 /// type Upload = UnsyncBoxBody<Bytes, Infallible>;
 ///

@@ -11,10 +11,9 @@ use super::transport::ErrorKind;
 /// ```
 /// use http::{HeaderMap, Method, StatusCode, Uri};
 /// use tower_http_retry::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
-/// use tower_http_retry::DEFAULT_IDEMPOTENCY_HEADER;
 ///
 /// let uri = Uri::from_static("http://api.example/");
-/// let (headers, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let (headers, key) = (HeaderMap::new(), http::HeaderName::from_static("idempotency-key"));
 /// let decide = |method: &Method, status: StatusCode| {
 ///     let request = RequestInfo::new(method, &uri, &headers, 1, &key);
 ///     let outcome = Outcome::Response {
@@ -51,10 +50,9 @@ pub enum Decision {
 /// ```
 /// use http::{HeaderMap, Method, StatusCode, Uri};
 /// use tower_http_retry::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
-/// use tower_http_retry::DEFAULT_IDEMPOTENCY_HEADER;
 ///
 /// let uri = Uri::from_static("http://api.example/");
-/// let (headers, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let (headers, key) = (HeaderMap::new(), http::HeaderName::from_static("idempotency-key"));
 /// let get = RequestInfo::new(&Method::GET, &uri, &headers, 1, &key);
 /// let decide = |status| {
 ///     let outcome = Outcome::Response {
@@ -89,7 +87,7 @@ pub enum RetryClass {
 /// use std::io;
 /// use http::{HeaderMap, Method, StatusCode, Uri};
 /// use tower_http_retry::classify::{Decision, Outcome, RequestInfo};
-/// use tower_http_retry::{RetryPolicy, DEFAULT_IDEMPOTENCY_HEADER};
+/// use tower_http_retry::RetryPolicy;
 ///
 /// // This API marks the failures that no retry will fix.
 /// fn classify(_: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Option<Decision> {
@@ -102,7 +100,7 @@ pub enum RetryClass {
 /// }
 ///
 /// let uri = Uri::from_static("http://api.example/");
-/// let (none, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let (none, key) = (HeaderMap::new(), http::HeaderName::from_static("idempotency-key"));
 /// let request = RequestInfo::new(&Method::GET, &uri, &none, 1, &key);
 /// let mut marked = HeaderMap::new();
 /// marked.insert("x-final", "1".parse().unwrap());
@@ -162,7 +160,7 @@ impl Outcome<'_> {
 /// use std::io;
 /// use http::{HeaderMap, Method, Uri};
 /// use tower_http_retry::classify::{Decision, Outcome, RequestInfo};
-/// use tower_http_retry::{RetryPolicy, DEFAULT_IDEMPOTENCY_HEADER};
+/// use tower_http_retry::RetryPolicy;
 ///
 /// // Reports are slow to build: two attempts at most.
 /// fn classify(request: &RequestInfo<'_>, _: &Outcome<'_>) -> Option<Decision> {
@@ -172,7 +170,7 @@ impl Outcome<'_> {
 /// let policy = RetryPolicy::default().classify_with(classify);
 ///
 /// let uri = Uri::from_static("http://api.example/reports/7");
-/// let (headers, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let (headers, key) = (HeaderMap::new(), http::HeaderName::from_static("idempotency-key"));
 /// let reset = io::Error::from(io::ErrorKind::ConnectionReset);
 /// let attempt = |n| {
 ///     let request = RequestInfo::new(&Method::GET, &uri, &headers, n, &key);
@@ -251,10 +249,9 @@ impl<'a> RequestInfo<'a> {
     /// ```
     /// use http::{HeaderMap, HeaderValue, Method, Uri};
     /// use tower_http_retry::classify::RequestInfo;
-    /// use tower_http_retry::DEFAULT_IDEMPOTENCY_HEADER;
     ///
     /// let uri = Uri::from_static("http://api.example/v1/items");
-    /// let key = DEFAULT_IDEMPOTENCY_HEADER;
+    /// let key = http::HeaderName::from_static("idempotency-key");
     /// let plain = HeaderMap::new();
     /// let mut keyed = HeaderMap::new();
     /// keyed.insert(&key, HeaderValue::from_static("order-42"));
@@ -275,13 +272,12 @@ impl<'a> RequestInfo<'a> {
 /// ```
 /// use http::Method;
 /// use tower_http_retry::classify::is_idempotent_method;
-/// use tower_http_retry::idempotency::DEFAULT_IDEMPOTENCY_KEY_METHODS;
 ///
 /// assert!(is_idempotent_method(&Method::PUT));
 /// assert!(is_idempotent_method(&Method::DELETE));
 /// assert!(!is_idempotent_method(&Method::POST));
 /// // Keys are injected only for methods that are not idempotent by themselves.
-/// for method in DEFAULT_IDEMPOTENCY_KEY_METHODS {
+/// for method in [Method::POST, Method::PATCH] {
 ///     assert!(!is_idempotent_method(&method));
 /// }
 /// ```
@@ -298,10 +294,9 @@ pub fn is_idempotent_method(method: &Method) -> bool {
 /// use std::io;
 /// use http::{HeaderMap, Method, Uri};
 /// use tower_http_retry::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
-/// use tower_http_retry::DEFAULT_IDEMPOTENCY_HEADER;
 ///
 /// let uri = Uri::from_static("http://api.example/");
-/// let (headers, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let (headers, key) = (HeaderMap::new(), http::HeaderName::from_static("idempotency-key"));
 /// let post = RequestInfo::new(&Method::POST, &uri, &headers, 1, &key);
 ///
 /// // Never sent: safe to send again.

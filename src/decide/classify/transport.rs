@@ -198,13 +198,12 @@ impl fmt::Display for ErrorKind {
 /// use tower_http_retry::classify::{
 ///     default_decision, AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo,
 /// };
-/// use tower_http_retry::DEFAULT_IDEMPOTENCY_HEADER;
 ///
 /// let timed_out = AttemptTimedOut::default();
 /// assert_eq!(ErrorKind::of(&timed_out), ErrorKind::AttemptTimeout);
 ///
 /// let uri = Uri::from_static("http://api.example/");
-/// let (headers, key) = (HeaderMap::new(), DEFAULT_IDEMPOTENCY_HEADER);
+/// let (headers, key) = (HeaderMap::new(), http::HeaderName::from_static("idempotency-key"));
 /// let decide = |method: &Method| {
 ///     let request = RequestInfo::new(method, &uri, &headers, 1, &key);
 ///     default_decision(&request, &Outcome::Error(&timed_out))

@@ -55,7 +55,7 @@ const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-r
 const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// An `X-RateLimit-Reset` at or above this is a Unix time; below it, delta-seconds.
-pub const UNIX_TIME_THRESHOLD: u64 = 1_000_000_000;
+pub(crate) const UNIX_TIME_THRESHOLD: u64 = 1_000_000_000;
 
 /// What a response says about the client's quota.
 ///
@@ -109,14 +109,14 @@ impl RateLimitStatus {
 /// ```
 /// use std::time::{Duration, SystemTime};
 /// use http::HeaderMap;
-/// use tower_http_retry::rate_limit::{rate_limit, UNIX_TIME_THRESHOLD};
+/// use tower_http_retry::rate_limit::rate_limit;
 ///
 /// // A reset given as a Unix time (1,700,000,060), one minute after the response's Date.
 /// let mut headers = HeaderMap::new();
 /// headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
 /// headers.insert("x-ratelimit-reset", "1700000060".parse().unwrap());
 /// headers.insert("date", "Tue, 14 Nov 2023 22:13:20 GMT".parse().unwrap());
-/// assert!(1_700_000_060 >= UNIX_TIME_THRESHOLD);
+/// assert!(1_700_000_060 >= 1_000_000_000);
 ///
 /// let status = rate_limit(&headers, SystemTime::now()).unwrap();
 /// assert_eq!(status.remaining, 0);
