@@ -56,22 +56,50 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        // The per-attempt timeout while an attempt is in flight, the backoff while waiting.
+        // Armed in `Calling` when the policy has a per-attempt timeout: when it fires first, the
+        // attempt fails with `AttemptTimedOut`. Unarmed in every other state.
         #[pin]
-        timer: Option<Sleep>,
+        attempt_timeout: Option<Sleep>,
+        // Armed in `Waiting` for the wait before the next attempt (backoff, a delay the server asked
+        // for, a pushback hold); unarmed for a zero wait and in every other state.
+        #[pin]
+        wait: Option<Sleep>,
+        // The whole call's deadline, armed from the start when the policy has one; checked whenever
+        // another state is pending.
         #[pin]
         deadline: Option<Sleep>,
+        // The discarded response body of the last attempt, read during the wait so an HTTP/1.1
+        // connection can be reused; dropped when the wait ends.
         drain: Option<Drain<ResB>>,
         call: Call<S, ReqB>,
     }
 }
 
 pin_project! {
+    /// Where a call is. Its transitions:
+    ///
+    /// ```text
+    /// new ──▶ Calling ──(retry)──▶ Waiting ──(wait over)──▶ Readying ──(ready)──▶ Calling
+    ///  └──(pushback hold)──────────▲
+    /// Calling, Waiting, Readying ──(final outcome, deadline, not ready)──▶ Done
+    /// ```
     #[project = StateProj]
     enum State<F> {
+        /// An attempt is in flight: `future` is the inner service's response future. Ends with its
+        /// outcome, or when `attempt_timeout` fires (an `AttemptTimedOut` outcome), or when the
+        /// deadline passes (the call's error). The outcome is classified and planned: a retry goes to
+        /// `Waiting`, anything else returns and goes to `Done`.
         Calling { #[pin] future: F },
+        /// Waiting before the next attempt, on `wait` (none for a zero wait), while `drain` reads the
+        /// last response's body. A pushback hold set meanwhile extends the wait. Goes to `Readying`
+        /// when the wait is over, or returns the deadline error if the deadline passes first. A
+        /// request held by pushback before its first attempt starts here.
         Waiting,
+        /// The wait is over and the service clone is driven to readiness (`poll_ready`). Ready: the
+        /// next attempt is dispatched and the call goes to `Calling`. An error from `poll_ready`, or
+        /// the deadline, ends the call.
         Readying,
+        /// The output has been returned; polling again panics, as `Future` allows.
         Done,
     }
 }
@@ -128,24 +156,26 @@ where
             Some(_) => planner.release(&*policy, &head.uri, Instant::now()),
             None => None,
         };
-        let (state, timer, next_body) = match release {
+        let (state, attempt_timeout, wait, next_body) = match release {
             None => {
                 planner.start_attempt();
                 let future = service.call(Request::from_parts(head.clone(), body));
-                let timer = policy.attempt_timeout.map(sleep);
-                (State::Calling { future }, timer, None)
+                let timeout = policy.attempt_timeout.map(sleep);
+                (State::Calling { future }, timeout, None, None)
             }
             Some(release) => {
                 // Held: whatever the ready service reserved (a concurrency permit, a buffer slot) is
                 // given back now, and a fresh clone is made ready when the hold ends.
                 service = service.clone();
                 tracing::debug!(method = %head.method, host = head.uri.host(), "held by pushback");
-                (State::Waiting, Some(sleep_until(release)), Some(body))
+                let wait = Some(sleep_until(release));
+                (State::Waiting, None, wait, Some(body))
             }
         };
         Self {
             state,
-            timer,
+            attempt_timeout,
+            wait,
             deadline,
             drain: None,
             call: Call {
@@ -177,7 +207,7 @@ where
                 StateProj::Calling { future } => {
                     let result = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
-                        Poll::Pending if poll_timer(this.timer.as_mut(), cx) => {
+                        Poll::Pending if poll_timer(this.attempt_timeout.as_mut(), cx) => {
                             Err(Box::new(AttemptTimedOut) as BoxError)
                         }
                         Poll::Pending => {
@@ -187,13 +217,13 @@ where
                         }
                     };
                     this.state.set(State::Done);
-                    this.timer.set(None);
+                    this.attempt_timeout.set(None);
                     match this.call.after_attempt(result) {
                         Step::Return(output) => return Poll::Ready(output),
                         Step::Wait(wait, drain) => {
                             *this.drain = drain;
                             if !wait.duration.is_zero() {
-                                this.timer.set(Some(sleep(wait.duration)));
+                                this.wait.set(Some(sleep(wait.duration)));
                             }
                             this.state.set(State::Waiting);
                         }
@@ -205,19 +235,19 @@ where
                             *this.drain = None;
                         }
                     }
-                    if this.timer.is_some() && !poll_timer(this.timer.as_mut(), cx) {
+                    if this.wait.is_some() && !poll_timer(this.wait.as_mut(), cx) {
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
                     }
                     // A hold set on the authority during the wait holds this attempt too.
                     if let Some(release) = this.call.held_until() {
-                        this.timer.set(Some(sleep_until(release)));
+                        this.wait.set(Some(sleep_until(release)));
                         continue;
                     }
                     // The wait is over: whatever of the body is still unread is not worth waiting for.
                     *this.drain = None;
-                    this.timer.set(None);
+                    this.wait.set(None);
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => match this.call.service.poll_ready(cx) {
@@ -233,7 +263,7 @@ where
                     Poll::Ready(Ok(())) => {
                         let future = this.call.dispatch();
                         let timeout = this.call.policy.attempt_timeout;
-                        this.timer.set(timeout.map(sleep));
+                        this.attempt_timeout.set(timeout.map(sleep));
                         this.state.set(State::Calling { future });
                     }
                 },
