@@ -2,5 +2,7 @@
 //! later attempts. The docs are in the [`body`](crate::body) module.
 
 mod body;
+mod layer;
 
-pub use body::{ReplayBody, ReplayBodyLayer, ReplayBodyService};
+pub use body::ReplayBody;
+pub use layer::{ReplayBodyLayer, ReplayBodyService};
