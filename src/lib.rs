@@ -131,17 +131,21 @@
 //!    [`ResponseFuture`] state machine that runs the attempts and the waits.
 //! 2. `policy/`: the configuration. [`RetryPolicy`] holds every setter and composes what each component
 //!    owns: the per-class limits, the idempotency settings, the before-retry hook.
-//! 3. `decide/`: the decision. [`classify`] says what an attempt's outcome calls for; a pure planner
-//!    applies every limit of the policy to it: retry after which wait, or stop and why.
-//! 4. `wait/`: how long to wait: the [`backoff`] schedules and the pure parsers of the delays a server
+//! 3. `classify/`: what one attempt's outcome calls for: the status table and the transport-error
+//!    taxonomy ([`classify`]).
+//! 4. `plan.rs`: the pure planner that applies every limit of the policy to that verdict: retry after
+//!    which wait, or stop and why.
+//! 5. `wait/`: how long to wait: the [`backoff`] schedules and the pure parsers of the delays a server
 //!    gives ([`retry_after`], [`rate_limit`]). Nothing there knows the policy.
-//! 5. `shared/`: what calls and clones share: the retry [`budget`] and the [`pushback`].
-//! 6. `body/`: the request bodies that are sent again ([`body`]) and the response bodies drained or
+//! 6. `shared/`: what calls and clones share: the retry [`budget`] and the [`pushback`].
+//! 7. `body/`: the request bodies that are sent again ([`body`]) and the response bodies drained or
 //!    held until their first byte.
-//! 7. `report/`: what the caller sees: the [`RetryHistory`] and the [`Error`].
+//! 8. `report/`: what the caller sees: the [`RetryHistory`] and the [`Error`].
 //!
-//! Imports follow the same order and never go round in a circle: the parsers depend on nothing of the
-//! policy, and the policy depends on the decision, never the other way round.
+//! Imports only go down this list's dependency order and never round in a circle: `wait/`,
+//! `classify/` and `body/` depend on nothing else of the crate; `report/` and `shared/` on those;
+//! the planner on them; the policy on the planner; the service on everything. `tests/layout.rs`
+//! checks it.
 //!
 //! [tower]: https://docs.rs/tower
 
@@ -150,25 +154,29 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod body;
-mod decide;
+pub mod classify;
+mod plan;
 mod policy;
 mod report;
 mod service;
 mod shared;
 mod wait;
 
-pub use decide::classify;
 pub use policy::RetryPolicy;
-pub use report::error::{BoxError, Error};
+pub use report::error::Error;
 pub use report::history::RetryHistory;
 pub use service::{ResponseFuture, Retry, RetryLayer};
 pub use shared::{budget, pushback};
 pub use wait::{backoff, rate_limit, retry_after};
 
+/// A type-erased error, as tower middleware passes them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The parts of a [`RetryHistory`]: each attempt's record and outcome, the waits between attempts and
 /// why the layer stopped.
 pub mod history {
-    pub use crate::report::history::{AttemptOutcome, AttemptRecord, StopReason, Wait, WaitReason};
+    pub use crate::report::history::{AttemptOutcome, AttemptRecord, StopReason};
+    pub use crate::wait::{Wait, WaitReason};
 }
 
 // The README's examples compile as doc tests.

@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::report::error::BoxError;
+use crate::BoxError;
 
 /// Wraps services in [`FirstByte`].
 ///

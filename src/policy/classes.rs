@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use crate::decide::classify::RetryClass;
+use crate::classify::RetryClass;
 use crate::wait::backoff::{Backoff, Jitter};
 
 /// The default attempt limit: 4 attempts, that is 3 retries.

@@ -10,8 +10,8 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::idempotency::{DEFAULT_IDEMPOTENCY_HEADER, DEFAULT_IDEMPOTENCY_KEY_METHODS};
-use crate::decide::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
-use crate::decide::plan::Limits;
+use crate::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
+use crate::plan::Limits;
 use crate::policy::before_retry::BeforeRetryFn;
 use crate::policy::classes::Classes;
 use crate::policy::idempotency::Idempotency;

@@ -3,11 +3,9 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::decide::classify::ErrorKind;
+use crate::classify::ErrorKind;
 use crate::report::history::{AttemptOutcome, RetryHistory, StopReason};
-
-/// A type-erased error, as tower middleware passes them.
-pub type BoxError = Box<dyn StdError + Send + Sync>;
+use crate::BoxError;
 
 /// A call that ended without a response: the last attempt's error, or the deadline.
 ///

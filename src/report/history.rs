@@ -28,7 +28,8 @@ use std::time::Duration;
 use http::{Extensions, HeaderValue, StatusCode};
 
 use crate::body::NotReplayable;
-use crate::decide::classify::{Decision, ErrorKind};
+use crate::classify::{Decision, ErrorKind};
+use crate::wait::{Wait, WaitReason};
 
 /// The record of every attempt of one call, and why the layer stopped.
 ///
@@ -159,102 +160,6 @@ pub enum AttemptOutcome {
     Error(ErrorKind),
     /// The call's deadline passed before the attempt finished; it was canceled.
     Interrupted,
-}
-
-/// A wait between two attempts.
-///
-/// ```
-/// use std::convert::Infallible;
-/// use std::sync::atomic::{AtomicBool, Ordering};
-/// use std::sync::Arc;
-/// use std::time::Duration;
-/// use http::{Request, Response};
-/// use tower::{service_fn, ServiceExt};
-/// use tower_http_retry::backoff::Backoff;
-/// use tower_http_retry::history::{Wait, WaitReason};
-/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// // Unavailable once, asking for 2 s.
-/// let unavailable = Arc::new(AtomicBool::new(true));
-/// let server = service_fn(move |_: Request<String>| {
-///     let response = match unavailable.swap(false, Ordering::SeqCst) {
-///         true => Response::builder().status(503).header("retry-after", "2"),
-///         false => Response::builder(),
-///     };
-///     async move { Ok::<_, Infallible>(response.body(String::new()).unwrap()) }
-/// });
-/// let policy = RetryPolicy::default().backoff(Backoff::constant(Duration::from_millis(250)));
-/// let client = Retry::new(server, policy);
-/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
-///
-/// let history = response.extensions().get::<RetryHistory>().unwrap();
-/// let asked = Wait {
-///     duration: Duration::from_secs(2),
-///     reason: WaitReason::RetryAfter,
-/// };
-/// // Longer than the backoff, so waited for.
-/// assert_eq!(history.attempts()[0].wait, Some(asked));
-/// # }
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Wait {
-    /// How long.
-    pub duration: Duration,
-    /// What set its length.
-    pub reason: WaitReason,
-}
-
-/// What set the length of a wait.
-///
-/// ```
-/// use std::convert::Infallible;
-/// use std::sync::atomic::{AtomicBool, Ordering};
-/// use std::sync::Arc;
-/// use std::time::Duration;
-/// use http::{Request, Response};
-/// use tower::{service_fn, ServiceExt};
-/// use tower_http_retry::history::WaitReason;
-/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// // Throttled once: no Retry-After, but a spent quota that resets in 3 s.
-/// let throttled = Arc::new(AtomicBool::new(true));
-/// let server = service_fn(move |_: Request<String>| {
-///     let response = match throttled.swap(false, Ordering::SeqCst) {
-///         true => Response::builder()
-///             .status(429)
-///             .header("ratelimit", r#""default";r=0;t=3"#),
-///         false => Response::builder(),
-///     };
-///     async move { Ok::<_, Infallible>(response.body(String::new()).unwrap()) }
-/// });
-/// let client = Retry::new(server, RetryPolicy::default());
-/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
-///
-/// let history = response.extensions().get::<RetryHistory>().unwrap();
-/// let wait = history.attempts()[0].wait.unwrap();
-/// assert_eq!(wait.reason, WaitReason::RateLimitReset);
-/// assert_eq!(wait.duration, Duration::from_secs(3));
-/// # }
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum WaitReason {
-    /// The backoff schedule.
-    Backoff,
-    /// The response's `Retry-After`, which was longer than the backoff or, with
-    /// [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact), replaced it.
-    RetryAfter,
-    /// The reset of a rate limit the response reported as spent, which was longer than the backoff or,
-    /// with [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact), replaced it.
-    RateLimitReset,
-    /// A hold on the authority ([`pushback`](crate::pushback)), set by this response or another one:
-    /// held requests leave at random instants within one hold-length after its end, which here was
-    /// later than the backoff.
-    Pushback,
 }
 
 /// Why the layer returned what it returned.
@@ -589,7 +494,7 @@ impl fmt::Display for RetryHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::classify::RetryClass;
+    use crate::classify::RetryClass;
 
     #[test]
     fn reads_back_what_was_recorded() {

@@ -16,14 +16,15 @@ use tower_service::Service;
 
 use crate::body::drain::Drain;
 use crate::body::{NotReplayable, ReplayableBody};
-use crate::decide::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo};
-use crate::decide::plan::{Next, Planner};
+use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo};
+use crate::plan::{Next, Planner};
 use crate::policy::before_retry::head_for_retry;
 use crate::policy::idempotency;
 use crate::policy::retry_policy::RetryPolicy;
-use crate::report::error::{BoxError, Error};
-use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason, Wait};
+use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason};
 use crate::wait::rate_limit::server_delay;
+use crate::wait::Wait;
+use crate::{BoxError, Error};
 
 pin_project! {
     /// The future returned by [`Retry`](crate::Retry): the final response, or an [`Error`].

@@ -9,9 +9,9 @@ use tower_service::Service;
 
 use crate::body::ReplayableBody;
 use crate::policy::retry_policy::RetryPolicy;
-use crate::report::error::{BoxError, Error};
 use crate::report::history::RetryHistory;
 use crate::service::future::ResponseFuture;
+use crate::{BoxError, Error};
 
 /// Retries requests to the inner service `S` by a [`RetryPolicy`]. Made by [`RetryLayer`](crate::RetryLayer).
 ///

@@ -57,7 +57,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::decide::classify::RetryClass;
+use crate::classify::RetryClass;
 
 /// The default share of requests that may be retried: 10%, the per-client retry budget of Google's SRE
 /// book ("Handling Overload").

@@ -3,4 +3,7 @@
 
 pub mod backoff;
 pub mod rate_limit;
+mod reason;
 pub mod retry_after;
+
+pub use reason::{Wait, WaitReason};

@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 use http::header::{DATE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue};
 
-use crate::report::history::{Wait, WaitReason};
+use crate::wait::{Wait, WaitReason};
 
 /// How the delay a response asks for combines with the backoff.
 ///

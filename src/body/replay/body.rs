@@ -11,7 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::body::{NotReplayable, ReplayableBody};
-use crate::report::error::BoxError;
+use crate::BoxError;
 
 /// The default number of bytes a [`ReplayBody`] records before giving up on replaying: 64 KiB.
 pub(crate) const DEFAULT_REPLAY_LIMIT: u64 = 64 * 1024;

@@ -8,8 +8,8 @@ use super::delta::delta_headers;
 use super::status::RateLimitStatus;
 use super::structured::structured;
 use super::vendor::vendor_headers;
-use crate::report::history::WaitReason;
 use crate::wait::retry_after::retry_after;
+use crate::wait::WaitReason;
 
 /// The quota the response's rate-limit headers report, if any of them parses.
 ///

@@ -7,7 +7,7 @@ use super::delta::{RATELIMIT_REMAINING, RATELIMIT_RESET};
 use super::structured::{RATELIMIT, RATELIMIT_POLICY};
 use super::vendor::{X_RATELIMIT_REMAINING, X_RATELIMIT_RESET};
 use super::*;
-use crate::report::history::WaitReason;
+use crate::wait::WaitReason;
 use proptest::prelude::*;
 
 const NOW: &str = "Wed, 06 Nov 2024 08:49:37 GMT";

@@ -6,12 +6,13 @@ use http::Uri;
 use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
-use crate::decide::classify::{Decision, RetryClass};
-use crate::report::history::{StopReason, Wait, WaitReason};
+use crate::classify::{Decision, RetryClass};
+use crate::report::history::StopReason;
 use crate::shared::budget::RetryBudget;
 use crate::shared::pushback::Pushback;
 use crate::wait::backoff::Backoff;
 use crate::wait::retry_after::RetryAfterMode;
+use crate::wait::{Wait, WaitReason};
 
 /// What the planner reads of a policy. [`RetryPolicy`](crate::RetryPolicy) implements it: the policy
 /// depends on the decision, never the other way round.
@@ -160,7 +161,7 @@ impl Planner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::classify::RetryClass;
+    use crate::classify::RetryClass;
     use crate::policy::RetryPolicy;
     use crate::shared::budget::RetryBudget;
     use crate::shared::pushback::Pushback;

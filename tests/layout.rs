@@ -1,0 +1,122 @@
+//! The source tree's folders depend on each other in one direction only: the top-level modules of
+//! `src/`, linked by every `crate::name` path their code uses (unit tests aside), form no circle.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+/// Top-level module of `src/` -> the top-level modules its code names through `crate::`.
+fn folder_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph = BTreeMap::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(&root).unwrap();
+            let first = relative.components().next().unwrap();
+            let module = first.as_os_str().to_str().unwrap().trim_end_matches(".rs");
+            if module == "lib" || path.file_name().unwrap() == "tests.rs" {
+                continue;
+            }
+            let text = fs::read_to_string(&path).unwrap();
+            // Unit tests may build their inputs from anywhere; only the code itself counts.
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            let uses: &mut BTreeSet<String> = graph.entry(module.to_owned()).or_default();
+            for line in code
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("//"))
+            {
+                for (i, _) in line.match_indices("crate::") {
+                    let name: String = line[i + "crate::".len()..]
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() && name != module {
+                        uses.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    // Names that are not modules of the crate (items defined in lib.rs itself) are no edge.
+    let modules: BTreeSet<String> = graph.keys().cloned().collect();
+    for uses in graph.values_mut() {
+        uses.retain(|name| modules.contains(name));
+    }
+    graph
+}
+
+/// A circle through `graph`, if there is one.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|n| n == node) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_source_folders_import_each_other_without_a_circle() {
+    let graph = folder_graph();
+    assert!(
+        graph.len() >= 8,
+        "expected the crate's folders, found {graph:?}"
+    );
+    assert_eq!(
+        find_cycle(&graph),
+        None,
+        "imports between src/ folders: {graph:?}"
+    );
+}
+
+#[test]
+fn the_parsers_of_server_delays_know_nothing_of_the_policy() {
+    let graph = folder_graph();
+    assert_eq!(
+        graph["wait"],
+        BTreeSet::new(),
+        "wait/ imports: {:?}",
+        graph["wait"]
+    );
+    assert!(!graph["plan"].contains("policy"));
+}
+
+#[test]
+fn the_cycle_finder_finds_a_circle() {
+    let mut graph = BTreeMap::<String, BTreeSet<String>>::new();
+    graph.entry("a".into()).or_default().insert("b".into());
+    graph.entry("b".into()).or_default().insert("c".into());
+    graph.entry("c".into()).or_default().insert("a".into());
+    assert_eq!(
+        find_cycle(&graph),
+        Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+    );
+}
