@@ -468,6 +468,10 @@ impl ErrorKind {
         if error.is::<tower::timeout::error::Elapsed>() {
             return Some(ErrorKind::Timeout);
         }
+        #[cfg(feature = "reqwest")]
+        if let Some(e) = error.downcast_ref::<::reqwest::Error>() {
+            return crate::reqwest::kind(e);
+        }
         #[cfg(feature = "hyper-util")]
         if let Some(e) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
             return e.is_connect().then_some(ErrorKind::Connect);

@@ -136,6 +136,9 @@ mod drain;
 mod error;
 pub mod first_byte;
 mod future;
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
 pub mod history;
 pub mod idempotency;
 mod layer;
@@ -144,6 +147,9 @@ mod policy;
 pub mod pushback;
 pub mod rate_limit;
 pub mod replay;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 pub mod retry_after;
 mod service;
 

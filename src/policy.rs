@@ -60,7 +60,9 @@ pub struct RetryPolicy {
     pub(crate) idempotency_header: HeaderName,
     pub(crate) idempotency: Idempotency,
     pub(crate) before_retry: Option<Arc<BeforeRetryFn>>,
-    classify: Option<Arc<ClassifyFn>>,
+    pub(crate) classify: Option<Arc<ClassifyFn>>,
+    #[cfg(feature = "grpc")]
+    pub(crate) grpc: Option<Arc<crate::grpc::GrpcPolicy>>,
     randomness: Randomness,
 }
 
@@ -79,6 +81,8 @@ impl Default for RetryPolicy {
             idempotency: Idempotency::default(),
             before_retry: None,
             classify: None,
+            #[cfg(feature = "grpc")]
+            grpc: None,
             randomness: Randomness::Os,
         }
     }
@@ -598,6 +602,17 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The gRPC rules, for Debug; `None` without the `grpc` feature.
+    fn grpc_rules(&self) -> Option<&dyn fmt::Debug> {
+        #[cfg(feature = "grpc")]
+        if let Some(grpc) = &self.grpc {
+            return Some(grpc);
+        }
+        None
+    }
+}
+
 #[derive(Clone)]
 enum Randomness {
     Os,
@@ -619,6 +634,7 @@ impl fmt::Debug for RetryPolicy {
             .field("idempotency", &self.idempotency)
             .field("before_retry_hook", &self.before_retry.is_some())
             .field("classify_hook", &self.classify.is_some())
+            .field("grpc", &self.grpc_rules())
             .field(
                 "seeded",
                 &matches!(self.randomness, Randomness::Seeded { .. }),
