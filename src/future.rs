@@ -447,7 +447,10 @@ where
         #[cfg(feature = "grpc")]
         if self.policy.grpc.is_some() && self.planner.attempts() > 1 {
             let now = Instant::now();
-            let left = self.planner.deadline().map(|d| d.saturating_duration_since(now));
+            let left = self
+                .planner
+                .deadline()
+                .map(|d| d.saturating_duration_since(now));
             crate::grpc::mark_retry(&mut head.headers, self.planner.attempts(), left);
         }
         self.service.call(Request::from_parts(head, body))

@@ -92,7 +92,9 @@ impl RetryAfterMode {
         match asked {
             // gRPC's pushback is the wait itself (gRFC A6), whatever the mode.
             Some((duration, reason))
-                if self == Self::Exact || reason == WaitReason::GrpcPushback || duration > backoff =>
+                if self == Self::Exact
+                    || reason == WaitReason::GrpcPushback
+                    || duration > backoff =>
             {
                 Wait { duration, reason }
             }

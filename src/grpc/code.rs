@@ -212,7 +212,14 @@ mod tests {
 
     #[test]
     fn hostile_grpc_status_values_read_as_unknown() {
-        for value in [&b""[..], b"x", b"14x", b"99999999999999999999", b"-14", b"\xff"] {
+        for value in [
+            &b""[..],
+            b"x",
+            b"14x",
+            b"99999999999999999999",
+            b"-14",
+            b"\xff",
+        ] {
             let code = GrpcCode::of_response(StatusCode::OK, &with_status(value));
             assert_eq!(code, Some(GrpcCode::Unknown), "{value:?}");
         }

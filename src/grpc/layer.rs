@@ -140,9 +140,7 @@ impl<S, F: Clone> Layer<S> for GrpcRetryLayer<F> {
             into_body: self.into_body.clone(),
         };
         let retry = Retry::from_shared(into_body, self.policy.clone());
-        ReplayBodyLayer::new()
-            .limit(self.replay_limit)
-            .layer(retry)
+        ReplayBodyLayer::new().limit(self.replay_limit).layer(retry)
     }
 }
 

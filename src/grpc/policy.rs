@@ -179,7 +179,8 @@ pub(crate) fn judge(
     // whose response has begun is committed (A6): it is not retried.
     let class = code.and_then(|code| grpc.class_of(code)).map(|class| {
         // A proxy's 429 is throttling, whatever class UNAVAILABLE has.
-        let proxy_429 = status == StatusCode::TOO_MANY_REQUESTS && !headers.contains_key(GRPC_STATUS);
+        let proxy_429 =
+            status == StatusCode::TOO_MANY_REQUESTS && !headers.contains_key(GRPC_STATUS);
         if proxy_429 {
             RetryClass::Throttling
         } else {
@@ -194,7 +195,9 @@ pub(crate) fn judge(
         return (decision, None, outcome);
     }
     match ServerPushback::of(headers) {
-        ServerPushback::After(delay) => (decision, Some((delay, WaitReason::GrpcPushback)), outcome),
+        ServerPushback::After(delay) => {
+            (decision, Some((delay, WaitReason::GrpcPushback)), outcome)
+        }
         ServerPushback::DoNotRetry => (Decision::Done, None, outcome),
         // A proxy's answer may carry Retry-After.
         ServerPushback::Absent => (decision, server_delay(headers, SystemTime::now()), outcome),
@@ -221,16 +224,32 @@ mod tests {
     use super::*;
     use http::{HeaderName, HeaderValue, Method, Uri};
 
-    fn judge_headers(grpc: &GrpcPolicy, status: u16, pairs: &[(&'static str, &'static str)]) -> (Decision, Option<Asked>, AttemptOutcome) {
+    fn judge_headers(
+        grpc: &GrpcPolicy,
+        status: u16,
+        pairs: &[(&'static str, &'static str)],
+    ) -> (Decision, Option<Asked>, AttemptOutcome) {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
-            headers.append(HeaderName::from_static(name), HeaderValue::from_static(value));
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
         }
         let policy = RetryPolicy::default();
-        let (uri, none) = (Uri::from_static("http://svc/pkg.Svc/Call"), HeaderMap::new());
+        let (uri, none) = (
+            Uri::from_static("http://svc/pkg.Svc/Call"),
+            HeaderMap::new(),
+        );
         let key = crate::DEFAULT_IDEMPOTENCY_HEADER;
         let request = RequestInfo::new(&Method::POST, &uri, &none, 1, &key);
-        judge(&policy, grpc, &request, StatusCode::from_u16(status).unwrap(), &headers)
+        judge(
+            &policy,
+            grpc,
+            &request,
+            StatusCode::from_u16(status).unwrap(),
+            &headers,
+        )
     }
 
     const TRANSIENT: Decision = Decision::Retry(RetryClass::Transient);
@@ -244,7 +263,11 @@ mod tests {
         assert_eq!(decide(200, &[("grpc-status", "8")]), THROTTLING);
         assert_eq!(decide(200, &[("grpc-status", "3")]), Decision::Done);
         assert_eq!(decide(200, &[("grpc-status", "0")]), Decision::Done);
-        assert_eq!(decide(200, &[]), Decision::Done, "status in the trailers: committed");
+        assert_eq!(
+            decide(200, &[]),
+            Decision::Done,
+            "status in the trailers: committed"
+        );
         assert_eq!(decide(503, &[]), TRANSIENT, "a proxy's 503 is UNAVAILABLE");
         assert_eq!(decide(429, &[]), THROTTLING, "a proxy's 429 is throttling");
         assert_eq!(decide(404, &[]), Decision::Done, "UNIMPLEMENTED");
@@ -257,16 +280,25 @@ mod tests {
         let (decision, asked, outcome) =
             judge_headers(&grpc, 200, &[unavailable, ("grpc-retry-pushback-ms", "37")]);
         assert_eq!(decision, TRANSIENT);
-        assert_eq!(asked, Some((Duration::from_millis(37), WaitReason::GrpcPushback)));
+        assert_eq!(
+            asked,
+            Some((Duration::from_millis(37), WaitReason::GrpcPushback))
+        );
         assert_eq!(outcome, AttemptOutcome::Grpc(GrpcCode::Unavailable));
         for refusal in ["-1", "soon"] {
-            let (decision, asked, _) =
-                judge_headers(&grpc, 200, &[unavailable, ("grpc-retry-pushback-ms", refusal)]);
+            let (decision, asked, _) = judge_headers(
+                &grpc,
+                200,
+                &[unavailable, ("grpc-retry-pushback-ms", refusal)],
+            );
             assert_eq!((decision, asked), (Decision::Done, None), "{refusal}");
         }
         // A pushback on a final code changes nothing.
-        let (decision, asked, _) =
-            judge_headers(&grpc, 200, &[("grpc-status", "3"), ("grpc-retry-pushback-ms", "5")]);
+        let (decision, asked, _) = judge_headers(
+            &grpc,
+            200,
+            &[("grpc-status", "3"), ("grpc-retry-pushback-ms", "5")],
+        );
         assert_eq!((decision, asked), (Decision::Done, None));
     }
 
@@ -276,11 +308,18 @@ mod tests {
         request.insert("grpc-timeout", HeaderValue::from_static("300m"));
         let ms = Duration::from_millis;
         let plain = RetryPolicy::default();
-        assert_eq!(call_deadline(&plain, &request, None), None, "without grpc, the header is not read");
+        assert_eq!(
+            call_deadline(&plain, &request, None),
+            None,
+            "without grpc, the header is not read"
+        );
         let grpc = RetryPolicy::default().grpc(GrpcPolicy::new());
         assert_eq!(call_deadline(&grpc, &request, None), Some(ms(300)));
         assert_eq!(call_deadline(&grpc, &request, Some(ms(100))), Some(ms(100)));
         assert_eq!(call_deadline(&grpc, &request, Some(ms(900))), Some(ms(300)));
-        assert_eq!(call_deadline(&grpc, &HeaderMap::new(), Some(ms(900))), Some(ms(900)));
+        assert_eq!(
+            call_deadline(&grpc, &HeaderMap::new(), Some(ms(900))),
+            Some(ms(900))
+        );
     }
 }

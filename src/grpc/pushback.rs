@@ -59,7 +59,10 @@ mod tests {
     fn milliseconds_exactly() {
         assert_eq!(of(&[]), ServerPushback::Absent);
         assert_eq!(of(&["0"]), ServerPushback::After(Duration::ZERO));
-        assert_eq!(of(&["37"]), ServerPushback::After(Duration::from_millis(37)));
+        assert_eq!(
+            of(&["37"]),
+            ServerPushback::After(Duration::from_millis(37))
+        );
         assert_eq!(
             of(&["18446744073709551615"]),
             ServerPushback::After(Duration::from_millis(u64::MAX))
@@ -68,7 +71,16 @@ mod tests {
 
     #[test]
     fn negative_or_malformed_means_do_not_retry() {
-        for bad in ["-1", "", " 5", "+5", "5.0", "5ms", "18446744073709551616", "1e3"] {
+        for bad in [
+            "-1",
+            "",
+            " 5",
+            "+5",
+            "5.0",
+            "5ms",
+            "18446744073709551616",
+            "1e3",
+        ] {
             assert_eq!(of(&[bad]), ServerPushback::DoNotRetry, "{bad:?}");
         }
         assert_eq!(of(&["5", "6"]), ServerPushback::DoNotRetry);

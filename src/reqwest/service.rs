@@ -103,7 +103,8 @@ where
     }
 }
 
-type Inner = Pin<Box<dyn Future<Output = Result<Response<::reqwest::Body>, ::reqwest::Error>> + Send>>;
+type Inner =
+    Pin<Box<dyn Future<Output = Result<Response<::reqwest::Body>, ::reqwest::Error>> + Send>>;
 
 /// The response future of [`ReqwestService`].
 ///
