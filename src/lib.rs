@@ -115,6 +115,15 @@
 //! `tracing` event at debug level and every retry the layer declines is one at warn level; neither ever
 //! records a header value, a path or a query.
 //!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `hyper-util` | on | hyper-util's client errors recognised (connect failures) |
+//! | `http2` | on | `h2` errors recognised (REFUSED_STREAM, graceful GOAWAY: never sent) |
+//! | `grpc` | off | the `grpc` module: `grpc-status`, pushback, attempt headers, a layer for tonic's `Channel` |
+//! | `reqwest` | off | the `reqwest` module: `reqwest::Client` as a tower service, its errors classified |
+//!
 //! # Runtime
 //!
 //! Waits and timeouts use tokio's timer, so calls that retry or have a timeout or deadline run inside a
