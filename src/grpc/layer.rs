@@ -27,8 +27,10 @@ use crate::{ReplayBody, ReplayBodyLayer, Retry, RetryPolicy};
 /// use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty};
 /// use tower::{service_fn, Layer, ServiceExt};
 /// use tower_http_retry::grpc::GrpcRetryLayer;
-/// use tower_http_retry::BoxError;
+/// use tower_http_retry::{BoxError, ReplayBody};
 ///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
 /// // A client whose body is a boxed body, as tonic's is.
 /// type ClientBody = UnsyncBoxBody<Bytes, BoxError>;
 /// let channel = service_fn(|_: Request<ClientBody>| async {
@@ -36,10 +38,9 @@ use crate::{ReplayBody, ReplayBodyLayer, Retry, RetryPolicy};
 ///     Ok::<_, BoxError>(ok.body(Empty::<Bytes>::new()).unwrap())
 /// });
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
 /// // With tonic: `GrpcRetryLayer::new(tonic::body::Body::new)`.
-/// let client = GrpcRetryLayer::new(|body| BodyExt::boxed_unsync(body)).layer(channel);
+/// let into_body = |body: ReplayBody<ClientBody>| body.boxed_unsync();
+/// let client = GrpcRetryLayer::new(into_body).layer(channel);
 /// let request = Request::post("http://svc/pkg.Svc/Call")
 ///     .body(Empty::<Bytes>::new().map_err(Into::into).boxed_unsync())
 ///     .unwrap();
