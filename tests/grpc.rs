@@ -271,7 +271,16 @@ async fn the_callers_grpc_timeout_bounds_every_retry() {
 
     let status = client.check(request).await.unwrap_err();
     let ended = Instant::now();
-    assert_eq!(status.code(), Code::Unavailable);
+    // Usually the layer declines a wait that would end past the deadline and returns the last
+    // UNAVAILABLE. On a loaded machine an attempt may still be in flight when the deadline passes: then
+    // the layer's deadline error (UNKNOWN to tonic) or the channel's own timeout (CANCELLED) ends it.
+    assert!(
+        matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled
+        ),
+        "{status:?}"
+    );
     let seen = seen.lock().unwrap().clone();
     // 100 ms holds at most the first attempt and three 30 ms waits.
     assert!((2..=4).contains(&seen.len()), "{} attempts", seen.len());

@@ -36,6 +36,10 @@
 //! - A request's `grpc-timeout` is the deadline of the whole call, retries included (the sooner of it
 //!   and [`deadline`](crate::RetryPolicy::deadline)); each retry's `grpc-timeout` is the time left.
 //!
+//! When the deadline passes during an attempt the call ends with this crate's
+//! [`Error`](crate::Error), which tonic reports as `UNKNOWN` (tonic maps only its own error types to
+//! codes); a wait that would end past the deadline is not started, and the last response is returned.
+//!
 //! The history names gRPC codes: `UNAVAILABLE (wait 30ms grpc-pushback), OK: the outcome was final`.
 //!
 //! # tonic
