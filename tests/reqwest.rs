@@ -95,9 +95,9 @@ async fn a_buffered_reqwest_body_is_replayed() {
 
 #[tokio::test]
 async fn reqwests_own_timeout_is_a_timeout_retried_for_a_get_and_not_for_a_post() {
-    let slow_then_fast = || vec![Reply::status(200).after(ms(500)), Reply::status(200)];
+    let slow_then_fast = || vec![Reply::status(200).after(ms(1000)), Reply::status(200)];
     let server = Server::start([("/get", slow_then_fast()), ("/post", slow_then_fast())]).await;
-    let reqwest = reqwest::Client::builder().timeout(ms(50)).build().unwrap();
+    let reqwest = reqwest::Client::builder().timeout(ms(100)).build().unwrap();
 
     let get = Request::get(server.url("/get"))
         .body(String::new())

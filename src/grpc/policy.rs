@@ -196,6 +196,10 @@ pub(crate) fn judge(
     }
     match ServerPushback::of(headers) {
         ServerPushback::After(delay) => {
+            // With shared pushback on, the server's word holds every call to it, as Retry-After does.
+            if let Some(shared) = &policy.pushback {
+                shared.hold(request.uri, delay.min(policy.max_retry_after));
+            }
             (decision, Some((delay, WaitReason::GrpcPushback)), outcome)
         }
         ServerPushback::DoNotRetry => (Decision::Done, None, outcome),
@@ -300,6 +304,36 @@ mod tests {
             &[("grpc-status", "3"), ("grpc-retry-pushback-ms", "5")],
         );
         assert_eq!((decision, asked), (Decision::Done, None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_shared_pushback_a_grpc_pushback_holds_the_authority() {
+        let shared = crate::pushback::Pushback::new();
+        let policy = RetryPolicy::default()
+            .pushback(shared.clone())
+            .grpc(GrpcPolicy::new());
+        let (uri, none) = (
+            Uri::from_static("http://svc/pkg.Svc/Call"),
+            HeaderMap::new(),
+        );
+        let key = crate::DEFAULT_IDEMPOTENCY_HEADER;
+        let request = RequestInfo::new(&Method::POST, &uri, &none, 1, &key);
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", HeaderValue::from_static("8"));
+        let judge_now = |headers: &HeaderMap| {
+            let grpc = policy.grpc.as_deref().unwrap();
+            judge(&policy, grpc, &request, StatusCode::OK, headers)
+        };
+
+        judge_now(&headers);
+        assert_eq!(shared.held_until(&uri), None, "no pushback, no hold");
+        headers.insert("grpc-retry-pushback-ms", HeaderValue::from_static("40"));
+        let now = tokio::time::Instant::now();
+        judge_now(&headers);
+        assert_eq!(
+            shared.held_until(&uri),
+            Some(now + Duration::from_millis(40))
+        );
     }
 
     #[test]
