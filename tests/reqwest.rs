@@ -6,10 +6,12 @@
 #[path = "support/server.rs"]
 mod server;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use server::{Reply, Server};
 use tower::{ServiceBuilder, ServiceExt};
@@ -17,7 +19,7 @@ use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::classify::ErrorKind;
 use tower_http_retry::history::{AttemptOutcome, StopReason};
 use tower_http_retry::reqwest::ReqwestService;
-use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::{ReplayBodyLayer, RetryHistory, RetryLayer, RetryPolicy};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -91,6 +93,24 @@ async fn a_buffered_reqwest_body_is_replayed() {
         bodies,
         [&b"{\"amount\": 100}"[..], &b"{\"amount\": 100}"[..]]
     );
+}
+
+#[tokio::test]
+async fn a_streamed_body_is_replayed_through_the_replay_layer() {
+    let server = Server::start([("/upload", vec![Reply::status(503), Reply::status(200)])]).await;
+    let client = ServiceBuilder::new()
+        .layer(ReplayBodyLayer::new())
+        .layer(RetryLayer::new(quick()))
+        .service(ReqwestService::new(reqwest::Client::new()));
+    // A boxed body, read once: not replayable by itself.
+    let upload: BoxBody<Bytes, Infallible> =
+        Full::new(Bytes::from_static(b"part one, part two, part three")).boxed();
+    let request = Request::put(server.url("/upload")).body(upload).unwrap();
+
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bodies: Vec<_> = server.received().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies, ["part one, part two, part three"; 2]);
 }
 
 #[tokio::test]
