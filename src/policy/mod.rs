@@ -3,6 +3,8 @@
 
 pub(crate) mod before_retry;
 pub(crate) mod classes;
+#[cfg(feature = "grpc")]
+pub(crate) mod grpc;
 pub(crate) mod idempotency;
 pub(crate) mod retry_policy;
 

@@ -5,4 +5,5 @@ mod body;
 mod layer;
 
 pub use body::ReplayBody;
+pub(crate) use body::DEFAULT_REPLAY_LIMIT;
 pub use layer::{ReplayBodyLayer, ReplayBodyService};
