@@ -162,6 +162,7 @@ mod replay;
 pub use first_byte::{
     BodyFailedBeforeFirstByte, FirstByte, FirstByteBody, FirstByteFuture, FirstByteLayer,
 };
+#[cfg(feature = "grpc")]
 pub(crate) use replay::DEFAULT_REPLAY_LIMIT;
 pub use replay::{ReplayBody, ReplayBodyLayer, ReplayBodyService};
 
