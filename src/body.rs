@@ -17,6 +17,7 @@
 //! ```
 
 use std::fmt;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{Empty, Full};
@@ -58,6 +59,28 @@ pub trait ReplayableBody: Sized {
     ///
     /// Called once before the first attempt (its copy is kept for later attempts) and once per retry.
     fn replay(&self) -> Result<Self, NotReplayable>;
+
+    /// Like [`replay`](Self::replay), but `Pending` (waking the task later) while the copy of an
+    /// earlier attempt still holds the body and is about to hand it back. A transport can keep an
+    /// attempt's body for a moment after the attempt ended (hyper's HTTP/2 body pipe, after a
+    /// `REFUSED_STREAM` or a response sent before the body was read); the retry waits for it, within
+    /// its backoff, the call's deadline and a short grace, instead of giving up at once.
+    ///
+    /// The default never waits: it returns what `replay` does.
+    ///
+    /// ```
+    /// use std::task::{Context, Poll, Waker};
+    /// use bytes::Bytes;
+    /// use tower_http_retry::body::ReplayableBody;
+    ///
+    /// let body = Bytes::from_static(b"{}");
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(matches!(body.poll_replay(&mut cx), Poll::Ready(Ok(copy)) if copy == body));
+    /// ```
+    fn poll_replay(&self, cx: &mut Context<'_>) -> Poll<Result<Self, NotReplayable>> {
+        let _ = cx;
+        Poll::Ready(self.replay())
+    }
 }
 
 /// Why a request body could not be sent again; the request is then not retried.

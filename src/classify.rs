@@ -5,12 +5,23 @@
 //!
 //! | outcome | idempotent | POST, PATCH without a key |
 //! |---|---|---|
-//! | 408, 429 | retry (throttling for 429) | retry: the server did not process it |
+//! | 429 | retry (throttling) | retry: the server did not process it |
+//! | 408 | retry | return the response: a layer may have made it (see below) |
 //! | 500, 502, 503, 504 | retry | return the response |
 //! | 409 with an idempotency key (still in flight) | retry (throttling) | n/a |
 //! | any other status: 2xx, 3xx, other 4xx (including 422), 501 | return it | return it |
 //! | never sent: connect error, DNS, refused, HTTP/2 REFUSED_STREAM | retry | retry |
 //! | maybe sent: reset, closed, incomplete message, timeout | retry | return the error |
+//!
+//! A `408 Request Timeout` sent by a server means it never got the whole request (RFC 9110 15.5.9).
+//! But a 408 can also be made on the client's side: tower-http's `TimeoutLayer` (its deprecated `new`,
+//! and `with_status_code(StatusCode::REQUEST_TIMEOUT, ..)`) answers a timed-out attempt with a 408 it
+//! made itself, after the request reached the server, which may have acted on it. A 408 is therefore
+//! retried only for idempotent requests. Inside the retry, prefer a timeout that fails the attempt with
+//! an error (tower's `TimeoutLayer`, or [`RetryPolicy::attempt_timeout`](crate::RetryPolicy::attempt_timeout)):
+//! a timed-out POST is then reported, not repeated; or put tower-http's `TimeoutLayer` outside the
+//! retry, where it bounds the whole call. A layer that marks the responses it makes with a response
+//! extension can be told apart by a classifier hook, which sees the response's extensions.
 //!
 //! Decisions are made on status codes, headers and error types, never on message text. Transport errors
 //! are recognised by walking [`source()`](std::error::Error::source) through hyper-util's client error to
@@ -23,7 +34,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
-use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+use http::response::Parts;
+use http::{Extensions, HeaderMap, HeaderName, Method, StatusCode, Uri};
 
 /// What to do with an attempt's outcome.
 ///
@@ -39,6 +51,7 @@ use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 ///     let outcome = Outcome::Response {
 ///         status,
 ///         headers: &headers,
+///         extensions: &http::Extensions::new(),
 ///     };
 ///     default_decision(&request, &outcome)
 /// };
@@ -79,6 +92,7 @@ pub enum Decision {
 ///     let outcome = Outcome::Response {
 ///         status,
 ///         headers: &headers,
+///         extensions: &http::Extensions::new(),
 ///     };
 ///     default_decision(&get, &outcome)
 /// };
@@ -128,6 +142,7 @@ pub enum RetryClass {
 /// let unavailable = Outcome::Response {
 ///     status: StatusCode::SERVICE_UNAVAILABLE,
 ///     headers: &marked,
+///     extensions: &http::Extensions::new(),
 /// };
 /// assert_eq!(classify(&request, &unavailable), Some(Decision::Done));
 /// let reset = io::Error::from(io::ErrorKind::ConnectionReset);
@@ -147,12 +162,33 @@ pub enum Outcome<'a> {
         status: StatusCode,
         /// Its headers.
         headers: &'a HeaderMap,
+        /// Its extensions: where a layer can mark a response it made itself (a local timeout, say),
+        /// so that a classifier can tell it from one the server sent.
+        extensions: &'a Extensions,
     },
     /// The attempt failed without a response.
     Error(&'a (dyn StdError + Send + Sync + 'static)),
 }
 
-impl Outcome<'_> {
+impl<'a> Outcome<'a> {
+    /// The outcome of a response with this head.
+    ///
+    /// ```
+    /// use http::{Response, StatusCode};
+    /// use tower_http_retry::classify::Outcome;
+    ///
+    /// let (head, _) = Response::builder().status(503).body(()).unwrap().into_parts();
+    /// let outcome = Outcome::from_parts(&head);
+    /// assert_eq!(outcome.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    /// ```
+    pub fn from_parts(head: &'a Parts) -> Self {
+        Outcome::Response {
+            status: head.status,
+            headers: &head.headers,
+            extensions: &head.extensions,
+        }
+    }
+
     /// The response's status; `None` for an error.
     ///
     /// ```
@@ -226,7 +262,12 @@ impl<'a> RequestInfo<'a> {
     /// let (uri, headers) = (Uri::from_static("http://api.test/"), HeaderMap::new());
     /// let key = HeaderName::from_static("idempotency-key");
     /// let request = RequestInfo::new(&Method::POST, &uri, &headers, 1, &key);
-    /// let outcome = Outcome::Response { status: StatusCode::SERVICE_UNAVAILABLE, headers: &headers };
+    /// let extensions = http::Extensions::new();
+    /// let outcome = Outcome::Response {
+    ///     status: StatusCode::SERVICE_UNAVAILABLE,
+    ///     headers: &headers,
+    ///     extensions: &extensions,
+    /// };
     /// assert_eq!(default_decision(&request, &outcome), Decision::Unsafe);
     /// ```
     pub fn new(
@@ -245,7 +286,8 @@ impl<'a> RequestInfo<'a> {
         }
     }
 
-    /// Whether the request carries the idempotency key header the policy recognises.
+    /// Whether the request carries the idempotency key header the policy recognises, with a key in it:
+    /// a blank or whitespace-only value is no key.
     ///
     /// ```
     /// use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
@@ -262,7 +304,9 @@ impl<'a> RequestInfo<'a> {
     /// assert!(!RequestInfo::new(&Method::POST, &uri, &headers, 1, &other).has_idempotency_key());
     /// ```
     pub fn has_idempotency_key(&self) -> bool {
-        self.headers.contains_key(self.idempotency_header)
+        self.headers
+            .get(self.idempotency_header)
+            .is_some_and(crate::idempotency::is_key)
     }
 
     /// Whether repeating the request is safe by itself: an idempotent method, or an idempotency key.
@@ -339,7 +383,8 @@ pub fn default_decision(request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Dec
     let idempotent = request.is_idempotent();
     let (class, needs_idempotence) = match outcome {
         Outcome::Response { status, .. } => match status.as_u16() {
-            408 => (RetryClass::Transient, false),
+            // A 408 may have been made by a layer after the server got the request: see the module docs.
+            408 => (RetryClass::Transient, true),
             429 => (RetryClass::Throttling, false),
             500 | 502 | 503 | 504 => (RetryClass::Transient, true),
             409 if request.has_idempotency_key() => (RetryClass::Throttling, true),
@@ -631,9 +676,11 @@ mod tests {
 
     fn status(code: u16) -> Outcome<'static> {
         static EMPTY: std::sync::OnceLock<HeaderMap> = std::sync::OnceLock::new();
+        static NO_EXTENSIONS: std::sync::OnceLock<Extensions> = std::sync::OnceLock::new();
         Outcome::Response {
             status: StatusCode::from_u16(code).unwrap(),
             headers: EMPTY.get_or_init(HeaderMap::new),
+            extensions: NO_EXTENSIONS.get_or_init(Extensions::new),
         }
     }
 
@@ -645,7 +692,7 @@ mod tests {
         use Decision::{Done, Unsafe};
         // (status, idempotent method, POST without key, POST with key)
         let table = [
-            (408, RETRY, RETRY, RETRY),
+            (408, RETRY, Unsafe, RETRY),
             (429, THROTTLE, THROTTLE, THROTTLE),
             (500, RETRY, Unsafe, RETRY),
             (502, RETRY, Unsafe, RETRY),

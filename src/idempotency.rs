@@ -50,7 +50,8 @@
 //! - `409` with a key is retried with the same key, waiting at least its `Retry-After`; `422` is not.
 //! - [`RetryPolicy::inject_idempotency_keys`] gives each POST and PATCH that has no key a fresh one (a
 //!   version 4 UUID from the operating system's cryptographic generator) before its first attempt. Every
-//!   retry sends the same key, a key the caller set is never replaced, and no key is ever minted to
+//!   retry sends the same key, a key the caller set is never replaced (a blank or whitespace-only value
+//!   is no key: it is replaced when injection is on, and otherwise leaves the request unkeyed), and no key is ever minted to
 //!   force a retry. [`RetryPolicy::seed`] does not touch keys: a seeded key would repeat across runs.
 //! - A response marked as a replay (`X-Idempotency-Replayed: true` by default,
 //!   [`RetryPolicy::idempotency_replayed_header`]) is reported by [`RetryHistory::is_replayed`]; the key
@@ -157,7 +158,7 @@ impl RetryPolicy {
 /// returns the key the request carries, if any. The head is then copied, key included, for every retry.
 pub(crate) fn key_for_first_attempt(policy: &RetryPolicy, head: &mut Parts) -> Option<HeaderValue> {
     let header = &policy.idempotency_header;
-    if let Some(key) = head.headers.get(header) {
+    if let Some(key) = head.headers.get(header).filter(|key| is_key(key)) {
         return Some(key.clone());
     }
     if !policy.idempotency.inject_for.contains(&head.method) {
@@ -166,6 +167,12 @@ pub(crate) fn key_for_first_attempt(policy: &RetryPolicy, head: &mut Parts) -> O
     let key = new_key();
     head.headers.insert(header.clone(), key.clone());
     Some(key)
+}
+
+/// Whether a header value is a key: a blank or whitespace-only value is none (a server that ignores blank
+/// keys would run a retried request twice).
+pub(crate) fn is_key(value: &HeaderValue) -> bool {
+    !value.as_bytes().iter().all(u8::is_ascii_whitespace)
 }
 
 /// Whether a response is marked as the replay of an earlier execution.

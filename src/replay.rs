@@ -97,7 +97,7 @@
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, Request};
@@ -161,6 +161,9 @@ struct Shared<B> {
     whole: SizeHint,
     /// Bytes the recording holds, readable from any copy at any time.
     recorded: AtomicU64,
+    /// Tasks waiting for the tape to come back ([`ReplayableBody::poll_replay`]); registered while
+    /// the slot is locked, so a hand-on cannot slip between the look and the registration.
+    waiting: Mutex<Vec<Waker>>,
 }
 
 pin_project! {
@@ -235,6 +238,7 @@ impl<B: Body> ReplayBody<B> {
             limit,
             whole,
             recorded: AtomicU64::new(0),
+            waiting: Mutex::new(Vec::new()),
         });
         Self::copy_of(shared)
     }
@@ -281,6 +285,16 @@ impl<B> ReplayBody<B> {
         if let Some(mut tape) = self.tape.take() {
             tape.as_mut().seal_block();
             *self.shared.lock() = Some(tape);
+            let waiting = std::mem::take(
+                &mut *self
+                    .shared
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            for waker in waiting {
+                waker.wake();
+            }
         }
     }
 
@@ -498,6 +512,29 @@ impl<B> ReplayableBody for ReplayBody<B> {
                 Some(why) => Err(why),
                 None => Ok(Self::copy_of(self.shared.clone())),
             },
+        }
+    }
+
+    /// Waits while another copy holds the tape; it wakes the task when it hands the tape back (sent
+    /// whole, or dropped).
+    fn poll_replay(&self, cx: &mut Context<'_>) -> Poll<Result<Self, NotReplayable>> {
+        let slot = self.shared.lock();
+        match slot.as_deref() {
+            None => {
+                let mut waiting = self
+                    .shared
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiting.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Some(tape) => Poll::Ready(match tape.broken {
+                Some(why) => Err(why),
+                None => Ok(Self::copy_of(self.shared.clone())),
+            }),
         }
     }
 }
@@ -969,6 +1006,31 @@ mod tests {
         drop(first);
         let (chunks, _) = drain(&mut template.replay().unwrap());
         assert_eq!(concat(&chunks), b"abcd");
+    }
+
+    #[test]
+    fn a_waiting_replay_is_woken_when_the_copy_in_flight_is_dropped() {
+        use std::sync::atomic::AtomicUsize;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let template = ReplayBody::new(Scripted::chunks(&[b"ab", b"cd"], false));
+        let mut sending = template.replay().unwrap();
+        let _ = data(poll(&mut sending));
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(template.poll_replay(&mut cx).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        drop(sending);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken by the hand-back");
+        let Poll::Ready(Ok(mut again)) = template.poll_replay(&mut cx) else {
+            panic!("the tape is back");
+        };
+        assert_eq!(concat(&drain(&mut again).0), b"abcd");
     }
 
     #[test]

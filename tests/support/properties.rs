@@ -82,6 +82,7 @@ pub fn check_classify(status: u16, raw_headers: &[(Vec<u8>, Vec<u8>)], method: u
         &Outcome::Response {
             status,
             headers: &headers,
+            extensions: &http::Extensions::new(),
         },
     );
     let code = status.as_u16();
