@@ -64,7 +64,7 @@ pub trait ReplayableBody: Sized {
     /// earlier attempt still holds the body and is about to hand it back. A transport can keep an
     /// attempt's body for a moment after the attempt ended (hyper's HTTP/2 body pipe, after a
     /// `REFUSED_STREAM` or a response sent before the body was read); the retry waits for it, within
-    /// its backoff, the call's deadline and a short grace, instead of giving up at once.
+    /// its backoff, the call's deadline and a grace of 100 ms, instead of giving up at once.
     ///
     /// The default never waits: it returns what `replay` does.
     ///

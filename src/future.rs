@@ -98,7 +98,7 @@ struct Call<S, ReqB> {
 /// How long past its backoff a retry waits for the previous attempt to hand the request body back
 /// (within the call's deadline). A transport lets go of it microseconds after the attempt ends; a copy
 /// held longer is taken to be still sending, and the call ends with the last outcome.
-const BODY_HANDBACK_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+const BODY_HANDBACK_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What an attempt's outcome leads to.
 enum Step<T, ResB> {

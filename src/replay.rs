@@ -80,10 +80,12 @@
 //!   starts sending and stops), never one per chunk; per chunk, a reference count while recording and
 //!   a few comparisons after. Streaming 64 MiB in 16 KiB chunks costs about 20 ns per chunk over the
 //!   bare body, which is lost in the cost of any real transport (see the README's "Performance").
-//! - **A response that arrives while its request body is still being sent** ends the retries (so does
-//!   an attempt timeout at that point): that attempt's transport still owns the body and may still be
-//!   reading it, so another attempt could not be given a whole body. The history says
-//!   [`NotReplayable::StillSending`].
+//! - **A response that arrives while its request body is still being sent**: that attempt's transport
+//!   still owns the body and may still be reading it. A transport that is done with it drops it within
+//!   moments (hyper's HTTP/2 pipe after a `REFUSED_STREAM`, or after a response sent before the body
+//!   was read), so the retry waits for the copy to come back, during its backoff and up to 100 ms
+//!   after it (never past the deadline), through [`ReplayableBody::poll_replay`]. A copy still held
+//!   then ends the retries with the last answer, and the history says [`NotReplayable::StillSending`].
 //! - An error from the original body ends the retries too ([`NotReplayable::BodyFailed`]): the rest of
 //!   the body no longer exists.
 //!
