@@ -117,6 +117,9 @@ fn headers() -> Vec<(&'static str, String)> {
     all
 }
 
+/// What the test server answers.
+type Answer = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
 /// A server answering `status` with `header` (and `x-ratelimit-remaining: 0`) once, then 200.
 fn server(
     status: u16,
@@ -125,7 +128,7 @@ fn server(
     Request<Full<Bytes>>,
     Response = Response<Full<Bytes>>,
     Error = Infallible,
-    Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>,
+    Future = Answer,
 > + Clone {
     let calls = Arc::new(AtomicUsize::new(0));
     service_fn(move |_: Request<Full<Bytes>>| {
