@@ -63,8 +63,9 @@ pin_project! {
         deadline: Option<Sleep>,
         drain: Option<Drain<ResB>>,
         // The last outcome, kept while the retry waits for the previous attempt to hand the request
-        // body back: if it never does, the call ends with this outcome.
-        parked: Option<Result<Response<ResB>, BoxError>>,
+        // body back: if it never does, the call ends with this outcome. Boxed: rare, and the future
+        // stays small.
+        parked: Option<Box<Result<Response<ResB>, BoxError>>>,
         call: Call<S, ReqB>,
     }
 }
@@ -108,7 +109,7 @@ enum Step<T, ResB> {
     Wait(
         Wait,
         Option<Drain<ResB>>,
-        Option<Result<Response<ResB>, BoxError>>,
+        Option<Box<Result<Response<ResB>, BoxError>>>,
     ),
 }
 
@@ -223,14 +224,14 @@ where
                     match this.call.poll_next_body(cx) {
                         Poll::Ready(Ok(())) => {
                             // The body is back: the kept outcome is only worth draining now.
-                            if let Some(Ok(response)) = this.parked.take() {
+                            if let Some(Ok(response)) = this.parked.take().map(|last| *last) {
                                 let limit = this.call.policy.drain_limit;
                                 *this.drain = Drain::new(response.into_body(), limit);
                             }
                         }
                         Poll::Ready(Err(why)) => {
                             this.state.set(State::Done);
-                            let last = this.parked.take();
+                            let last = this.parked.take().map(|last| *last);
                             return Poll::Ready(this.call.body_lost(last, why));
                         }
                         Poll::Pending => {}
@@ -253,7 +254,7 @@ where
                             continue;
                         }
                         this.state.set(State::Done);
-                        let last = this.parked.take();
+                        let last = this.parked.take().map(|last| *last);
                         return Poll::Ready(this.call.body_lost(last, NotReplayable::StillSending));
                     }
                     // The wait is over: whatever of the body is still unread is not worth waiting for.
@@ -403,7 +404,7 @@ where
                 );
                 self.history.set_wait(wait);
                 if self.next_body.is_none() {
-                    return Step::Wait(wait, None, Some(result));
+                    return Step::Wait(wait, None, Some(Box::new(result)));
                 }
                 let drain = result
                     .ok()
