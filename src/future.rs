@@ -223,10 +223,16 @@ where
                     }
                     match this.call.poll_next_body(cx) {
                         Poll::Ready(Ok(())) => {
-                            // The body is back: the kept outcome is only worth draining now.
-                            if let Some(Ok(response)) = this.parked.take().map(|last| *last) {
-                                let limit = this.call.policy.drain_limit;
-                                *this.drain = Drain::new(response.into_body(), limit);
+                            // The body is back: the kept outcome is only worth draining now, and a
+                            // grace waited for the body ends with it.
+                            if let Some(last) = this.parked.take() {
+                                if this.call.in_grace {
+                                    this.timer.set(None);
+                                }
+                                if let Ok(response) = *last {
+                                    let limit = this.call.policy.drain_limit;
+                                    *this.drain = Drain::new(response.into_body(), limit);
+                                }
                             }
                         }
                         Poll::Ready(Err(why)) => {

@@ -515,3 +515,52 @@ where
         }
     }
 }
+
+/// A transport that lets go of the body a moment after answering (hyper's HTTP/2 pipe does, after a
+/// REFUSED_STREAM or an early response): the retry waits for it past a zero backoff, and leaves the
+/// moment it is back, not at the end of the grace.
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_for_the_body_and_leaves_as_soon_as_it_is_back() {
+    let calls = Arc::new(Mutex::new(0u32));
+    let server = {
+        let calls = calls.clone();
+        tower::service_fn(move |request: Request<ReplayBody<Upload>>| {
+            let calls = calls.clone();
+            async move {
+                let mut body = request.into_body();
+                let first = {
+                    let mut calls = calls.lock().unwrap();
+                    *calls += 1;
+                    *calls == 1
+                };
+                let status = if first {
+                    // Read a little, answer, and drop the body 10 ms later.
+                    let _ = body.frame().await;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        drop(body);
+                    });
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    while body.frame().await.is_some() {}
+                    StatusCode::OK
+                };
+                let mut response = Response::new(String::new());
+                *response.status_mut() = status;
+                Ok::<_, BoxError>(response)
+            }
+        })
+    };
+    let client = ServiceBuilder::new()
+        .layer(ReplayBodyLayer::new())
+        .layer(RetryLayer::new(at_once()))
+        .service(server);
+    let start = tokio::time::Instant::now();
+    let request = Request::put("http://api.test/upload")
+        .body(upload(TEXT, 5))
+        .unwrap();
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(*calls.lock().unwrap(), 2);
+    assert_eq!(start.elapsed(), Duration::from_millis(10));
+}
