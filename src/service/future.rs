@@ -72,6 +72,10 @@ pin_project! {
         // The discarded response body of the last attempt, read during the wait so an HTTP/1.1
         // connection can be reused; dropped when the wait ends.
         drain: Option<Drain<ResB>>,
+        // The last outcome, kept while the retry waits for the previous attempt to hand the request
+        // body back: if it never does, the call ends with this outcome. Boxed: rare, and the future
+        // stays small.
+        parked: Option<Box<Result<Response<ResB>, BoxError>>>,
         call: Call<S, ReqB>,
     }
 }
@@ -117,12 +121,25 @@ struct Call<S, ReqB> {
     next_body: Option<ReqB>,
     planner: Planner,
     history: RetryHistory,
+    /// The wait was stretched by [`BODY_HANDBACK_GRACE`] for the body to come back.
+    in_grace: bool,
 }
+
+/// How long past its backoff a retry waits for the previous attempt to hand the request body back
+/// (within the call's deadline). A transport lets go of it microseconds after the attempt ends; a copy
+/// held longer is taken to be still sending, and the call ends with the last outcome.
+const BODY_HANDBACK_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What an attempt's outcome leads to.
 enum Step<T, ResB> {
     Return(T),
-    Wait(Wait, Option<Drain<ResB>>),
+    /// Wait, draining the last response's body; or, while the request body is not back yet, keeping
+    /// the last outcome.
+    Wait(
+        Wait,
+        Option<Drain<ResB>>,
+        Option<Box<Result<Response<ResB>, BoxError>>>,
+    ),
 }
 
 impl<S, ReqB, ResB> ResponseFuture<S, ReqB, ResB>
@@ -182,6 +199,7 @@ where
             wait,
             deadline,
             drain: None,
+            parked: None,
             call: Call {
                 service,
                 policy,
@@ -190,6 +208,7 @@ where
                 next_body,
                 planner,
                 history,
+                in_grace: false,
             },
         }
     }
@@ -224,8 +243,9 @@ where
                     this.attempt_timeout.set(None);
                     match this.call.after_attempt(result) {
                         Step::Return(output) => return Poll::Ready(output),
-                        Step::Wait(wait, drain) => {
+                        Step::Wait(wait, drain, parked) => {
                             *this.drain = drain;
+                            *this.parked = parked;
                             if !wait.duration.is_zero() {
                                 this.wait.set(Some(sleep(wait.duration)));
                             }
@@ -239,6 +259,27 @@ where
                             *this.drain = None;
                         }
                     }
+                    match this.call.poll_next_body(cx) {
+                        Poll::Ready(Ok(())) => {
+                            // The body is back: the kept outcome is only worth draining now, and a
+                            // grace waited for the body ends with it.
+                            if let Some(last) = this.parked.take() {
+                                if this.call.in_grace {
+                                    this.wait.set(None);
+                                }
+                                if let Ok(response) = *last {
+                                    let limit = this.call.policy.drain_limit;
+                                    *this.drain = Drain::new(response.into_body(), limit);
+                                }
+                            }
+                        }
+                        Poll::Ready(Err(why)) => {
+                            this.state.set(State::Done);
+                            let last = this.parked.take().map(|last| *last);
+                            return Poll::Ready(this.call.body_lost(last, why));
+                        }
+                        Poll::Pending => {}
+                    }
                     if this.wait.is_some() && !poll_timer(this.wait.as_mut(), cx) {
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
                         this.state.set(State::Done);
@@ -248,6 +289,17 @@ where
                     if let Some(release) = this.call.held_until() {
                         this.wait.set(Some(sleep_until(release)));
                         continue;
+                    }
+                    if this.call.next_body.is_none() {
+                        // The wait is over but the previous attempt still holds the body.
+                        if !this.call.in_grace {
+                            this.call.in_grace = true;
+                            this.wait.set(Some(sleep(BODY_HANDBACK_GRACE)));
+                            continue;
+                        }
+                        this.state.set(State::Done);
+                        let last = this.parked.take().map(|last| *last);
+                        return Poll::Ready(this.call.body_lost(last, NotReplayable::StillSending));
                     }
                     // The wait is over: whatever of the body is still unread is not worth waiting for.
                     *this.drain = None;
@@ -283,12 +335,18 @@ fn judge_response(
     request: &RequestInfo<'_>,
     status: http::StatusCode,
     headers: &http::HeaderMap,
+    extensions: &http::Extensions,
 ) -> (Decision, Option<crate::plan::Asked>, AttemptOutcome) {
+    let outcome = Outcome::Response {
+        status,
+        headers,
+        extensions,
+    };
     #[cfg(feature = "grpc")]
     if let Some(grpc) = &policy.grpc {
-        return crate::policy::grpc::judge(policy, grpc, request, status, headers);
+        return crate::policy::grpc::judge(policy, grpc, request, status, headers, extensions);
     }
-    let decision = policy.decide(request, &Outcome::Response { status, headers });
+    let decision = policy.decide(request, &outcome);
     // The success path reads no header beyond what the classifier needs.
     let asked = (decision != Decision::Done || !status.is_success())
         .then(|| server_delay(headers, SystemTime::now()))
@@ -339,7 +397,7 @@ where
                     let now = Instant::now();
                     pushback.observe(&self.head.uri, status, headers, now, policy.max_retry_after);
                 }
-                judge_response(policy, &request, status, headers)
+                judge_response(policy, &request, status, headers, response.extensions())
             }
             Err(error) => {
                 let decision = policy.decide(&request, &Outcome::Error(&**error));
@@ -383,7 +441,12 @@ where
                     self.next_body = Some(body);
                     Next::Retry(wait)
                 }
-                Err(why) => Next::Stop(StopReason::BodyNotReplayable(why)),
+                // The previous attempt may hand the body back in a moment: the wait waits for it.
+                Err(NotReplayable::StillSending) => Next::Retry(wait),
+                Err(why) => {
+                    self.planner.cancel_retry();
+                    Next::Stop(StopReason::BodyNotReplayable(why))
+                }
             },
             stop => stop,
         };
@@ -394,15 +457,18 @@ where
                     host = self.head.uri.host(),
                     attempt = self.planner.attempts(),
                     outcome = ?outcome,
-                    wait_ms = wait.duration.as_millis() as u64,
+                    wait_ms = u64::try_from(wait.duration.as_millis()).unwrap_or(u64::MAX),
                     reason = ?wait.reason,
                     "retrying"
                 );
                 self.history.set_wait(wait);
+                if self.next_body.is_none() {
+                    return Step::Wait(wait, None, Some(Box::new(result)));
+                }
                 let drain = result
                     .ok()
                     .and_then(|response| Drain::new(response.into_body(), policy.drain_limit));
-                Step::Wait(wait, drain)
+                Step::Wait(wait, drain, None)
             }
             Next::Stop(reason) => Step::Return(self.finish(result, reason)),
         }
@@ -443,6 +509,34 @@ where
         Error::new(None, self.close(StopReason::Deadline))
     }
 
+    /// Polls for the next attempt's body while the previous attempt still holds it; `Ready(Ok)` once
+    /// it is there.
+    fn poll_next_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), NotReplayable>> {
+        if self.next_body.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        let copy = match &self.body {
+            Ok(copy) => copy,
+            Err(why) => return Poll::Ready(Err(*why)),
+        };
+        let body = ready!(copy.poll_replay(cx))?;
+        self.next_body = Some(body);
+        Poll::Ready(Ok(()))
+    }
+
+    /// The body of the planned retry cannot be had: the call ends with the last outcome.
+    fn body_lost(
+        &mut self,
+        last: Option<Result<Response<ResB>, BoxError>>,
+        why: NotReplayable,
+    ) -> Result<Response<ResB>, Error> {
+        let reason = StopReason::BodyNotReplayable(why);
+        match last {
+            Some(result) => self.finish(result, reason),
+            None => Err(Error::new(None, self.close(reason))),
+        }
+    }
+
     /// The inner service failed while getting ready for a retry.
     fn not_ready(&mut self, error: BoxError) -> Error {
         Error::new(Some(error), self.close(StopReason::Finished))
@@ -450,6 +544,8 @@ where
 
     /// Records why the call stops and hands the history over.
     fn close(&mut self, reason: StopReason) -> RetryHistory {
+        // A retry planned and never sent costs the budget nothing.
+        self.planner.cancel_retry();
         self.history.stop(reason);
         if reason.gave_up() {
             tracing::warn!(
@@ -479,6 +575,7 @@ where
             .take()
             .expect("the next body is prepared before every wait");
         self.planner.start_attempt();
+        self.in_grace = false;
         #[allow(unused_mut)]
         let mut head = head_for_retry(
             self.policy.before_retry.as_deref(),
