@@ -151,6 +151,7 @@ where
 {
     /// Sends the first attempt on `service`, which must be ready, unless a pushback hold on the
     /// request's authority makes it wait first.
+    #[inline]
     pub(crate) fn new(mut service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self
     where
         S: Clone,
