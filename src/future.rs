@@ -5,10 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tokio::time::{sleep, sleep_until, Instant, Sleep};
@@ -24,6 +24,7 @@ use crate::idempotency;
 use crate::plan::{Next, Planner};
 use crate::policy::RetryPolicy;
 use crate::rate_limit::server_delay;
+use crate::throttle::{Entered, Place, Refusal, Shed, Turn, Waiter};
 
 pin_project! {
     /// The future returned by [`Retry`](crate::Retry): the final response, or an [`Error`].
@@ -72,6 +73,8 @@ pin_project! {
         Calling { #[pin] future: F },
         Waiting,
         Readying,
+        // The throttle refused the first attempt: the call ends at the first poll.
+        Refused,
         Done,
     }
 }
@@ -88,6 +91,28 @@ struct Call<S, ReqB> {
     next_body: Option<ReqB>,
     planner: Planner,
     history: RetryHistory,
+    /// Whether the next attempt must ask the throttle, or is waiting in its line.
+    gate: Gate,
+    /// The call's place in the throttle's line, from its first ask: retries keep it.
+    place: Option<Place>,
+    /// Why the throttle refused the first attempt.
+    refusal: Option<Refusal>,
+    /// The head of the next attempt, made before it asks the throttle so that the throttle sees
+    /// where it goes.
+    next_head: Option<Parts>,
+    /// Where the attempt in flight went (a retry may go elsewhere), and when the throttle let it go.
+    sent_to: Option<Uri>,
+    sent_at: Option<Instant>,
+}
+
+/// The next attempt and the throttle.
+enum Gate {
+    /// Nothing to ask.
+    Open,
+    /// Ask when the attempt's own wait is over.
+    Ask,
+    /// In line.
+    Queued(Waiter),
 }
 
 /// What an attempt's outcome leads to.
@@ -103,9 +128,9 @@ where
     ReqB: ReplayableBody,
     ResB: Body,
 {
-    /// Sends the first attempt on `service`, which must be ready, unless a pushback hold on the
-    /// request's authority makes it wait first.
-    pub(crate) fn new(mut service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self
+    /// Sends the first attempt on `service`, which must be ready, unless the throttle makes it wait
+    /// for its turn (or refuses it).
+    pub(crate) fn new(service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self
     where
         S: Clone,
     {
@@ -118,25 +143,57 @@ where
         history.set_idempotency_key(key);
         let copy = body.replay();
         let deadline = policy.deadline.map(sleep);
-        let mut planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
-        // Without pushback nothing can hold the request: no clock read, no lookup.
-        let release = match policy.pushback {
-            Some(_) => planner.release(&policy, &head.uri, Instant::now()),
-            None => None,
-        };
-        let (state, timer, next_body) = match release {
-            None => {
-                planner.start_attempt();
-                let future = service.call(Request::from_parts(head.clone(), body));
-                let timer = policy.attempt_timeout.map(sleep);
-                (State::Calling { future }, timer, None)
+        let deadline_at = deadline.as_ref().map(Sleep::deadline);
+        let planner = Planner::new(deadline_at);
+        let mut place = None;
+        // While no server is throttled this is one atomic load: no clock read, no lookup.
+        let entered = match &policy.throttle {
+            Some(throttle) if throttle.is_engaged() => {
+                let now = Instant::now();
+                Some(throttle.enter(&head.uri, &mut place, now, now, deadline_at))
             }
-            Some(release) => {
-                // Held: whatever the ready service reserved (a concurrency permit, a buffer slot) is
-                // given back now, and a fresh clone is made ready when the hold ends.
-                service = service.clone();
-                tracing::debug!(method = %head.method, host = head.uri.host(), "held by pushback");
-                (State::Waiting, Some(sleep_until(release)), Some(body))
+            _ => None,
+        };
+        let mut call = Call {
+            service,
+            policy,
+            head,
+            body: copy,
+            next_body: None,
+            planner,
+            history,
+            gate: Gate::Open,
+            place,
+            refusal: None,
+            next_head: None,
+            sent_to: None,
+            sent_at: None,
+        };
+        let (state, timer) = match entered {
+            None | Some(Entered::Go { .. }) => {
+                if let Some(Entered::Go { sent }) = entered {
+                    call.sent_at = Some(sent);
+                }
+                call.planner.start_attempt();
+                let future = call
+                    .service
+                    .call(Request::from_parts(call.head.clone(), body));
+                let timer = call.policy.attempt_timeout.map(sleep);
+                (State::Calling { future }, timer)
+            }
+            Some(Entered::Wait(waiter, at)) => {
+                // Waiting: whatever the ready service reserved (a concurrency permit, a buffer slot)
+                // is given back now, and a fresh clone is made ready when the turn comes.
+                call.service = call.service.clone();
+                tracing::debug!(method = %call.head.method, host = call.head.uri.host(), "waiting for the throttle");
+                call.gate = Gate::Queued(waiter);
+                call.next_body = Some(body);
+                call.next_head = Some(call.head.clone());
+                (State::Waiting, Some(sleep_until(at)))
+            }
+            Some(Entered::Refused(why)) => {
+                call.refusal = Some(why);
+                (State::Refused, None)
             }
         };
         Self {
@@ -144,15 +201,7 @@ where
             timer,
             deadline,
             drain: None,
-            call: Call {
-                service,
-                policy,
-                head,
-                body: copy,
-                next_body,
-                planner,
-                history,
-            },
+            call,
         }
     }
 }
@@ -201,15 +250,30 @@ where
                             *this.drain = None;
                         }
                     }
-                    if this.timer.is_some() && !poll_timer(this.timer.as_mut(), cx) {
+                    // In the throttle's line the timer is only a fallback: those ahead wake this
+                    // one when they leave. Otherwise it is the attempt's own wait.
+                    let queued = this.call.is_queued();
+                    if !queued && this.timer.is_some() && !poll_timer(this.timer.as_mut(), cx) {
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
                     }
-                    // A hold set on the authority during the wait holds this attempt too.
-                    if let Some(release) = this.call.held_until() {
-                        this.timer.set(Some(sleep_until(release)));
-                        continue;
+                    // The attempt's own wait is over: now its turn at the throttle.
+                    match this.call.take_turn(cx) {
+                        Turn::Go => {}
+                        Turn::Until(at) => {
+                            this.timer.set(Some(sleep_until(at)));
+                            if poll_timer(this.timer.as_mut(), cx) {
+                                continue;
+                            }
+                            ready!(poll_deadline(this.deadline.as_mut(), cx));
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.deadline_passed(false)));
+                        }
+                        Turn::Refused(why) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.refused(why)));
+                        }
                     }
                     // The wait is over: whatever of the body is still unread is not worth waiting for.
                     *this.drain = None;
@@ -233,6 +297,11 @@ where
                         this.state.set(State::Calling { future });
                     }
                 },
+                StateProj::Refused => {
+                    this.state.set(State::Done);
+                    let why = this.call.refusal.take().unwrap_or(Refusal::Deadline);
+                    return Poll::Ready(Err(this.call.refused(why)));
+                }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
@@ -278,9 +347,11 @@ where
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers();
-                if let Some(pushback) = &policy.pushback {
-                    let now = Instant::now();
-                    pushback.observe(&self.head.uri, status, headers, now, policy.max_retry_after);
+                if let Some(throttle) = &policy.throttle {
+                    // What the server said is about the authority the attempt went to.
+                    let uri = self.sent_to.as_ref().unwrap_or(&self.head.uri);
+                    let sent = self.sent_at.take();
+                    throttle.observe(uri, status, headers, sent, policy.max_retry_after);
                 }
                 let decision = policy.decide(&request, &Outcome::Response { status, headers });
                 // The success path reads no header beyond what the classifier needs.
@@ -317,10 +388,7 @@ where
             wait: None,
         });
         let now = Instant::now();
-        let next = match self
-            .planner
-            .next(policy, &self.head.uri, decision, asked, now)
-        {
+        let next = match self.planner.next(policy, decision, asked, now) {
             Next::Retry(wait) => match self
                 .body
                 .as_ref()
@@ -347,6 +415,12 @@ where
                     "retrying"
                 );
                 self.history.set_wait(wait);
+                if let Some(throttle) = &policy.throttle {
+                    self.gate = Gate::Ask;
+                    if self.place.is_none() {
+                        self.place = Some(throttle.place(now));
+                    }
+                }
                 let drain = result
                     .ok()
                     .and_then(|response| Drain::new(response.into_body(), policy.drain_limit));
@@ -396,6 +470,8 @@ where
 
     /// Records why the call stops and hands the history over.
     fn close(&mut self, reason: StopReason) -> RetryHistory {
+        // Out of the throttle's line at once, even if this future is kept after it ends.
+        self.gate = Gate::Open;
         self.history.stop(reason);
         if reason.is_gave_up() {
             tracing::warn!(
@@ -409,13 +485,76 @@ where
         std::mem::take(&mut self.history)
     }
 
-    /// When a pushback hold on the authority lets the next attempt leave, if one holds it now.
-    fn held_until(&mut self) -> Option<Instant> {
-        self.policy.pushback.as_ref()?;
+    /// Whether the next attempt is waiting in the throttle's line.
+    fn is_queued(&self) -> bool {
+        matches!(self.gate, Gate::Queued(_))
+    }
+
+    /// Asks the throttle whether the next attempt may leave now.
+    fn take_turn(&mut self, cx: &mut Context<'_>) -> Turn {
+        let Some(throttle) = self.policy.throttle.as_ref() else {
+            return Turn::Go;
+        };
         let now = Instant::now();
-        self.planner
-            .release(&self.policy, &self.head.uri, now)
-            .filter(|release| *release > now)
+        let turn = match std::mem::replace(&mut self.gate, Gate::Open) {
+            Gate::Open => return Turn::Go,
+            Gate::Ask => {
+                let attempt = self.planner.attempts().saturating_add(1);
+                let head = self
+                    .next_head
+                    .get_or_insert_with(|| head_for_retry(&self.policy, &self.head, attempt));
+                if !throttle.is_engaged() {
+                    return Turn::Go;
+                }
+                let deadline = self.planner.deadline();
+                match throttle.enter(&head.uri, &mut self.place, now, now, deadline) {
+                    Entered::Go { sent } => {
+                        self.sent_at = Some(sent);
+                        return Turn::Go;
+                    }
+                    // In line: ask once more at once, so that those ahead can wake this one.
+                    Entered::Wait(waiter, _) => match throttle.poll_turn(&waiter, now, cx) {
+                        Turn::Go => {
+                            self.sent_at = Some(now);
+                            return Turn::Go;
+                        }
+                        Turn::Until(at) => {
+                            self.gate = Gate::Queued(waiter);
+                            Turn::Until(at)
+                        }
+                        refused => refused,
+                    },
+                    Entered::Refused(why) => Turn::Refused(why),
+                }
+            }
+            Gate::Queued(waiter) => match throttle.poll_turn(&waiter, now, cx) {
+                Turn::Go => {
+                    self.sent_at = Some(now);
+                    return Turn::Go;
+                }
+                Turn::Until(at) => {
+                    self.gate = Gate::Queued(waiter);
+                    Turn::Until(at)
+                }
+                refused => refused,
+            },
+        };
+        match turn {
+            // Never a timer that has already fired: the requests ahead wake this one when they leave.
+            Turn::Until(at) => Turn::Until(at.max(now + Duration::from_millis(1))),
+            turn => turn,
+        }
+    }
+
+    /// The throttle refused the next attempt.
+    fn refused(&mut self, why: Refusal) -> Error {
+        match why {
+            Refusal::Deadline => Error::new(None, self.close(StopReason::Deadline)),
+            Refusal::Shed(retry_in) => {
+                let shed: BoxError = Box::new(Shed::new(retry_in));
+                Error::new(Some(shed), self.close(StopReason::Shed))
+            }
+        }
     }
 
     /// Sends the next attempt on the (ready) service.
@@ -425,7 +564,14 @@ where
             .take()
             .expect("the next body is prepared before every wait");
         self.planner.start_attempt();
-        let head = head_for_retry(&self.policy, &self.head, self.planner.attempts());
+        let attempt = self.planner.attempts();
+        let head = self
+            .next_head
+            .take()
+            .unwrap_or_else(|| head_for_retry(&self.policy, &self.head, attempt));
+        if self.policy.throttle.is_some() {
+            self.sent_to = Some(head.uri.clone());
+        }
         self.service.call(Request::from_parts(head, body))
     }
 }

@@ -251,10 +251,6 @@ pub enum WaitReason {
     /// The reset of a rate limit the response reported as spent, which was longer than the backoff or,
     /// with [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact), replaced it.
     RateLimitReset,
-    /// A hold on the authority ([`pushback`](crate::pushback)), set by this response or another one:
-    /// held requests leave at random instants within one hold-length after its end, which here was
-    /// later than the backoff.
-    Pushback,
 }
 
 /// Why the layer returned what it returned.
@@ -304,6 +300,9 @@ pub enum StopReason {
     /// The retry budget ([`budget`](crate::budget)) refused the retry: too many requests are being
     /// retried.
     BudgetExhausted,
+    /// The [throttle](crate::throttle) in shed mode refused the attempt without sending it: its turn
+    /// was further away than the mode allows, or the server's line was full.
+    Shed,
 }
 
 impl StopReason {
@@ -333,6 +332,7 @@ impl fmt::Display for StopReason {
             StopReason::RetryAfterTooLong => f.write_str("Retry-After was longer than allowed"),
             StopReason::BodyNotReplayable(why) => write!(f, "{why}"),
             StopReason::BudgetExhausted => f.write_str("the retry budget was spent"),
+            StopReason::Shed => f.write_str("the throttle shed the request"),
         }
     }
 }
@@ -578,7 +578,6 @@ impl fmt::Display for RetryHistory {
                     WaitReason::Backoff => "backoff",
                     WaitReason::RetryAfter => "retry-after",
                     WaitReason::RateLimitReset => "rate-limit-reset",
-                    WaitReason::Pushback => "pushback",
                 };
                 write!(f, " (wait {:?} {why})", wait.duration)?;
             }

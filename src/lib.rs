@@ -146,6 +146,7 @@ pub mod rate_limit;
 pub mod replay;
 pub mod retry_after;
 mod service;
+pub mod throttle;
 
 pub use error::{BoxError, Error};
 pub use future::ResponseFuture;

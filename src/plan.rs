@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
-use http::Uri;
 use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
 use crate::classes;
-use crate::classify::Decision;
+use crate::classify::{Decision, RetryClass};
 use crate::history::{StopReason, Wait, WaitReason};
 use crate::policy::RetryPolicy;
 
@@ -49,17 +47,21 @@ impl Planner {
         self.attempts
     }
 
+    /// When the whole call must end, if it has a deadline.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     /// Counts the attempt about to be made.
     pub(crate) fn start_attempt(&mut self) {
         self.attempts = self.attempts.saturating_add(1);
     }
 
-    /// Decides what follows an attempt to `uri` that was classified `decision` and whose response
+    /// Decides what follows an attempt that was classified `decision` and whose response
     /// `asked` for a delay.
     pub(crate) fn next(
         &mut self,
         policy: &RetryPolicy,
-        uri: &Uri,
         decision: Decision,
         asked: Option<Asked>,
         now: Instant,
@@ -81,16 +83,7 @@ impl Planner {
         let backoff = limits
             .backoff
             .delay(self.retries[i], self.previous_delay[i], rng);
-        let mut wait = policy.retry_after_mode.wait(asked, backoff);
-        if let Some(release) = self.release(policy, uri, now) {
-            let held = release.saturating_duration_since(now);
-            if held > wait.duration {
-                wait = Wait {
-                    duration: held,
-                    reason: WaitReason::Pushback,
-                };
-            }
-        }
+        let wait = policy.retry_after_mode.wait(asked, backoff);
         if let Some(deadline) = self.deadline {
             let ends = now.checked_add(wait.duration);
             if ends.is_none_or(|ends| ends >= deadline) {
@@ -98,7 +91,10 @@ impl Planner {
             }
         }
         // Last, so that a retry refused for any other reason costs the budget nothing.
-        if let Some(budget) = &policy.budget {
+        // A throttling retry under a throttle leaves at the rate the server admits: it cannot
+        // multiply the load, which is what the budget is for.
+        let paced = class == RetryClass::Throttling && policy.throttle.is_some();
+        if let Some(budget) = policy.budget.as_ref().filter(|_| !paced) {
             if !budget.try_withdraw(class) {
                 return Next::Stop(StopReason::BudgetExhausted);
             }
@@ -107,23 +103,6 @@ impl Planner {
         self.previous_delay[i] = Some(backoff);
         Next::Retry(wait)
     }
-
-    /// When the next attempt to `uri` may leave if a pushback hold on its authority delays it: a
-    /// random instant within the hold's length after its end, so held requests leave spread out.
-    /// `None` when nothing holds it (always, without pushback).
-    pub(crate) fn release(
-        &mut self,
-        policy: &RetryPolicy,
-        uri: &Uri,
-        now: Instant,
-    ) -> Option<Instant> {
-        let hold = policy.pushback.as_ref()?.hold_for(uri, now)?;
-        let rng = self.rng.get_or_insert_with(|| policy.rng());
-        let spread = Backoff::constant(hold.length)
-            .max_delay(hold.length)
-            .delay(0, None, rng);
-        Some(hold.until + spread)
-    }
 }
 
 #[cfg(test)]
@@ -131,8 +110,6 @@ mod tests {
     use super::*;
     use crate::backoff::{Backoff, Jitter};
     use crate::budget::RetryBudget;
-    use crate::classify::RetryClass;
-    use crate::pushback::Pushback;
 
     const RETRY: Decision = Decision::Retry(RetryClass::Transient);
     const THROTTLE: Decision = Decision::Retry(RetryClass::Throttling);
@@ -143,10 +120,6 @@ mod tests {
 
     fn exact(policy: RetryPolicy) -> RetryPolicy {
         policy.backoff(Backoff::exponential(secs(1)).jitter(Jitter::None))
-    }
-
-    fn uri() -> Uri {
-        Uri::from_static("http://api.test/")
     }
 
     /// A planner whose first attempt is in flight.
@@ -163,7 +136,7 @@ mod tests {
         asked: Option<Asked>,
         now: Instant,
     ) -> Next {
-        plan.next(policy, &uri(), decision, asked, now)
+        plan.next(policy, decision, asked, now)
     }
 
     fn waits(duration: Duration, reason: WaitReason) -> Next {
@@ -414,43 +387,6 @@ mod tests {
         assert_eq!(
             next(&mut plan, &policy, RETRY, None, now),
             Next::Stop(StopReason::BudgetExhausted)
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_pushback_hold_delays_the_retry_and_spreads_its_release() {
-        let pushback = Pushback::new();
-        let policy = exact(
-            RetryPolicy::new()
-                .no_retry_budget()
-                .pushback(pushback.clone())
-                .seed(9),
-        );
-        let now = Instant::now();
-        pushback.hold(&uri(), secs(4));
-        let mut releases = Vec::new();
-        for _ in 0..50 {
-            let mut plan = started(None);
-            match next(&mut plan, &policy, RETRY, None, now) {
-                Next::Retry(Wait {
-                    duration,
-                    reason: WaitReason::Pushback,
-                }) => {
-                    assert!(duration >= secs(4) && duration <= secs(8), "{duration:?}");
-                    releases.push(duration);
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        releases.sort();
-        releases.dedup();
-        assert!(releases.len() > 40, "released at different instants");
-        // Another authority is not held.
-        let mut plan = started(None);
-        let other = Uri::from_static("http://other.test/");
-        assert_eq!(
-            plan.next(&policy, &other, RETRY, None, now),
-            waits(secs(1), WaitReason::Backoff)
         );
     }
 }

@@ -15,8 +15,8 @@ use crate::budget::RetryBudget;
 use crate::classes::Classes;
 use crate::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
 use crate::idempotency::Idempotency;
-use crate::pushback::Pushback;
 use crate::retry_after::RetryAfterMode;
+use crate::throttle::Throttle;
 
 /// The default attempt limit: 4 attempts, that is 3 retries.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
@@ -51,7 +51,7 @@ type ClassifyFn = dyn Fn(&RequestInfo<'_>, &Outcome<'_>) -> Option<Decision> + S
 pub struct RetryPolicy {
     pub(crate) classes: Classes,
     pub(crate) budget: Option<RetryBudget>,
-    pub(crate) pushback: Option<Pushback>,
+    pub(crate) throttle: Option<Throttle>,
     pub(crate) max_retry_after: Duration,
     pub(crate) retry_after_mode: RetryAfterMode,
     pub(crate) deadline: Option<Duration>,
@@ -69,7 +69,7 @@ impl Default for RetryPolicy {
         Self {
             classes: Classes::default(),
             budget: Some(RetryBudget::default()),
-            pushback: None,
+            throttle: Some(Throttle::new()),
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             retry_after_mode: RetryAfterMode::Floor,
             deadline: None,
@@ -301,20 +301,51 @@ impl RetryPolicy {
         self
     }
 
-    /// Holds every attempt to an authority that asked clients to stay away (a 429 or 503 with
-    /// `Retry-After`, or a spent rate limit), first attempts included, until it said to come back.
-    /// Off by default. See [`pushback`](crate::pushback).
+    /// Paces every attempt, first attempts included, with `throttle` (shared by its clones): each
+    /// server is sent at the rate it admits, learned from its 429s, `Retry-After` and rate-limit
+    /// headers. On by default, with a throttle of the policy's own in pace mode that engages on a
+    /// server's first throttling answer. See [`throttle`](crate::throttle).
     ///
     /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::throttle::Throttle;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::default().throttle(Throttle::new().shed(Duration::from_secs(1)));
+    /// # let _ = policy;
+    /// ```
+    pub fn throttle(mut self, throttle: Throttle) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+
+    /// No throttle: every attempt leaves as soon as its own wait is over, whatever the server said to
+    /// other requests. Retries of 429s then draw from the retry budget like any other.
+    ///
+    /// ```
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::default().no_throttle();
+    /// # let _ = policy;
+    /// ```
+    pub fn no_throttle(mut self) -> Self {
+        self.throttle = None;
+        self
+    }
+
+    /// The former name of [`throttle`](Self::throttle).
+    ///
+    /// ```
+    /// #![allow(deprecated)]
     /// use tower_http_retry::pushback::Pushback;
     /// use tower_http_retry::RetryPolicy;
     ///
     /// let policy = RetryPolicy::default().pushback(Pushback::new());
     /// # let _ = policy;
     /// ```
-    pub fn pushback(mut self, pushback: Pushback) -> Self {
-        self.pushback = Some(pushback);
-        self
+    #[deprecated(since = "0.2.0", note = "use `throttle`, on by default")]
+    pub fn pushback(self, throttle: Throttle) -> Self {
+        self.throttle(throttle)
     }
 
     /// Waits for a response's `Retry-After` only up to `max`; past it, or past the remaining deadline,
@@ -609,7 +640,7 @@ impl fmt::Debug for RetryPolicy {
         f.debug_struct("RetryPolicy")
             .field("classes", &self.classes)
             .field("budget", &self.budget)
-            .field("pushback", &self.pushback)
+            .field("throttle", &self.throttle)
             .field("max_retry_after", &self.max_retry_after)
             .field("retry_after_mode", &self.retry_after_mode)
             .field("deadline", &self.deadline)
