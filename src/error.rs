@@ -356,6 +356,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let history = &self.inner.history;
         match history.attempt_count() {
+            0 if self.is_shed() => f.write_str("request shed by the throttle before any attempt"),
+            0 if history.stop_reason() == StopReason::Deadline => {
+                f.write_str("request not sent: its turn would come after the deadline")
+            }
             0 => f.write_str("the service failed before the first attempt"),
             1 => write!(f, "request failed ({})", history.stop_reason()),
             n => write!(

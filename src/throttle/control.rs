@@ -88,6 +88,11 @@ impl Control {
         rate.clamp(MIN_RATE, MAX_RATE)
     }
 
+    /// Whether the rate is still growing from its start, so that estimates from it are worthless.
+    pub(crate) fn is_starting(&self) -> bool {
+        self.phase == Phase::SlowStart
+    }
+
     /// The spacing between two requests at `now`.
     pub(crate) fn interval(&self, now: Instant) -> Duration {
         Duration::from_secs_f64(1.0 / self.rate(now))

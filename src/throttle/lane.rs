@@ -125,10 +125,16 @@ impl Lane {
             .max(earliest)
             .checked_add(interval.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX)));
         let wait = estimate.map_or(Duration::MAX, |at| at.saturating_duration_since(now));
-        if deadline.is_some_and(|deadline| estimate.is_none_or(|at| at >= deadline)) {
+        // In slow start the rate doubles every 500 ms: only the server's time is a sure estimate.
+        let sure = match self.control.is_starting() {
+            true => Some(slot.max(earliest)),
+            false => estimate,
+        };
+        let sure_wait = sure.map_or(Duration::MAX, |at| at.saturating_duration_since(now));
+        if deadline.is_some_and(|deadline| sure.is_none_or(|at| at >= deadline)) {
             return Turn::Refused(Refusal::Deadline);
         }
-        if limits.shed_after.is_some_and(|limit| wait > limit)
+        if limits.shed_after.is_some_and(|limit| sure_wait > limit)
             || self.line.len() >= limits.max_queue
         {
             return Turn::Refused(Refusal::Shed(wait));

@@ -270,6 +270,8 @@ pub struct Ended {
     pub finished: Duration,
     pub ok: bool,
     pub shed: bool,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
 }
 
 /// Sends a GET to `uri` through `client` at each offset; returns how each ended, in arrival order.
@@ -277,7 +279,7 @@ pub async fn drive<S, B>(client: S, uri: &str, offsets: &[Duration]) -> Vec<Ende
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send,
-    S::Error: Into<tower_http_retry::Error> + Send,
+    S::Error: Into<tower_http_retry::BoxError> + Send,
     B: Body + Send + 'static,
 {
     let start = Instant::now();
@@ -290,9 +292,19 @@ where
             let request = Request::get(uri).body(Full::new(Bytes::new())).unwrap();
             let result = client.oneshot(request).await;
             let finished = start.elapsed();
-            let (ok, shed) = match result {
-                Ok(response) => (response.status() == StatusCode::OK, false),
-                Err(error) => (false, error.into().is_shed()),
+            let (ok, shed, error) = match result {
+                Ok(response) => (
+                    response.status() == StatusCode::OK,
+                    false,
+                    (response.status() != StatusCode::OK).then(|| response.status().to_string()),
+                ),
+                Err(error) => {
+                    let error: tower_http_retry::BoxError = error.into();
+                    let shed = error
+                        .downcast_ref::<tower_http_retry::Error>()
+                        .is_some_and(tower_http_retry::Error::is_shed);
+                    (false, shed, Some(error.to_string()))
+                }
             };
             (
                 i,
@@ -301,6 +313,7 @@ where
                     finished,
                     ok,
                     shed,
+                    error,
                 },
             )
         });
