@@ -38,14 +38,18 @@ impl Nginx {
     pub fn start(servers: usize) -> io::Result<Self> {
         let prefix =
             std::env::current_dir()?.join(format!("target/throttle-nginx-{}", std::process::id()));
-        std::fs::create_dir_all(&prefix)?;
+        // A static file: `return` would answer before limit_req runs.
+        std::fs::create_dir_all(prefix.join("www"))?;
+        std::fs::write(prefix.join("www/items"), "ok\n")?;
         let mut ports = Vec::new();
         let mut blocks = String::new();
+        let prefix_str = prefix.to_str().expect("a UTF-8 path").to_owned();
         for i in 0..servers {
             let port = free_port()?;
+            let prefix = &prefix_str;
             ports.push(port);
             blocks.push_str(&format!(
-                "    limit_req_zone $server_port zone=c{i}:1m rate=10r/s;\n    server {{\n        listen 127.0.0.1:{port};\n        access_log {{PREFIX}}/access-{i}.log timed;\n        location / {{\n            limit_req zone=c{i};\n            add_header Retry-After 1 always;\n            return 200 \"ok\\n\";\n        }}\n    }}\n"
+                "    limit_req_zone $server_port zone=c{i}:1m rate=10r/s;\n    server {{\n        listen 127.0.0.1:{port};\n        access_log {prefix}/access-{i}.log timed;\n        location / {{\n            limit_req zone=c{i};\n            add_header Retry-After 1 always;\n            root {prefix}/www;\n            default_type text/plain;\n        }}\n    }}\n"
             ));
         }
         let config = TEMPLATE
