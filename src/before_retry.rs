@@ -43,7 +43,8 @@ impl RetryPolicy {
 /// The head for retry attempt `attempt`: a copy of the first attempt's, through the hook if there is
 /// one, with the idempotency key as the first attempt carried it.
 ///
-/// A first attempt held back by pushback is dispatched here too: it goes out as the caller made it.
+/// A retry's head is made when its own wait ends, before the throttle admits it, so that the throttle
+/// sees where it goes.
 pub(crate) fn head_for_retry(policy: &RetryPolicy, first: &Parts, attempt: u32) -> Parts {
     let mut head = first.clone();
     let hook = policy.before_retry.as_ref().filter(|_| attempt > 1);
