@@ -292,3 +292,32 @@ async fn a_server_that_never_pushes_back_is_never_throttled() {
     }
     assert_eq!(throttle.rate(&API.parse().unwrap()), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn no_hold_or_header_however_large_makes_a_call_panic() {
+    let throttle = Throttle::new();
+    let api: Uri = API.parse().unwrap();
+    throttle.hold(&api, Duration::MAX);
+    assert!(throttle.held_until(&api).is_some());
+    let server = service_fn(|_: Request<Full<Bytes>>| async {
+        let response = Response::builder()
+            .status(429)
+            .header("retry-after", "9223372026854775807")
+            .header("x-ratelimit-remaining", "18446744073709551615")
+            .header("x-ratelimit-reset", "1")
+            .body(Full::new(Bytes::new()));
+        Ok::<_, Infallible>(response.unwrap())
+    });
+    let policy = RetryPolicy::default()
+        .throttle(throttle.clone())
+        .max_retry_after(Duration::MAX)
+        .deadline(secs(5));
+    let client = Retry::new(server, policy);
+    let other = "http://other.test/";
+    for uri in [API, other, other] {
+        let request = Request::get(uri).body(Full::new(Bytes::new())).unwrap();
+        // Held for a year, or told to come back in 292 billion years: ends, and never panics.
+        let _ = client.clone().oneshot(request).await;
+    }
+    assert!(throttle.held_until(&other.parse().unwrap()).is_some());
+}

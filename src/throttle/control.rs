@@ -7,8 +7,9 @@
 //!   admits.
 //! - **Probe**: after a throttling answer the rate drops to [`BETA`] times the lower of the rate it
 //!   was sent at and the rate the server was measured to admit (a burst allowance makes the former
-//!   overstate the server's rate), then grows linearly to find out whether the server admits more.
-//!   Every throttling answer close to the previous ceiling halves the probing speed: a server whose
+//!   overstate the server's rate), then grows (linearly, speeding up over time) to find out whether
+//!   the server admits more. Every throttling answer close to the previous ceiling quarters the
+//!   probing speed: a server whose
 //!   limit does not move is probed less and less, since against a limiter with `Retry-After` every
 //!   probe that overshoots costs a hold of the whole authority.
 //! - **Exact**: rate-limit headers that give the remaining quota and its reset set the rate to
@@ -211,7 +212,7 @@ impl Meter {
 
     /// Whether every window measured started at or after `at`.
     fn since(&self, at: Instant) -> bool {
-        self.previous.is_some() && self.start >= at + WINDOW
+        self.previous.is_some() && at.checked_add(WINDOW).is_some_and(|at| self.start >= at)
     }
 
     /// `None` until a whole window has been measured.

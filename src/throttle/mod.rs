@@ -20,7 +20,8 @@
 //! [`before_retry`](crate::RetryPolicy::before_retry)):
 //!
 //! - a `429`, with or without headers, and a `503` with `Retry-After`: a throttling answer. The rate
-//!   drops multiplicatively, then probes back up while requests succeed (see below);
+//!   drops multiplicatively, then probes back up while requests succeed (see below). `Retry-After: 0`
+//!   asks for no pause, and is no throttling answer;
 //! - `Retry-After` on a 429 or 503, and a spent quota with its reset in the
 //!   [rate-limit headers](crate::rate_limit): no attempt to the authority leaves before that time
 //!   (at most the policy's [`max_retry_after`](crate::RetryPolicy::max_retry_after) away);
@@ -28,10 +29,11 @@
 //!   reset until the reset.
 //!
 //! The rate law: slow start (doubling every 500 ms from 2 requests per second) until the first
-//! throttling answer, then a cut to 0.9 times the lower of the rate sent at and the rate measured as
-//! admitted, then linear probing (2% of that ceiling per second, halved at each throttling answer near
-//! the same ceiling: a steady limit is probed less and less, since each overshoot costs a hold when
-//! the server sends `Retry-After`). This is AIMD with TCP's slow start; AWS's adaptive retry mode (a
+//! throttling answer, then a cut to 0.95 times the rate sent at (or the rate measured as admitted,
+//! when clearly lower while requests were waiting: a burst allowance hid the server's rate), then
+//! probing (1% of that ceiling per second, doubling every 10 s without a throttling answer, and
+//! quartered at each throttling answer near the same ceiling: a steady limit is probed less and less,
+//! since each overshoot costs a hold when the server sends `Retry-After`). This is AIMD with TCP's slow start; AWS's adaptive retry mode (a
 //! CUBIC token bucket) and gRPC's retry throttling were the models.
 //!
 //! # When it engages
@@ -421,7 +423,10 @@ impl Throttle {
             .flatten();
         let quota = rate_limit(headers, wall);
         let spent = quota.is_some_and(|q| q.is_exhausted());
-        let throttling = code == 429 || (code == 503 && asked.is_some());
+        // `Retry-After: 0` says the server needs no pause (a load balancer's hint to try again at
+        // once): it is not asking for a lower rate.
+        let immediate = asked.is_some_and(|delay| delay.is_zero());
+        let throttling = !immediate && (code == 429 || (code == 503 && asked.is_some()));
         let mut state = self.lock();
         let create = throttling || spent || self.shared.config.from_first_request;
         let known = self.shared.engaged.load(Ordering::Acquire);
