@@ -18,8 +18,8 @@ use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
 use tower_http_retry::budget::RetryBudget;
 use tower_http_retry::classify::RetryClass;
-use tower_http_retry::throttle::Throttle;
 use tower_http_retry::retry_after::RetryAfterMode;
+use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{RetryLayer, RetryPolicy};
 
 const MAX: Duration = Duration::MAX;

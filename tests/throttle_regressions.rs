@@ -9,8 +9,8 @@ use std::time::Duration;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use tokio::time::Instant;
 use tower::{service_fn, ServiceExt};
-use tower_http_retry::throttle::Throttle;
 use tower_http_retry::retry_after::RetryAfterMode;
+use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{Retry, RetryPolicy};
 
 fn secs(n: u64) -> Duration {

@@ -507,10 +507,7 @@ where
             wait: None,
         });
         let now = Instant::now();
-        let next = match self
-            .planner
-            .next(policy, decision, asked, now)
-        {
+        let next = match self.planner.next(policy, decision, asked, now) {
             Next::Retry(wait) => match self
                 .body
                 .as_ref()
