@@ -186,7 +186,7 @@ pub use policy::RetryPolicy;
 pub use report::error::Error;
 pub use report::history::RetryHistory;
 pub use service::{ResponseFuture, Retry, RetryLayer};
-pub use shared::{budget, throttle};
+pub use shared::{budget, store, throttle};
 pub use wait::{backoff, rate_limit, retry_after};
 
 /// A type-erased error, as tower middleware passes them.
