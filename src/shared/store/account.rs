@@ -1,7 +1,7 @@
 //! A budget's account in a store: deposits waiting to be sent, and the lease of retries drawn.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,7 +27,8 @@ pub(crate) struct Account {
     /// Requests counted and not sent yet: the only thing a request touches.
     unsent: AtomicU64,
     lease: Mutex<Lease>,
-    store: Weak<Inner>,
+    /// Kept alive by its budgets: the store's task runs while a budget uses it.
+    store: Arc<Inner>,
 }
 
 /// Units granted by the store and not spent yet; they were counted as withdrawn in the store's
@@ -39,7 +40,7 @@ struct Lease {
 }
 
 impl Account {
-    pub(crate) fn new(key: String, settings: Settings, store: Weak<Inner>) -> Self {
+    pub(crate) fn new(key: String, settings: Settings, store: Arc<Inner>) -> Self {
         Self {
             key,
             settings,
@@ -56,9 +57,7 @@ impl Account {
 
     /// Whether the store answers: otherwise the process's own budget decides.
     pub(crate) fn is_online(&self) -> bool {
-        self.store
-            .upgrade()
-            .is_some_and(|store| !store.down.load(Ordering::Acquire))
+        !self.store.down.load(Ordering::Acquire)
     }
 
     /// Takes `cost` units from the lease; when it falls short, asks the task for a refill and
@@ -70,10 +69,8 @@ impl Account {
             return true;
         }
         drop(lease);
-        if let Some(store) = self.store.upgrade() {
-            store.ensure_task();
-            store.wake.notify_one();
-        }
+        self.store.ensure_task();
+        self.store.wake.notify_one();
         false
     }
 

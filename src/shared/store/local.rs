@@ -58,5 +58,4 @@ impl Backend for Local {
         };
         Box::pin(async move { Ok(reply) })
     }
-
 }

@@ -212,7 +212,7 @@ impl Store {
     /// An account for the budget `name`, synced by the store's task.
     pub(crate) fn account(&self, name: &str, settings: account::Settings) -> Arc<Account> {
         let key = format!("{{{}:budget:{}}}", self.inner.prefix, name);
-        let account = Arc::new(Account::new(key, settings, Arc::downgrade(&self.inner)));
+        let account = Arc::new(Account::new(key, settings, self.inner.clone()));
         let mut accounts = self
             .inner
             .accounts
@@ -275,10 +275,7 @@ mod tests {
             redact("redis://:hunter2@host:6379/0"),
             "redis://:***@host:6379/0"
         );
-        assert_eq!(
-            redact("rediss://user:p@ss@host"),
-            "rediss://user:***@host"
-        );
+        assert_eq!(redact("rediss://user:p@ss@host"), "rediss://user:***@host");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
         assert_eq!(redact("hunter2"), "<invalid url>");
     }

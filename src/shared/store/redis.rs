@@ -61,5 +61,4 @@ impl Backend for Redis {
             })
         })
     }
-
 }

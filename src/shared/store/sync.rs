@@ -17,7 +17,10 @@ pub(crate) async fn run(inner: Weak<Inner>) {
             return;
         };
         let accounts: Vec<_> = {
-            let accounts = store.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+            let accounts = store
+                .accounts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             accounts.iter().filter_map(Weak::upgrade).collect()
         };
         let mut failure = None;
