@@ -66,12 +66,6 @@ fn main() {
             requests += numbers.next().unwrap();
             retries += numbers.next().unwrap();
         }
-        let budgets = if url.is_some() {
-            1
-        } else {
-            WORKERS as f64 as u64
-        };
-        let allowed = RATIO * requests as f64 + f64::from(FLOOR) * budgets as f64;
         let fleet_allowed = RATIO * requests as f64 + f64::from(FLOOR);
         println!(
             "{mode:<12} {requests:>9} {retries:>8} {:>11.1}% {:>16.2}",
