@@ -241,6 +241,7 @@ impl Inner {
 }
 
 /// `url` without its password.
+#[cfg(any(feature = "redis", test))]
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<invalid url>".to_owned();
