@@ -179,8 +179,11 @@ mod shared;
 mod wait;
 
 pub use policy::RetryPolicy;
+pub use report::attempt::Attempt;
 pub use report::error::Error;
 pub use report::history::RetryHistory;
+pub use report::metrics;
+pub use report::on_retry::RetryEvent;
 pub use service::{ResponseFuture, Retry, RetryLayer};
 pub use shared::{budget, pushback};
 pub use wait::{backoff, rate_limit, retry_after};

@@ -21,7 +21,10 @@ use crate::plan::{Next, Planner};
 use crate::policy::before_retry::head_for_retry;
 use crate::policy::idempotency;
 use crate::policy::retry_policy::RetryPolicy;
+use crate::report::attempt::Attempt;
 use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason};
+use crate::report::metrics;
+use crate::report::on_retry::RetryEvent;
 use crate::wait::rate_limit::server_delay;
 use crate::wait::Wait;
 use crate::{BoxError, Error};
@@ -180,7 +183,12 @@ where
         let (state, attempt_timeout, wait, next_body) = match release {
             None => {
                 planner.start_attempt();
-                let future = service.call(Request::from_parts(head.clone(), body));
+                let mut first = head.clone();
+                // Into the copy sent, not the head kept: retries copy no extension map they replace.
+                if policy.observe.mark_attempts {
+                    first.extensions.insert(Attempt(1));
+                }
+                let future = service.call(Request::from_parts(first, body));
                 let timeout = policy.attempt_timeout.map(sleep);
                 (State::Calling { future }, timeout, None, None)
             }
@@ -189,6 +197,7 @@ where
                 // given back now, and a fresh clone is made ready when the hold ends.
                 service = service.clone();
                 tracing::debug!(method = %head.method, host = head.uri.host(), "held by pushback");
+                metrics::throttle_hold();
                 let wait = Some(sleep_until(release));
                 (State::Waiting, None, wait, Some(body))
             }
@@ -416,6 +425,7 @@ where
             && self.history.idempotency_key().is_none()
         {
             if let Ok(response) = result {
+                metrics::finished_at_once();
                 return Step::Return(Ok(response));
             }
         }
@@ -462,6 +472,15 @@ where
                     "retrying"
                 );
                 self.history.set_wait(wait);
+                if let Decision::Retry(class) = decision {
+                    metrics::retry(class, wait);
+                    policy.report(RetryEvent::Retry {
+                        attempt: self.planner.attempts(),
+                        outcome,
+                        class,
+                        wait,
+                    });
+                }
                 if self.next_body.is_none() {
                     return Step::Wait(wait, None, Some(Box::new(result)));
                 }
@@ -547,15 +566,28 @@ where
         // A retry planned and never sent costs the budget nothing.
         self.planner.cancel_retry();
         self.history.stop(reason);
+        let attempts = self.planner.attempts();
+        let observe = &self.policy.observe;
         if reason.gave_up() {
-            tracing::warn!(
-                method = %self.head.method,
-                host = self.head.uri.host(),
-                attempts = self.planner.attempts(),
-                reason = %reason,
-                "not retrying"
-            );
+            let head = &self.head;
+            observe
+                .give_ups
+                .gave_up(&head.method, &head.uri, attempts, reason);
         }
+        let last = self.history.attempts().last();
+        if attempts > 1 || reason.gave_up() {
+            self.policy.report(RetryEvent::Stop {
+                attempts,
+                outcome: last.map(|attempt| attempt.outcome),
+                reason,
+            });
+        }
+        let class = last.and_then(|attempt| match attempt.decision {
+            Decision::Retry(class) => Some(class),
+            _ => None,
+        });
+        let waited = self.history.total_wait();
+        metrics::call_ended(reason, class, attempts, waited, self.is_grpc());
         std::mem::take(&mut self.history)
     }
 
@@ -566,6 +598,15 @@ where
         self.planner
             .release(&*self.policy, &self.head.uri, now)
             .filter(|release| *release > now)
+            .inspect(|_| metrics::throttle_hold())
+    }
+
+    /// Whether the call is a gRPC one, whose metrics take gRPC's names.
+    fn is_grpc(&self) -> bool {
+        #[cfg(feature = "grpc")]
+        return self.policy.grpc.is_some();
+        #[cfg(not(feature = "grpc"))]
+        false
     }
 
     /// Sends the next attempt on the (ready) service.
@@ -576,13 +617,15 @@ where
             .expect("the next body is prepared before every wait");
         self.planner.start_attempt();
         self.in_grace = false;
-        #[allow(unused_mut)]
         let mut head = head_for_retry(
             self.policy.before_retry.as_deref(),
             &self.policy.idempotency_header,
             &self.head,
             self.planner.attempts(),
         );
+        if self.policy.observe.mark_attempts {
+            head.extensions.insert(Attempt(self.planner.attempts()));
+        }
         #[cfg(feature = "grpc")]
         if self.policy.grpc.is_some() && self.planner.attempts() > 1 {
             let now = Instant::now();
