@@ -115,8 +115,14 @@
 //! The final response, with a [`RetryHistory`] extension whenever the layer had a decision to make or
 //! the request carried an idempotency key, or an [`Error`] with the same history and the last attempt's
 //! error as its source. Every retry is a
-//! `tracing` event at debug level and every retry the layer declines is one at warn level; neither ever
-//! records a header value, a path or a query.
+//! `tracing` event at debug level and every retry the layer declines is one at warn level (at most one
+//! line per host per 10 s, with the count of those left out); neither ever records a header value, a
+//! path or a query.
+//!
+//! While calls run, [`RetryPolicy::on_retry`] is told of every retry and of how each call that retried
+//! or gave up ended ([`RetryEvent`]); [`RetryPolicy::mark_attempts`] puts the [`Attempt`] number on every
+//! attempt's request for the layers inside the retry; and the `metrics` feature records counters and
+//! histograms through the `metrics` facade ([`metrics`]).
 //!
 //! # Cargo features
 //!
@@ -126,6 +132,7 @@
 //! | `http2` | on | `h2` errors recognised (REFUSED_STREAM, graceful GOAWAY: never sent) |
 //! | `grpc` | off | the `grpc` module: `grpc-status`, pushback, attempt headers, a layer for tonic's `Channel` |
 //! | `reqwest` | off | the `reqwest` module: `reqwest::Client` as a tower service, its errors classified |
+//! | `metrics` | off | counters and histograms through the `metrics` facade ([`metrics`] lists the names) |
 //!
 //! # Runtime
 //!

@@ -55,7 +55,9 @@ async fn an_outage_of_ten_thousand_requests_prints_a_few_lines_with_counts() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let down = service_fn(|_: Request<Full<Bytes>>| async {
-        let response = Response::builder().status(503).body(Full::new(Bytes::new()));
+        let response = Response::builder()
+            .status(503)
+            .body(Full::new(Bytes::new()));
         Ok::<_, Infallible>(response.unwrap())
     });
     // One attempt each: every request gives up at once.
@@ -79,6 +81,10 @@ async fn an_outage_of_ten_thousand_requests_prints_a_few_lines_with_counts() {
     assert_eq!(log.matches("not retrying").count(), 10, "{log}");
     // One line per host per 10 s; each after the first counts the 999 left out since the last.
     for host in ["a.test", "b.test"] {
-        assert_eq!(suppressed_counts(&log, host), [0, 999, 999, 999, 999], "{log}");
+        assert_eq!(
+            suppressed_counts(&log, host),
+            [0, 999, 999, 999, 999],
+            "{log}"
+        );
     }
 }

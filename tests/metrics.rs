@@ -114,12 +114,30 @@ fn give_ups_are_counted_by_reason_and_budget_refusals_by_class() {
         let policy = RetryPolicy::default().max_attempts(1);
         call(policy, Script::new([status(502)]), get()).await;
     });
-    assert_eq!(metrics[&format!("{CALLS}{{stop_reason=budget_exhausted}}")], [1.0]);
-    assert_eq!(metrics[&format!("{BUDGET_REFUSALS}{{class=transient}}")], [1.0]);
-    assert_eq!(metrics[&format!("{CALLS}{{stop_reason=not_idempotent}}")], [1.0]);
-    assert_eq!(metrics[&format!("{CALLS}{{stop_reason=attempts_exhausted}}")], [1.0]);
-    assert!(!metrics.contains_key(CALL_RETRIES), "no call retried: {metrics:?}");
-    assert!(!metrics.keys().any(|k| k.starts_with(RETRIES)), "{metrics:?}");
+    assert_eq!(
+        metrics[&format!("{CALLS}{{stop_reason=budget_exhausted}}")],
+        [1.0]
+    );
+    assert_eq!(
+        metrics[&format!("{BUDGET_REFUSALS}{{class=transient}}")],
+        [1.0]
+    );
+    assert_eq!(
+        metrics[&format!("{CALLS}{{stop_reason=not_idempotent}}")],
+        [1.0]
+    );
+    assert_eq!(
+        metrics[&format!("{CALLS}{{stop_reason=attempts_exhausted}}")],
+        [1.0]
+    );
+    assert!(
+        !metrics.contains_key(CALL_RETRIES),
+        "no call retried: {metrics:?}"
+    );
+    assert!(
+        !metrics.keys().any(|k| k.starts_with(RETRIES)),
+        "{metrics:?}"
+    );
 }
 
 #[test]
@@ -145,7 +163,12 @@ fn no_label_carries_a_header_a_path_or_a_host() {
         call(policy, Script::new([status(503)]), request).await;
     });
     let names = format!("{metrics:?}");
-    for secret in ["secret-host", "private-path", "secret-query", "secret-token"] {
+    for secret in [
+        "secret-host",
+        "private-path",
+        "secret-query",
+        "secret-token",
+    ] {
         assert!(!names.contains(secret), "{secret} in {names}");
     }
 }

@@ -12,13 +12,14 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use script::{status, with_header, Script, Step};
+use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::trace::TraceLayer;
 use tower_http_retry::backoff::Backoff;
 use tower_http_retry::classify::{ErrorKind, RetryClass};
 use tower_http_retry::history::{AttemptOutcome, StopReason, Wait, WaitReason};
 use tower_http_retry::pushback::Pushback;
-use tower_http_retry::{Attempt, RetryEvent, RetryLayer, RetryPolicy};
+use tower_http_retry::{Attempt, BoxError, RetryEvent, RetryLayer, RetryPolicy};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// A policy whose hook records every event.
@@ -160,18 +161,10 @@ async fn the_stop_event_comes_when_the_deadline_ends_a_call() {
     ));
 }
 
+type Inner = BoxCloneService<Request<Full<Bytes>>, http::Response<Full<Bytes>>, BoxError>;
+
 /// Records the attempt number each request reaches the inner service with.
-fn numbering(
-    script: Script,
-) -> (
-    impl Fn() -> Vec<Option<u32>>,
-    impl tower::Service<
-            Request<Full<Bytes>>,
-            Response = http::Response<Full<Bytes>>,
-            Error = tower_http_retry::BoxError,
-            Future: Send,
-        > + Clone,
-) {
+fn numbering(script: Script) -> (impl Fn() -> Vec<Option<u32>>, Inner) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let service = ServiceBuilder::new()
@@ -181,7 +174,7 @@ fn numbering(
             request
         })
         .service(script);
-    (move || seen.lock().unwrap().clone(), service)
+    (move || seen.lock().unwrap().clone(), Inner::new(service))
 }
 
 #[tokio::test(start_paused = true)]
