@@ -18,7 +18,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::budget::RetryBudget;
 use tower_http_retry::metrics::*;
-use tower_http_retry::pushback::Pushback;
+use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{RetryLayer, RetryPolicy};
 
 /// Runs `calls` on a paused current-thread runtime with a recorder of its own, and returns every
@@ -72,8 +72,10 @@ async fn call(policy: RetryPolicy, script: Script, request: Request<Full<Bytes>>
 #[test]
 fn retries_waits_and_calls_are_counted() {
     let metrics = measure(async {
+        // The throttle would make the second call wait in line after a 429: counted apart.
         let policy = RetryPolicy::default()
             .no_retry_budget()
+            .no_throttle()
             .backoff(Backoff::constant(Duration::from_millis(100)).jitter(Jitter::None));
         let script = Script::new([
             with_header(503, "retry-after", "2"),
@@ -143,9 +145,9 @@ fn give_ups_are_counted_by_reason_and_budget_refusals_by_class() {
 #[test]
 fn throttle_holds_are_counted() {
     let metrics = measure(async {
-        let pushback = Pushback::new();
-        pushback.hold(&"http://api.test/".parse().unwrap(), Duration::from_secs(1));
-        let policy = RetryPolicy::default().pushback(pushback);
+        let throttle = Throttle::new();
+        throttle.hold(&"http://api.test/".parse().unwrap(), Duration::from_secs(1));
+        let policy = RetryPolicy::default().throttle(throttle);
         call(policy, Script::new([status(200)]), get()).await;
     });
     assert_eq!(metrics[THROTTLE_HOLDS], [1.0]);

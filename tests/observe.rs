@@ -18,7 +18,7 @@ use tower_http::trace::TraceLayer;
 use tower_http_retry::backoff::Backoff;
 use tower_http_retry::classify::{ErrorKind, RetryClass};
 use tower_http_retry::history::{AttemptOutcome, StopReason, Wait, WaitReason};
-use tower_http_retry::pushback::Pushback;
+use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{Attempt, BoxError, RetryEvent, RetryLayer, RetryPolicy};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -202,13 +202,13 @@ async fn without_mark_attempts_the_request_is_left_alone() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_first_attempt_held_by_pushback_is_still_attempt_one() {
+async fn a_first_attempt_held_by_the_throttle_is_still_attempt_one() {
     let (seen, inner) = numbering(Script::new([status(503), status(200)]));
-    let pushback = Pushback::new();
-    pushback.hold(&"http://api.test/".parse().unwrap(), Duration::from_secs(1));
+    let throttle = Throttle::new();
+    throttle.hold(&"http://api.test/".parse().unwrap(), Duration::from_secs(1));
     let policy = RetryPolicy::default()
         .backoff(Backoff::none())
-        .pushback(pushback)
+        .throttle(throttle)
         .mark_attempts();
     let service = ServiceBuilder::new()
         .layer(RetryLayer::new(policy))

@@ -214,6 +214,9 @@ pub enum StopReason {
     /// The retry budget ([`budget`](crate::budget)) refused the retry: too many requests are being
     /// retried.
     BudgetExhausted,
+    /// The [throttle](crate::throttle) in shed mode refused the attempt without sending it: its turn
+    /// was further away than the mode allows, or the server's line was full.
+    Shed,
 }
 
 impl StopReason {
@@ -243,6 +246,7 @@ impl fmt::Display for StopReason {
             StopReason::RetryAfterTooLong => f.write_str("Retry-After was longer than allowed"),
             StopReason::BodyNotReplayable(why) => write!(f, "{why}"),
             StopReason::BudgetExhausted => f.write_str("the retry budget was spent"),
+            StopReason::Shed => f.write_str("the throttle shed the request"),
         }
     }
 }
@@ -489,7 +493,6 @@ impl fmt::Display for RetryHistory {
                     WaitReason::Backoff => "backoff",
                     WaitReason::RetryAfter => "retry-after",
                     WaitReason::RateLimitReset => "rate-limit-reset",
-                    WaitReason::Pushback => "pushback",
                     WaitReason::GrpcPushback => "grpc-pushback",
                 };
                 write!(f, " (wait {:?} {why})", wait.duration)?;

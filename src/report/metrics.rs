@@ -21,7 +21,8 @@ pub const RETRIES: &str = "http.client.retries";
 pub const CALLS: &str = "http.client.retry.calls";
 /// Retries the retry budget refused (counter, `{retry}`; label `class`).
 pub const BUDGET_REFUSALS: &str = "http.client.retry.budget_refusals";
-/// Requests held back because the server asked every client to stay away (counter, `{hold}`).
+/// Requests, first attempts and retries, that waited in the [throttle](crate::throttle)'s line for
+/// their turn (counter, `{hold}`).
 pub const THROTTLE_HOLDS: &str = "http.client.retry.throttle_holds";
 /// Each wait before a retry (histogram, seconds; label `reason`).
 pub const WAIT: &str = "http.client.retry.wait";
@@ -57,7 +58,7 @@ pub fn describe() {
     describe_counter!(
         THROTTLE_HOLDS,
         Unit::Count,
-        "Requests held back by a server's pushback"
+        "Requests that waited in the throttle's line"
     );
     describe_histogram!(WAIT, Unit::Seconds, "Each wait before a retry, by reason");
     for name in [CALL_RETRIES, GRPC_CALL_RETRIES] {
@@ -73,12 +74,9 @@ pub fn describe() {
 pub(crate) fn retry(class: RetryClass, wait: Wait) {
     metrics::counter!(RETRIES, "class" => class_label(class)).increment(1);
     metrics::histogram!(WAIT, "reason" => wait_label(wait.reason)).record(wait.duration);
-    if wait.reason == WaitReason::Pushback {
-        throttle_hold();
-    }
 }
 
-/// A request waits on a hold the server set on its authority.
+/// A request starts waiting in the throttle's line.
 #[cfg(feature = "metrics")]
 pub(crate) fn throttle_hold() {
     metrics::counter!(THROTTLE_HOLDS).increment(1);
@@ -135,6 +133,7 @@ fn stop_label(reason: StopReason) -> &'static str {
         StopReason::RetryAfterTooLong => "retry_after_too_long",
         StopReason::BodyNotReplayable(_) => "body_not_replayable",
         StopReason::BudgetExhausted => "budget_exhausted",
+        StopReason::Shed => "shed",
     }
 }
 
@@ -144,7 +143,6 @@ fn wait_label(reason: WaitReason) -> &'static str {
         WaitReason::Backoff => "backoff",
         WaitReason::RetryAfter => "retry_after",
         WaitReason::RateLimitReset => "rate_limit_reset",
-        WaitReason::Pushback => "pushback",
         WaitReason::GrpcPushback => "grpc_pushback",
     }
 }

@@ -57,7 +57,8 @@ pub enum RetryEvent {
         outcome: AttemptOutcome,
         /// How it was classified.
         class: RetryClass,
-        /// How long the layer waits before the next attempt, and what set that length.
+        /// How long the layer waits before the next attempt, and what set that length; the
+        /// [throttle](crate::throttle), when it paces the server, may hold the attempt longer.
         wait: Wait,
     },
     /// The call ends: once per call that retried or that the layer gave up on (never for a call that

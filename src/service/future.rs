@@ -5,10 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tokio::time::{sleep, sleep_until, Instant, Sleep};
@@ -25,6 +25,7 @@ use crate::report::attempt::Attempt;
 use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason};
 use crate::report::metrics;
 use crate::report::on_retry::RetryEvent;
+use crate::shared::throttle::{Entered, Place, Refusal, Shed, Turn, Waiter};
 use crate::wait::rate_limit::server_delay;
 use crate::wait::Wait;
 use crate::{BoxError, Error};
@@ -65,7 +66,8 @@ pin_project! {
         #[pin]
         attempt_timeout: Option<Sleep>,
         // Armed in `Waiting` for the wait before the next attempt (backoff, a delay the server asked
-        // for, a pushback hold); unarmed for a zero wait and in every other state.
+        // for, the grace for the request body to come back, or, in the throttle's line, a fallback for
+        // the turn); unarmed for a zero wait and in every other state.
         #[pin]
         wait: Option<Sleep>,
         // The whole call's deadline, armed from the start when the policy has one; checked whenever
@@ -87,9 +89,10 @@ pin_project! {
     /// Where a call is. Its transitions:
     ///
     /// ```text
-    /// new ──▶ Calling ──(retry)──▶ Waiting ──(wait over)──▶ Readying ──(ready)──▶ Calling
-    ///  └──(pushback hold)──────────▲
-    /// Calling, Waiting, Readying ──(final outcome, deadline, not ready)──▶ Done
+    /// new ──▶ Calling ──(retry)──▶ Waiting ──(wait over, body back, turn)──▶ Readying ──(ready)──▶ Calling
+    ///  ├──(in the throttle's line)──▲
+    ///  └──(refused by the throttle)──▶ Refused ──▶ Done
+    /// Calling, Waiting, Readying ──(final outcome, deadline, not ready, shed)──▶ Done
     /// ```
     #[project = StateProj]
     enum State<F> {
@@ -99,14 +102,19 @@ pin_project! {
         /// `Waiting`, anything else returns and goes to `Done`.
         Calling { #[pin] future: F },
         /// Waiting before the next attempt, on `wait` (none for a zero wait), while `drain` reads the
-        /// last response's body. A pushback hold set meanwhile extends the wait. Goes to `Readying`
-        /// when the wait is over, or returns the deadline error if the deadline passes first. A
-        /// request held by pushback before its first attempt starts here.
+        /// last response's body. Then, in order: the request body must be back from the previous
+        /// attempt (waited for up to a grace, else the call ends with the last outcome), and the
+        /// throttle must give the attempt its turn (waited for in its line, or refused: shed or past
+        /// the deadline). Goes to `Readying` then, or returns the deadline error if the deadline
+        /// passes first. A first attempt that must wait in the throttle's line starts here.
         Waiting,
         /// The wait is over and the service clone is driven to readiness (`poll_ready`). Ready: the
         /// next attempt is dispatched and the call goes to `Calling`. An error from `poll_ready`, or
         /// the deadline, ends the call.
         Readying,
+        /// The throttle refused the first attempt (shed, or its turn would pass the deadline): the
+        /// call ends at the first poll with that error.
+        Refused,
         /// The output has been returned; polling again panics, as `Future` allows.
         Done,
     }
@@ -126,6 +134,28 @@ struct Call<S, ReqB> {
     history: RetryHistory,
     /// The wait was stretched by [`BODY_HANDBACK_GRACE`] for the body to come back.
     in_grace: bool,
+    /// Whether the next attempt must ask the throttle, or is waiting in its line.
+    gate: Gate,
+    /// The call's place in the throttle's line, from its first ask: retries keep it.
+    place: Option<Place>,
+    /// Why the throttle refused the first attempt.
+    refusal: Option<Refusal>,
+    /// The head of the next attempt, made before it asks the throttle so that the throttle sees
+    /// where it goes.
+    next_head: Option<Parts>,
+    /// Where the attempt in flight went (a retry may go elsewhere), and when the throttle let it go.
+    sent_to: Option<Uri>,
+    sent_at: Option<Instant>,
+}
+
+/// The next attempt and the throttle.
+enum Gate {
+    /// Nothing to ask.
+    Open,
+    /// Ask when the attempt's own wait is over.
+    Ask,
+    /// In line.
+    Queued(Waiter),
 }
 
 /// How long past its backoff a retry waits for the previous attempt to hand the request body back
@@ -152,9 +182,10 @@ where
     ReqB: ReplayableBody,
     ResB: Body,
 {
-    /// Sends the first attempt on `service`, which must be ready, unless a pushback hold on the
-    /// request's authority makes it wait first.
-    pub(crate) fn new(mut service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self
+    /// Sends the first attempt on `service`, which must be ready, unless the throttle makes it wait
+    /// for its turn (or refuses it).
+    #[inline]
+    pub(crate) fn new(service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self
     where
         S: Clone,
     {
@@ -174,32 +205,66 @@ where
         #[cfg(feature = "grpc")]
         let deadline = crate::policy::grpc::call_deadline(&policy, &head.headers, deadline);
         let deadline = deadline.map(sleep);
-        let mut planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
-        // Without pushback nothing can hold the request: no clock read, no lookup.
-        let release = match policy.pushback {
-            Some(_) => planner.release(&*policy, &head.uri, Instant::now()),
-            None => None,
+        let deadline_at = deadline.as_ref().map(Sleep::deadline);
+        let planner = Planner::new(deadline_at);
+        let mut place = None;
+        // While no server is throttled this is one atomic load: no clock read, no lookup.
+        let entered = match &policy.throttle {
+            Some(throttle) if throttle.is_engaged() => {
+                let now = Instant::now();
+                Some(throttle.enter(&head.uri, &mut place, now, now, deadline_at))
+            }
+            _ => None,
         };
-        let (state, attempt_timeout, wait, next_body) = match release {
-            None => {
-                planner.start_attempt();
-                let mut first = head.clone();
+        let mut call = Call {
+            service,
+            policy,
+            head,
+            body: copy,
+            next_body: None,
+            planner,
+            history,
+            in_grace: false,
+            gate: Gate::Open,
+            place,
+            refusal: None,
+            next_head: None,
+            sent_to: None,
+            sent_at: None,
+        };
+        let (state, attempt_timeout, wait) = match entered {
+            None | Some(Entered::Go { .. }) => {
+                if let Some(Entered::Go { sent }) = entered {
+                    call.sent_at = Some(sent);
+                }
+                call.planner.start_attempt();
+                let mut first = call.head.clone();
                 // Into the copy sent, not the head kept: retries copy no extension map they replace.
-                if policy.observe.mark_attempts {
+                if call.policy.observe.mark_attempts {
                     first.extensions.insert(Attempt(1));
                 }
-                let future = service.call(Request::from_parts(first, body));
-                let timeout = policy.attempt_timeout.map(sleep);
-                (State::Calling { future }, timeout, None, None)
+                let future = call.service.call(Request::from_parts(first, body));
+                let timeout = call.policy.attempt_timeout.map(sleep);
+                (State::Calling { future }, timeout, None)
             }
-            Some(release) => {
-                // Held: whatever the ready service reserved (a concurrency permit, a buffer slot) is
-                // given back now, and a fresh clone is made ready when the hold ends.
-                service = service.clone();
-                tracing::debug!(method = %head.method, host = head.uri.host(), "held by pushback");
+            Some(Entered::Wait(waiter, at)) => {
+                // Waiting: whatever the ready service reserved (a concurrency permit, a buffer slot)
+                // is given back now, and a fresh clone is made ready when the turn comes.
+                call.service = call.service.clone();
+                tracing::debug!(
+                    method = %call.head.method,
+                    host = call.head.uri.host(),
+                    "waiting for the throttle"
+                );
                 metrics::throttle_hold();
-                let wait = Some(sleep_until(release));
-                (State::Waiting, None, wait, Some(body))
+                call.gate = Gate::Queued(waiter);
+                call.next_body = Some(body);
+                call.next_head = Some(call.head.clone());
+                (State::Waiting, None, Some(sleep_until(at)))
+            }
+            Some(Entered::Refused(why)) => {
+                call.refusal = Some(why);
+                (State::Refused, None, None)
             }
         };
         Self {
@@ -209,16 +274,7 @@ where
             deadline,
             drain: None,
             parked: None,
-            call: Call {
-                service,
-                policy,
-                head,
-                body: copy,
-                next_body,
-                planner,
-                history,
-                in_grace: false,
-            },
+            call,
         }
     }
 }
@@ -289,15 +345,13 @@ where
                         }
                         Poll::Pending => {}
                     }
-                    if this.wait.is_some() && !poll_timer(this.wait.as_mut(), cx) {
+                    // In the throttle's line the timer is only a fallback: those ahead wake this
+                    // one when they leave. Otherwise it is the attempt's own wait.
+                    let queued = this.call.is_queued();
+                    if !queued && this.wait.is_some() && !poll_timer(this.wait.as_mut(), cx) {
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
-                    }
-                    // A hold set on the authority during the wait holds this attempt too.
-                    if let Some(release) = this.call.held_until() {
-                        this.wait.set(Some(sleep_until(release)));
-                        continue;
                     }
                     if this.call.next_body.is_none() {
                         // The wait is over but the previous attempt still holds the body.
@@ -309,6 +363,23 @@ where
                         this.state.set(State::Done);
                         let last = this.parked.take().map(|last| *last);
                         return Poll::Ready(this.call.body_lost(last, NotReplayable::StillSending));
+                    }
+                    // The attempt's own wait is over: now its turn at the throttle.
+                    match this.call.take_turn(cx) {
+                        Turn::Go => {}
+                        Turn::Until(at) => {
+                            this.wait.set(Some(sleep_until(at)));
+                            if poll_timer(this.wait.as_mut(), cx) {
+                                continue;
+                            }
+                            ready!(poll_deadline(this.deadline.as_mut(), cx));
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.deadline_passed(false)));
+                        }
+                        Turn::Refused(why) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.refused(why)));
+                        }
                     }
                     // The wait is over: whatever of the body is still unread is not worth waiting for.
                     *this.drain = None;
@@ -332,6 +403,11 @@ where
                         this.state.set(State::Calling { future });
                     }
                 },
+                StateProj::Refused => {
+                    this.state.set(State::Done);
+                    let why = this.call.refusal.take().unwrap_or(Refusal::Deadline);
+                    return Poll::Ready(Err(this.call.refused(why)));
+                }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
@@ -402,9 +478,11 @@ where
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers();
-                if let Some(pushback) = &policy.pushback {
-                    let now = Instant::now();
-                    pushback.observe(&self.head.uri, status, headers, now, policy.max_retry_after);
+                if let Some(throttle) = &policy.throttle {
+                    // What the server said is about the authority the attempt went to.
+                    let uri = self.sent_to.as_ref().unwrap_or(&self.head.uri);
+                    let sent = self.sent_at.take();
+                    throttle.observe(uri, status, headers, sent, policy.max_retry_after);
                 }
                 judge_response(policy, &request, status, headers, response.extensions())
             }
@@ -437,10 +515,7 @@ where
             wait: None,
         });
         let now = Instant::now();
-        let next = match self
-            .planner
-            .next(policy, &self.head.uri, decision, asked, now)
-        {
+        let next = match self.planner.next(policy, decision, asked, now) {
             Next::Retry(wait) => match self
                 .body
                 .as_ref()
@@ -480,6 +555,12 @@ where
                         class,
                         wait,
                     });
+                }
+                if let Some(throttle) = &policy.throttle {
+                    self.gate = Gate::Ask;
+                    if self.place.is_none() {
+                        self.place = Some(throttle.place(now));
+                    }
                 }
                 if self.next_body.is_none() {
                     return Step::Wait(wait, None, Some(Box::new(result)));
@@ -563,6 +644,8 @@ where
 
     /// Records why the call stops and hands the history over.
     fn close(&mut self, reason: StopReason) -> RetryHistory {
+        // Out of the throttle's line at once, even if this future is kept after it ends.
+        self.gate = Gate::Open;
         // A retry planned and never sent costs the budget nothing.
         self.planner.cancel_retry();
         self.history.stop(reason);
@@ -591,22 +674,114 @@ where
         std::mem::take(&mut self.history)
     }
 
-    /// When a pushback hold on the authority lets the next attempt leave, if one holds it now.
-    fn held_until(&mut self) -> Option<Instant> {
-        self.policy.pushback.as_ref()?;
-        let now = Instant::now();
-        self.planner
-            .release(&*self.policy, &self.head.uri, now)
-            .filter(|release| *release > now)
-            .inspect(|_| metrics::throttle_hold())
-    }
-
     /// Whether the call is a gRPC one, whose metrics take gRPC's names.
     fn is_grpc(&self) -> bool {
         #[cfg(feature = "grpc")]
         return self.policy.grpc.is_some();
         #[cfg(not(feature = "grpc"))]
         false
+    }
+
+    /// Whether the next attempt is waiting in the throttle's line.
+    fn is_queued(&self) -> bool {
+        matches!(self.gate, Gate::Queued(_))
+    }
+
+    /// The head of the next attempt: a copy of the first one, through the before-retry hook, with
+    /// gRPC's retry headers when that is on.
+    fn retry_head(&self, attempt: u32) -> Parts {
+        #[allow(unused_mut)]
+        let mut head = head_for_retry(
+            self.policy.before_retry.as_deref(),
+            &self.policy.idempotency_header,
+            &self.head,
+            attempt,
+        );
+        #[cfg(feature = "grpc")]
+        if self.policy.grpc.is_some() && attempt > 1 {
+            let now = Instant::now();
+            let left = self
+                .planner
+                .deadline()
+                .map(|d| d.saturating_duration_since(now));
+            crate::classify::grpc::mark_retry(&mut head.headers, attempt, left);
+        }
+        head
+    }
+
+    /// Asks the throttle whether the next attempt may leave now.
+    fn take_turn(&mut self, cx: &mut Context<'_>) -> Turn {
+        if matches!(self.gate, Gate::Open) {
+            return Turn::Go;
+        }
+        let Some(throttle) = self.policy.throttle.clone() else {
+            return Turn::Go;
+        };
+        let now = Instant::now();
+        let turn = match std::mem::replace(&mut self.gate, Gate::Open) {
+            Gate::Open => return Turn::Go,
+            Gate::Ask => {
+                let attempt = self.planner.attempts().saturating_add(1);
+                if self.next_head.is_none() {
+                    self.next_head = Some(self.retry_head(attempt));
+                }
+                if !throttle.is_engaged() {
+                    return Turn::Go;
+                }
+                let deadline = self.planner.deadline();
+                let uri = &self.next_head.as_ref().expect("made above").uri;
+                match throttle.enter(uri, &mut self.place, now, now, deadline) {
+                    Entered::Go { sent } => {
+                        self.sent_at = Some(sent);
+                        return Turn::Go;
+                    }
+                    // In line: ask once more at once, so that those ahead can wake this one.
+                    Entered::Wait(waiter, _) => {
+                        metrics::throttle_hold();
+                        self.poll_turn(&throttle, waiter, now, cx)
+                    }
+                    Entered::Refused(why) => Turn::Refused(why),
+                }
+            }
+            Gate::Queued(waiter) => self.poll_turn(&throttle, waiter, now, cx),
+        };
+        match turn {
+            // Never a timer that has already fired: the requests ahead wake this one when they leave.
+            Turn::Until(at) => Turn::Until(at.max(now + Duration::from_millis(1))),
+            turn => turn,
+        }
+    }
+
+    /// Polls the throttle's line for this call's turn, staying in line while it has not come.
+    fn poll_turn(
+        &mut self,
+        throttle: &crate::shared::throttle::Throttle,
+        waiter: Waiter,
+        now: Instant,
+        cx: &mut Context<'_>,
+    ) -> Turn {
+        match throttle.poll_turn(&waiter, now, cx) {
+            Turn::Go => {
+                self.sent_at = Some(now);
+                Turn::Go
+            }
+            Turn::Until(at) => {
+                self.gate = Gate::Queued(waiter);
+                Turn::Until(at)
+            }
+            refused => refused,
+        }
+    }
+
+    /// The throttle refused the next attempt.
+    fn refused(&mut self, why: Refusal) -> Error {
+        match why {
+            Refusal::Deadline => Error::new(None, self.close(StopReason::Deadline)),
+            Refusal::Shed(retry_in) => {
+                let shed: BoxError = Box::new(Shed::new(retry_in));
+                Error::new(Some(shed), self.close(StopReason::Shed))
+            }
+        }
     }
 
     /// Sends the next attempt on the (ready) service.
@@ -617,23 +792,16 @@ where
             .expect("the next body is prepared before every wait");
         self.planner.start_attempt();
         self.in_grace = false;
-        let mut head = head_for_retry(
-            self.policy.before_retry.as_deref(),
-            &self.policy.idempotency_header,
-            &self.head,
-            self.planner.attempts(),
-        );
+        let attempt = self.planner.attempts();
+        let mut head = match self.next_head.take() {
+            Some(head) => head,
+            None => self.retry_head(attempt),
+        };
         if self.policy.observe.mark_attempts {
-            head.extensions.insert(Attempt(self.planner.attempts()));
+            head.extensions.insert(Attempt(attempt));
         }
-        #[cfg(feature = "grpc")]
-        if self.policy.grpc.is_some() && self.planner.attempts() > 1 {
-            let now = Instant::now();
-            let left = self
-                .planner
-                .deadline()
-                .map(|d| d.saturating_duration_since(now));
-            crate::classify::grpc::mark_retry(&mut head.headers, self.planner.attempts(), left);
+        if self.policy.throttle.is_some() {
+            self.sent_to = Some(head.uri.clone());
         }
         self.service.call(Request::from_parts(head, body))
     }
