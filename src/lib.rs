@@ -161,7 +161,9 @@
 //! 6. `shared/`: what calls and clones share: the retry [`budget`] and the per-server [`throttle`].
 //! 7. `body/`: the request bodies that are sent again ([`body`]) and the response bodies drained or
 //!    held until their first byte.
-//! 8. `report/`: what the caller sees: the [`RetryHistory`] and the [`Error`].
+//! 8. `report/`: what the caller sees: the [`RetryHistory`] and the [`Error`]; and what it watches
+//!    while calls run: the [`RetryEvent`]s, the [`Attempt`] number, the [`metrics`] and the
+//!    rate-limited give-up warning.
 //!
 //! Imports only go down this list's dependency order and never round in a circle: `wait/`,
 //! `classify/` and `body/` depend on nothing else of the crate; `report/` and `shared/` on those;
