@@ -119,8 +119,14 @@
 //! The final response, with a [`RetryHistory`] extension whenever the layer had a decision to make or
 //! the request carried an idempotency key, or an [`Error`] with the same history and the last attempt's
 //! error as its source. Every retry is a
-//! `tracing` event at debug level and every retry the layer declines is one at warn level; neither ever
-//! records a header value, a path or a query.
+//! `tracing` event at debug level and every retry the layer declines is one at warn level (at most one
+//! line per host per 10 s, with the count of those left out); neither ever records a header value, a
+//! path or a query.
+//!
+//! While calls run, [`RetryPolicy::on_retry`] is told of every retry and of how each call that retried
+//! or gave up ended ([`RetryEvent`]); [`RetryPolicy::mark_attempts`] puts the [`Attempt`] number on every
+//! attempt's request for the layers inside the retry; and the `metrics` feature records counters and
+//! histograms through the `metrics` facade ([`metrics`]).
 //!
 //! # Cargo features
 //!
@@ -130,6 +136,7 @@
 //! | `http2` | on | `h2` errors recognised (REFUSED_STREAM, graceful GOAWAY: never sent) |
 //! | `grpc` | off | the `grpc` module: `grpc-status`, pushback, attempt headers, a layer for tonic's `Channel` |
 //! | `reqwest` | off | the `reqwest` module: `reqwest::Client` as a tower service, its errors classified |
+//! | `metrics` | off | counters and histograms through the `metrics` facade ([`metrics`] lists the names) |
 //!
 //! # Runtime
 //!
@@ -154,7 +161,9 @@
 //! 6. `shared/`: what calls and clones share: the retry [`budget`] and the per-server [`throttle`].
 //! 7. `body/`: the request bodies that are sent again ([`body`]) and the response bodies drained or
 //!    held until their first byte.
-//! 8. `report/`: what the caller sees: the [`RetryHistory`] and the [`Error`].
+//! 8. `report/`: what the caller sees: the [`RetryHistory`] and the [`Error`]; and what it watches
+//!    while calls run: the [`RetryEvent`]s, the [`Attempt`] number, the [`metrics`] and the
+//!    rate-limited give-up warning.
 //!
 //! Imports only go down this list's dependency order and never round in a circle: `wait/`,
 //! `classify/` and `body/` depend on nothing else of the crate; `report/` and `shared/` on those;
@@ -183,8 +192,11 @@ mod shared;
 mod wait;
 
 pub use policy::RetryPolicy;
+pub use report::attempt::Attempt;
 pub use report::error::Error;
 pub use report::history::RetryHistory;
+pub use report::metrics;
+pub use report::on_retry::RetryEvent;
 pub use service::{ResponseFuture, Retry, RetryLayer};
 pub use shared::{budget, store, throttle};
 pub use wait::{backoff, rate_limit, retry_after};

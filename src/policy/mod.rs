@@ -6,6 +6,7 @@ pub(crate) mod classes;
 #[cfg(feature = "grpc")]
 pub(crate) mod grpc;
 pub(crate) mod idempotency;
+pub(crate) mod observe;
 pub(crate) mod retry_policy;
 
 pub use retry_policy::RetryPolicy;

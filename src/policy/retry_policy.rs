@@ -15,6 +15,7 @@ use crate::plan::Limits;
 use crate::policy::before_retry::BeforeRetryFn;
 use crate::policy::classes::Classes;
 use crate::policy::idempotency::Idempotency;
+use crate::policy::observe::Observe;
 use crate::shared::budget::RetryBudget;
 use crate::shared::throttle::Throttle;
 use crate::wait::backoff::Backoff;
@@ -63,6 +64,7 @@ pub struct RetryPolicy {
     pub(crate) classify: Option<Arc<ClassifyFn>>,
     #[cfg(feature = "grpc")]
     pub(crate) grpc: Option<Arc<crate::classify::grpc::GrpcPolicy>>,
+    pub(crate) observe: Observe,
     randomness: Randomness,
 }
 
@@ -83,6 +85,7 @@ impl Default for RetryPolicy {
             classify: None,
             #[cfg(feature = "grpc")]
             grpc: None,
+            observe: Observe::default(),
             randomness: Randomness::Os,
         }
     }
@@ -930,6 +933,7 @@ impl fmt::Debug for RetryPolicy {
             .field("before_retry_hook", &self.before_retry.is_some())
             .field("classify_hook", &self.classify.is_some())
             .field("grpc", &self.grpc_rules())
+            .field("observe", &self.observe)
             .field(
                 "seeded",
                 &matches!(self.randomness, Randomness::Seeded { .. }),

@@ -21,7 +21,10 @@ use crate::plan::{Next, Planner};
 use crate::policy::before_retry::head_for_retry;
 use crate::policy::idempotency;
 use crate::policy::retry_policy::RetryPolicy;
+use crate::report::attempt::Attempt;
 use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason};
+use crate::report::metrics;
+use crate::report::on_retry::RetryEvent;
 use crate::shared::throttle::{Entered, Place, Refusal, Shed, Turn, Waiter};
 use crate::wait::rate_limit::server_delay;
 use crate::wait::Wait;
@@ -235,9 +238,12 @@ where
                     call.sent_at = Some(sent);
                 }
                 call.planner.start_attempt();
-                let future = call
-                    .service
-                    .call(Request::from_parts(call.head.clone(), body));
+                let mut first = call.head.clone();
+                // Into the copy sent, not the head kept: retries copy no extension map they replace.
+                if call.policy.observe.mark_attempts {
+                    first.extensions.insert(Attempt(1));
+                }
+                let future = call.service.call(Request::from_parts(first, body));
                 let timeout = call.policy.attempt_timeout.map(sleep);
                 (State::Calling { future }, timeout, None)
             }
@@ -250,6 +256,7 @@ where
                     host = call.head.uri.host(),
                     "waiting for the throttle"
                 );
+                metrics::throttle_hold();
                 call.gate = Gate::Queued(waiter);
                 call.next_body = Some(body);
                 call.next_head = Some(call.head.clone());
@@ -496,6 +503,7 @@ where
             && self.history.idempotency_key().is_none()
         {
             if let Ok(response) = result {
+                metrics::finished_at_once();
                 return Step::Return(Ok(response));
             }
         }
@@ -539,6 +547,15 @@ where
                     "retrying"
                 );
                 self.history.set_wait(wait);
+                if let Decision::Retry(class) = decision {
+                    metrics::retry(class, wait);
+                    policy.report(RetryEvent::Retry {
+                        attempt: self.planner.attempts(),
+                        outcome,
+                        class,
+                        wait,
+                    });
+                }
                 if let Some(throttle) = &policy.throttle {
                     self.gate = Gate::Ask;
                     if self.place.is_none() {
@@ -632,16 +649,37 @@ where
         // A retry planned and never sent costs the budget nothing.
         self.planner.cancel_retry();
         self.history.stop(reason);
+        let attempts = self.planner.attempts();
+        let observe = &self.policy.observe;
         if reason.gave_up() {
-            tracing::warn!(
-                method = %self.head.method,
-                host = self.head.uri.host(),
-                attempts = self.planner.attempts(),
-                reason = %reason,
-                "not retrying"
-            );
+            let head = &self.head;
+            observe
+                .give_ups
+                .gave_up(&head.method, &head.uri, attempts, reason);
         }
+        let last = self.history.attempts().last();
+        if attempts > 1 || reason.gave_up() {
+            self.policy.report(RetryEvent::Stop {
+                attempts,
+                outcome: last.map(|attempt| attempt.outcome),
+                reason,
+            });
+        }
+        let class = last.and_then(|attempt| match attempt.decision {
+            Decision::Retry(class) => Some(class),
+            _ => None,
+        });
+        let waited = self.history.total_wait();
+        metrics::call_ended(reason, class, attempts, waited, self.is_grpc());
         std::mem::take(&mut self.history)
+    }
+
+    /// Whether the call is a gRPC one, whose metrics take gRPC's names.
+    fn is_grpc(&self) -> bool {
+        #[cfg(feature = "grpc")]
+        return self.policy.grpc.is_some();
+        #[cfg(not(feature = "grpc"))]
+        false
     }
 
     /// Whether the next attempt is waiting in the throttle's line.
@@ -698,7 +736,10 @@ where
                         return Turn::Go;
                     }
                     // In line: ask once more at once, so that those ahead can wake this one.
-                    Entered::Wait(waiter, _) => self.poll_turn(&throttle, waiter, now, cx),
+                    Entered::Wait(waiter, _) => {
+                        metrics::throttle_hold();
+                        self.poll_turn(&throttle, waiter, now, cx)
+                    }
                     Entered::Refused(why) => Turn::Refused(why),
                 }
             }
@@ -752,10 +793,13 @@ where
         self.planner.start_attempt();
         self.in_grace = false;
         let attempt = self.planner.attempts();
-        let head = match self.next_head.take() {
+        let mut head = match self.next_head.take() {
             Some(head) => head,
             None => self.retry_head(attempt),
         };
+        if self.policy.observe.mark_attempts {
+            head.extensions.insert(Attempt(attempt));
+        }
         if self.policy.throttle.is_some() {
             self.sent_to = Some(head.uri.clone());
         }
