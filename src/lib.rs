@@ -73,7 +73,7 @@
 //! trouble instead of multiplying it. Throttling and transient outcomes have their own backoff and
 //! attempt limit ([`RetryPolicy::backoff_for`]), and may have a limit on their own retries
 //! ([`RetryPolicy::max_retries_for`]). A spent quota reported by [rate-limit
-//! headers](rate_limit) makes a retry wait for its reset. A per-server [throttle](throttle), on by
+//! headers](rate_limit) makes a retry wait for its reset. A per-server [throttle], on by
 //! default, learns the rate a server admits from its 429s, `Retry-After` and rate-limit headers and
 //! sends at that rate, first attempts included, in arrival order: it paces (waits for capacity) or,
 //! in shed mode, fails at once with an error saying when to come back. Retries it paces cost the

@@ -32,7 +32,7 @@
 //!   jitter: A6 gives the server the choice), within
 //!   [`max_retry_after`](crate::RetryPolicy::max_retry_after). A negative or malformed value means
 //!   "do not retry": the response is returned.
-//!   With [shared pushback](crate::pushback) on, the pushback also holds every call to that server.
+//!   Under the [throttle](crate::throttle) (on by default), the pushback also holds every call to that server.
 //! - Every retry carries `grpc-previous-rpc-attempts` (the number of attempts before it).
 //! - A request's `grpc-timeout` is the deadline of the whole call, retries included (the sooner of it
 //!   and [`deadline`](crate::RetryPolicy::deadline)); each retry's `grpc-timeout` is the time left.

@@ -60,7 +60,7 @@ impl GrpcPolicy {
     }
 
     /// Retries `code`, as `class` (which picks the backoff and limits: see
-    /// [`RetryPolicy::backoff_for`]). `OK` is never retried, whatever is set.
+    /// [`RetryPolicy::backoff_for`](crate::RetryPolicy::backoff_for)). `OK` is never retried, whatever is set.
     ///
     /// ```
     /// use tower_http_retry::classify::RetryClass;
