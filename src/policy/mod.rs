@@ -5,5 +5,6 @@ pub(crate) mod before_retry;
 pub(crate) mod classes;
 pub(crate) mod idempotency;
 pub(crate) mod retry_policy;
+pub(crate) mod shortcuts;
 
 pub use retry_policy::RetryPolicy;
