@@ -6,6 +6,7 @@
 //! | retry 429, 409 in flight, 5xx, network errors; `Retry-After` as a floor; full jitter, capped; timeouts and a deadline; the same `X-Idempotency-Key` on every retry | [`checklist`] |
 //! | exponent 1.5 from 500 ms, at most 60 s between tries and 1 h in all; 408, 429, 5xx, connection errors | [`one_hour_backoff`] |
 //! | 5xx and network errors, full jitter 1 s to 30 s, 5 retries, 2 min; 429 a single separate pause; 4xx never; creates keyed | [`server_errors_with_429_pause`] |
+//! | memory API: 429 as the SDK does; `ingest()` safe to retry within a rolling 60 s window | [`memory_ingest`] |
 //! | deliveries retried 1 min, 5 min, 30 min, 2 h, 12 h after a failure | [`webhook_schedule`] |
 //! | streamed responses: retry only while the caller has not seen a byte | [`streaming`] |
 //!
@@ -33,7 +34,7 @@ use server::{Reply, Server};
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::body::{FirstByte, FirstByteLayer};
-use tower_http_retry::classify::{every_server_error, Decision, RetryClass};
+use tower_http_retry::classify::{default_decision, every_server_error, Decision, RetryClass};
 use tower_http_retry::retry_after::RetryAfterMode;
 use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
 
@@ -135,6 +136,38 @@ pub fn server_errors_with_429_pause() -> RetryPolicy {
         .throttling_pauses(1, Backoff::constant(secs(1)).jitter(Jitter::None))
         .deadline(minutes(2))
         .inject_idempotency_keys()
+}
+
+/// How long the memory API collapses a repeated `ingest()` into the first one.
+pub const INGEST_WINDOW: Duration = Duration::from_secs(60);
+
+/// The memory API's `ingest()`: 429 retried as its SDK does (exactly `Retry-After`, else 1 s, 2 s, 4 s;
+/// 3 retries; 30 s per request); a 5xx, timeout or reset, after which the event may have been stored,
+/// retried only while the retry leaves within the 60 s window in which the server collapses a
+/// repeated ingest into the first ("`ingest()` is safe to retry within a rolling 60-second window").
+///
+/// - The window is measured from the first attempt (`RequestInfo::elapsed`), and the retry must
+///   leave inside it: the elapsed time plus the longest delay (4 s) is at most 60 s. A first attempt
+///   that times out at 30 s is retried at 31 s; that one timing out at 61 s is returned.
+/// - Outside the window, the event may be stored twice: the caller keeps its own log of submitted
+///   hashes, as the guidance says. Inside it, dedup is the server's "best effort": not a guarantee.
+/// - `search()` and `status()` are read-only: the default table retries them anyway.
+pub fn memory_ingest() -> RetryPolicy {
+    const LONGEST_DELAY: Duration = Duration::from_secs(4);
+    RetryPolicy::default()
+        .classify_with(|request, outcome| {
+            let may_have_stored = default_decision(request, outcome) == Decision::Unsafe;
+            let retry_in_window = request.elapsed() + LONGEST_DELAY <= INGEST_WINDOW;
+            (may_have_stored && retry_in_window).then_some(Decision::Retry(RetryClass::Transient))
+        })
+        .max_attempts(4)
+        .backoff(
+            Backoff::exponential(secs(1))
+                .max_delay(LONGEST_DELAY)
+                .jitter(Jitter::None),
+        )
+        .retry_after_mode(RetryAfterMode::Exact)
+        .attempt_timeout(secs(30))
 }
 
 /// Deliver, and after a failure retry 1 min, 5 min, 30 min, 2 h and 12 h later: anything but a 2xx

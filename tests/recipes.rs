@@ -460,6 +460,62 @@ async fn server_errors_loop_guards_a_create_with_one_idempotency_key() {
     }
 }
 
+// ---- memory_ingest ----
+
+#[tokio::test(start_paused = true)]
+async fn memory_ingest_retries_a_reset_create_while_inside_its_window() {
+    let reset = Step::Fail(io::ErrorKind::ConnectionReset);
+    let script = Script::new([reset.clone(), reset.clone(), reset, status(201)]);
+    let response = run(recipes::memory_ingest(), &script, request(Method::POST))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(script.call_times(), [secs(0), secs(1), secs(3), secs(7)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_ingest_does_not_resend_once_the_retry_would_leave_after_60_s() {
+    // Timed out at 30 s: retried at 31 s. Timed out again at 61 s: outside the window, returned.
+    let script = Script::new([Step::Hang]);
+    let started = Instant::now();
+    let error = run(recipes::memory_ingest(), &script, request(Method::POST))
+        .await
+        .unwrap_err();
+    assert!(error.is_attempt_timeout());
+    assert_eq!(started.elapsed(), secs(61));
+    assert_eq!(script.call_times(), [secs(0), secs(31)]);
+    assert_eq!(error.history().stop_reason(), StopReason::NotIdempotent);
+
+    // The edge: a 503 56 s into the call is retried (56 + the longest delay of 4 s = 60); at 57 s, not.
+    let script = Script::new([Step::Hang, Step::Slow(secs(25), 503), status(201)]);
+    let response = run(recipes::memory_ingest(), &script, request(Method::POST)).await;
+    assert_eq!(response.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(script.call_times(), [secs(0), secs(31), secs(58)]);
+    let script = Script::new([Step::Hang, Step::Slow(secs(26), 503), status(201)]);
+    let response = run(recipes::memory_ingest(), &script, request(Method::POST)).await;
+    assert_eq!(response.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(script.call_times(), [secs(0), secs(31)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_ingest_retries_429_as_the_sdk_does_and_reads_anywhere() {
+    let script = Script::new([
+        status(429),
+        with_header(429, "retry-after", "5"),
+        status(200),
+    ]);
+    let response = run(recipes::memory_ingest(), &script, request(Method::POST))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(script.call_times(), [secs(0), secs(1), secs(6)]);
+    // A search is read-only: retried after a 503 at any age of the call.
+    let script = Script::new([Step::Hang, Step::Slow(secs(29), 503), status(200)]);
+    let response = run(recipes::memory_ingest(), &script, request(Method::GET)).await;
+    assert_eq!(response.unwrap().status(), StatusCode::OK);
+    assert_eq!(script.call_times(), [secs(0), secs(31), secs(62)]);
+}
+
 // ---- webhook_schedule ----
 
 #[tokio::test(start_paused = true)]

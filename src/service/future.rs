@@ -117,6 +117,9 @@ struct Call<S, ReqB> {
     next_body: Option<ReqB>,
     planner: Planner,
     history: RetryHistory,
+    /// When the first attempt left, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing
+    /// can ask, so such calls read no clock for it.
+    first_sent: Option<Instant>,
 }
 
 /// What an attempt's outcome leads to.
@@ -152,6 +155,7 @@ where
         let copy = body.replay();
         let deadline = policy.deadline.map(sleep);
         let mut planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
+        let first_sent = first_sent(&policy, deadline.as_ref());
         // Without pushback nothing can hold the request: no clock read, no lookup.
         let release = match policy.pushback {
             Some(_) => planner.release(&*policy, &head.uri, Instant::now()),
@@ -187,6 +191,7 @@ where
                 next_body,
                 planner,
                 history,
+                first_sent,
             },
         }
     }
@@ -274,6 +279,15 @@ where
     }
 }
 
+/// When the call starts, if anything can ask: derived from the deadline when there is one (no clock
+/// read), else read only for a policy with a classification hook.
+fn first_sent(policy: &RetryPolicy, deadline: Option<&Sleep>) -> Option<Instant> {
+    match (deadline, policy.deadline) {
+        (Some(sleep), Some(total)) => sleep.deadline().checked_sub(total),
+        _ => policy.classify.is_some().then(Instant::now),
+    }
+}
+
 /// Whether an armed timer has fired; an unarmed one never does.
 fn poll_timer(timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> bool {
     timer
@@ -308,6 +322,7 @@ where
             headers: &self.head.headers,
             attempt: self.planner.attempts(),
             idempotency_header: &policy.idempotency_header,
+            first_sent: self.first_sent,
         };
         let (decision, asked, outcome) = match &result {
             Ok(response) => {
