@@ -74,6 +74,13 @@
 //! ([`RetryPolicy::max_retries_for`]). A spent quota reported by [rate-limit
 //! headers](rate_limit) makes a retry wait for its reset, and opt-in [shared pushback](pushback) holds
 //! every request to a server that asked clients to stay away, first attempts included.
+//!
+//! # Per call
+//!
+//! A request may carry [`CallSettings`] as an extension: no retries, other attempts or backoff, a
+//! shorter deadline or attempt timeout, a classifier of its own, merged over the layer's policy for
+//! that call only.
+//!
 //! # Request bodies
 //!
 //! Every retry sends the body again. Bodies that share their bytes (`Full<Bytes>`, `Empty`, `Bytes`)
@@ -162,7 +169,7 @@ mod service;
 mod shared;
 mod wait;
 
-pub use policy::RetryPolicy;
+pub use policy::{CallSettings, RetryPolicy};
 pub use report::error::Error;
 pub use report::history::RetryHistory;
 pub use service::{ResponseFuture, Retry, RetryLayer};

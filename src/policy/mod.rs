@@ -4,7 +4,9 @@
 pub(crate) mod before_retry;
 pub(crate) mod classes;
 pub(crate) mod idempotency;
+pub(crate) mod per_call;
 pub(crate) mod retry_policy;
 pub(crate) mod shortcuts;
 
+pub use per_call::CallSettings;
 pub use retry_policy::RetryPolicy;

@@ -20,6 +20,7 @@ use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo
 use crate::plan::{Next, Planner};
 use crate::policy::before_retry::head_for_retry;
 use crate::policy::idempotency;
+use crate::policy::per_call;
 use crate::policy::retry_policy::RetryPolicy;
 use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason};
 use crate::wait::rate_limit::server_delay;
@@ -141,10 +142,11 @@ where
     where
         S: Clone,
     {
+        let (mut head, body) = request.into_parts();
+        let policy = per_call::policy_for_call(policy, &mut head);
         if let Some(budget) = &policy.budget {
             budget.deposit();
         }
-        let (mut head, body) = request.into_parts();
         let key = idempotency::key_for_first_attempt(
             &policy.idempotency,
             &policy.idempotency_header,
