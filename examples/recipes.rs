@@ -7,6 +7,7 @@
 //! | exponent 1.5 from 500 ms, at most 60 s between tries and 1 h in all; 408, 429, 5xx, connection errors | [`one_hour_backoff`] |
 //! | 5xx and network errors, full jitter 1 s to 30 s, 5 retries, 2 min; 429 a single separate pause; 4xx never; creates keyed | [`server_errors_with_429_pause`] |
 //! | memory API: 429 as the SDK does; `ingest()` safe to retry within a rolling 60 s window | [`memory_ingest`] |
+//! | memory API: the timeout covers the full request lifecycle, body included | [`memory_client`] |
 //! | deliveries retried 1 min, 5 min, 30 min, 2 h, 12 h after a failure | [`webhook_schedule`] |
 //! | streamed responses: retry only while the caller has not seen a byte | [`streaming`] |
 //!
@@ -36,7 +37,9 @@ use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::body::{FirstByte, FirstByteLayer};
 use tower_http_retry::classify::{default_decision, every_server_error, Decision, RetryClass};
 use tower_http_retry::retry_after::RetryAfterMode;
-use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::{
+    CallTimeout, CallTimeoutLayer, Retry, RetryHistory, RetryLayer, RetryPolicy,
+};
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -168,6 +171,20 @@ pub fn memory_ingest() -> RetryPolicy {
         )
         .retry_after_mode(RetryAfterMode::Exact)
         .attempt_timeout(secs(30))
+}
+
+/// The memory API's client: [`memory_ingest`] inside one timeout that "covers the full request
+/// lifecycle": every attempt, every wait and the reading of the response body (the SDK's default is
+/// 30 s; "if a single call can take longer, raise it").
+///
+/// - Past the timeout, the call fails with the retry layer's deadline error, or, once the response
+///   has been handed over, reading its body fails with `CallTimedOut`.
+/// - A request's own `CallSettings::deadline` can shorten it for that call, never lengthen it.
+pub fn memory_client<S>(service: S, timeout: Duration) -> CallTimeout<Retry<S>> {
+    ServiceBuilder::new()
+        .layer(CallTimeoutLayer::new(timeout)) // the body included
+        .layer(RetryLayer::new(memory_ingest()))
+        .service(service)
 }
 
 /// Deliver, and after a failure retry 1 min, 5 min, 30 min, 2 h and 12 h later: anything but a 2xx

@@ -172,7 +172,9 @@ mod wait;
 pub use policy::{CallSettings, RetryPolicy};
 pub use report::error::Error;
 pub use report::history::RetryHistory;
-pub use service::{ResponseFuture, Retry, RetryLayer};
+pub use service::{
+    CallTimeout, CallTimeoutFuture, CallTimeoutLayer, ResponseFuture, Retry, RetryLayer,
+};
 pub use shared::{budget, pushback};
 pub use wait::{backoff, rate_limit, retry_after};
 

@@ -23,8 +23,9 @@ use recipes::{minutes, ms, secs};
 use script::{status, with_header, Script, Step};
 use tokio::time::Instant;
 use tower::{service_fn, Layer, ServiceExt};
+use tower_http_retry::body::CallTimedOut;
 use tower_http_retry::history::{StopReason, WaitReason};
-use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::{CallSettings, RetryHistory, RetryLayer, RetryPolicy};
 
 fn request(method: Method) -> Request<Full<Bytes>> {
     Request::builder()
@@ -702,4 +703,64 @@ async fn streaming_retries_a_first_byte_that_does_not_come_within_10_s() {
         retried_after >= secs(10) && retried_after <= secs(10) + ms(300),
         "{retried_after:?}"
     );
+}
+
+// ---- memory_client ----
+
+#[tokio::test(start_paused = true)]
+async fn memory_client_times_out_a_body_still_being_read_at_30_s() {
+    let (server, _) = streaming_server(vec![vec![Chunk::Data("events"), Chunk::Stall]]);
+    let started = Instant::now();
+    let response = recipes::memory_client(server, secs(30))
+        .oneshot(request(Method::GET))
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "events");
+    let error = body.frame().await.unwrap().unwrap_err();
+    assert!(error.is::<CallTimedOut>(), "{error}");
+    assert_eq!(started.elapsed(), secs(30));
+    assert!(body.frame().await.is_none(), "ended after the timeout");
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_client_bounds_attempts_and_waits_by_the_same_timeout() {
+    let script = Script::new([status(429)]);
+    let started = Instant::now();
+    // 429s at 0, 1, 3 s; the next wait (4 s) would end past the 5 s timeout.
+    let response = recipes::memory_client(script.clone(), secs(5))
+        .oneshot(request(Method::GET))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(script.call_times(), [secs(0), secs(1), secs(3)]);
+    assert!(started.elapsed() <= secs(5));
+
+    let script = Script::new([Step::Hang]);
+    let error = recipes::memory_client(script.clone(), secs(20))
+        .oneshot(request(Method::GET))
+        .await
+        .unwrap_err();
+    assert!(error.is_deadline(), "{error}");
+    assert_eq!(started.elapsed(), secs(23));
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_client_takes_a_shorter_per_call_deadline_never_a_longer_one() {
+    for (own, ends) in [(secs(5), secs(5)), (secs(60), secs(30))] {
+        let (server, _) = streaming_server(vec![vec![Chunk::Stall]]);
+        let mut request = request(Method::GET);
+        request
+            .extensions_mut()
+            .insert(CallSettings::new().deadline(own));
+        let started = Instant::now();
+        let response = recipes::memory_client(server, secs(30))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let error = response.into_body().collect().await.unwrap_err();
+        assert!(error.is::<CallTimedOut>());
+        assert_eq!(started.elapsed(), ends);
+    }
 }

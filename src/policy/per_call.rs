@@ -161,6 +161,11 @@ impl CallSettings {
         self
     }
 
+    /// The deadline these settings ask for, if any.
+    pub(crate) fn deadline_setting(&self) -> Option<Duration> {
+        self.deadline
+    }
+
     /// The layer's policy with these settings merged over it.
     fn merge(&self, layer: &RetryPolicy) -> RetryPolicy {
         let mut policy = layer.clone();
