@@ -8,6 +8,7 @@
 //! | 5xx and network errors, full jitter 1 s to 30 s, 5 retries, 2 min; 429 a single separate pause; 4xx never; creates keyed | [`server_errors_with_429_pause`] |
 //! | memory API: 429 as the SDK does; `ingest()` safe to retry within a rolling 60 s window | [`memory_ingest`] |
 //! | memory API: the timeout covers the full request lifecycle, body included | [`memory_client`] |
+//! | transcriptions: a key in the JSON body; before re-sending a create, look for its job | [`transcriptions`] |
 //! | deliveries retried 1 min, 5 min, 30 min, 2 h, 12 h after a failure | [`webhook_schedule`] |
 //! | streamed responses: retry only while the caller has not seen a byte | [`streaming`] |
 //!
@@ -21,24 +22,28 @@ mod checks;
 #[path = "../tests/support/server.rs"]
 mod server;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
 use checks::Checks;
-use http::{HeaderName, Method, Request, StatusCode};
+use http::{HeaderName, Method, Request, Response, StatusCode};
+use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use server::{Reply, Server};
-use tower::{Layer, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::body::{FirstByte, FirstByteLayer};
+use tower_http_retry::check::{CheckBeforeRetry, CheckRequest, CheckVerdict};
 use tower_http_retry::classify::{default_decision, every_server_error, Decision, RetryClass};
 use tower_http_retry::retry_after::RetryAfterMode;
 use tower_http_retry::{
-    CallTimeout, CallTimeoutLayer, Retry, RetryHistory, RetryLayer, RetryPolicy,
+    BoxError, CallTimeout, CallTimeoutLayer, Retry, RetryHistory, RetryLayer, RetryPolicy,
 };
 
 pub fn ms(n: u64) -> Duration {
@@ -123,14 +128,13 @@ pub fn one_hour_backoff() -> RetryPolicy {
 
 /// Retry 5xx and network errors with full jitter, 1 s doubling to 30 s, 5 retries, 2 minutes in all;
 /// answer a 429 with one separate pause (its `Retry-After`, at least 1 s) outside that loop; never
-/// retry another 4xx; give every create an idempotency key.
+/// retry another 4xx.
 ///
 /// - A 429 neither spends nor advances the five exponential retries; a second 429 is returned.
-/// - `Idempotency-Key` is set once per create and sent on every attempt. Turn this on only once the
-///   server deduplicates by it: until then a create retried after a timeout may run twice. Without
-///   `inject_idempotency_keys`, a POST is retried only when it never reached the server (connection
-///   refused, 429), and a timeout or 5xx comes back to the caller, to check by its own key before
-///   sending again.
+/// - A create (POST) is retried only when it never reached the server (connection refused, 429): after
+///   a timeout, a reset or a 5xx the job may exist, and this API does not deduplicate. [`transcriptions`]
+///   checks for the job before re-sending; once the server deduplicates by `Idempotency-Key` ("on our
+///   roadmap"), `.inject_idempotency_keys()` makes every create safe to re-send as it is.
 pub fn server_errors_with_429_pause() -> RetryPolicy {
     RetryPolicy::default()
         .classify_with(every_server_error) // every 5xx; network errors by the default table
@@ -138,7 +142,109 @@ pub fn server_errors_with_429_pause() -> RetryPolicy {
         .transient_retries(5, Backoff::exponential(secs(1)).max_delay(secs(30)))
         .throttling_pauses(1, Backoff::constant(secs(1)).jitter(Jitter::None))
         .deadline(minutes(2))
-        .inject_idempotency_keys()
+}
+
+/// The transcription API's creates, deduplicated on the client as its guidance says: each create
+/// carries a UUID in its JSON body (`metadata.idempotency_key`, see [`create_transcription`]), and
+/// "before retrying a timed-out request, GET /v1/transcriptions and skip the retry if you see a row
+/// with the same key". The retry loop is [`server_errors_with_429_pause`], with 30 s per attempt.
+///
+/// - After a timeout, a reset or a 5xx on a create, [`JobLookup`] lists the latest 20 jobs, through
+///   the same stack; when one carries the create's key, the call returns that job (`GET
+///   /v1/transcriptions/{id}`) instead of creating another; when none does, the create is sent again.
+/// - When the lookup itself fails, or the body has no key, the create is not re-sent: the last
+///   outcome is returned. The lookup is bounded by the 2 minute deadline; its requests are in
+///   `RetryHistory::checks`, not counted as attempts.
+/// - What it does not guarantee: a job created after the lookup (a first attempt still running on
+///   the server after the client gave up on it) can still be duplicated by the re-sent create, and a
+///   job beyond the latest 20 is not seen.
+pub fn transcriptions<S>(service: S) -> Retry<S, JobLookup> {
+    ServiceBuilder::new()
+        .layer(
+            RetryLayer::new(server_errors_with_429_pause().attempt_timeout(secs(30)))
+                .check_before_retry(JobLookup),
+        )
+        .service(service)
+}
+
+/// A create for [`transcriptions`]: the source `url`, and a fresh UUID as its key, in the JSON body.
+pub fn create_transcription(base: &str, url: &str) -> Request<Full<Bytes>> {
+    let key = uuid::Uuid::new_v4();
+    let body =
+        serde_json::json!({ "url": url, "metadata": { "idempotency_key": key.to_string() } });
+    Request::post(format!("{base}/v1/transcriptions"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// The check of [`transcriptions`]: is there a job with this create's key among the latest 20?
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JobLookup;
+
+impl<S, ResB> CheckBeforeRetry<S, Full<Bytes>, ResB> for JobLookup
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    ResB: Body + Send + 'static,
+    ResB::Data: Send,
+    ResB::Error: Into<BoxError>,
+{
+    type Future = Pin<Box<dyn Future<Output = CheckVerdict<ResB>> + Send>>;
+
+    fn check(&self, service: S, request: CheckRequest<'_, Full<Bytes>>) -> Self::Future {
+        let jobs = request.head.uri.clone(); // .../v1/transcriptions
+        let body = request.body;
+        Box::pin(async move {
+            let Some(key) = key_in(body).await else {
+                return CheckVerdict::Stop; // nothing to look for: never risk a duplicate
+            };
+            let Ok(list) = fetch(service.clone(), format!("{jobs}?limit=20")).await else {
+                return CheckVerdict::Stop;
+            };
+            let Some(rows) = collect_json(list).await else {
+                return CheckVerdict::Stop;
+            };
+            let found = rows["data"].as_array().and_then(|rows| {
+                rows.iter()
+                    .find(|row| row["metadata"]["idempotency_key"] == key.as_str())
+            });
+            match found.and_then(|row| row["id"].as_str()) {
+                None => CheckVerdict::Retry,
+                Some(id) => match fetch(service, format!("{jobs}/{id}")).await {
+                    Ok(job) => CheckVerdict::Respond(job),
+                    Err(()) => CheckVerdict::Stop,
+                },
+            }
+        })
+    }
+}
+
+/// The `metadata.idempotency_key` of a create's JSON body.
+async fn key_in(body: Option<Full<Bytes>>) -> Option<String> {
+    let bytes = body?.collect().await.ok()?.to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    json["metadata"]["idempotency_key"]
+        .as_str()
+        .map(String::from)
+}
+
+/// A GET through `service`; a 2xx response, or `Err`.
+async fn fetch<S, ResB>(service: S, url: String) -> Result<Response<ResB>, ()>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResB>>,
+{
+    let request = Request::get(url).body(Full::default()).map_err(|_| ())?;
+    match service.oneshot(request).await {
+        Ok(response) if response.status().is_success() => Ok(response),
+        _ => Err(()),
+    }
+}
+
+async fn collect_json<B: Body>(response: Response<B>) -> Option<serde_json::Value> {
+    let bytes = response.into_body().collect().await.ok()?.to_bytes();
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// How long the memory API collapses a repeated `ingest()` into the first one.

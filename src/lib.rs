@@ -181,9 +181,16 @@ pub use wait::{backoff, rate_limit, retry_after};
 /// A type-erased error, as tower middleware passes them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A check before re-sending a request that may have taken effect: see [`CheckBeforeRetry`](check::CheckBeforeRetry).
+pub mod check {
+    pub use crate::policy::check::{CheckBeforeRetry, CheckRequest, CheckVerdict, NoCheck};
+    pub use crate::service::check_service::{CheckService, CheckServiceFuture};
+}
+
 /// The parts of a [`RetryHistory`]: each attempt's record and outcome, the waits between attempts and
 /// why the layer stopped.
 pub mod history {
+    pub use crate::report::check::{CheckAnswer, CheckRecord};
     pub use crate::report::history::{AttemptOutcome, AttemptRecord, StopReason};
     pub use crate::wait::{Wait, WaitReason};
 }

@@ -2,6 +2,8 @@
 //! shown) against scripted responses, with exact waits under tokio's paused clock and an in-memory
 //! scripted service.
 
+#[path = "support/jobs.rs"]
+mod jobs;
 #[allow(dead_code)] // its `main` and server are for `cargo run --example recipes`
 #[path = "../examples/recipes.rs"]
 mod recipes;
@@ -19,12 +21,14 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
+use jobs::{Create, JobsApi};
 use recipes::{minutes, ms, secs};
 use script::{status, with_header, Script, Step};
 use tokio::time::Instant;
 use tower::{service_fn, Layer, ServiceExt};
+use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::body::CallTimedOut;
-use tower_http_retry::history::{StopReason, WaitReason};
+use tower_http_retry::history::{AttemptOutcome, CheckAnswer, StopReason, WaitReason};
 use tower_http_retry::{CallSettings, RetryHistory, RetryLayer, RetryPolicy};
 
 fn request(method: Method) -> Request<Full<Bytes>> {
@@ -424,19 +428,15 @@ async fn server_errors_loop_never_retries_4xx_and_ends_at_2_minutes() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn server_errors_loop_guards_a_create_with_one_idempotency_key() {
+async fn server_errors_loop_with_header_keys_guards_a_create_with_one_key() {
+    // For the day the server deduplicates by `Idempotency-Key`.
+    let keyed = || recipes::server_errors_with_429_pause().inject_idempotency_keys();
     let script = Script::new([
         Step::Fail(io::ErrorKind::ConnectionReset),
         status(502),
         status(201),
     ]);
-    let response = run(
-        recipes::server_errors_with_429_pause(),
-        &script,
-        request(Method::POST),
-    )
-    .await
-    .unwrap();
+    let response = run(keyed(), &script, request(Method::POST)).await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let keys: Vec<_> = script
         .calls()
@@ -453,12 +453,158 @@ async fn server_errors_loop_guards_a_create_with_one_idempotency_key() {
     create
         .headers_mut()
         .insert("idempotency-key", HeaderValue::from_static("job-42"));
-    run(recipes::server_errors_with_429_pause(), &script, create)
-        .await
-        .unwrap();
+    run(keyed(), &script, create).await.unwrap();
     for call in script.calls() {
         assert_eq!(call.headers["idempotency-key"], "job-42");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_loop_never_resends_a_create_that_may_have_run() {
+    for first in [
+        status(502),
+        Step::Fail(io::ErrorKind::ConnectionReset),
+        Step::Fail(io::ErrorKind::TimedOut),
+    ] {
+        let policy = recipes::server_errors_with_429_pause();
+        assert_eq!(
+            calls_after(policy, Method::POST, first.clone()).await,
+            1,
+            "{first:?}"
+        );
+    }
+    let refused = Step::Fail(io::ErrorKind::ConnectionRefused);
+    let policy = recipes::server_errors_with_429_pause();
+    assert_eq!(calls_after(policy, Method::POST, refused).await, 2);
+}
+
+// ---- transcriptions: look for the job before re-sending a create ----
+
+fn create() -> Request<Full<Bytes>> {
+    recipes::create_transcription("http://api.test", "https://files.test/a.wav")
+}
+
+/// Exact waits for the timing assertions: 1 s between attempts, no jitter.
+fn exact(mut request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let pause = Backoff::constant(secs(1)).jitter(Jitter::None);
+    request
+        .extensions_mut()
+        .insert(CallSettings::new().backoff(pause));
+    request
+}
+
+#[tokio::test(start_paused = true)]
+async fn transcriptions_return_the_job_a_timed_out_create_made_instead_of_a_second_one() {
+    for fault in [
+        Create::AcceptThenHang,
+        Create::AcceptThenReset,
+        Create::AcceptThen503,
+    ] {
+        let api = JobsApi::new([fault]);
+        let started = Instant::now();
+        let response = recipes::transcriptions(api.clone())
+            .oneshot(exact(create()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{fault:?}");
+        assert_eq!(api.jobs().len(), 1, "{fault:?}: one job, no duplicate");
+        assert_eq!(api.counts(), (1, 1), "{fault:?}: one create, one listing");
+        let timeout = if fault == Create::AcceptThenHang {
+            secs(30)
+        } else {
+            secs(0)
+        };
+        assert_eq!(
+            started.elapsed(),
+            timeout + secs(1),
+            "{fault:?}: checked after the wait"
+        );
+
+        let history = history(&response);
+        assert_eq!(history.stop_reason(), StopReason::CheckAnswered);
+        assert_eq!(
+            history.attempt_count(),
+            1,
+            "the check's requests are not attempts"
+        );
+        let check = &history.checks()[0];
+        assert_eq!(check.after_attempt, 1);
+        let ok = AttemptOutcome::Status(StatusCode::OK);
+        assert_eq!(
+            check.requests,
+            [ok, ok],
+            "the listing, then the job"
+        );
+        assert_eq!(check.answer, CheckAnswer::Respond(StatusCode::OK));
+        let job = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(job.starts_with(br#"{"id":"tr_1""#), "{job:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn transcriptions_resend_a_create_whose_job_is_not_there() {
+    let api = JobsApi::new([Create::ResetBefore, Create::ResetBefore, Create::Accept]);
+    let started = Instant::now();
+    let response = recipes::transcriptions(api.clone())
+        .oneshot(exact(create()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(api.jobs().len(), 1);
+    assert_eq!(api.counts(), (3, 2));
+    assert_eq!(started.elapsed(), secs(2));
+    let history = history(&response);
+    assert_eq!(history.attempt_count(), 3);
+    let answers: Vec<_> = history.checks().iter().map(|c| c.answer).collect();
+    assert_eq!(answers, [CheckAnswer::Retry, CheckAnswer::Retry]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transcriptions_never_resend_a_create_they_cannot_look_for() {
+    // No key in the body: nothing to look for, so the 503 is returned and the job is not duplicated.
+    let api = JobsApi::new([Create::AcceptThen503]);
+    let request = Request::post("http://api.test/v1/transcriptions")
+        .body(Full::new(Bytes::from_static(
+            br#"{"url":"https://files.test/a.wav"}"#,
+        )))
+        .unwrap();
+    let response = recipes::transcriptions(api.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(api.jobs().len(), 1);
+    assert_eq!(api.counts(), (1, 0));
+    assert_eq!(history(&response).stop_reason(), StopReason::CheckStopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transcriptions_never_duplicate_a_job_under_any_mix_of_faults() {
+    use Create::*;
+    let faults = [
+        AcceptThenHang,
+        ResetBefore,
+        AcceptThenReset,
+        Accept,
+        AcceptThen503,
+        ResetBefore,
+    ];
+    let api = JobsApi::new(faults.into_iter().cycle().take(60));
+    let client = recipes::transcriptions(api.clone());
+    for n in 0..30 {
+        let response = client.clone().oneshot(create()).await;
+        let status = response.map(|r| r.status());
+        assert!(
+            matches!(status, Ok(StatusCode::OK | StatusCode::CREATED)),
+            "create {n}: {status:?}"
+        );
+    }
+    let jobs = api.jobs();
+    let mut keys: Vec<_> = jobs.iter().map(|j| j.key.clone().unwrap()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), jobs.len(), "no key has two jobs");
+    assert_eq!(jobs.len(), 30);
 }
 
 // ---- memory_ingest ----
@@ -763,4 +909,52 @@ async fn memory_client_takes_a_shorter_per_call_deadline_never_a_longer_one() {
         assert!(error.is::<CallTimedOut>());
         assert_eq!(started.elapsed(), ends);
     }
+}
+
+// ---- transcriptions over real sockets ----
+
+#[tokio::test]
+async fn transcriptions_over_real_sockets_never_duplicate_a_job() {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use Create::*;
+
+    // Each fault happens after the server created the job, except `ResetBefore`.
+    let faults = [
+        AcceptThenHang,
+        AcceptThenReset,
+        AcceptThen503,
+        ResetBefore,
+        Accept,
+    ];
+    let api = JobsApi::new(faults);
+    let base = format!("http://{}", api.serve().await);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let service = recipes::transcriptions(client);
+    for fault in faults {
+        let mut request = recipes::create_transcription(&base, "https://files.test/a.wav");
+        // Real time: short timeouts and waits for this call only.
+        let quick = CallSettings::new()
+            .attempt_timeout(ms(100))
+            .backoff(Backoff::constant(ms(10)).jitter(Jitter::None));
+        request.extensions_mut().insert(quick);
+        let response = service.clone().oneshot(request).await.unwrap();
+        let history = response.extensions().get::<RetryHistory>();
+        let answer = history.and_then(|h| h.checks().first()).map(|c| c.answer);
+        let expected = match fault {
+            Accept => (StatusCode::CREATED, None),
+            ResetBefore => (StatusCode::CREATED, Some(CheckAnswer::Retry)),
+            _ => (StatusCode::OK, Some(CheckAnswer::Respond(StatusCode::OK))),
+        };
+        assert_eq!((response.status(), answer), expected, "{fault:?}");
+    }
+    let jobs = api.jobs();
+    let mut keys: Vec<_> = jobs.iter().map(|j| j.key.clone().unwrap()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        (jobs.len(), keys.len()),
+        (5, 5),
+        "one job per create, none twice"
+    );
 }

@@ -2,6 +2,7 @@
 //! limits, the idempotency settings, the before-retry hook) and holds every setter.
 
 pub(crate) mod before_retry;
+pub(crate) mod check;
 pub(crate) mod classes;
 pub(crate) mod idempotency;
 pub(crate) mod per_call;

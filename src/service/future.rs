@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
 use http::{Request, Response};
@@ -16,13 +16,16 @@ use tower_service::Service;
 
 use crate::body::drain::Drain;
 use crate::body::{NotReplayable, ReplayableBody};
-use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo};
+use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo, RetryClass};
 use crate::plan::{Next, Planner};
 use crate::policy::before_retry::head_for_retry;
+use crate::policy::check::{CheckBeforeRetry, CheckRequest, CheckVerdict, NoCheck};
 use crate::policy::idempotency;
 use crate::policy::per_call;
 use crate::policy::retry_policy::RetryPolicy;
+use crate::report::check::{CheckAnswer, CheckRecord};
 use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason};
+use crate::service::check_service::{CheckLog, CheckService};
 use crate::wait::rate_limit::server_delay;
 use crate::wait::Wait;
 use crate::{BoxError, Error};
@@ -52,12 +55,13 @@ pin_project! {
     /// assert_eq!(response.body(), "ok");
     /// # }
     /// ```
-    pub struct ResponseFuture<S, ReqB, ResB>
+    pub struct ResponseFuture<S, ReqB, ResB, C = NoCheck>
     where
         S: Service<Request<ReqB>>,
+        C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
     {
         #[pin]
-        state: State<S::Future>,
+        state: State<S::Future, C::Future>,
         // Armed in `Calling` when the policy has a per-attempt timeout: when it fires first, the
         // attempt fails with `AttemptTimedOut`. Unarmed in every other state.
         #[pin]
@@ -73,7 +77,7 @@ pin_project! {
         // The discarded response body of the last attempt, read during the wait so an HTTP/1.1
         // connection can be reused; dropped when the wait ends.
         drain: Option<Drain<ResB>>,
-        call: Call<S, ReqB>,
+        call: Call<S, ReqB, ResB, C>,
     }
 }
 
@@ -83,10 +87,11 @@ pin_project! {
     /// ```text
     /// new ──▶ Calling ──(retry)──▶ Waiting ──(wait over)──▶ Readying ──(ready)──▶ Calling
     ///  └──(pushback hold)──────────▲
-    /// Calling, Waiting, Readying ──(final outcome, deadline, not ready)──▶ Done
+    /// Waiting ──(wait over, a check due)──▶ Checking ──(check says retry)──▶ Readying
+    /// Calling, Waiting, Checking, Readying ──(final outcome, deadline, not ready)──▶ Done
     /// ```
     #[project = StateProj]
-    enum State<F> {
+    enum State<F, CF> {
         /// An attempt is in flight: `future` is the inner service's response future. Ends with its
         /// outcome, or when `attempt_timeout` fires (an `AttemptTimedOut` outcome), or when the
         /// deadline passes (the call's error). The outcome is classified and planned: a retry goes to
@@ -97,6 +102,10 @@ pin_project! {
         /// when the wait is over, or returns the deadline error if the deadline passes first. A
         /// request held by pushback before its first attempt starts here.
         Waiting,
+        /// The last outcome may have taken effect and the wait is over: the policy's check runs
+        /// (`future`), bounded by the deadline. Retry goes to `Readying`; stop or an answer of its
+        /// own returns and goes to `Done`. Never entered without a check.
+        Checking { #[pin] future: CF },
         /// The wait is over and the service clone is driven to readiness (`poll_ready`). Ready: the
         /// next attempt is dispatched and the call goes to `Calling`. An error from `poll_ready`, or
         /// the deadline, ends the call.
@@ -107,7 +116,7 @@ pin_project! {
 }
 
 /// Everything a call keeps between attempts.
-struct Call<S, ReqB> {
+struct Call<S, ReqB, ResB, C> {
     service: S,
     policy: Arc<RetryPolicy>,
     /// The request head of the first attempt, idempotency key included; each retry sends a copy.
@@ -121,6 +130,12 @@ struct Call<S, ReqB> {
     /// When the first attempt left, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing
     /// can ask, so such calls read no clock for it.
     first_sent: Option<Instant>,
+    check: C,
+    /// The last outcome, kept through the wait when a check is due after it (it is what a check that
+    /// says stop returns); `None` otherwise.
+    checked: Option<Result<Response<ResB>, BoxError>>,
+    /// The requests of the check in progress.
+    check_log: Option<CheckLog>,
 }
 
 /// What an attempt's outcome leads to.
@@ -129,16 +144,22 @@ enum Step<T, ResB> {
     Wait(Wait, Option<Drain<ResB>>),
 }
 
-impl<S, ReqB, ResB> ResponseFuture<S, ReqB, ResB>
+impl<S, ReqB, ResB, C> ResponseFuture<S, ReqB, ResB, C>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
     ReqB: ReplayableBody,
     ResB: Body,
+    C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
     /// Sends the first attempt on `service`, which must be ready, unless a pushback hold on the
     /// request's authority makes it wait first.
-    pub(crate) fn new(mut service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self
+    pub(crate) fn new(
+        mut service: S,
+        policy: Arc<RetryPolicy>,
+        check: C,
+        request: Request<ReqB>,
+    ) -> Self
     where
         S: Clone,
     {
@@ -157,7 +178,7 @@ where
         let copy = body.replay();
         let deadline = policy.deadline.map(sleep);
         let mut planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
-        let first_sent = first_sent(&policy, deadline.as_ref());
+        let first_sent = first_sent(&policy, C::RUNS, deadline.as_ref());
         // Without pushback nothing can hold the request: no clock read, no lookup.
         let release = match policy.pushback {
             Some(_) => planner.release(&*policy, &head.uri, Instant::now()),
@@ -194,17 +215,21 @@ where
                 planner,
                 history,
                 first_sent,
+                check,
+                checked: None,
+                check_log: None,
             },
         }
     }
 }
 
-impl<S, ReqB, ResB> Future for ResponseFuture<S, ReqB, ResB>
+impl<S, ReqB, ResB, C> Future for ResponseFuture<S, ReqB, ResB, C>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
     ReqB: ReplayableBody,
     ResB: Body,
+    C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
     type Output = Result<Response<ResB>, Error>;
 
@@ -256,8 +281,26 @@ where
                     // The wait is over: whatever of the body is still unread is not worth waiting for.
                     *this.drain = None;
                     this.wait.set(None);
-                    this.state.set(State::Readying);
+                    match this.call.start_check() {
+                        Some(future) => this.state.set(State::Checking { future }),
+                        None => this.state.set(State::Readying),
+                    }
                 }
+                StateProj::Checking { future } => match future.poll(cx) {
+                    Poll::Pending => {
+                        ready!(poll_deadline(this.deadline.as_mut(), cx));
+                        this.state.set(State::Done);
+                        this.call.check_interrupted();
+                        return Poll::Ready(Err(this.call.deadline_passed(false)));
+                    }
+                    Poll::Ready(verdict) => match this.call.after_check(verdict) {
+                        Some(output) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(output);
+                        }
+                        None => this.state.set(State::Readying),
+                    },
+                },
                 StateProj::Readying => match this.call.service.poll_ready(cx) {
                     Poll::Pending => {
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
@@ -282,11 +325,11 @@ where
 }
 
 /// When the call starts, if anything can ask: derived from the deadline when there is one (no clock
-/// read), else read only for a policy with a classification hook.
-fn first_sent(policy: &RetryPolicy, deadline: Option<&Sleep>) -> Option<Instant> {
+/// read), else read only for a policy with a classification hook or a check.
+fn first_sent(policy: &RetryPolicy, check: bool, deadline: Option<&Sleep>) -> Option<Instant> {
     match (deadline, policy.deadline) {
         (Some(sleep), Some(total)) => sleep.deadline().checked_sub(total),
-        _ => policy.classify.is_some().then(Instant::now),
+        _ => (check || policy.classify.is_some()).then(Instant::now),
     }
 }
 
@@ -305,12 +348,13 @@ fn poll_deadline(deadline: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> Pol
     }
 }
 
-impl<S, ReqB, ResB> Call<S, ReqB>
+impl<S, ReqB, ResB, C> Call<S, ReqB, ResB, C>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
     ReqB: ReplayableBody,
     ResB: Body,
+    C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
     /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
     fn after_attempt(
@@ -368,10 +412,17 @@ where
             retry_after: asked.map(|(delay, _)| delay),
             wait: None,
         });
+        // With a check, an outcome that may have taken effect is a candidate for a retry: the check
+        // decides just before the request would be sent again.
+        let check_due = C::RUNS && decision == Decision::Unsafe;
+        let planned = match check_due {
+            true => Decision::Retry(RetryClass::Transient),
+            false => decision,
+        };
         let now = Instant::now();
         let next = match self
             .planner
-            .next(policy, &self.head.uri, decision, asked, now)
+            .next(policy, &self.head.uri, planned, asked, now)
         {
             Next::Retry(wait) => match self
                 .body
@@ -399,6 +450,10 @@ where
                     "retrying"
                 );
                 self.history.set_wait(wait);
+                if check_due {
+                    self.checked = Some(result);
+                    return Step::Wait(wait, None);
+                }
                 let drain = result
                     .ok()
                     .and_then(|response| Drain::new(response.into_body(), policy.drain_limit));
@@ -428,6 +483,81 @@ where
             }
             Err(error) => Err(Error::new(Some(error), history)),
         }
+    }
+
+    /// Starts the check due after the last outcome, if one is.
+    fn start_check(&mut self) -> Option<C::Future>
+    where
+        S: Clone,
+    {
+        let last = self.checked.as_ref()?;
+        let outcome = match last {
+            Ok(response) => Outcome::Response {
+                status: response.status(),
+                headers: response.headers(),
+            },
+            Err(error) => Outcome::Error(&**error),
+        };
+        let body = self.body.as_ref().ok().and_then(|body| body.replay().ok());
+        let elapsed = self
+            .first_sent
+            .map_or(Duration::ZERO, |sent| sent.elapsed());
+        let log = CheckLog::default();
+        self.check_log = Some(log.clone());
+        let request = CheckRequest {
+            head: &self.head,
+            body,
+            outcome,
+            attempt: self.planner.attempts(),
+            elapsed,
+        };
+        Some(
+            self.check
+                .check(CheckService::new(self.service.clone(), log), request),
+        )
+    }
+
+    /// Records what the check answered and acts on it: `None` to retry, or the call's output.
+    fn after_check(
+        &mut self,
+        verdict: CheckVerdict<ResB>,
+    ) -> Option<Result<Response<ResB>, Error>> {
+        let last = self
+            .checked
+            .take()
+            .expect("a check runs only after an outcome kept for it");
+        let answer = match &verdict {
+            CheckVerdict::Retry => CheckAnswer::Retry,
+            CheckVerdict::Stop => CheckAnswer::Stop,
+            CheckVerdict::Respond(response) => CheckAnswer::Respond(response.status()),
+        };
+        self.record_check(answer);
+        match verdict {
+            CheckVerdict::Retry => None,
+            CheckVerdict::Stop => Some(self.finish(last, StopReason::CheckStopped)),
+            CheckVerdict::Respond(response) => {
+                Some(self.finish(Ok(response), StopReason::CheckAnswered))
+            }
+        }
+    }
+
+    /// The deadline passed while the check ran.
+    fn check_interrupted(&mut self) {
+        self.checked = None;
+        self.record_check(CheckAnswer::Interrupted);
+    }
+
+    fn record_check(&mut self, answer: CheckAnswer) {
+        let requests = self
+            .check_log
+            .take()
+            .map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default();
+        self.history.push_check(CheckRecord {
+            after_attempt: self.planner.attempts(),
+            requests,
+            answer,
+        });
     }
 
     /// The deadline passed, during an attempt (which is canceled) or between attempts.

@@ -2,6 +2,7 @@
 //! around the inner service, and the [`ResponseFuture`] each call runs through.
 
 mod call_timeout;
+pub(crate) mod check_service;
 pub(crate) mod future;
 mod layer;
 mod retry;
