@@ -47,7 +47,8 @@
 //! # Side effects
 //!
 //! A POST or PATCH that may have taken effect is retried only when it carries an idempotency key, and
-//! always with the same key. [`RetryPolicy::inject_idempotency_keys`] gives each one without a key a
+//! always with the same key, or when a [`check`] run just before the re-send (a lookup of the job it
+//! may have created, for a server that does not deduplicate) says so. [`RetryPolicy::inject_idempotency_keys`] gives each one without a key a
 //! fresh one (a version 4 UUID from the operating system's generator) before the first attempt; a key
 //! the caller set is never replaced. `409` with a key (the first attempt is still in flight) is retried
 //! with the same key after its `Retry-After`; `422` (the key came back with another payload) is not.
@@ -93,7 +94,8 @@
 //!
 //! The crate's `examples/recipes.rs` writes the retry guidance of several real APIs as policies of a few
 //! lines each (429 only with an exact `Retry-After`; a full checklist with idempotency keys; exponent
-//! 1.5 for an hour; 5xx with a separate 429 pause; a webhook schedule; streaming), and
+//! 1.5 for an hour; 5xx with a separate 429 pause; a job lookup before re-sending a create; a 60 s
+//! retry window and a timeout over the whole response; a webhook schedule; streaming), and
 //! `tests/recipes.rs` checks each one; the README's "Choosing a policy" lists them.
 //!
 //! # Defaults

@@ -530,11 +530,7 @@ async fn transcriptions_return_the_job_a_timed_out_create_made_instead_of_a_seco
         let check = &history.checks()[0];
         assert_eq!(check.after_attempt, 1);
         let ok = AttemptOutcome::Status(StatusCode::OK);
-        assert_eq!(
-            check.requests,
-            [ok, ok],
-            "the listing, then the job"
-        );
+        assert_eq!(check.requests, [ok, ok], "the listing, then the job");
         assert_eq!(check.answer, CheckAnswer::Respond(StatusCode::OK));
         let job = response.into_body().collect().await.unwrap().to_bytes();
         assert!(job.starts_with(br#"{"id":"tr_1""#), "{job:?}");

@@ -33,7 +33,7 @@ pub(crate) type CheckLog = Arc<Mutex<Vec<AttemptOutcome>>>;
 ///     let response = service.oneshot(http::Request::new(String::new())).await?;
 ///     Ok(response.status())
 /// }
-/// # let _ = list::<()>;
+/// # let _ = list::<tower::util::BoxCloneService<http::Request<String>, http::Response<String>, BoxError>>;
 /// ```
 #[derive(Clone, Debug)]
 pub struct CheckService<S> {
