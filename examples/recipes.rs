@@ -19,6 +19,8 @@
 
 #[path = "support/checks.rs"]
 mod checks;
+#[path = "../tests/support/jobs.rs"]
+pub mod jobs;
 #[path = "../tests/support/server.rs"]
 mod server;
 
@@ -38,12 +40,13 @@ use hyper_util::rt::TokioExecutor;
 use server::{Reply, Server};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
-use tower_http_retry::body::{FirstByte, FirstByteLayer};
+use tower_http_retry::body::{CallTimedOut, FirstByte, FirstByteLayer};
 use tower_http_retry::check::{CheckBeforeRetry, CheckRequest, CheckVerdict};
 use tower_http_retry::classify::{default_decision, every_server_error, Decision, RetryClass};
 use tower_http_retry::retry_after::RetryAfterMode;
 use tower_http_retry::{
-    BoxError, CallTimeout, CallTimeoutLayer, Retry, RetryHistory, RetryLayer, RetryPolicy,
+    BoxError, CallSettings, CallTimeout, CallTimeoutLayer, Retry, RetryHistory, RetryLayer,
+    RetryPolicy,
 };
 
 pub fn ms(n: u64) -> Duration {
@@ -402,9 +405,16 @@ async fn main() -> ExitCode {
         ("/v1/speech", vec![Reply::status(502), Reply::status(200)]),
         (
             "/v1/transcriptions",
-            vec![Reply::status(429), Reply::status(502), Reply::status(201)],
+            vec![Reply::status(429), Reply::status(502), Reply::status(200)],
         ),
         ("/hooks/order-paid", vec![Reply::status(204)]),
+        (
+            "/v1/memories",
+            vec![Reply::BodyStalls {
+                status: 200,
+                prefix: Bytes::from_static(b"[{"),
+            }],
+        ),
         (
             "/v1/stream",
             vec![
@@ -474,15 +484,51 @@ async fn main() -> ExitCode {
     let outcome = run(
         server_errors_with_429_pause(),
         &client,
-        request(Method::POST, &server.url("/v1/transcriptions")),
+        request(Method::GET, &server.url("/v1/transcriptions")),
     )
     .await;
     checks.expect(
         outcome.is_some_and(|(status, h)| {
             let waits = waits(&h);
-            status == 201 && waits.len() == 2 && waits[0] == secs(1) && waits[1] <= secs(1)
+            status == 200 && waits.len() == 2 && waits[0] == secs(1) && waits[1] <= secs(1)
         }),
         "the 429 paused 1 s, the 502 then waited the first exponential delay (at most 1 s)",
+    );
+
+    println!(
+        "transcriptions: a create that timed out after the job was made is looked up, not re-sent"
+    );
+    let api = jobs::JobsApi::new([jobs::Create::AcceptThenHang]);
+    let base = format!("http://{}", api.serve().await);
+    let mut create = create_transcription(&base, "https://files.test/a.wav");
+    // Short waits for a demonstration; the recipe's own are 30 s per attempt and 1 s and more between.
+    let quick = CallSettings::new()
+        .attempt_timeout(ms(200))
+        .backoff(Backoff::constant(ms(10)).jitter(Jitter::None));
+    create.extensions_mut().insert(quick);
+    let response = transcriptions(client.clone()).oneshot(create).await;
+    let status = response.as_ref().map(|r| r.status()).ok();
+    println!(
+        "    POST /v1/transcriptions: {status:?}, jobs on the server: {}",
+        api.jobs().len()
+    );
+    checks.expect(
+        status == Some(StatusCode::OK) && api.jobs().len() == 1,
+        "the job the timed-out create made was returned, and no second one was created",
+    );
+
+    println!("memory_client: the timeout covers the response body too");
+    let response = memory_client(client.clone(), ms(300))
+        .oneshot(request(Method::GET, &server.url("/v1/memories")))
+        .await;
+    let body = match response {
+        Ok(response) => response.into_body().collect().await.err(),
+        Err(_) => None,
+    };
+    println!("    GET /v1/memories: body read ended with {body:?}");
+    checks.expect(
+        body.is_some_and(|e| e.is::<CallTimedOut>()),
+        "a body still streaming at the timeout failed with CallTimedOut",
     );
 
     println!("webhook_schedule: 1 min, 5 min, 30 min, 2 h, 12 h");

@@ -2,8 +2,6 @@
 //! shown) against scripted responses, with exact waits under tokio's paused clock and an in-memory
 //! scripted service.
 
-#[path = "support/jobs.rs"]
-mod jobs;
 #[allow(dead_code)] // its `main` and server are for `cargo run --example recipes`
 #[path = "../examples/recipes.rs"]
 mod recipes;
@@ -21,7 +19,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
-use jobs::{Create, JobsApi};
+use recipes::jobs::{Create, JobsApi};
 use recipes::{minutes, ms, secs};
 use script::{status, with_header, Script, Step};
 use tokio::time::Instant;
