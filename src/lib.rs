@@ -126,6 +126,15 @@
 //! `tracing` event at debug level and every retry the layer declines is one at warn level; neither ever
 //! records a header value, a path or a query.
 //!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `hyper-util` | on | hyper-util's client errors recognised (connect failures) |
+//! | `http2` | on | `h2` errors recognised (REFUSED_STREAM, graceful GOAWAY: never sent) |
+//! | `grpc` | off | the `grpc` module: `grpc-status`, pushback, attempt headers, a layer for tonic's `Channel` |
+//! | `reqwest` | off | the `reqwest` module: `reqwest::Client` as a tower service, its errors classified |
+//!
 //! # Runtime
 //!
 //! Waits and timeouts use tokio's timer, so calls that retry or have a timeout or deadline run inside a
@@ -164,9 +173,15 @@
 
 pub mod body;
 pub mod classify;
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
 mod plan;
 mod policy;
 mod report;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 mod service;
 mod shared;
 mod wait;

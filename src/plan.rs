@@ -80,6 +80,12 @@ impl Planner {
         self.attempts
     }
 
+    /// When the whole call must end, if it must.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     /// Counts the attempt about to be made.
     pub(crate) fn start_attempt(&mut self) {
         self.attempts = self.attempts.saturating_add(1);

@@ -43,12 +43,68 @@ fn folder_graph() -> BTreeMap<String, BTreeSet<String>> {
             }
         }
     }
-    // Names that are not modules of the crate (items defined in lib.rs itself) are no edge.
+    // A name the crate root re-exports stands for the folder it comes from; other names that are not
+    // modules (items defined in lib.rs itself) are no edge.
+    let aliases = root_reexports(&fs::read_to_string(root.join("lib.rs")).unwrap());
     let modules: BTreeSet<String> = graph.keys().cloned().collect();
-    for uses in graph.values_mut() {
-        uses.retain(|name| modules.contains(name));
+    for (module, uses) in graph.iter_mut() {
+        let named: BTreeSet<String> = std::mem::take(uses);
+        for name in named {
+            let folders = aliases.get(&name).cloned().unwrap_or_else(|| [name].into());
+            uses.extend(
+                folders
+                    .into_iter()
+                    .filter(|folder| modules.contains(folder) && folder != module),
+            );
+        }
     }
     graph
+}
+
+/// What each name lib.rs re-exports (`pub use folder::{a, b};`, or a `pub mod name { pub use ... }`
+/// facade) stands for: the folders it comes from.
+fn root_reexports(lib: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut aliases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut facade: Option<String> = None;
+    let code: String = lib
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for statement in code.split(';') {
+        let mut statement = statement.trim();
+        if let Some(rest) = statement.strip_prefix('}') {
+            facade = None;
+            statement = rest.trim();
+        }
+        if let Some(start) = statement.find("pub mod ") {
+            if let Some((name, inner)) = statement[start + "pub mod ".len()..].split_once('{') {
+                facade = Some(name.trim().to_owned());
+                statement = inner.trim();
+            }
+        }
+        let Some(path) = statement.strip_prefix("pub use ") else {
+            continue;
+        };
+        let path = path.trim_start_matches("crate::");
+        let folder: String = path
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let names: Vec<String> = match &facade {
+            Some(name) => vec![name.clone()],
+            None => path
+                .split(['{', '}', ',', ':', ';', ' ', '\n'])
+                .filter(|part| !part.is_empty())
+                .skip(1)
+                .map(str::to_owned)
+                .collect(),
+        };
+        for name in names {
+            aliases.entry(name).or_default().insert(folder.clone());
+        }
+    }
+    aliases
 }
 
 /// A circle through `graph`, if there is one.
@@ -119,4 +175,16 @@ fn the_cycle_finder_finds_a_circle() {
         find_cycle(&graph),
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
     );
+}
+
+#[test]
+fn names_the_root_reexports_stand_for_their_folders() {
+    let lib = "pub use shared::{budget, pushback};\npub use wait::backoff;\n\
+               pub mod history {\n    pub use crate::report::history::{A, B};\n    pub use crate::wait::{C};\n}\n";
+    let aliases = root_reexports(lib);
+    let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(aliases["budget"], set(&["shared"]));
+    assert_eq!(aliases["pushback"], set(&["shared"]));
+    assert_eq!(aliases["backoff"], set(&["wait"]));
+    assert_eq!(aliases["history"], set(&["report", "wait"]));
 }

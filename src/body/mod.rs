@@ -164,6 +164,8 @@ pub use deadline::{CallTimedOut, CallTimeoutBody};
 pub use first_byte::{
     BodyFailedBeforeFirstByte, FirstByte, FirstByteBody, FirstByteFuture, FirstByteLayer,
 };
+#[cfg(feature = "grpc")]
+pub(crate) use replay::DEFAULT_REPLAY_LIMIT;
 pub use replay::{ReplayBody, ReplayBodyLayer, ReplayBodyService};
 
 use std::fmt;
@@ -203,6 +205,12 @@ use http_body_util::{Empty, Full};
 /// assert_eq!(copy.sent, 0, "from its first byte");
 /// assert!(Arc::ptr_eq(&copy.bytes, &half_sent.bytes), "no byte copied");
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "the request body `{Self}` cannot be sent again for a retry",
+    label = "not a `ReplayableBody`",
+    note = "put a `ReplayBodyLayer` right outside the `RetryLayer`: it records the body as it is sent, so a retry can replay it",
+    note = "for a tonic `Channel`, use `tower_http_retry::grpc::GrpcRetryLayer::new(tonic::body::Body::new)` (feature `grpc`)"
+)]
 pub trait ReplayableBody: Sized {
     /// A body equal to the original, ready to be sent from its first byte, or why there can't be one.
     ///

@@ -19,6 +19,8 @@
 //! A hook set with [`RetryPolicy::classify_with`](crate::RetryPolicy::classify_with) sees every outcome
 //! first; returning `None` falls back to this table, which is also callable as [`default_decision`].
 
+#[cfg(feature = "grpc")]
+pub(crate) mod grpc;
 mod table;
 mod transport;
 

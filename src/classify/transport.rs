@@ -86,6 +86,10 @@ impl ErrorKind {
         if error.is::<tower::timeout::error::Elapsed>() {
             return Some(ErrorKind::Timeout);
         }
+        #[cfg(feature = "reqwest")]
+        if let Some(e) = error.downcast_ref::<::reqwest::Error>() {
+            return Self::of_reqwest(e);
+        }
         #[cfg(feature = "hyper-util")]
         if let Some(e) = error.downcast_ref::<hyper_util::client::legacy::Error>() {
             return e.is_connect().then_some(ErrorKind::Connect);
@@ -101,6 +105,21 @@ impl ErrorKind {
             return Self::of_io(e.kind());
         }
         None
+    }
+
+    #[cfg(feature = "reqwest")]
+    fn of_reqwest(e: &::reqwest::Error) -> Option<Self> {
+        if e.is_connect() {
+            // A connect timeout is both: the request never left, so it is a connect failure.
+            Some(ErrorKind::Connect)
+        } else if e.is_timeout() {
+            Some(ErrorKind::Timeout)
+        } else if e.is_builder() || e.is_redirect() {
+            // Another attempt would build the same bad request or follow the same loop.
+            Some(ErrorKind::Other)
+        } else {
+            None // its source tells more
+        }
     }
 
     fn of_hyper(e: &hyper::Error) -> Option<Self> {

@@ -4,6 +4,8 @@
 pub(crate) mod before_retry;
 pub(crate) mod check;
 pub(crate) mod classes;
+#[cfg(feature = "grpc")]
+pub(crate) mod grpc;
 pub(crate) mod idempotency;
 pub(crate) mod per_call;
 pub(crate) mod retry_policy;

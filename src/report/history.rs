@@ -160,6 +160,11 @@ pub enum AttemptOutcome {
     Status(StatusCode),
     /// A failure of this kind.
     Error(ErrorKind),
+    /// A gRPC response with this code ([`RetryPolicy::grpc`](crate::RetryPolicy::grpc)): its
+    /// `grpc-status`, or the code a proxy's HTTP error status maps to.
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    Grpc(crate::classify::grpc::GrpcCode),
     /// The call's deadline passed before the attempt finished; it was canceled.
     Interrupted,
 }
@@ -502,6 +507,8 @@ impl fmt::Display for RetryHistory {
                 AttemptOutcome::Status(status) => write!(f, "{}", status.as_u16())?,
                 AttemptOutcome::Error(kind) => write!(f, "{kind}")?,
                 AttemptOutcome::Interrupted => f.write_str("interrupted")?,
+                #[cfg(feature = "grpc")]
+                AttemptOutcome::Grpc(code) => write!(f, "{code}")?,
             }
             if let Some(wait) = attempt.wait {
                 let why = match wait.reason {
@@ -509,6 +516,7 @@ impl fmt::Display for RetryHistory {
                     WaitReason::RetryAfter => "retry-after",
                     WaitReason::RateLimitReset => "rate-limit-reset",
                     WaitReason::Pushback => "pushback",
+                    WaitReason::GrpcPushback => "grpc-pushback",
                 };
                 write!(f, " (wait {:?} {why})", wait.duration)?;
             }

@@ -176,9 +176,13 @@ where
         let mut history = RetryHistory::default();
         history.set_idempotency_key(key);
         let copy = body.replay();
-        let deadline = policy.deadline.map(sleep);
+        let deadline = policy.deadline;
+        #[cfg(feature = "grpc")]
+        let deadline = crate::policy::grpc::call_deadline(&policy, &head.headers, deadline);
+        let total = deadline;
+        let deadline = deadline.map(sleep);
         let mut planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
-        let first_sent = first_sent(&policy, C::RUNS, deadline.as_ref());
+        let first_sent = first_sent(&policy, C::RUNS, total.zip(deadline.as_ref()));
         // Without pushback nothing can hold the request: no clock read, no lookup.
         let release = match policy.pushback {
             Some(_) => planner.release(&*policy, &head.uri, Instant::now()),
@@ -324,13 +328,36 @@ where
     }
 }
 
-/// When the call starts, if anything can ask: derived from the deadline when there is one (no clock
-/// read), else read only for a policy with a classification hook or a check.
-fn first_sent(policy: &RetryPolicy, check: bool, deadline: Option<&Sleep>) -> Option<Instant> {
-    match (deadline, policy.deadline) {
-        (Some(sleep), Some(total)) => sleep.deadline().checked_sub(total),
-        _ => (check || policy.classify.is_some()).then(Instant::now),
+/// When the call starts, if anything can ask: derived from the deadline timer when there is one (no
+/// clock read), else read only for a policy with a classification hook or a check.
+fn first_sent(
+    policy: &RetryPolicy,
+    check: bool,
+    deadline: Option<(Duration, &Sleep)>,
+) -> Option<Instant> {
+    match deadline {
+        Some((total, sleep)) => sleep.deadline().checked_sub(total),
+        None => (check || policy.classify.is_some()).then(Instant::now),
     }
+}
+
+/// Judges a response head: the decision, the delay the server asked for, and the outcome to record.
+fn judge_response(
+    policy: &RetryPolicy,
+    request: &RequestInfo<'_>,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+) -> (Decision, Option<crate::plan::Asked>, AttemptOutcome) {
+    #[cfg(feature = "grpc")]
+    if let Some(grpc) = &policy.grpc {
+        return crate::policy::grpc::judge(policy, grpc, request, status, headers);
+    }
+    let decision = policy.decide(request, &Outcome::Response { status, headers });
+    // The success path reads no header beyond what the classifier needs.
+    let asked = (decision != Decision::Done || !status.is_success())
+        .then(|| server_delay(headers, SystemTime::now()))
+        .flatten();
+    (decision, asked, AttemptOutcome::Status(status))
 }
 
 /// Whether an armed timer has fired; an unarmed one never does.
@@ -378,12 +405,7 @@ where
                     let now = Instant::now();
                     pushback.observe(&self.head.uri, status, headers, now, policy.max_retry_after);
                 }
-                let decision = policy.decide(&request, &Outcome::Response { status, headers });
-                // The success path reads no header beyond what the classifier needs.
-                let asked = (decision != Decision::Done || !status.is_success())
-                    .then(|| server_delay(headers, SystemTime::now()))
-                    .flatten();
-                (decision, asked, AttemptOutcome::Status(status))
+                judge_response(policy, &request, status, headers)
             }
             Err(error) => {
                 let decision = policy.decide(&request, &Outcome::Error(&**error));
@@ -609,12 +631,22 @@ where
             .take()
             .expect("the next body is prepared before every wait");
         self.planner.start_attempt();
-        let head = head_for_retry(
+        #[allow(unused_mut)]
+        let mut head = head_for_retry(
             self.policy.before_retry.as_deref(),
             &self.policy.idempotency_header,
             &self.head,
             self.planner.attempts(),
         );
+        #[cfg(feature = "grpc")]
+        if self.policy.grpc.is_some() && self.planner.attempts() > 1 {
+            let now = Instant::now();
+            let left = self
+                .planner
+                .deadline()
+                .map(|d| d.saturating_duration_since(now));
+            crate::classify::grpc::mark_retry(&mut head.headers, self.planner.attempts(), left);
+        }
         self.service.call(Request::from_parts(head, body))
     }
 }

@@ -97,4 +97,7 @@ pub enum WaitReason {
     /// held requests leave at random instants within one hold-length after its end, which here was
     /// later than the backoff.
     Pushback,
+    /// The gRPC server's `grpc-retry-pushback-ms`, waited for exactly
+    /// ([`RetryPolicy::grpc`](crate::RetryPolicy::grpc)).
+    GrpcPushback,
 }

@@ -89,7 +89,12 @@ impl RetryAfterMode {
     /// The wait before a retry whose backoff delay is `backoff`, when the response `asked` for a delay.
     pub(crate) fn wait(self, asked: Option<(Duration, WaitReason)>, backoff: Duration) -> Wait {
         match asked {
-            Some((duration, reason)) if self == Self::Exact || duration > backoff => {
+            // gRPC's pushback is the wait itself (gRFC A6), whatever the mode.
+            Some((duration, reason))
+                if self == Self::Exact
+                    || reason == WaitReason::GrpcPushback
+                    || duration > backoff =>
+            {
                 Wait { duration, reason }
             }
             _ => Wait {

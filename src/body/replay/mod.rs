@@ -5,4 +5,6 @@ mod body;
 mod layer;
 
 pub use body::ReplayBody;
+#[cfg(feature = "grpc")]
+pub(crate) use body::DEFAULT_REPLAY_LIMIT;
 pub use layer::{ReplayBodyLayer, ReplayBodyService};

@@ -1,0 +1,61 @@
+//! gRPC: retries by `grpc-status`, with gRFC A6's pushback and attempt headers, and a layer that takes a
+//! tonic `Channel` as it is. Enabled by the `grpc` feature; the crate does not depend on tonic.
+//!
+//! ```ignore
+//! // tonic: one layer between the channel and the generated client.
+//! let channel = tonic::transport::Channel::from_static("http://127.0.0.1:50051").connect().await?;
+//! let channel = ServiceBuilder::new()
+//!     .layer(GrpcRetryLayer::new(tonic::body::Body::new))
+//!     .service(channel);
+//! let mut client = HealthClient::new(channel);
+//! ```
+//!
+//! # What is retried
+//!
+//! gRPC answers errors with HTTP 200: the code is in `grpc-status`. A server that fails a call before
+//! answering (the usual way: `UNAVAILABLE`, `RESOURCE_EXHAUSTED`, `INVALID_ARGUMENT`) sends a
+//! *trailers-only* response, whose `grpc-status` arrives with the head, and that is what
+//! [`RetryPolicy::grpc`](crate::RetryPolicy::grpc) judges. [`GrpcPolicy`] says which codes are
+//! retried and as which class: by default `UNAVAILABLE` (transient) and `RESOURCE_EXHAUSTED`
+//! (throttling), as gRFC A6 and Envoy advise. A response without `grpc-status` but with an HTTP error
+//! status (a proxy's 503) gets the code gRPC maps it to.
+//!
+//! **Not covered: a status that comes only in the trailers**, after a response has begun (a streaming
+//! call that fails midway). Such a call is *committed* in A6's terms: gRPC's own clients never retry
+//! it, since the application may already have read messages from it, and neither does this layer.
+//! Holding the whole response until its trailers arrive (as [`first_byte`](crate::body::FirstByteLayer) holds a
+//! head) would turn every streaming call into a buffered one; it is left out on purpose.
+//!
+//! # What the server says
+//!
+//! - `grpc-retry-pushback-ms: N` sets the wait before the retry to exactly `N` ms (not a floor with
+//!   jitter: A6 gives the server the choice), within
+//!   [`max_retry_after`](crate::RetryPolicy::max_retry_after). A negative or malformed value means
+//!   "do not retry": the response is returned.
+//!   With [shared pushback](crate::pushback) on, the pushback also holds every call to that server.
+//! - Every retry carries `grpc-previous-rpc-attempts` (the number of attempts before it).
+//! - A request's `grpc-timeout` is the deadline of the whole call, retries included (the sooner of it
+//!   and [`deadline`](crate::RetryPolicy::deadline)); each retry's `grpc-timeout` is the time left.
+//!
+//! When the deadline passes during an attempt the call ends with this crate's
+//! [`Error`](crate::Error), which tonic reports as `UNKNOWN` (tonic maps only its own error types to
+//! codes); a wait that would end past the deadline is not started, and the last response is returned.
+//!
+//! The history names gRPC codes: `UNAVAILABLE (wait 30ms grpc-pushback), OK: the outcome was final`.
+//!
+//! # tonic
+//!
+//! tonic's `Channel` takes `Request<tonic::body::Body>`, a body that can be read only once. Retrying it
+//! needs a recorded copy ([`ReplayBody`](crate::body::ReplayBody)), which is another type; [`GrpcRetryLayer`]
+//! records it, retries, and turns each copy back into the channel's body type with the function it is
+//! given (`tonic::body::Body::new`), so the stack takes and returns exactly what the channel does.
+//! Taking a function keeps tonic out of this crate's dependencies and works for any client whose body
+//! type can wrap another body.
+
+mod layer;
+
+pub use crate::classify::grpc::{
+    GrpcCode, GrpcPolicy, GRPC_PREVIOUS_RPC_ATTEMPTS, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS,
+    GRPC_TIMEOUT,
+};
+pub use layer::{GrpcRetryLayer, IntoBody};

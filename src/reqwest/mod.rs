@@ -1,0 +1,36 @@
+//! reqwest: the retry layer over a [`reqwest::Client`], in one line. Enabled by the `reqwest` feature.
+//!
+//! `reqwest::Client` is a `Service<reqwest::Request>`; tower's HTTP layers, this one included, speak
+//! `http::Request`. [`ReqwestService`] is the client as a `Service<http::Request<B>>` answering
+//! `http::Response<reqwest::Body>`, so the retry layer wraps it like any hyper client:
+//!
+//! ```
+//! use tower::ServiceBuilder;
+//! use tower_http_retry::reqwest::ReqwestService;
+//! use tower_http_retry::{RetryLayer, RetryPolicy};
+//!
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new(RetryPolicy::default()))
+//!     .service(ReqwestService::new(reqwest::Client::new()));
+//! # let _ = client;
+//! ```
+//!
+//! reqwest's errors are classified by their type ([`ErrorKind::of`](crate::classify::ErrorKind::of)):
+//! `is_connect()` (connect failures and connect timeouts: the request never left) is
+//! [`Connect`](crate::classify::ErrorKind::Connect), retried for any method; `is_timeout()` (the
+//! client's `timeout` or `read_timeout`) is [`Timeout`](crate::classify::ErrorKind::Timeout), retried
+//! for idempotent requests; a request that could not be built (a bad URL) or a redirect loop is
+//! [`Other`](crate::classify::ErrorKind::Other) and never retried; anything else is classified by its
+//! source (a reset connection, a closed one). Request bodies are replayed as everywhere in this crate:
+//! `Full<Bytes>`, `Bytes`, `String` by sharing or copying, a buffered `reqwest::Body` by copying its
+//! bytes, a stream through [`ReplayBodyLayer`](crate::body::ReplayBodyLayer).
+//!
+//! There is no `reqwest_middleware::Middleware`: a middleware gets the request once, and its `Next`
+//! borrows the client and the extensions for one call, so retrying there means re-implementing this
+//! layer's future around borrowed state, with `reqwest::Request::try_clone` refusing streamed bodies.
+//! A reqwest-middleware stack can call a [`Retry`](crate::Retry) over [`ReqwestService`] instead.
+
+mod body;
+mod service;
+
+pub use service::{ReqwestFuture, ReqwestService};

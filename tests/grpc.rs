@@ -1,0 +1,312 @@
+//! gRPC over a real socket: a tonic health server on 127.0.0.1 and tonic's generated client, with the
+//! retry layer between the client and its `Channel`.
+
+#![cfg(feature = "grpc")]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tonic::metadata::MetadataMap;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Server};
+use tonic::{Code, Request, Response, Status};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+use tower::ServiceBuilder;
+use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::grpc::{GrpcCode, GrpcRetryLayer};
+use tower_http_retry::history::{AttemptOutcome, WaitReason};
+use tower_http_retry::{RetryHistory, RetryPolicy};
+
+/// One answer of the scripted server: a status code (`Ok` means SERVING) and its pushback header.
+#[derive(Clone, Copy)]
+struct Answer {
+    code: Code,
+    pushback: Option<&'static str>,
+}
+
+const SERVING: Answer = Answer {
+    code: Code::Ok,
+    pushback: None,
+};
+
+fn fail(code: Code) -> Answer {
+    Answer {
+        code,
+        pushback: None,
+    }
+}
+
+fn pushback(code: Code, ms: &'static str) -> Answer {
+    Answer {
+        code,
+        pushback: Some(ms),
+    }
+}
+
+/// What the server saw of one call.
+#[derive(Clone, Debug)]
+struct Seen {
+    at: Instant,
+    previous_attempts: Option<String>,
+    timeout: Option<String>,
+    /// The request message's field: the body as the server decoded it.
+    service: String,
+}
+
+/// A health service that answers from a script (the last answer repeats) and records every call.
+#[derive(Clone)]
+struct Scripted {
+    script: Arc<Mutex<VecDeque<Answer>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+fn header(metadata: &MetadataMap, name: &str) -> Option<String> {
+    metadata
+        .get(name)
+        .map(|value| value.to_str().unwrap().to_owned())
+}
+
+#[tonic::async_trait]
+impl Health for Scripted {
+    async fn check(
+        &self,
+        request: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        self.seen.lock().unwrap().push(Seen {
+            at: Instant::now(),
+            previous_attempts: header(request.metadata(), "grpc-previous-rpc-attempts"),
+            timeout: header(request.metadata(), "grpc-timeout"),
+            service: request.get_ref().service.clone(),
+        });
+        let answer = {
+            let mut script = self.script.lock().unwrap();
+            match script.len() {
+                1 => script[0],
+                _ => script.pop_front().unwrap(),
+            }
+        };
+        if answer.code == Code::Ok {
+            return Ok(Response::new(HealthCheckResponse {
+                status: ServingStatus::Serving as i32,
+            }));
+        }
+        let mut metadata = MetadataMap::new();
+        if let Some(ms) = answer.pushback {
+            metadata.insert("grpc-retry-pushback-ms", ms.parse().unwrap());
+        }
+        Err(Status::with_metadata(answer.code, "scripted", metadata))
+    }
+
+    type WatchStream = tonic::codegen::tokio_stream::Empty<Result<HealthCheckResponse, Status>>;
+
+    async fn watch(
+        &self,
+        _: Request<HealthCheckRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+}
+
+/// Starts the server on 127.0.0.1 with `script`; returns its address and what it saw.
+async fn serve(script: &[Answer]) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = Scripted {
+        script: Arc::new(Mutex::new(script.iter().copied().collect())),
+        seen: Arc::default(),
+    };
+    let seen = service.seen.clone();
+    tokio::spawn(
+        Server::builder()
+            .add_service(HealthServer::new(service))
+            .serve_with_incoming(TcpIncoming::from(listener)),
+    );
+    (addr, seen)
+}
+
+/// Short waits: the tests run on real time.
+fn policy() -> RetryPolicy {
+    RetryPolicy::default()
+        .no_retry_budget()
+        .backoff(Backoff::constant(Duration::from_millis(5)).jitter(Jitter::None))
+}
+
+/// The generated client over the channel, with the retry layer in one line.
+async fn connect(
+    addr: SocketAddr,
+    policy: RetryPolicy,
+) -> HealthClient<
+    impl tonic::client::GrpcService<
+            tonic::body::Body,
+            ResponseBody = tonic::body::Body,
+            Error = tower_http_retry::Error,
+        > + Clone,
+> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let channel = ServiceBuilder::new()
+        .layer(GrpcRetryLayer::new(tonic::body::Body::new).policy(policy))
+        .service(channel);
+    HealthClient::new(channel)
+}
+
+fn check() -> Request<HealthCheckRequest> {
+    Request::new(HealthCheckRequest {
+        service: "payments".into(),
+    })
+}
+
+/// Reads a `grpc-timeout` value ("100m", "99123456n").
+fn grpc_timeout(value: &str) -> Duration {
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().unwrap();
+    match unit {
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => panic!("unexpected unit in {value}"),
+    }
+}
+
+fn history<T>(response: &Response<T>) -> &RetryHistory {
+    response.extensions().get::<RetryHistory>().unwrap()
+}
+
+#[tokio::test]
+async fn unavailable_and_resource_exhausted_are_retried_and_each_retry_is_numbered() {
+    let script = [
+        fail(Code::Unavailable),
+        fail(Code::ResourceExhausted),
+        SERVING,
+    ];
+    let (addr, seen) = serve(&script).await;
+    let policy = policy().backoff_for(
+        tower_http_retry::classify::RetryClass::Throttling,
+        Backoff::constant(Duration::from_millis(5)).jitter(Jitter::None),
+    );
+    let mut client = connect(addr, policy).await;
+
+    let response = client.check(check()).await.unwrap();
+    assert_eq!(response.get_ref().status, ServingStatus::Serving as i32);
+
+    let history = history(&response);
+    let outcomes: Vec<_> = history.attempts().iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        outcomes[..2],
+        [
+            AttemptOutcome::Grpc(GrpcCode::Unavailable),
+            AttemptOutcome::Grpc(GrpcCode::ResourceExhausted)
+        ]
+    );
+    let summary = history.to_string();
+    assert!(
+        summary
+            .starts_with("UNAVAILABLE (wait 5ms backoff), RESOURCE_EXHAUSTED (wait 5ms backoff), "),
+        "{summary}"
+    );
+    let previous: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.previous_attempts.clone())
+        .collect();
+    assert_eq!(previous, [None, Some("1".into()), Some("2".into())]);
+    let bodies: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.service.clone())
+        .collect();
+    assert_eq!(
+        bodies, ["payments"; 3],
+        "every attempt carried the whole message"
+    );
+}
+
+#[tokio::test]
+async fn invalid_argument_is_not_retried() {
+    let (addr, seen) = serve(&[fail(Code::InvalidArgument), SERVING]).await;
+    let mut client = connect(addr, policy()).await;
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn pushback_sets_the_wait_and_a_negative_one_stops_the_retries() {
+    let (addr, seen) = serve(&[pushback(Code::Unavailable, "30"), SERVING]).await;
+    // The backoff alone would wait 200 ms: the server's 30 ms is the wait, not a floor under it.
+    let slow = policy().backoff(Backoff::constant(Duration::from_millis(200)).jitter(Jitter::None));
+    let mut client = connect(addr, slow).await;
+    let response = client.check(check()).await.unwrap();
+    let wait = history(&response).attempts()[0].wait.unwrap();
+    assert_eq!(wait.duration, Duration::from_millis(30));
+    assert_eq!(wait.reason, WaitReason::GrpcPushback);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen[1].at - seen[0].at >= Duration::from_millis(30),
+        "the retry left before the pushback ended: {:?}",
+        seen[1].at - seen[0].at
+    );
+
+    let (addr, seen) = serve(&[pushback(Code::Unavailable, "-1"), SERVING]).await;
+    let mut client = connect(addr, policy()).await;
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "a negative pushback means no retry"
+    );
+}
+
+#[tokio::test]
+async fn the_callers_grpc_timeout_bounds_every_retry() {
+    // Unavailable forever, each time asking for 30 ms; the call has 100 ms.
+    let (addr, seen) = serve(&[pushback(Code::Unavailable, "30")]).await;
+    let mut client = connect(addr, policy().max_attempts(100)).await;
+    let mut request = check();
+    request.set_timeout(Duration::from_millis(100));
+
+    let status = client.check(request).await.unwrap_err();
+    let ended = Instant::now();
+    // Usually the layer declines a wait that would end past the deadline and returns the last
+    // UNAVAILABLE. On a loaded machine an attempt may still be in flight when the deadline passes: then
+    // the layer's deadline error (UNKNOWN to tonic) or the channel's own timeout (CANCELLED) ends it.
+    assert!(
+        matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled
+        ),
+        "{status:?}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    // 100 ms holds at most the first attempt and three 30 ms waits (fewer on a loaded machine); without
+    // the deadline the policy would make 100.
+    assert!(seen.len() <= 4, "{} attempts", seen.len());
+    assert!(ended >= seen.last().unwrap().at);
+    // Each retry tells the server the time the call has left, never more than the caller gave.
+    let first = seen[0].timeout.clone().unwrap();
+    for retry in &seen[1..] {
+        let left = retry.timeout.clone().unwrap();
+        assert_ne!(left, first);
+        assert!(
+            grpc_timeout(&left) < grpc_timeout(&first),
+            "{left} after {first}"
+        );
+        assert!(grpc_timeout(&left) < Duration::from_millis(100), "{left}");
+    }
+}
