@@ -13,7 +13,8 @@
 //! - [`CheckVerdict::Respond`]: stop, and return this response instead (the job the check found).
 //!
 //! Outcomes that are safe to retry (an idempotent request, a keyed one, a 429) are retried without a
-//! check. The check runs within the call's deadline: when it passes, the check is dropped and the call
+//! check. The last response is kept, its body unread, until the check answers (it is what `Stop`
+//! returns), so its connection is not reused meanwhile: the check's own requests take another. The check runs within the call's deadline: when it passes, the check is dropped and the call
 //! ends with the deadline error. Its requests are not attempts; the history records them
 //! ([`RetryHistory::checks`](crate::RetryHistory::checks)).
 //!
