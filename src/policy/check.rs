@@ -27,9 +27,10 @@
 //! shared by every stack cannot name. As a parameter, a check for the wrong service is a compile
 //! error, not a failed downcast at run time; no bound (`'static`, `Send`) is added for users without
 //! a check; and with [`NoCheck`] a call costs no allocation and no clock read more, its branches are
-//! on a constant ([`CheckBeforeRetry::RUNS`]), and its state holds two more empty fields.
+//! on a constant ([`CheckBeforeRetry::RUNS`]), and its future is zero-sized, so the call's state holds
+//! only two more empty pointers.
 
-use std::future::{ready, Future, Ready};
+use std::future::{pending, Future, Pending};
 use std::time::Duration;
 
 use http::request::Parts;
@@ -157,11 +158,12 @@ pub enum CheckVerdict<ResB> {
 pub struct NoCheck;
 
 impl<S, ReqB, ResB> CheckBeforeRetry<S, ReqB, ResB> for NoCheck {
-    type Future = Ready<CheckVerdict<ResB>>;
+    // Never started (`RUNS` is false); a zero-sized future keeps the call's state as small as before.
+    type Future = Pending<CheckVerdict<ResB>>;
 
     const RUNS: bool = false;
 
     fn check(&self, _: S, _: CheckRequest<'_, ReqB>) -> Self::Future {
-        ready(CheckVerdict::Stop)
+        pending()
     }
 }

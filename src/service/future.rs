@@ -133,7 +133,8 @@ struct Call<S, ReqB, ResB, C> {
     check: C,
     /// The last outcome, kept through the wait when a check is due after it (it is what a check that
     /// says stop returns); `None` otherwise.
-    checked: Option<Result<Response<ResB>, BoxError>>,
+    /// Boxed: a check is rare, and the call's state stays one pointer larger, not one response.
+    checked: Option<Box<Result<Response<ResB>, BoxError>>>,
     /// The requests of the check in progress.
     check_log: Option<CheckLog>,
 }
@@ -473,7 +474,7 @@ where
                 );
                 self.history.set_wait(wait);
                 if check_due {
-                    self.checked = Some(result);
+                    self.checked = Some(Box::new(result));
                     return Step::Wait(wait, None);
                 }
                 let drain = result
@@ -512,7 +513,7 @@ where
     where
         S: Clone,
     {
-        let last = self.checked.as_ref()?;
+        let last = self.checked.as_deref()?;
         let outcome = match last {
             Ok(response) => Outcome::Response {
                 status: response.status(),
@@ -556,7 +557,7 @@ where
         self.record_check(answer);
         match verdict {
             CheckVerdict::Retry => None,
-            CheckVerdict::Stop => Some(self.finish(last, StopReason::CheckStopped)),
+            CheckVerdict::Stop => Some(self.finish(*last, StopReason::CheckStopped)),
             CheckVerdict::Respond(response) => {
                 Some(self.finish(Ok(response), StopReason::CheckAnswered))
             }
