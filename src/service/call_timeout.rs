@@ -26,7 +26,8 @@ use crate::policy::CallSettings;
 /// Without it, the retry layer's deadline ends when the response head arrives: reading the body
 /// is the caller's, and unbounded.
 ///
-/// The cost when used: one clock read and one allocated timer per call.
+/// The cost when used, per call: one clock read, one allocated timer, and the retry layer's copy of
+/// its policy with the call's deadline merged in.
 ///
 /// ```
 /// use std::convert::Infallible;
