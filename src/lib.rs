@@ -40,8 +40,9 @@
 //! # What is retried
 //!
 //! 408, 429, 500, 502, 503, 504 and transport failures; never any other 4xx. A POST or PATCH without an
-//! idempotency key is retried only when the server cannot have acted on it: 408, 429, and failures before
-//! the request left (connect errors, HTTP/2 REFUSED_STREAM). The full table is in [`classify`], and
+//! idempotency key is retried only when the server cannot have acted on it: 429, and failures before
+//! the request left (connect errors, HTTP/2 REFUSED_STREAM); not on 408, which a timeout layer inside
+//! the retry may have made after the server got the request. The full table is in [`classify`], and
 //! [`RetryPolicy::classify_with`] replaces or extends it.
 //!
 //! # Side effects

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::classify::{Decision, RetryClass};
 use crate::report::history::StopReason;
-use crate::shared::budget::RetryBudget;
+use crate::shared::budget::{RetryBudget, Withdrawal};
 use crate::shared::pushback::Pushback;
 use crate::wait::backoff::Backoff;
 use crate::wait::retry_after::RetryAfterMode;
@@ -61,6 +61,8 @@ pub(crate) struct Planner {
     previous_delay: [Option<Duration>; 2],
     rng: Option<SmallRng>,
     deadline: Option<Instant>,
+    /// The budget withdrawn for the retry planned but not sent yet; given back if it never is.
+    withdrawal: Option<Withdrawal>,
 }
 
 impl Planner {
@@ -72,6 +74,7 @@ impl Planner {
             previous_delay: [None; 2],
             rng: None,
             deadline,
+            withdrawal: None,
         }
     }
 
@@ -86,9 +89,17 @@ impl Planner {
         self.deadline
     }
 
-    /// Counts the attempt about to be made.
+    /// Counts the attempt about to be made; a retry's budget withdrawal is spent now.
     pub(crate) fn start_attempt(&mut self) {
         self.attempts = self.attempts.saturating_add(1);
+        if let Some(withdrawal) = self.withdrawal.take() {
+            withdrawal.spend();
+        }
+    }
+
+    /// The planned retry will not be sent: its budget withdrawal is given back.
+    pub(crate) fn cancel_retry(&mut self) {
+        self.withdrawal = None;
     }
 
     /// Decides what follows an attempt to `uri` that was classified `decision` and whose response
@@ -137,8 +148,9 @@ impl Planner {
         }
         // Last, so that a retry refused for any other reason costs the budget nothing.
         if let Some(budget) = policy.budget() {
-            if !budget.try_withdraw(class) {
-                return Next::Stop(StopReason::BudgetExhausted);
+            match budget.withdraw(class) {
+                Some(withdrawal) => self.withdrawal = Some(withdrawal),
+                None => return Next::Stop(StopReason::BudgetExhausted),
             }
         }
         self.retries[i] += 1;
@@ -160,8 +172,20 @@ impl Planner {
         let spread = Backoff::constant(hold.length)
             .max_delay(hold.length)
             .delay(0, None, rng);
-        Some(hold.until + spread)
+        Some(later(hold.until, spread))
     }
+}
+
+/// `at + delay`, or a far-future instant (about 30 years from now, as tokio's own timers use) when the
+/// sum does not fit in an `Instant`: no setting and no header can make the arithmetic panic.
+pub(crate) fn later(at: Instant, delay: Duration) -> Instant {
+    at.checked_add(delay).unwrap_or_else(far_future)
+}
+
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(86_400 * 365 * 30))
+        .unwrap_or(now)
 }
 
 #[cfg(test)]

@@ -152,3 +152,71 @@ async fn a_post_whose_body_breaks_before_the_first_byte_is_not_retried() {
         .is_some_and(|e| e.is::<tower_http_retry::body::BodyFailedBeforeFirstByte>()));
     assert_eq!(server.hits("/jobs"), 1, "the server may have acted on it");
 }
+
+#[path = "support/bodies.rs"]
+mod bodies;
+#[path = "support/watchdog.rs"]
+mod watchdog;
+
+/// A 200 whose body sends an empty data frame and then fails: the empty frame is no first byte, so the
+/// attempt failed before its first byte and is retried.
+#[tokio::test]
+async fn an_empty_first_frame_is_not_the_first_byte() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    type Boxed = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let upstream = tower::service_fn(move |_: Request<Full<Bytes>>| {
+        let body: Boxed = if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            bodies::Hostile::new(bodies::Kind::EmptyThenError).boxed_unsync()
+        } else {
+            Full::new(Bytes::from_static(b"audio"))
+                .map_err(|never| match never {})
+                .boxed_unsync()
+        };
+        async move { Ok::<_, std::convert::Infallible>(http::Response::new(body)) }
+    });
+    let client = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy()))
+        .layer(FirstByteLayer::new())
+        .service(upstream);
+    let response = client
+        .oneshot(request(Method::GET, "http://tts.test/speech"))
+        .await
+        .unwrap();
+    let history = response.extensions().get::<RetryHistory>().unwrap().clone();
+    assert_eq!(history.attempt_count(), 2);
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "audio"
+    );
+}
+
+/// The hostile body catalogue through `FirstByteLayer`: each one ends with a response, a typed error,
+/// or (endless empty frames) a wait that another task and a timeout can interrupt.
+#[test]
+fn hostile_bodies_through_first_byte() {
+    use bodies::{Hostile, Kind, CATALOGUE};
+    for kind in CATALOGUE {
+        let outcome = watchdog::within(Duration::from_secs(20), false, move || async move {
+            let upstream = tower::service_fn(move |_: Request<()>| async move {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Hostile::new(kind)))
+            });
+            use tower::Layer;
+            let call = FirstByteLayer::new()
+                .layer(upstream)
+                .oneshot(Request::new(()));
+            match tokio::time::timeout(Duration::from_millis(20), call).await {
+                Err(_) => "timed out",
+                Ok(Ok(_)) => "response",
+                Ok(Err(_)) => "error",
+            }
+        });
+        let expected = match kind {
+            Kind::EmptyFrames => "timed out",
+            Kind::EmptyThenError => "error",
+            _ => "response",
+        };
+        assert_eq!(outcome, expected, "{kind:?}");
+    }
+}

@@ -337,3 +337,46 @@ async fn the_before_retry_hook_rewrites_each_retry_but_not_the_key() {
         AttemptOutcome::Status(s) if s == StatusCode::CREATED
     ));
 }
+
+/// A blank key is no key: a server that ignores blank keys would run the retried POST twice.
+#[tokio::test]
+async fn a_blank_key_makes_no_request_idempotent() {
+    for blank in ["", " ", "\t  "] {
+        let server =
+            Server::start([("/charges", vec![Reply::status(500), Reply::status(201)])]).await;
+        let policy = RetryPolicy::default().backoff(Backoff::constant(ms(5)).jitter(Jitter::None));
+        let mut request = request(Method::POST, &server.url("/charges"));
+        request
+            .headers_mut()
+            .insert("idempotency-key", HeaderValue::from_str(blank).unwrap());
+        let response = client(policy).oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{blank:?}"
+        );
+        assert_eq!(server.received().len(), 1, "{blank:?}: sent once");
+        assert_eq!(history(&response).stop_reason(), StopReason::NotIdempotent);
+        assert_eq!(history(&response).idempotency_key(), None, "{blank:?}");
+    }
+}
+
+/// With injection on, a blank key is replaced by a real one, the same on every attempt.
+#[tokio::test]
+async fn injection_replaces_a_blank_key() {
+    for blank in ["", "   "] {
+        let server =
+            Server::start([("/charges", vec![Reply::status(500), Reply::status(201)])]).await;
+        let mut request = request(Method::POST, &server.url("/charges"));
+        request
+            .headers_mut()
+            .insert("idempotency-key", HeaderValue::from_str(blank).unwrap());
+        let response = client(keyed()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{blank:?}");
+        let received = server.received();
+        assert_eq!(received.len(), 2, "{blank:?}");
+        let key = the_key(&received, "idempotency-key");
+        assert!(is_uuid_v4(&key), "{blank:?}: {key:?}");
+        assert_eq!(history(&response).idempotency_key(), Some(&key));
+    }
+}

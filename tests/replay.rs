@@ -203,7 +203,9 @@ async fn a_server_reading_part_of_the_body_gets_the_whole_body_on_the_retry() {
     assert_eq!(seen[2].trailers, Some(trailers()), "trailers replayed");
 }
 
-#[tokio::test]
+/// The server keeps the body it has not finished reading: after the wait and a short grace for it to
+/// come back, the call ends with the server's answer.
+#[tokio::test(start_paused = true)]
 async fn a_response_while_the_body_is_still_being_sent_is_not_retried() {
     let server = Server::new(vec![plan(Read::Part(5), 503, true)]);
     let (response, history) = send(&server, DEFAULT_LIMIT, upload(TEXT, 5)).await;
@@ -378,7 +380,12 @@ proptest! {
         }
 
         let server = Server::new(plans.clone());
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        // Paused time: a retry waits a short grace for a held body to come back.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
         let (response, history) = runtime.block_on(send(&server, limit, body));
         let seen = server.seen();
 
@@ -411,4 +418,145 @@ proptest! {
             }
         }
     }
+}
+
+#[path = "support/bodies.rs"]
+mod bodies;
+
+/// The hostile body catalogue through the replay body: read a bounded number of frames, then replay.
+/// Every size hint stays coherent, nothing panics, and each body is either replayed as recorded or
+/// refused with a reason.
+#[test]
+fn hostile_bodies_through_the_replay_body() {
+    use std::task::{Context, Poll, Waker};
+    use tower_http_retry::body::ReplayableBody;
+    for kind in bodies::CATALOGUE {
+        let template = ReplayBody::with_limit(bodies::Hostile::new(kind), 8 * 1024);
+        let Ok(mut copy) = template.replay() else {
+            assert_eq!(
+                kind,
+                bodies::Kind::HintTooLarge,
+                "refused before a byte is read"
+            );
+            continue;
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sent = Vec::new();
+        let mut failed = false;
+        for _ in 0..200 {
+            let hint = copy.size_hint();
+            assert!(
+                hint.upper().is_none_or(|upper| upper >= hint.lower()),
+                "{kind:?}"
+            );
+            match Pin::new(&mut copy).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        sent.extend_from_slice(&data);
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => {
+                    failed = true;
+                    break;
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        drop(copy);
+        match template.replay() {
+            Ok(again) => {
+                assert!(!failed, "{kind:?}: a failed body is not replayed");
+                assert!(sent.len() <= 8 * 1024, "{kind:?}");
+                let hint = again.size_hint();
+                assert!(
+                    hint.upper().is_none_or(|upper| upper >= hint.lower()),
+                    "{kind:?}"
+                );
+                if bodies::Hostile::ends_well(kind) {
+                    let replayed = futures_collect(again);
+                    assert_eq!(replayed, sent, "{kind:?}: the replay sends what was sent");
+                }
+            }
+            Err(why) => assert!(
+                matches!(
+                    why,
+                    NotReplayable::TooLarge { .. } | NotReplayable::BodyFailed
+                ),
+                "{kind:?}: {why:?}"
+            ),
+        }
+    }
+}
+
+/// Reads a body that is always ready to its end.
+fn futures_collect<B: Body<Data = Bytes> + Unpin>(mut body: B) -> Vec<u8>
+where
+    B::Error: std::fmt::Debug,
+{
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut all = Vec::new();
+    loop {
+        match Pin::new(&mut body).poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    all.extend_from_slice(&data);
+                }
+            }
+            Poll::Ready(None) => return all,
+            other => panic!(
+                "not always ready: {:?}",
+                other.map(|o| o.map(|r| r.is_ok()))
+            ),
+        }
+    }
+}
+
+/// A transport that lets go of the body a moment after answering (hyper's HTTP/2 pipe does, after a
+/// REFUSED_STREAM or an early response): the retry waits for it past a zero backoff, and leaves the
+/// moment it is back, not at the end of the grace.
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_for_the_body_and_leaves_as_soon_as_it_is_back() {
+    let calls = Arc::new(Mutex::new(0u32));
+    let server = {
+        let calls = calls.clone();
+        tower::service_fn(move |request: Request<ReplayBody<Upload>>| {
+            let calls = calls.clone();
+            async move {
+                let mut body = request.into_body();
+                let first = {
+                    let mut calls = calls.lock().unwrap();
+                    *calls += 1;
+                    *calls == 1
+                };
+                let status = if first {
+                    // Read a little, answer, and drop the body 10 ms later.
+                    let _ = body.frame().await;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        drop(body);
+                    });
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    while body.frame().await.is_some() {}
+                    StatusCode::OK
+                };
+                let mut response = Response::new(String::new());
+                *response.status_mut() = status;
+                Ok::<_, BoxError>(response)
+            }
+        })
+    };
+    let client = ServiceBuilder::new()
+        .layer(ReplayBodyLayer::new())
+        .layer(RetryLayer::new(at_once()))
+        .service(server);
+    let start = tokio::time::Instant::now();
+    let request = Request::put("http://api.test/upload")
+        .body(upload(TEXT, 5))
+        .unwrap();
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(*calls.lock().unwrap(), 2);
+    assert_eq!(start.elapsed(), Duration::from_millis(10));
 }

@@ -10,7 +10,7 @@ use peer_benches::loopback::{
     client_runtime, drive, hyper_client, reqwest_client, reqwest_retry_client, send_reqwest,
     send_reqwest_middleware, send_tower, tower_http_retry_client, tower_retry_client, Server,
 };
-use peer_benches::paired::{interleave, Contender};
+use peer_benches::paired::{interleave, rounds, Contender};
 use peer_benches::report;
 use peer_benches::workload::Workload;
 use tokio::runtime::Runtime;
@@ -119,8 +119,8 @@ fn main() {
         (contender.run)();
         sent += REQUESTS;
     }
-    let results = interleave(ROUNDS, &mut contenders);
-    sent += ROUNDS * contenders.len() * REQUESTS;
+    let results = interleave(rounds(ROUNDS), &mut contenders);
+    sent += rounds(ROUNDS) * contenders.len() * REQUESTS;
     drop(contenders);
     let path = report::paired_file(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), GROUP);
     report::write_paired(&path, GROUP, &results).expect("the figures are written");

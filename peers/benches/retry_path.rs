@@ -11,7 +11,7 @@ use std::time::Duration;
 use criterion::Criterion;
 use peer_benches::contenders::{tower_http_retry, tower_resilience_retry, tower_retry};
 use peer_benches::inmemory::{runtime, time_calls};
-use peer_benches::paired::{interleave, Contender};
+use peer_benches::paired::{interleave, rounds, Contender};
 use peer_benches::report;
 use peer_benches::workload::{Answer, Script, Workload};
 use tower_http_retry::backoff::Backoff;
@@ -31,8 +31,12 @@ const BATCH: u64 = 5_000;
 /// (about 1 ms): a smaller batch keeps its rounds short.
 const SLEEPING_BATCH: u64 = 10;
 
+/// No wait, and no retry budget: the other contenders have none, and a budget (10% of requests) would
+/// refuse most of the retries this workload needs.
 fn no_wait() -> RetryPolicy {
-    RetryPolicy::default().backoff(Backoff::none())
+    RetryPolicy::default()
+        .no_retry_budget()
+        .backoff(Backoff::none())
 }
 
 fn main() {
@@ -77,7 +81,7 @@ fn main() {
     let mut resilience = tower_resilience_retry(answer(), Duration::ZERO);
     let mut ours = tower_http_retry(answer(), no_wait());
     let results = interleave(
-        ROUNDS,
+        rounds(ROUNDS),
         &mut [
             Contender::new("tower_retry", BATCH, || {
                 time_calls(&runtime, &mut tower, &workload, BATCH)

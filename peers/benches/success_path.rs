@@ -18,7 +18,7 @@ use peer_benches::contenders::{
     bare_with_request_copy, tower_http_retry, tower_resilience_retry, tower_retry,
 };
 use peer_benches::inmemory::{runtime, time_calls};
-use peer_benches::paired::{interleave, Contender};
+use peer_benches::paired::{interleave, rounds, Contender};
 use peer_benches::report;
 use peer_benches::workload::{Answer, Script, Workload};
 use tower_http_retry::RetryPolicy;
@@ -94,7 +94,7 @@ fn main() {
     let mut resilience = tower_resilience_retry(answer(), UNREACHED_BACKOFF);
     let mut ours = tower_http_retry(answer(), RetryPolicy::default());
     let results = interleave(
-        ROUNDS,
+        rounds(ROUNDS),
         &mut [
             Contender::new("bare", BATCH, || {
                 time_calls(&runtime, &mut bare, &workload, BATCH)

@@ -45,7 +45,7 @@ pub fn clone_request(request: &Req) -> Req {
 }
 
 /// A `tower::retry::Policy` that does what tower-http-retry's default table does for responses:
-/// 408 and 429 for any method, 500 502 503 504 for idempotent methods, failures for idempotent methods,
+/// 429 for any method, 408 500 502 503 504 for idempotent methods, failures for idempotent methods,
 /// at most [`MAX_ATTEMPTS`] attempts, and no wait (the benchmarks measure the layer, not the sleep).
 #[derive(Clone, Debug)]
 pub struct HttpPolicy {
@@ -70,7 +70,7 @@ impl<ResB, E> Policy<Req, Response<ResB>, E> for HttpPolicy {
     ) -> Option<Ready<()>> {
         let retryable = match result {
             Ok(response) => match response.status().as_u16() {
-                408 | 429 => true,
+                429 => true,
                 _ => is_retryable_status(response.status()) && is_idempotent(request.method()),
             },
             Err(_) => is_idempotent(request.method()),

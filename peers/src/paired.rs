@@ -68,6 +68,21 @@ impl Paired {
     }
 }
 
+/// Whether the benchmark runs in criterion's quick test mode (`cargo bench -- --test`, as CI runs it):
+/// every check is still made, but the figures are not worth reading.
+pub fn quick_test_mode() -> bool {
+    std::env::args().any(|arg| arg == "--test")
+}
+
+/// `rounds`, or a single round in [quick test mode](quick_test_mode).
+pub fn rounds(rounds: usize) -> usize {
+    if quick_test_mode() {
+        1
+    } else {
+        rounds
+    }
+}
+
 /// Runs `rounds` rounds over `contenders`.
 pub fn interleave(rounds: usize, contenders: &mut [Contender<'_>]) -> Vec<Paired> {
     let n = contenders.len();

@@ -3,12 +3,22 @@
 //! hyper returns a connection to its pool only once the response body has been read to the end; a body
 //! dropped half-read closes the connection. Draining runs while the backoff wait runs, so it adds no
 //! latency: it stops at the end of the body, at the byte limit, at a body error, or when the wait ends.
+//!
+//! A body can be always ready (an endless stream, or empty frames sent as keep-alives): each poll reads
+//! a bounded amount and then yields, so the wait's timer and the call's deadline are looked at between
+//! two rounds and the runtime thread stays free for other tasks. Every frame costs at least one byte of
+//! the limit, so a stream of empty frames ends too.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Buf;
 use http_body::Body;
+
+/// Frames read in one poll before the drain yields.
+const FRAMES_PER_POLL: u32 = 64;
+/// Bytes read in one poll before the drain yields.
+const BYTES_PER_POLL: u64 = 64 * 1024;
 
 /// A response body being read and thrown away.
 pub(crate) struct Drain<B> {
@@ -29,18 +39,30 @@ impl<B: Body> Drain<B> {
         })
     }
 
-    /// Reads what is ready; `Ready` once there is nothing more worth reading.
+    /// Reads what is ready, a bounded amount per call; `Ready` once there is nothing more worth
+    /// reading. After a full round it wakes the task and returns `Pending`: the caller looks at its
+    /// timers and comes back.
     pub(crate) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let (mut frames, mut bytes) = (0u32, 0u64);
         loop {
+            if frames >= FRAMES_PER_POLL || bytes >= BYTES_PER_POLL {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             match self.body.as_mut().poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) | Poll::Ready(Some(Err(_))) => return Poll::Ready(()),
                 Poll::Ready(Some(Ok(frame))) => {
-                    let len = frame.data_ref().map_or(0, |data| data.remaining() as u64);
-                    match self.left.checked_sub(len) {
+                    let len = frame.data_ref().map_or(0, |data| {
+                        u64::try_from(data.remaining()).unwrap_or(u64::MAX)
+                    });
+                    // An empty frame is not free: a stream of them ends like any other.
+                    match self.left.checked_sub(len.max(1)) {
                         Some(left) => self.left = left,
                         None => return Poll::Ready(()),
                     }
+                    frames += 1;
+                    bytes = bytes.saturating_add(len);
                 }
             }
         }
@@ -97,6 +119,54 @@ mod tests {
             11,
             "ten chunks fit, the eleventh goes over"
         );
+    }
+
+    /// Always-ready empty frames, counted.
+    struct KeepAlives(Arc<AtomicUsize>);
+    impl Body for KeepAlives {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::new()))))
+        }
+    }
+
+    #[test]
+    fn each_poll_reads_a_bounded_amount_then_yields_and_wakes() {
+        let read = Arc::new(AtomicUsize::new(0));
+        let mut drain = Drain::new(KeepAlives(read.clone()), u64::MAX).unwrap();
+        let woken = Arc::new(AtomicUsize::new(0));
+        struct Count(Arc<AtomicUsize>);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Count(woken.clone())));
+        let mut cx = Context::from_waker(&waker);
+        assert!(drain.poll_drain(&mut cx).is_pending());
+        assert_eq!(read.load(Ordering::SeqCst), FRAMES_PER_POLL as usize);
+        assert_eq!(
+            woken.load(Ordering::SeqCst),
+            1,
+            "it asks to be polled again"
+        );
+        let mut drain = Drain::new(Endless(read.clone()), u64::MAX).unwrap();
+        read.store(0, Ordering::SeqCst);
+        assert!(drain.poll_drain(&mut cx).is_pending());
+        assert_eq!(read.load(Ordering::SeqCst), 64, "64 KiB in 1 KiB frames");
+    }
+
+    #[tokio::test]
+    async fn a_stream_of_empty_frames_ends_at_the_limit() {
+        let read = Arc::new(AtomicUsize::new(0));
+        let mut drain = Drain::new(KeepAlives(read.clone()), 1000).unwrap();
+        poll_fn(|cx| drain.poll_drain(cx)).await;
+        assert_eq!(read.load(Ordering::SeqCst), 1001);
     }
 
     #[tokio::test]

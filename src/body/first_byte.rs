@@ -186,6 +186,9 @@ where
     }
 }
 
+/// Empty data frames skipped in one poll before the future yields.
+const EMPTY_FRAMES_PER_POLL: u32 = 64;
+
 pin_project! {
     /// The future of [`FirstByte`].
     pub struct FirstByteFuture<F, B> {
@@ -232,13 +235,28 @@ where
                     let Some(pinned) = body.as_mut() else {
                         panic!("FirstByteFuture polled after completion");
                     };
-                    let first = match ready!(pinned.as_mut().poll_frame(cx)) {
-                        Some(Ok(frame)) => Some(frame),
-                        None => None,
-                        Some(Err(error)) => {
-                            *body = None;
-                            let error = BodyFailedBeforeFirstByte(error.into());
-                            return Poll::Ready(Err(Box::new(error)));
+                    let mut skipped = 0;
+                    let first = loop {
+                        match ready!(pinned.as_mut().poll_frame(cx)) {
+                            // An empty data frame (h2 and hyper pass them through) is no first
+                            // byte: skip it, a bounded number per poll so an endless stream of them
+                            // cannot hold the thread.
+                            Some(Ok(frame))
+                                if frame.data_ref().is_some_and(|d| !d.has_remaining()) =>
+                            {
+                                skipped += 1;
+                                if skipped >= EMPTY_FRAMES_PER_POLL {
+                                    cx.waker().wake_by_ref();
+                                    return Poll::Pending;
+                                }
+                            }
+                            Some(Ok(frame)) => break Some(frame),
+                            None => break None,
+                            Some(Err(error)) => {
+                                *body = None;
+                                let error = BodyFailedBeforeFirstByte(error.into());
+                                return Poll::Ready(Err(Box::new(error)));
+                            }
                         }
                     };
                     let (Some(head), Some(rest)) = (head.take(), body.take()) else {

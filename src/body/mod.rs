@@ -101,10 +101,12 @@
 //!   starts sending and stops), never one per chunk; per chunk, a reference count while recording and
 //!   a few comparisons after. Streaming 64 MiB in 16 KiB chunks costs about 20 ns per chunk over the
 //!   bare body, which is lost in the cost of any real transport (see the README's "Performance").
-//! - **A response that arrives while its request body is still being sent** ends the retries (so does
-//!   an attempt timeout at that point): that attempt's transport still owns the body and may still be
-//!   reading it, so another attempt could not be given a whole body. The history says
-//!   [`NotReplayable::StillSending`].
+//! - **A response that arrives while its request body is still being sent**: that attempt's transport
+//!   still owns the body and may still be reading it. A transport that is done with it drops it within
+//!   moments (hyper's HTTP/2 pipe after a `REFUSED_STREAM`, or after a response sent before the body
+//!   was read), so the retry waits for the copy to come back, during its backoff and up to 100 ms
+//!   after it (never past the deadline), through [`ReplayableBody::poll_replay`]. A copy still held
+//!   then ends the retries with the last answer, and the history says [`NotReplayable::StillSending`].
 //! - An error from the original body ends the retries too ([`NotReplayable::BodyFailed`]): the rest of
 //!   the body no longer exists.
 //!
@@ -125,7 +127,8 @@
 //! "retry while nothing has been handed over yet, fail once it has". Put a [`FirstByteLayer`] *inside*
 //! the retry: it waits for the first frame of every 2xx response body, and turns a body that fails
 //! before that frame into an error of the call, which the retry layer classifies like any transport
-//! failure (a reset mid-body is "maybe sent": retried for idempotent requests).
+//! failure (a reset mid-body is "maybe sent": retried for idempotent requests). An empty data frame is
+//! not a first byte: it is skipped (and yields to other tasks after a bounded number in a row).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -169,6 +172,7 @@ pub(crate) use replay::DEFAULT_REPLAY_LIMIT;
 pub use replay::{ReplayBody, ReplayBodyLayer, ReplayBodyService};
 
 use std::fmt;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{Empty, Full};
@@ -216,6 +220,28 @@ pub trait ReplayableBody: Sized {
     ///
     /// Called once before the first attempt (its copy is kept for later attempts) and once per retry.
     fn replay(&self) -> Result<Self, NotReplayable>;
+
+    /// Like [`replay`](Self::replay), but `Pending` (waking the task later) while the copy of an
+    /// earlier attempt still holds the body and is about to hand it back. A transport can keep an
+    /// attempt's body for a moment after the attempt ended (hyper's HTTP/2 body pipe, after a
+    /// `REFUSED_STREAM` or a response sent before the body was read); the retry waits for it, within
+    /// its backoff, the call's deadline and a grace of 100 ms, instead of giving up at once.
+    ///
+    /// The default never waits: it returns what `replay` does.
+    ///
+    /// ```
+    /// use std::task::{Context, Poll, Waker};
+    /// use bytes::Bytes;
+    /// use tower_http_retry::body::ReplayableBody;
+    ///
+    /// let body = Bytes::from_static(b"{}");
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(matches!(body.poll_replay(&mut cx), Poll::Ready(Ok(copy)) if copy == body));
+    /// ```
+    fn poll_replay(&self, cx: &mut Context<'_>) -> Poll<Result<Self, NotReplayable>> {
+        let _ = cx;
+        Poll::Ready(self.replay())
+    }
 }
 
 /// Why a request body could not be sent again; the request is then not retried.

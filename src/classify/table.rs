@@ -4,7 +4,8 @@ use std::error::Error as StdError;
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+use http::response::Parts;
+use http::{Extensions, HeaderMap, HeaderName, Method, StatusCode, Uri};
 use tokio::time::Instant;
 
 use super::transport::ErrorKind;
@@ -22,6 +23,7 @@ use super::transport::ErrorKind;
 ///     let outcome = Outcome::Response {
 ///         status,
 ///         headers: &headers,
+///         extensions: &http::Extensions::new(),
 ///     };
 ///     default_decision(&request, &outcome)
 /// };
@@ -61,6 +63,7 @@ pub enum Decision {
 ///     let outcome = Outcome::Response {
 ///         status,
 ///         headers: &headers,
+///         extensions: &http::Extensions::new(),
 ///     };
 ///     default_decision(&get, &outcome)
 /// };
@@ -110,6 +113,7 @@ pub enum RetryClass {
 /// let unavailable = Outcome::Response {
 ///     status: StatusCode::SERVICE_UNAVAILABLE,
 ///     headers: &marked,
+///     extensions: &http::Extensions::new(),
 /// };
 /// assert_eq!(classify(&request, &unavailable), Some(Decision::Done));
 /// let reset = io::Error::from(io::ErrorKind::ConnectionReset);
@@ -129,12 +133,33 @@ pub enum Outcome<'a> {
         status: StatusCode,
         /// Its headers.
         headers: &'a HeaderMap,
+        /// Its extensions: where a layer can mark a response it made itself (a local timeout, say),
+        /// so that a classifier can tell it from one the server sent.
+        extensions: &'a Extensions,
     },
     /// The attempt failed without a response.
     Error(&'a (dyn StdError + Send + Sync + 'static)),
 }
 
-impl Outcome<'_> {
+impl<'a> Outcome<'a> {
+    /// The outcome of a response with this head.
+    ///
+    /// ```
+    /// use http::{Response, StatusCode};
+    /// use tower_http_retry::classify::Outcome;
+    ///
+    /// let (head, _) = Response::builder().status(503).body(()).unwrap().into_parts();
+    /// let outcome = Outcome::from_parts(&head);
+    /// assert_eq!(outcome.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    /// ```
+    pub fn from_parts(head: &'a Parts) -> Self {
+        Outcome::Response {
+            status: head.status,
+            headers: &head.headers,
+            extensions: &head.extensions,
+        }
+    }
+
     /// The response's status; `None` for an error.
     ///
     /// ```
@@ -210,7 +235,12 @@ impl<'a> RequestInfo<'a> {
     /// let (uri, headers) = (Uri::from_static("http://api.test/"), HeaderMap::new());
     /// let key = HeaderName::from_static("idempotency-key");
     /// let request = RequestInfo::new(&Method::POST, &uri, &headers, 1, &key);
-    /// let outcome = Outcome::Response { status: StatusCode::SERVICE_UNAVAILABLE, headers: &headers };
+    /// let extensions = http::Extensions::new();
+    /// let outcome = Outcome::Response {
+    ///     status: StatusCode::SERVICE_UNAVAILABLE,
+    ///     headers: &headers,
+    ///     extensions: &extensions,
+    /// };
     /// assert_eq!(default_decision(&request, &outcome), Decision::Unsafe);
     /// ```
     pub fn new(
@@ -281,7 +311,8 @@ impl<'a> RequestInfo<'a> {
             .map_or(Duration::ZERO, |sent| sent.elapsed())
     }
 
-    /// Whether the request carries the idempotency key header the policy recognises.
+    /// Whether the request carries the idempotency key header the policy recognises, with a key in it:
+    /// a blank or whitespace-only value is no key.
     ///
     /// ```
     /// use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
@@ -298,7 +329,9 @@ impl<'a> RequestInfo<'a> {
     /// assert!(!RequestInfo::new(&Method::POST, &uri, &headers, 1, &other).has_idempotency_key());
     /// ```
     pub fn has_idempotency_key(&self) -> bool {
-        self.headers.contains_key(self.idempotency_header)
+        self.headers
+            .get(self.idempotency_header)
+            .is_some_and(is_key)
     }
 
     /// Whether repeating the request is safe by itself: an idempotent method, or an idempotency key.
@@ -372,7 +405,8 @@ pub fn default_decision(request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Dec
     let idempotent = request.is_idempotent();
     let (class, needs_idempotence) = match outcome {
         Outcome::Response { status, .. } => match status.as_u16() {
-            408 => (RetryClass::Transient, false),
+            // A 408 may have been made by a layer after the server got the request: see the module docs.
+            408 => (RetryClass::Transient, true),
             429 => (RetryClass::Throttling, false),
             500 | 502 | 503 | 504 => (RetryClass::Transient, true),
             409 if request.has_idempotency_key() => (RetryClass::Throttling, true),
@@ -420,6 +454,12 @@ pub fn every_server_error(request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> O
     })
 }
 
+/// Whether a header value is a key: a blank or whitespace-only value is none (a server that ignores blank
+/// keys would run a retried request twice).
+pub(crate) fn is_key(value: &http::HeaderValue) -> bool {
+    !value.as_bytes().iter().all(u8::is_ascii_whitespace)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,9 +489,11 @@ mod tests {
 
     fn status(code: u16) -> Outcome<'static> {
         static EMPTY: std::sync::OnceLock<HeaderMap> = std::sync::OnceLock::new();
+        static NO_EXTENSIONS: std::sync::OnceLock<Extensions> = std::sync::OnceLock::new();
         Outcome::Response {
             status: StatusCode::from_u16(code).unwrap(),
             headers: EMPTY.get_or_init(HeaderMap::new),
+            extensions: NO_EXTENSIONS.get_or_init(Extensions::new),
         }
     }
 
@@ -463,7 +505,7 @@ mod tests {
         use Decision::{Done, Unsafe};
         // (status, idempotent method, POST without key, POST with key)
         let table = [
-            (408, RETRY, RETRY, RETRY),
+            (408, RETRY, Unsafe, RETRY),
             (429, THROTTLE, THROTTLE, THROTTLE),
             (500, RETRY, Unsafe, RETRY),
             (502, RETRY, Unsafe, RETRY),

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, StatusCode};
+use http::{Extensions, HeaderMap, StatusCode};
 
 use crate::classify::grpc::{headers, GrpcCode, GrpcPolicy, ServerPushback, GRPC_STATUS};
 use crate::classify::{Decision, Outcome, RequestInfo, RetryClass};
@@ -19,13 +19,20 @@ pub(crate) fn judge(
     request: &RequestInfo<'_>,
     status: StatusCode,
     headers: &HeaderMap,
+    extensions: &Extensions,
 ) -> (Decision, Option<Asked>, AttemptOutcome) {
     let code = GrpcCode::of_response(status, headers);
     let outcome = code.map_or(AttemptOutcome::Status(status), AttemptOutcome::Grpc);
-    let hook = policy
-        .classify
-        .as_ref()
-        .and_then(|hook| hook(request, &Outcome::Response { status, headers }));
+    let hook = policy.classify.as_ref().and_then(|hook| {
+        hook(
+            request,
+            &Outcome::Response {
+                status,
+                headers,
+                extensions,
+            },
+        )
+    });
     // A 200 without grpc-status has begun its answer; its status comes in the trailers, and a call
     // whose response has begun is committed (A6): it is not retried.
     let class = code.and_then(|code| grpc.class_of(code)).map(|class| {
@@ -104,6 +111,7 @@ mod tests {
             &request,
             StatusCode::from_u16(status).unwrap(),
             &headers,
+            &Extensions::new(),
         )
     }
 
@@ -173,7 +181,14 @@ mod tests {
         headers.insert("grpc-status", HeaderValue::from_static("8"));
         let judge_now = |headers: &HeaderMap| {
             let grpc = policy.grpc.as_deref().unwrap();
-            judge(&policy, grpc, &request, StatusCode::OK, headers)
+            judge(
+                &policy,
+                grpc,
+                &request,
+                StatusCode::OK,
+                headers,
+                &Extensions::new(),
+            )
         };
 
         judge_now(&headers);

@@ -1,5 +1,6 @@
 //! Idempotency keys: the settings, the key set before the first attempt, and the replay mark.
 
+use crate::classify::is_key;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Method;
@@ -41,7 +42,7 @@ pub(crate) fn key_for_first_attempt(
     header: &HeaderName,
     head: &mut Parts,
 ) -> Option<HeaderValue> {
-    if let Some(key) = head.headers.get(header) {
+    if let Some(key) = head.headers.get(header).filter(|key| is_key(key)) {
         return Some(key.clone());
     }
     if !settings.inject_for.contains(&head.method) {

@@ -770,7 +770,9 @@ impl RetryPolicy {
     /// - `409` with a key is retried with the same key, waiting at least its `Retry-After`; `422` is not.
     /// - [`RetryPolicy::inject_idempotency_keys`] gives each POST and PATCH that has no key a fresh one (a
     ///   version 4 UUID from the operating system's cryptographic generator) before its first attempt. Every
-    ///   retry sends the same key, a key the caller set is never replaced, and no key is ever minted to
+    ///   retry sends the same key, a key the caller set is never replaced (a blank or whitespace-only value
+    ///   is no key: it is replaced when injection is on, and otherwise leaves the request unkeyed), and no
+    ///   key is ever minted to
     ///   force a retry. [`RetryPolicy::seed`] does not touch keys: a seeded key would repeat across runs.
     /// - A response marked as a replay (`X-Idempotency-Replayed: true` by default,
     ///   [`RetryPolicy::idempotency_replayed_header`]) is reported by [`RetryHistory::is_replayed`]; the key

@@ -2,6 +2,7 @@
 //! final response or error.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -77,6 +78,10 @@ pin_project! {
         // The discarded response body of the last attempt, read during the wait so an HTTP/1.1
         // connection can be reused; dropped when the wait ends.
         drain: Option<Drain<ResB>>,
+        // The last outcome, kept while the retry waits for the previous attempt to hand the request
+        // body back (if it never does, the call ends with this outcome), or for a check due after it
+        // (a check that says stop returns it). Boxed: rare, and the future stays small.
+        parked: Option<Box<Result<Response<ResB>, BoxError>>>,
         call: Call<S, ReqB, ResB, C>,
     }
 }
@@ -127,22 +132,34 @@ struct Call<S, ReqB, ResB, C> {
     next_body: Option<ReqB>,
     planner: Planner,
     history: RetryHistory,
+    /// The wait was stretched by [`BODY_HANDBACK_GRACE`] for the body to come back.
+    in_grace: bool,
     /// When the first attempt left, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing
     /// can ask, so such calls read no clock for it.
     first_sent: Option<Instant>,
     check: C,
-    /// The last outcome, kept through the wait when a check is due after it (it is what a check that
-    /// says stop returns); `None` otherwise.
-    /// Boxed: a check is rare, and the call's state stays one pointer larger, not one response.
-    checked: Option<Box<Result<Response<ResB>, BoxError>>>,
+    /// A check runs when the wait is over, on the parked outcome.
+    check_due: bool,
     /// The requests of the check in progress.
     check_log: Option<CheckLog>,
+    _response: PhantomData<fn() -> ResB>,
 }
+
+/// How long past its backoff a retry waits for the previous attempt to hand the request body back
+/// (within the call's deadline). A transport lets go of it microseconds after the attempt ends; a copy
+/// held longer is taken to be still sending, and the call ends with the last outcome.
+const BODY_HANDBACK_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What an attempt's outcome leads to.
 enum Step<T, ResB> {
     Return(T),
-    Wait(Wait, Option<Drain<ResB>>),
+    /// Wait, draining the last response's body; or, while the request body is not back yet, keeping
+    /// the last outcome.
+    Wait(
+        Wait,
+        Option<Drain<ResB>>,
+        Option<Box<Result<Response<ResB>, BoxError>>>,
+    ),
 }
 
 impl<S, ReqB, ResB, C> ResponseFuture<S, ReqB, ResB, C>
@@ -211,6 +228,7 @@ where
             wait,
             deadline,
             drain: None,
+            parked: None,
             call: Call {
                 service,
                 policy,
@@ -219,10 +237,12 @@ where
                 next_body,
                 planner,
                 history,
+                in_grace: false,
                 first_sent,
                 check,
-                checked: None,
+                check_due: false,
                 check_log: None,
+                _response: PhantomData,
             },
         }
     }
@@ -258,8 +278,9 @@ where
                     this.attempt_timeout.set(None);
                     match this.call.after_attempt(result) {
                         Step::Return(output) => return Poll::Ready(output),
-                        Step::Wait(wait, drain) => {
+                        Step::Wait(wait, drain, parked) => {
                             *this.drain = drain;
+                            *this.parked = parked;
                             if !wait.duration.is_zero() {
                                 this.wait.set(Some(sleep(wait.duration)));
                             }
@@ -273,6 +294,29 @@ where
                             *this.drain = None;
                         }
                     }
+                    match this.call.poll_next_body(cx) {
+                        Poll::Ready(Ok(())) => {
+                            // The body is back: a grace waited for it ends with it, and the kept
+                            // outcome is only worth draining now, unless a check will need it.
+                            if this.parked.is_some() && this.call.in_grace {
+                                this.wait.set(None);
+                            }
+                            if !this.call.check_due {
+                                if let Some(last) = this.parked.take() {
+                                    if let Ok(response) = *last {
+                                        let limit = this.call.policy.drain_limit;
+                                        *this.drain = Drain::new(response.into_body(), limit);
+                                    }
+                                }
+                            }
+                        }
+                        Poll::Ready(Err(why)) => {
+                            this.state.set(State::Done);
+                            let last = this.parked.take().map(|last| *last);
+                            return Poll::Ready(this.call.body_lost(last, why));
+                        }
+                        Poll::Pending => {}
+                    }
                     if this.wait.is_some() && !poll_timer(this.wait.as_mut(), cx) {
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
                         this.state.set(State::Done);
@@ -283,10 +327,21 @@ where
                         this.wait.set(Some(sleep_until(release)));
                         continue;
                     }
+                    if this.call.next_body.is_none() {
+                        // The wait is over but the previous attempt still holds the body.
+                        if !this.call.in_grace {
+                            this.call.in_grace = true;
+                            this.wait.set(Some(sleep(BODY_HANDBACK_GRACE)));
+                            continue;
+                        }
+                        this.state.set(State::Done);
+                        let last = this.parked.take().map(|last| *last);
+                        return Poll::Ready(this.call.body_lost(last, NotReplayable::StillSending));
+                    }
                     // The wait is over: whatever of the body is still unread is not worth waiting for.
                     *this.drain = None;
                     this.wait.set(None);
-                    match this.call.start_check() {
+                    match this.call.start_check(this.parked.as_deref()) {
                         Some(future) => this.state.set(State::Checking { future }),
                         None => this.state.set(State::Readying),
                     }
@@ -295,16 +350,19 @@ where
                     Poll::Pending => {
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
                         this.state.set(State::Done);
+                        *this.parked = None;
                         this.call.check_interrupted();
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
                     }
-                    Poll::Ready(verdict) => match this.call.after_check(verdict) {
-                        Some(output) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(output);
+                    Poll::Ready(verdict) => {
+                        match this.call.after_check(verdict, this.parked.take()) {
+                            Some(output) => {
+                                this.state.set(State::Done);
+                                return Poll::Ready(output);
+                            }
+                            None => this.state.set(State::Readying),
                         }
-                        None => this.state.set(State::Readying),
-                    },
+                    }
                 },
                 StateProj::Readying => match this.call.service.poll_ready(cx) {
                     Poll::Pending => {
@@ -348,12 +406,18 @@ fn judge_response(
     request: &RequestInfo<'_>,
     status: http::StatusCode,
     headers: &http::HeaderMap,
+    extensions: &http::Extensions,
 ) -> (Decision, Option<crate::plan::Asked>, AttemptOutcome) {
+    let outcome = Outcome::Response {
+        status,
+        headers,
+        extensions,
+    };
     #[cfg(feature = "grpc")]
     if let Some(grpc) = &policy.grpc {
-        return crate::policy::grpc::judge(policy, grpc, request, status, headers);
+        return crate::policy::grpc::judge(policy, grpc, request, status, headers, extensions);
     }
-    let decision = policy.decide(request, &Outcome::Response { status, headers });
+    let decision = policy.decide(request, &outcome);
     // The success path reads no header beyond what the classifier needs.
     let asked = (decision != Decision::Done || !status.is_success())
         .then(|| server_delay(headers, SystemTime::now()))
@@ -406,7 +470,7 @@ where
                     let now = Instant::now();
                     pushback.observe(&self.head.uri, status, headers, now, policy.max_retry_after);
                 }
-                judge_response(policy, &request, status, headers)
+                judge_response(policy, &request, status, headers, response.extensions())
             }
             Err(error) => {
                 let decision = policy.decide(&request, &Outcome::Error(&**error));
@@ -457,7 +521,12 @@ where
                     self.next_body = Some(body);
                     Next::Retry(wait)
                 }
-                Err(why) => Next::Stop(StopReason::BodyNotReplayable(why)),
+                // The previous attempt may hand the body back in a moment: the wait waits for it.
+                Err(NotReplayable::StillSending) => Next::Retry(wait),
+                Err(why) => {
+                    self.planner.cancel_retry();
+                    Next::Stop(StopReason::BodyNotReplayable(why))
+                }
             },
             stop => stop,
         };
@@ -468,19 +537,20 @@ where
                     host = self.head.uri.host(),
                     attempt = self.planner.attempts(),
                     outcome = ?outcome,
-                    wait_ms = wait.duration.as_millis() as u64,
+                    wait_ms = u64::try_from(wait.duration.as_millis()).unwrap_or(u64::MAX),
                     reason = ?wait.reason,
                     "retrying"
                 );
                 self.history.set_wait(wait);
-                if check_due {
-                    self.checked = Some(Box::new(result));
-                    return Step::Wait(wait, None);
+                if check_due || self.next_body.is_none() {
+                    // Kept, not drained: for the check, or in case the body never comes back.
+                    self.check_due = check_due;
+                    return Step::Wait(wait, None, Some(Box::new(result)));
                 }
                 let drain = result
                     .ok()
                     .and_then(|response| Drain::new(response.into_body(), policy.drain_limit));
-                Step::Wait(wait, drain)
+                Step::Wait(wait, drain, None)
             }
             Next::Stop(reason) => Step::Return(self.finish(result, reason)),
         }
@@ -508,16 +578,20 @@ where
         }
     }
 
-    /// Starts the check due after the last outcome, if one is.
-    fn start_check(&mut self) -> Option<C::Future>
+    /// Starts the check due after `last`, the parked outcome, if one is.
+    fn start_check(&mut self, last: Option<&Result<Response<ResB>, BoxError>>) -> Option<C::Future>
     where
         S: Clone,
     {
-        let last = self.checked.as_deref()?;
+        if !self.check_due {
+            return None;
+        }
+        let last = last?;
         let outcome = match last {
             Ok(response) => Outcome::Response {
                 status: response.status(),
                 headers: response.headers(),
+                extensions: response.extensions(),
             },
             Err(error) => Outcome::Error(&**error),
         };
@@ -544,11 +618,10 @@ where
     fn after_check(
         &mut self,
         verdict: CheckVerdict<ResB>,
+        last: Option<Box<Result<Response<ResB>, BoxError>>>,
     ) -> Option<Result<Response<ResB>, Error>> {
-        let last = self
-            .checked
-            .take()
-            .expect("a check runs only after an outcome kept for it");
+        self.check_due = false;
+        let last = last.expect("a check runs only on a parked outcome");
         let answer = match &verdict {
             CheckVerdict::Retry => CheckAnswer::Retry,
             CheckVerdict::Stop => CheckAnswer::Stop,
@@ -566,7 +639,7 @@ where
 
     /// The deadline passed while the check ran.
     fn check_interrupted(&mut self) {
-        self.checked = None;
+        self.check_due = false;
         self.record_check(CheckAnswer::Interrupted);
     }
 
@@ -596,6 +669,34 @@ where
         Error::new(None, self.close(StopReason::Deadline))
     }
 
+    /// Polls for the next attempt's body while the previous attempt still holds it; `Ready(Ok)` once
+    /// it is there.
+    fn poll_next_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), NotReplayable>> {
+        if self.next_body.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        let copy = match &self.body {
+            Ok(copy) => copy,
+            Err(why) => return Poll::Ready(Err(*why)),
+        };
+        let body = ready!(copy.poll_replay(cx))?;
+        self.next_body = Some(body);
+        Poll::Ready(Ok(()))
+    }
+
+    /// The body of the planned retry cannot be had: the call ends with the last outcome.
+    fn body_lost(
+        &mut self,
+        last: Option<Result<Response<ResB>, BoxError>>,
+        why: NotReplayable,
+    ) -> Result<Response<ResB>, Error> {
+        let reason = StopReason::BodyNotReplayable(why);
+        match last {
+            Some(result) => self.finish(result, reason),
+            None => Err(Error::new(None, self.close(reason))),
+        }
+    }
+
     /// The inner service failed while getting ready for a retry.
     fn not_ready(&mut self, error: BoxError) -> Error {
         Error::new(Some(error), self.close(StopReason::Finished))
@@ -603,6 +704,8 @@ where
 
     /// Records why the call stops and hands the history over.
     fn close(&mut self, reason: StopReason) -> RetryHistory {
+        // A retry planned and never sent costs the budget nothing.
+        self.planner.cancel_retry();
         self.history.stop(reason);
         if reason.gave_up() {
             tracing::warn!(
@@ -632,6 +735,7 @@ where
             .take()
             .expect("the next body is prepared before every wait");
         self.planner.start_attempt();
+        self.in_grace = false;
         #[allow(unused_mut)]
         let mut head = head_for_retry(
             self.policy.before_retry.as_deref(),

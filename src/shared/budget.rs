@@ -237,6 +237,19 @@ impl RetryBudget {
     pub fn try_withdraw(&self, class: RetryClass) -> bool {
         self.shared
             .try_withdraw(Instant::now(), self.shared.cost(class))
+            .is_some()
+    }
+
+    /// Withdraws a retry of `class` that is given back if it is never sent: the returned guard gives
+    /// the cost back when dropped, unless [`Withdrawal::spend`] was called.
+    pub(crate) fn withdraw(&self, class: RetryClass) -> Option<Withdrawal> {
+        let cost = self.shared.cost(class);
+        let epoch = self.shared.try_withdraw(Instant::now(), cost)?;
+        Some(Withdrawal {
+            budget: self.clone(),
+            epoch,
+            cost,
+        })
     }
 
     /// How many retries of cost 1 the budget would grant now (fractions included).
@@ -431,7 +444,8 @@ impl Shared {
         }
     }
 
-    fn try_withdraw(&self, now: Instant, cost: u64) -> bool {
+    /// The step the withdrawal was recorded in, if it was granted.
+    fn try_withdraw(&self, now: Instant, cost: u64) -> Option<u64> {
         let epoch = self.epoch_at(now);
         self.credit(epoch);
         self.expire(epoch);
@@ -450,7 +464,24 @@ impl Shared {
             // Recorded in its step, so the cost is given back when that step leaves the window.
             self.slot(epoch).withdrawn.fetch_add(cost, Ordering::AcqRel);
         }
-        granted
+        granted.then_some(epoch)
+    }
+
+    /// Gives back `cost` withdrawn in step `epoch`, unless that step has already left the window (its
+    /// withdrawals were given back then).
+    fn refund(&self, epoch: u64, cost: u64) {
+        let slot = self.slot(epoch);
+        if slot.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        let mut taken = 0;
+        let _ = slot
+            .withdrawn
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |withdrawn| {
+                taken = withdrawn.min(cost);
+                Some(withdrawn - taken)
+            });
+        saturating_sub(&self.withdrawn, taken);
     }
 
     /// What the window allows in all: the floor plus the ratio of the deposits it holds. Deposits only
@@ -459,7 +490,7 @@ impl Shared {
         let deposits = self
             .slots
             .iter()
-            .filter(|slot| slot.epoch.load(Ordering::Acquire) + SLOTS > epoch)
+            .filter(|slot| slot.epoch.load(Ordering::Acquire).saturating_add(SLOTS) > epoch)
             .fold(0u64, |sum, slot| {
                 sum.saturating_add(slot.deposits.load(Ordering::Acquire))
             });
@@ -496,6 +527,29 @@ impl Shared {
         saturating_sub(&slot.deposits, deposits);
         saturating_sub(&slot.withdrawn, withdrawn);
         saturating_sub(&self.withdrawn, withdrawn);
+    }
+}
+
+/// A granted withdrawal for a retry not sent yet: dropped unspent (the call was canceled or ended
+/// during its wait), it gives its cost back.
+pub(crate) struct Withdrawal {
+    budget: RetryBudget,
+    epoch: u64,
+    cost: u64,
+}
+
+impl Withdrawal {
+    /// The retry was sent: the cost stays withdrawn.
+    pub(crate) fn spend(mut self) {
+        self.cost = 0;
+    }
+}
+
+impl Drop for Withdrawal {
+    fn drop(&mut self) {
+        if self.cost > 0 {
+            self.budget.shared.refund(self.epoch, self.cost);
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
@@ -65,6 +65,9 @@ struct Shared<B> {
     whole: SizeHint,
     /// Bytes the recording holds, readable from any copy at any time.
     recorded: AtomicU64,
+    /// Tasks waiting for the tape to come back ([`ReplayableBody::poll_replay`]); registered while
+    /// the slot is locked, so a hand-on cannot slip between the look and the registration.
+    waiting: Mutex<Vec<Waker>>,
 }
 
 pin_project! {
@@ -139,6 +142,7 @@ impl<B: Body> ReplayBody<B> {
             limit,
             whole,
             recorded: AtomicU64::new(0),
+            waiting: Mutex::new(Vec::new()),
         });
         Self::copy_of(shared)
     }
@@ -185,6 +189,16 @@ impl<B> ReplayBody<B> {
         if let Some(mut tape) = self.tape.take() {
             tape.as_mut().seal_block();
             *self.shared.lock() = Some(tape);
+            let waiting = std::mem::take(
+                &mut *self
+                    .shared
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            for waker in waiting {
+                waker.wake();
+            }
         }
     }
 
@@ -402,6 +416,29 @@ impl<B> ReplayableBody for ReplayBody<B> {
                 Some(why) => Err(why),
                 None => Ok(Self::copy_of(self.shared.clone())),
             },
+        }
+    }
+
+    /// Waits while another copy holds the tape; it wakes the task when it hands the tape back (sent
+    /// whole, or dropped).
+    fn poll_replay(&self, cx: &mut Context<'_>) -> Poll<Result<Self, NotReplayable>> {
+        let slot = self.shared.lock();
+        match slot.as_deref() {
+            None => {
+                let mut waiting = self
+                    .shared
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiting.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Some(tape) => Poll::Ready(match tape.broken {
+                Some(why) => Err(why),
+                None => Ok(Self::copy_of(self.shared.clone())),
+            }),
         }
     }
 }

@@ -289,6 +289,31 @@ fn a_copy_still_being_sent_refuses_replay_until_it_is_dropped() {
 }
 
 #[test]
+fn a_waiting_replay_is_woken_when_the_copy_in_flight_is_dropped() {
+    use std::sync::atomic::AtomicUsize;
+    struct Count(AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let template = ReplayBody::new(Scripted::chunks(&[b"ab", b"cd"], false));
+    let mut sending = template.replay().unwrap();
+    let _ = data(poll(&mut sending));
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(count.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(template.poll_replay(&mut cx).is_pending());
+    assert_eq!(count.0.load(Ordering::SeqCst), 0);
+    drop(sending);
+    assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken by the hand-back");
+    let Poll::Ready(Ok(mut again)) = template.poll_replay(&mut cx) else {
+        panic!("the tape is back");
+    };
+    assert_eq!(concat(&drain(&mut again).0), b"abcd");
+}
+
+#[test]
 fn a_copy_that_sent_everything_hands_on_without_being_dropped() {
     // Unknown length: the end is known when the original yields it.
     let template = ReplayBody::new(Scripted::chunks(&[b"ab", b"cd"], false));
