@@ -287,10 +287,12 @@ impl<'a> RequestInfo<'a> {
     /// makes a retry safe only within a window ("`ingest()` is safe to retry within a rolling 60-second
     /// window").
     ///
-    /// The layer records when the first attempt left only for policies with a classification hook (a
-    /// [`classify_with`](crate::RetryPolicy::classify_with) hook or a shortcut) or a deadline (then for
-    /// free, from the deadline), so that a call nothing could ask costs no clock read; outside the layer
-    /// and without [`first_sent_at`](Self::first_sent_at) it is zero.
+    /// The layer records when the call started (when its first attempt left, unless shared pushback
+    /// held it) only for policies with a classification hook (a
+    /// [`classify_with`](crate::RetryPolicy::classify_with) hook, a shortcut or a per-call classifier),
+    /// a [check](crate::check), or a deadline (then for free, from the deadline), so that a call nothing
+    /// could ask costs no clock read; outside the layer and without
+    /// [`first_sent_at`](Self::first_sent_at) it is zero.
     ///
     /// ```
     /// use std::time::Duration;
