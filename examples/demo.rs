@@ -139,17 +139,6 @@ fn scenarios() -> Vec<Scenario> {
                 Finished,
             )
         },
-        Scenario {
-            retry_after: Some(Duration::from_secs(3600)),
-            ..get(
-                "/maintenance",
-                "503 with Retry-After: 3600, then 200",
-                vec![Reply::status(503).header("retry-after", 3600), ok()],
-                "503",
-                503,
-                RetryAfterTooLong,
-            )
-        },
         get(
             "/down",
             "503 every time",
@@ -201,6 +190,19 @@ fn scenarios() -> Vec<Scenario> {
                 "502 (backoff), 200",
                 200,
                 Finished,
+            )
+        },
+        // Last: a server's Retry-After holds every request to it (the throttle), so the hour it asks
+        // for would hold the scenarios after it too.
+        Scenario {
+            retry_after: Some(Duration::from_secs(3600)),
+            ..get(
+                "/maintenance",
+                "503 with Retry-After: 3600, then 200",
+                vec![Reply::status(503).header("retry-after", 3600), ok()],
+                "503",
+                503,
+                RetryAfterTooLong,
             )
         },
     ]

@@ -1,5 +1,5 @@
 //! What a fleet of retrying requests does to a server in trouble, and what the budget, jitter and
-//! pushback do about it: a seeded simulation against an in-memory server model under tokio's paused
+//! the throttle do about it: a seeded simulation against an in-memory server model under tokio's paused
 //! clock, so minutes of traffic run in about a second and every run prints the same figures.
 //!
 //! Run it with `cargo run --example storm [SVG PATH]`. It prints three tables (markdown) and writes a
@@ -16,7 +16,7 @@ use std::time::Duration;
 use model::{attempts_per_request, busiest_over_mean, drive, spread, Behaviour, Model};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::classify::RetryClass;
-use tower_http_retry::pushback::Pushback;
+use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{RetryLayer, RetryPolicy};
 
 const SEED: u64 = 2024;
@@ -32,7 +32,7 @@ async fn main() -> std::io::Result<()> {
 
     storm().await;
     herd().await;
-    pushback().await;
+    throttle().await;
 
     let plot = plot(
         &arrivals_of_a_herd(Jitter::None).await,
@@ -102,15 +102,15 @@ async fn herd() {
     println!();
 }
 
-/// 429s received against a server that admits 10 requests a second, with and without pushback.
-async fn pushback() {
-    println!("## Shared pushback\n");
+/// 429s received against a server that admits 10 requests a second, with and without the throttle.
+async fn throttle() {
+    println!("## The throttle\n");
     println!("60 requests, 20 a second for 3 s, against a server that admits 10 a second and answers the");
     println!(
         "rest 429 with Retry-After, with or without advertising its quota in `RateLimit` headers;"
     );
     println!("up to 10 attempts for throttled requests, no budget.\n");
-    println!("| server | pushback | 429s received | completed | attempts per request | last completion |");
+    println!("| server | throttle | 429s received | completed | attempts per request | last completion |");
     println!("|---|---|---:|---:|---:|---:|");
     for (advertise, on) in [(false, false), (false, true), (true, false), (true, true)] {
         let behaviour = Behaviour::RateLimited {
@@ -118,13 +118,14 @@ async fn pushback() {
             advertise,
         };
         let model = Model::new(behaviour, SEED);
-        let mut policy = RetryPolicy::default()
+        let policy = RetryPolicy::default()
             .max_attempts_for(RetryClass::Throttling, 10)
             .no_retry_budget()
             .seed(SEED);
-        if on {
-            policy = policy.pushback(Pushback::new());
-        }
+        let policy = match on {
+            true => policy.throttle(Throttle::new()),
+            false => policy.no_throttle(),
+        };
         let ended = drive(
             RetryLayer::new(policy),
             &model,

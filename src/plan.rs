@@ -2,14 +2,12 @@
 
 use std::time::Duration;
 
-use http::Uri;
 use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
 use crate::classify::{Decision, RetryClass};
 use crate::report::history::StopReason;
 use crate::shared::budget::{RetryBudget, Withdrawal};
-use crate::shared::pushback::Pushback;
 use crate::wait::backoff::Backoff;
 use crate::wait::retry_after::RetryAfterMode;
 use crate::wait::{Wait, WaitReason};
@@ -29,8 +27,9 @@ pub(crate) trait Limits {
     fn retry_after_mode(&self) -> &RetryAfterMode;
     /// The retry budget shared with other calls, if any.
     fn budget(&self) -> Option<&RetryBudget>;
-    /// The pushback shared with other calls, if any.
-    fn pushback(&self) -> Option<&Pushback>;
+    /// Whether a throttle paces the calls to each server, so that a throttling retry leaves at the
+    /// rate the server admits.
+    fn throttled(&self) -> bool;
     /// A random source for one call, never shared with another.
     fn rng(&self) -> SmallRng;
 }
@@ -83,8 +82,7 @@ impl Planner {
         self.attempts
     }
 
-    /// When the whole call must end, if it must.
-    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    /// When the whole call must end, if it has a deadline.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
@@ -102,12 +100,11 @@ impl Planner {
         self.withdrawal = None;
     }
 
-    /// Decides what follows an attempt to `uri` that was classified `decision` and whose response
+    /// Decides what follows an attempt that was classified `decision` and whose response
     /// `asked` for a delay.
     pub(crate) fn next(
         &mut self,
         policy: &impl Limits,
-        uri: &Uri,
         decision: Decision,
         asked: Option<Asked>,
         now: Instant,
@@ -130,16 +127,7 @@ impl Planner {
         let backoff = policy
             .backoff(class)
             .delay(self.retries[i], self.previous_delay[i], rng);
-        let mut wait = policy.retry_after_mode().wait(asked, backoff);
-        if let Some(release) = self.release(policy, uri, now) {
-            let held = release.saturating_duration_since(now);
-            if held > wait.duration {
-                wait = Wait {
-                    duration: held,
-                    reason: WaitReason::Pushback,
-                };
-            }
-        }
+        let wait = policy.retry_after_mode().wait(asked, backoff);
         if let Some(deadline) = self.deadline {
             let ends = now.checked_add(wait.duration);
             if ends.is_none_or(|ends| ends >= deadline) {
@@ -147,7 +135,10 @@ impl Planner {
             }
         }
         // Last, so that a retry refused for any other reason costs the budget nothing.
-        if let Some(budget) = policy.budget() {
+        // A throttling retry under a throttle leaves at the rate the server admits: it cannot
+        // multiply the load, which is what the budget is for.
+        let paced = class == RetryClass::Throttling && policy.throttled();
+        if let Some(budget) = policy.budget().filter(|_| !paced) {
             match budget.withdraw(class) {
                 Some(withdrawal) => self.withdrawal = Some(withdrawal),
                 None => return Next::Stop(StopReason::BudgetExhausted),
@@ -157,35 +148,6 @@ impl Planner {
         self.previous_delay[i] = Some(backoff);
         Next::Retry(wait)
     }
-
-    /// When the next attempt to `uri` may leave if a pushback hold on its authority delays it: a
-    /// random instant within the hold's length after its end, so held requests leave spread out.
-    /// `None` when nothing holds it (always, without pushback).
-    pub(crate) fn release(
-        &mut self,
-        policy: &impl Limits,
-        uri: &Uri,
-        now: Instant,
-    ) -> Option<Instant> {
-        let hold = policy.pushback()?.hold_for(uri, now)?;
-        let rng = self.rng.get_or_insert_with(|| policy.rng());
-        let spread = Backoff::constant(hold.length)
-            .max_delay(hold.length)
-            .delay(0, None, rng);
-        Some(later(hold.until, spread))
-    }
-}
-
-/// `at + delay`, or a far-future instant (about 30 years from now, as tokio's own timers use) when the
-/// sum does not fit in an `Instant`: no setting and no header can make the arithmetic panic.
-pub(crate) fn later(at: Instant, delay: Duration) -> Instant {
-    at.checked_add(delay).unwrap_or_else(far_future)
-}
-
-fn far_future() -> Instant {
-    let now = Instant::now();
-    now.checked_add(Duration::from_secs(86_400 * 365 * 30))
-        .unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -194,7 +156,6 @@ mod tests {
     use crate::classify::RetryClass;
     use crate::policy::RetryPolicy;
     use crate::shared::budget::RetryBudget;
-    use crate::shared::pushback::Pushback;
     use crate::wait::backoff::{Backoff, Jitter};
 
     const RETRY: Decision = Decision::Retry(RetryClass::Transient);
@@ -206,10 +167,6 @@ mod tests {
 
     fn exact(policy: RetryPolicy) -> RetryPolicy {
         policy.backoff(Backoff::exponential(secs(1)).jitter(Jitter::None))
-    }
-
-    fn uri() -> Uri {
-        Uri::from_static("http://api.test/")
     }
 
     /// A planner whose first attempt is in flight.
@@ -226,7 +183,7 @@ mod tests {
         asked: Option<Asked>,
         now: Instant,
     ) -> Next {
-        plan.next(policy, &uri(), decision, asked, now)
+        plan.next(policy, decision, asked, now)
     }
 
     fn waits(duration: Duration, reason: WaitReason) -> Next {
@@ -477,43 +434,6 @@ mod tests {
         assert_eq!(
             next(&mut plan, &policy, RETRY, None, now),
             Next::Stop(StopReason::BudgetExhausted)
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_pushback_hold_delays_the_retry_and_spreads_its_release() {
-        let pushback = Pushback::new();
-        let policy = exact(
-            RetryPolicy::new()
-                .no_retry_budget()
-                .pushback(pushback.clone())
-                .seed(9),
-        );
-        let now = Instant::now();
-        pushback.hold(&uri(), secs(4));
-        let mut releases = Vec::new();
-        for _ in 0..50 {
-            let mut plan = started(None);
-            match next(&mut plan, &policy, RETRY, None, now) {
-                Next::Retry(Wait {
-                    duration,
-                    reason: WaitReason::Pushback,
-                }) => {
-                    assert!(duration >= secs(4) && duration <= secs(8), "{duration:?}");
-                    releases.push(duration);
-                }
-                other => panic!("{other:?}"),
-            }
-        }
-        releases.sort();
-        releases.dedup();
-        assert!(releases.len() > 40, "released at different instants");
-        // Another authority is not held.
-        let mut plan = started(None);
-        let other = Uri::from_static("http://other.test/");
-        assert_eq!(
-            plan.next(&policy, &other, RETRY, None, now),
-            waits(secs(1), WaitReason::Backoff)
         );
     }
 }

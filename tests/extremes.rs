@@ -18,8 +18,8 @@ use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
 use tower_http_retry::budget::RetryBudget;
 use tower_http_retry::classify::RetryClass;
-use tower_http_retry::pushback::Pushback;
 use tower_http_retry::retry_after::RetryAfterMode;
+use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{RetryLayer, RetryPolicy};
 
 const MAX: Duration = Duration::MAX;
@@ -45,7 +45,7 @@ fn policies() -> Vec<RetryPolicy> {
     let base = || RetryPolicy::default().seed(7);
     let mut all = Vec::new();
     for d in durations() {
-        all.push(base().max_retry_after(d).pushback(Pushback::new()));
+        all.push(base().max_retry_after(d).throttle(Throttle::new()));
         all.push(base().max_retry_after(d));
         all.push(base().deadline(d));
         all.push(base().attempt_timeout(d));
@@ -97,7 +97,7 @@ fn policies() -> Vec<RetryPolicy> {
                 .attempt_timeout(MAX)
                 .max_attempts(u32::MAX)
                 .backoff(Backoff::exponential(MAX).max_delay(MAX))
-                .pushback(Pushback::new()),
+                .throttle(Throttle::new()),
         );
     }
     all
@@ -185,12 +185,12 @@ fn a_pushback_hold_of_any_length_never_makes_a_later_call_panic() {
                 MAX,
                 Duration::new(secs, 999_999_999),
             ] {
-                let pushback = Pushback::new();
+                let pushback = Throttle::new();
                 pushback.hold(&api, hold);
                 let client = ServiceBuilder::new()
                     .layer(RetryLayer::new(
                         RetryPolicy::default()
-                            .pushback(pushback.clone())
+                            .throttle(pushback.clone())
                             .deadline(Duration::from_secs(1)),
                     ))
                     .service(server(200, ("x-none", String::new())));

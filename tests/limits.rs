@@ -1,4 +1,4 @@
-//! The retry budget, per-class limits, rate-limit headers and shared pushback through the layer, with
+//! The retry budget, per-class limits, rate-limit headers and the throttle through the layer, with
 //! exact timing under tokio's paused clock and an in-memory scripted service.
 
 #[path = "support/script.rs"]
@@ -17,7 +17,7 @@ use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::budget::RetryBudget;
 use tower_http_retry::classify::RetryClass;
 use tower_http_retry::history::{StopReason, WaitReason};
-use tower_http_retry::pushback::Pushback;
+use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 
 fn ms(n: u64) -> Duration {
@@ -319,15 +319,15 @@ async fn a_rate_limit_reset_past_max_retry_after_is_returned_at_once() {
     assert_eq!(history(&response).retry_after(), Some(secs(86400)));
 }
 
-// ---- Shared pushback ----
+// ---- The throttle ----
 
 /// Request A gets a 429 asking for 5 s; 1 s later B goes to the same authority and C to another.
-async fn pushback_scenario(pushback: Option<Pushback>) -> (Script, Instant) {
+async fn pushback_scenario(throttle: Option<Throttle>) -> (Script, Instant) {
     let script = Script::new([with_header(429, "retry-after", 5), status(200)]);
-    let mut policy = exact().seed(5);
-    if let Some(pushback) = pushback {
-        policy = policy.pushback(pushback);
-    }
+    let policy = match throttle {
+        Some(throttle) => exact().seed(5).throttle(throttle),
+        None => exact().seed(5).no_throttle(),
+    };
     let service = ServiceBuilder::new()
         .layer(RetryLayer::new(policy))
         .service(script.clone());
@@ -343,23 +343,21 @@ async fn pushback_scenario(pushback: Option<Pushback>) -> (Script, Instant) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn pushback_holds_first_attempts_to_the_authority_that_asked() {
-    let (script, origin) = pushback_scenario(Some(Pushback::new())).await;
+async fn the_throttle_holds_first_attempts_to_the_authority_that_asked() {
+    let (script, origin) = pushback_scenario(Some(Throttle::new())).await;
     let a = times_of(&script, "http://api.test/a", origin);
     let b = times_of(&script, "http://api.test/b", origin);
     let c = times_of(&script, "http://other.test/c", origin);
     assert_eq!(a.len(), 2);
-    // Held until the 5 s asked for, then released within one more hold-length, at different instants.
-    for held in [a[1], b[0]] {
-        assert!(held >= secs(5) && held <= secs(10), "{held:?}");
-    }
-    assert_ne!(a[1], b[0]);
+    // A, told to wait, leaves exactly when asked; B, held behind it, follows at the paced rate.
+    assert_eq!(a[1], secs(5));
+    assert!(b[0] > secs(5) && b[0] <= secs(6), "{:?}", b[0]);
     assert_eq!(b.len(), 1, "B was held, not refused");
     assert_eq!(c, [secs(1)], "another authority is not held");
 }
 
 #[tokio::test(start_paused = true)]
-async fn without_pushback_first_attempts_are_not_held() {
+async fn without_the_throttle_first_attempts_are_not_held() {
     let (script, origin) = pushback_scenario(None).await;
     assert_eq!(
         times_of(&script, "http://api.test/a", origin),
@@ -369,14 +367,14 @@ async fn without_pushback_first_attempts_are_not_held() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_request_held_past_its_deadline_ends_with_the_deadline_error() {
-    let pushback = Pushback::new();
-    pushback.hold(&"http://api.test/".parse().unwrap(), secs(30));
+async fn a_request_held_past_its_deadline_ends_at_once_with_the_deadline_error() {
+    let throttle = Throttle::new();
+    throttle.hold(&"http://api.test/".parse().unwrap(), secs(30));
     let script = Script::new([status(200)]);
     let origin = Instant::now();
     let error = ServiceBuilder::new()
         .layer(RetryLayer::new(
-            exact().pushback(pushback).deadline(secs(3)),
+            exact().throttle(throttle).deadline(secs(3)),
         ))
         .service(script.clone())
         .oneshot(api())
@@ -384,7 +382,11 @@ async fn a_request_held_past_its_deadline_ends_with_the_deadline_error() {
         .unwrap_err();
     assert!(error.is_deadline());
     assert!(!error.is_not_ready());
-    assert_eq!(origin.elapsed(), secs(3));
+    assert_eq!(
+        origin.elapsed(),
+        Duration::ZERO,
+        "its turn would come too late: no waiting"
+    );
     assert!(script.calls().is_empty());
 }
 
@@ -392,11 +394,11 @@ async fn a_request_held_past_its_deadline_ends_with_the_deadline_error() {
 async fn a_held_request_gives_back_what_the_ready_service_reserved() {
     // One request at a time below the retry layer. A held request must not keep the only permit, or
     // the request to the other authority would wait for the hold to end.
-    let pushback = Pushback::new();
-    pushback.hold(&"http://api.test/".parse().unwrap(), secs(30));
+    let throttle = Throttle::new();
+    throttle.hold(&"http://api.test/".parse().unwrap(), secs(30));
     let script = Script::new([status(200)]);
     let service = ServiceBuilder::new()
-        .layer(RetryLayer::new(exact().pushback(pushback)))
+        .layer(RetryLayer::new(exact().throttle(throttle)))
         .concurrency_limit(1)
         .service(script.clone());
     let origin = Instant::now();
@@ -411,18 +413,18 @@ async fn a_held_request_gives_back_what_the_ready_service_reserved() {
 
 #[tokio::test(start_paused = true)]
 async fn a_successful_response_that_spends_the_quota_holds_the_next_requests() {
-    let pushback = Pushback::new();
     let script = Script::new([
         with_header(200, "ratelimit", r#""default";r=0;t=4"#),
         status(200),
     ]);
+    // Engaged from the first request: a success's headers are read only once a throttle is engaged.
+    let throttle = Throttle::new().from_first_request();
     let service = ServiceBuilder::new()
-        .layer(RetryLayer::new(exact().pushback(pushback)))
+        .layer(RetryLayer::new(exact().throttle(throttle)))
         .service(script.clone());
     let origin = Instant::now();
     service.clone().oneshot(api()).await.unwrap();
     let second = service.oneshot(api()).await.unwrap();
     assert_eq!(second.status(), StatusCode::OK);
-    let at = script.calls()[1].at - origin;
-    assert!(at >= secs(4) && at <= secs(8), "{at:?}");
+    assert_eq!(script.calls()[1].at - origin, secs(4));
 }

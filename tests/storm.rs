@@ -1,5 +1,5 @@
 //! Storm control, measured on an in-memory server model under tokio's paused clock, seeded: the retry
-//! budget, jitter against a herd, shared pushback, and the budget's accounting under contention.
+//! budget, jitter against a herd, the throttle, and the budget's accounting under contention.
 
 #[path = "support/model.rs"]
 mod model;
@@ -12,7 +12,7 @@ use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::budget::RetryBudget;
 use tower_http_retry::classify::RetryClass;
 use tower_http_retry::history::StopReason;
-use tower_http_retry::pushback::Pushback;
+use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{RetryLayer, RetryPolicy};
 
 fn secs(n: u64) -> Duration {
@@ -87,7 +87,7 @@ async fn full_jitter_spreads_a_herd_to_at_most_1_5_times_the_mean() {
 
 /// 60 requests, 20 a second for 3 s, against a server that admits 10 a second; throttled requests
 /// may try up to 10 times, without a budget, so that every request completes either way.
-async fn against_a_rate_limit(advertise: bool, pushback: Option<Pushback>) -> (usize, usize) {
+async fn against_a_rate_limit(advertise: bool, throttle: Option<Throttle>) -> (usize, usize) {
     let behaviour = Behaviour::RateLimited {
         per_second: 10,
         advertise,
@@ -97,26 +97,27 @@ async fn against_a_rate_limit(advertise: bool, pushback: Option<Pushback>) -> (u
         .max_attempts_for(RetryClass::Throttling, 10)
         .no_retry_budget()
         .seed(4);
-    if let Some(pushback) = pushback {
-        policy = policy.pushback(pushback);
-    }
+    policy = match throttle {
+        Some(throttle) => policy.throttle(throttle),
+        None => policy.no_throttle(),
+    };
     let ended = drive(RetryLayer::new(policy), &model, &spread(60, secs(3))).await;
     let completed = ended.iter().filter(|e| e.succeeded()).count();
     (completed, model.count(429))
 }
 
 #[tokio::test(start_paused = true)]
-async fn shared_pushback_means_fewer_429s_for_the_same_completed_requests() {
+async fn the_throttle_means_fewer_429s_for_the_same_completed_requests() {
     // A server that only answers 429 with Retry-After, and one that also advertises its quota.
     for advertise in [false, true] {
         let (completed_without, throttled_without) = against_a_rate_limit(advertise, None).await;
         let (completed_with, throttled_with) =
-            against_a_rate_limit(advertise, Some(Pushback::new())).await;
+            against_a_rate_limit(advertise, Some(Throttle::new())).await;
         assert_eq!(completed_without, 60);
         assert_eq!(completed_with, completed_without);
         assert!(
             throttled_with < throttled_without,
-            "advertise {advertise}: 429s: {throttled_with} with pushback, {throttled_without} without"
+            "advertise {advertise}: 429s: {throttled_with} with the throttle, {throttled_without} without"
         );
     }
 }

@@ -287,7 +287,7 @@ impl<'a> RequestInfo<'a> {
     /// makes a retry safe only within a window ("`ingest()` is safe to retry within a rolling 60-second
     /// window").
     ///
-    /// The layer records when the call started (when its first attempt left, unless shared pushback
+    /// The layer records when the call started (when its first attempt left, unless the throttle
     /// held it) only for policies with a classification hook (a
     /// [`classify_with`](crate::RetryPolicy::classify_with) hook, a shortcut or a per-call classifier),
     /// a [check](crate::check), or a deadline (then for free, from the deadline), so that a call nothing

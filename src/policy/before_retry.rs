@@ -9,9 +9,11 @@ pub(crate) type BeforeRetryFn = dyn Fn(&mut Parts, u32) + Send + Sync;
 /// The head for retry attempt `attempt`: a copy of the first attempt's, through the hook if there is
 /// one, with the idempotency key as the first attempt carried it.
 ///
-/// A first attempt held back by pushback is dispatched here too: it goes out as the caller made it.
 /// The head of attempt `attempt`: a copy of the first one, rewritten by the hook for a retry, with the
 /// idempotency key (`key_header`) of the first attempt kept whatever the hook did.
+///
+/// A retry's head is made when its own wait ends, before the throttle admits it, so that the throttle
+/// sees where it goes.
 pub(crate) fn head_for_retry(
     hook: Option<&BeforeRetryFn>,
     key_header: &HeaderName,

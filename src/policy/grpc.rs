@@ -54,8 +54,8 @@ pub(crate) fn judge(
     }
     match ServerPushback::of(headers) {
         ServerPushback::After(delay) => {
-            // With shared pushback on, the server's word holds every call to it, as Retry-After does.
-            if let Some(shared) = &policy.pushback {
+            // Under a throttle, the server's word holds every call to it, as Retry-After does.
+            if let Some(shared) = &policy.throttle {
                 shared.hold(request.uri, delay.min(policy.max_retry_after));
             }
             (decision, Some((delay, WaitReason::GrpcPushback)), outcome)
@@ -166,10 +166,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn with_shared_pushback_a_grpc_pushback_holds_the_authority() {
-        let shared = crate::pushback::Pushback::new();
+    async fn under_a_throttle_a_grpc_pushback_holds_the_authority() {
+        let shared = crate::shared::throttle::Throttle::new();
         let policy = RetryPolicy::default()
-            .pushback(shared.clone())
+            .throttle(shared.clone())
             .grpc(GrpcPolicy::new());
         let (uri, none) = (
             Uri::from_static("http://svc/pkg.Svc/Call"),

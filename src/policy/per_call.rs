@@ -19,7 +19,7 @@ use crate::wait::backoff::Backoff;
 /// [`attempt_timeout`](Self::attempt_timeout) can only shorten the layer's (a call cannot outlast
 /// what the stack's owner allowed). Attempts and backoff replace the layer's (a batch job may ask for
 /// more attempts; the retry budget still bounds them), and a classifier is consulted before the
-/// layer's, which still decides what it leaves (`None`). Everything else (budget, pushback,
+/// layer's, which still decides what it leaves (`None`). Everything else (budget, throttle,
 /// idempotency keys, hooks) stays the layer's.
 ///
 /// A request without one costs one extension lookup; a request with one, a copy of the policy.

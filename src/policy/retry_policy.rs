@@ -16,7 +16,7 @@ use crate::policy::before_retry::BeforeRetryFn;
 use crate::policy::classes::Classes;
 use crate::policy::idempotency::Idempotency;
 use crate::shared::budget::RetryBudget;
-use crate::shared::pushback::Pushback;
+use crate::shared::throttle::Throttle;
 use crate::wait::backoff::Backoff;
 use crate::wait::retry_after::RetryAfterMode;
 use http::request::Parts;
@@ -52,7 +52,7 @@ pub(crate) type ClassifyFn =
 pub struct RetryPolicy {
     pub(crate) classes: Classes,
     pub(crate) budget: Option<RetryBudget>,
-    pub(crate) pushback: Option<Pushback>,
+    pub(crate) throttle: Option<Throttle>,
     pub(crate) max_retry_after: Duration,
     pub(crate) retry_after_mode: RetryAfterMode,
     pub(crate) deadline: Option<Duration>,
@@ -72,7 +72,7 @@ impl Default for RetryPolicy {
         Self {
             classes: Classes::default(),
             budget: Some(RetryBudget::default()),
-            pushback: None,
+            throttle: Some(Throttle::new()),
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             retry_after_mode: RetryAfterMode::Floor,
             deadline: None,
@@ -306,19 +306,35 @@ impl RetryPolicy {
         self
     }
 
-    /// Holds every attempt to an authority that asked clients to stay away (a 429 or 503 with
-    /// `Retry-After`, or a spent rate limit), first attempts included, until it said to come back.
-    /// Off by default. See [`pushback`](crate::pushback).
+    /// Paces every attempt, first attempts included, with `throttle` (shared by its clones): each
+    /// server is sent at the rate it admits, learned from its 429s, `Retry-After` and rate-limit
+    /// headers. On by default, with a throttle of the policy's own in pace mode that engages on a
+    /// server's first throttling answer. See [`throttle`](crate::throttle).
     ///
     /// ```
-    /// use tower_http_retry::pushback::Pushback;
+    /// use std::time::Duration;
+    /// use tower_http_retry::throttle::Throttle;
     /// use tower_http_retry::RetryPolicy;
     ///
-    /// let policy = RetryPolicy::default().pushback(Pushback::new());
+    /// let policy = RetryPolicy::default().throttle(Throttle::new().shed(Duration::from_secs(1)));
     /// # let _ = policy;
     /// ```
-    pub fn pushback(mut self, pushback: Pushback) -> Self {
-        self.pushback = Some(pushback);
+    pub fn throttle(mut self, throttle: Throttle) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+
+    /// No throttle: every attempt leaves as soon as its own wait is over, whatever the server said to
+    /// other requests. Retries of 429s then draw from the retry budget like any other.
+    ///
+    /// ```
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::default().no_throttle();
+    /// # let _ = policy;
+    /// ```
+    pub fn no_throttle(mut self) -> Self {
+        self.throttle = None;
         self
     }
 
@@ -890,8 +906,8 @@ impl Limits for RetryPolicy {
         self.budget.as_ref()
     }
 
-    fn pushback(&self) -> Option<&Pushback> {
-        self.pushback.as_ref()
+    fn throttled(&self) -> bool {
+        self.throttle.is_some()
     }
 
     fn rng(&self) -> SmallRng {
@@ -904,7 +920,7 @@ impl fmt::Debug for RetryPolicy {
         f.debug_struct("RetryPolicy")
             .field("classes", &self.classes)
             .field("budget", &self.budget)
-            .field("pushback", &self.pushback)
+            .field("throttle", &self.throttle)
             .field("max_retry_after", &self.max_retry_after)
             .field("retry_after_mode", &self.retry_after_mode)
             .field("deadline", &self.deadline)

@@ -231,6 +231,39 @@ impl Error {
         self.inner.history.stop_reason() == StopReason::BudgetExhausted
     }
 
+    /// Whether the [throttle](crate::throttle) shed the request: it was not sent (again), because
+    /// its turn was further away than shed mode allows or the server's line was full. The source is
+    /// a [`Shed`](crate::throttle::Shed) that says when to come back.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::history::StopReason;
+    /// use tower_http_retry::throttle::Throttle;
+    /// use tower_http_retry::{Retry, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::new(String::new()))
+    /// });
+    /// let throttle = Throttle::new().shed(Duration::ZERO);
+    /// throttle.hold(&"http://api.example/".parse().unwrap(), Duration::from_secs(3));
+    /// let client = Retry::new(server, RetryPolicy::default().throttle(throttle));
+    /// let request = Request::get("http://api.example/").body(String::new()).unwrap();
+    /// let error = client.oneshot(request).await.unwrap_err();
+    ///
+    /// assert!(error.is_shed());
+    /// assert_eq!(error.history().stop_reason(), StopReason::Shed);
+    /// assert_eq!(error.history().attempt_count(), 0, "nothing was sent");
+    /// # }
+    /// ```
+    pub fn is_shed(&self) -> bool {
+        self.inner.history.stop_reason() == StopReason::Shed
+    }
+
     /// Whether the inner service failed while getting ready, before any attempt was made.
     ///
     /// ```
@@ -267,8 +300,8 @@ impl Error {
     /// # }
     /// ```
     pub fn is_not_ready(&self) -> bool {
-        // A request held by pushback until its deadline passed also made no attempt, but has no source.
-        self.inner.history.attempts().is_empty() && self.inner.source.is_some()
+        // A request held by the throttle until its deadline passed, or shed, also made no attempt.
+        self.inner.history.attempts().is_empty() && self.inner.source.is_some() && !self.is_shed()
     }
 
     /// The kind of transport failure of the last attempt, if it failed with an error.
@@ -321,6 +354,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let history = &self.inner.history;
         match history.attempt_count() {
+            0 if self.is_shed() => f.write_str("request shed by the throttle before any attempt"),
+            0 if history.stop_reason() == StopReason::Deadline => {
+                f.write_str("request not sent: its turn would come after the deadline")
+            }
             0 => f.write_str("the service failed before the first attempt"),
             1 => write!(f, "request failed ({})", history.stop_reason()),
             n => write!(

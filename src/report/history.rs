@@ -222,6 +222,9 @@ pub enum StopReason {
     /// A [check](crate::check) before the retry found what the request was for (the job it created,
     /// say) and returned that response instead of sending the request again.
     CheckAnswered,
+    /// The [throttle](crate::throttle) in shed mode refused the attempt without sending it: its turn
+    /// was further away than the mode allows, or the server's line was full.
+    Shed,
 }
 
 impl StopReason {
@@ -253,6 +256,7 @@ impl fmt::Display for StopReason {
             StopReason::BudgetExhausted => f.write_str("the retry budget was spent"),
             StopReason::CheckStopped => f.write_str("the check before the retry said stop"),
             StopReason::CheckAnswered => f.write_str("the check before the retry found the answer"),
+            StopReason::Shed => f.write_str("the throttle shed the request"),
         }
     }
 }
@@ -515,7 +519,6 @@ impl fmt::Display for RetryHistory {
                     WaitReason::Backoff => "backoff",
                     WaitReason::RetryAfter => "retry-after",
                     WaitReason::RateLimitReset => "rate-limit-reset",
-                    WaitReason::Pushback => "pushback",
                     WaitReason::GrpcPushback => "grpc-pushback",
                 };
                 write!(f, " (wait {:?} {why})", wait.duration)?;

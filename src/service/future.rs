@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tokio::time::{sleep, sleep_until, Instant, Sleep};
@@ -27,6 +27,7 @@ use crate::policy::retry_policy::RetryPolicy;
 use crate::report::check::{CheckAnswer, CheckRecord};
 use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason};
 use crate::service::check_service::{CheckLog, CheckService};
+use crate::shared::throttle::{Entered, Place, Refusal, Shed, Turn, Waiter};
 use crate::wait::rate_limit::server_delay;
 use crate::wait::Wait;
 use crate::{BoxError, Error};
@@ -68,7 +69,8 @@ pin_project! {
         #[pin]
         attempt_timeout: Option<Sleep>,
         // Armed in `Waiting` for the wait before the next attempt (backoff, a delay the server asked
-        // for, a pushback hold); unarmed for a zero wait and in every other state.
+        // for, the grace for the request body to come back, or, in the throttle's line, a fallback for
+        // the turn); unarmed for a zero wait and in every other state.
         #[pin]
         wait: Option<Sleep>,
         // The whole call's deadline, armed from the start when the policy has one; checked whenever
@@ -90,10 +92,11 @@ pin_project! {
     /// Where a call is. Its transitions:
     ///
     /// ```text
-    /// new ──▶ Calling ──(retry)──▶ Waiting ──(wait over)──▶ Readying ──(ready)──▶ Calling
-    ///  └──(pushback hold)──────────▲
-    /// Waiting ──(wait over, a check due)──▶ Checking ──(check says retry)──▶ Readying
-    /// Calling, Waiting, Checking, Readying ──(final outcome, deadline, not ready)──▶ Done
+    /// new ──▶ Calling ──(retry)──▶ Waiting ──(wait over, body back, turn)──▶ Readying ──(ready)──▶ Calling
+    ///  ├──(in the throttle's line)──▲
+    ///  └──(refused by the throttle)──▶ Refused ──▶ Done
+    /// Waiting ──(wait over, body back, a check due)──▶ Checking ──(check says retry)──▶ Waiting
+    /// Calling, Waiting, Checking, Readying ──(final outcome, deadline, not ready, shed)──▶ Done
     /// ```
     #[project = StateProj]
     enum State<F, CF> {
@@ -103,18 +106,24 @@ pin_project! {
         /// `Waiting`, anything else returns and goes to `Done`.
         Calling { #[pin] future: F },
         /// Waiting before the next attempt, on `wait` (none for a zero wait), while `drain` reads the
-        /// last response's body. A pushback hold set meanwhile extends the wait. Goes to `Readying`
-        /// when the wait is over, or returns the deadline error if the deadline passes first. A
-        /// request held by pushback before its first attempt starts here.
+        /// last response's body. Then, in order: the request body must be back from the previous
+        /// attempt (waited for up to a grace, else the call ends with the last outcome), and the
+        /// throttle must give the attempt its turn (waited for in its line, or refused: shed or past
+        /// the deadline). Goes to `Readying` then, or returns the deadline error if the deadline
+        /// passes first. A first attempt that must wait in the throttle's line starts here.
         Waiting,
-        /// The last outcome may have taken effect and the wait is over: the policy's check runs
-        /// (`future`), bounded by the deadline. Retry goes to `Readying`; stop or an answer of its
-        /// own returns and goes to `Done`. Never entered without a check.
+        /// The last outcome may have taken effect, the wait is over and the body is back: the check
+        /// runs (`future`), bounded by the deadline. Retry goes back to `Waiting`, for the throttle's
+        /// turn; stop or an answer of its own returns and goes to `Done`. Never entered without a
+        /// check.
         Checking { #[pin] future: CF },
         /// The wait is over and the service clone is driven to readiness (`poll_ready`). Ready: the
         /// next attempt is dispatched and the call goes to `Calling`. An error from `poll_ready`, or
         /// the deadline, ends the call.
         Readying,
+        /// The throttle refused the first attempt (shed, or its turn would pass the deadline): the
+        /// call ends at the first poll with that error.
+        Refused,
         /// The output has been returned; polling again panics, as `Future` allows.
         Done,
     }
@@ -134,8 +143,20 @@ struct Call<S, ReqB, ResB, C> {
     history: RetryHistory,
     /// The wait was stretched by [`BODY_HANDBACK_GRACE`] for the body to come back.
     in_grace: bool,
-    /// When the first attempt left, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing
-    /// can ask, so such calls read no clock for it.
+    /// Whether the next attempt must ask the throttle, or is waiting in its line.
+    gate: Gate,
+    /// The call's place in the throttle's line, from its first ask: retries keep it.
+    place: Option<Place>,
+    /// Why the throttle refused the first attempt.
+    refusal: Option<Refusal>,
+    /// The head of the next attempt, made before it asks the throttle so that the throttle sees
+    /// where it goes.
+    next_head: Option<Parts>,
+    /// Where the attempt in flight went (a retry may go elsewhere), and when the throttle let it go.
+    sent_to: Option<Uri>,
+    sent_at: Option<Instant>,
+    /// When the call started, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing can
+    /// ask, so such calls read no clock for it.
     first_sent: Option<Instant>,
     check: C,
     /// A check runs when the wait is over, on the parked outcome.
@@ -143,6 +164,16 @@ struct Call<S, ReqB, ResB, C> {
     /// The requests of the check in progress.
     check_log: Option<CheckLog>,
     _response: PhantomData<fn() -> ResB>,
+}
+
+/// The next attempt and the throttle.
+enum Gate {
+    /// Nothing to ask.
+    Open,
+    /// Ask when the attempt's own wait is over.
+    Ask,
+    /// In line.
+    Queued(Waiter),
 }
 
 /// How long past its backoff a retry waits for the previous attempt to hand the request body back
@@ -170,10 +201,11 @@ where
     ResB: Body,
     C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
-    /// Sends the first attempt on `service`, which must be ready, unless a pushback hold on the
-    /// request's authority makes it wait first.
+    /// Sends the first attempt on `service`, which must be ready, unless the throttle makes it wait
+    /// for its turn (or refuses it).
+    #[inline]
     pub(crate) fn new(
-        mut service: S,
+        service: S,
         policy: Arc<RetryPolicy>,
         check: C,
         request: Request<ReqB>,
@@ -199,27 +231,68 @@ where
         let deadline = crate::policy::grpc::call_deadline(&policy, &head.headers, deadline);
         let total = deadline;
         let deadline = deadline.map(sleep);
-        let mut planner = Planner::new(deadline.as_ref().map(Sleep::deadline));
+        let deadline_at = deadline.as_ref().map(Sleep::deadline);
         let first_sent = first_sent(&policy, C::RUNS, total.zip(deadline.as_ref()));
-        // Without pushback nothing can hold the request: no clock read, no lookup.
-        let release = match policy.pushback {
-            Some(_) => planner.release(&*policy, &head.uri, Instant::now()),
-            None => None,
-        };
-        let (state, attempt_timeout, wait, next_body) = match release {
-            None => {
-                planner.start_attempt();
-                let future = service.call(Request::from_parts(head.clone(), body));
-                let timeout = policy.attempt_timeout.map(sleep);
-                (State::Calling { future }, timeout, None, None)
+        let planner = Planner::new(deadline_at);
+        let mut place = None;
+        // While no server is throttled this is one atomic load: no clock read, no lookup.
+        let entered = match &policy.throttle {
+            Some(throttle) if throttle.is_engaged() => {
+                let now = Instant::now();
+                Some(throttle.enter(&head.uri, &mut place, now, now, deadline_at))
             }
-            Some(release) => {
-                // Held: whatever the ready service reserved (a concurrency permit, a buffer slot) is
-                // given back now, and a fresh clone is made ready when the hold ends.
-                service = service.clone();
-                tracing::debug!(method = %head.method, host = head.uri.host(), "held by pushback");
-                let wait = Some(sleep_until(release));
-                (State::Waiting, None, wait, Some(body))
+            _ => None,
+        };
+        let mut call = Call {
+            service,
+            policy,
+            head,
+            body: copy,
+            next_body: None,
+            planner,
+            history,
+            in_grace: false,
+            gate: Gate::Open,
+            place,
+            refusal: None,
+            next_head: None,
+            sent_to: None,
+            sent_at: None,
+            first_sent,
+            check,
+            check_due: false,
+            check_log: None,
+            _response: PhantomData,
+        };
+        let (state, attempt_timeout, wait) = match entered {
+            None | Some(Entered::Go { .. }) => {
+                if let Some(Entered::Go { sent }) = entered {
+                    call.sent_at = Some(sent);
+                }
+                call.planner.start_attempt();
+                let future = call
+                    .service
+                    .call(Request::from_parts(call.head.clone(), body));
+                let timeout = call.policy.attempt_timeout.map(sleep);
+                (State::Calling { future }, timeout, None)
+            }
+            Some(Entered::Wait(waiter, at)) => {
+                // Waiting: whatever the ready service reserved (a concurrency permit, a buffer slot)
+                // is given back now, and a fresh clone is made ready when the turn comes.
+                call.service = call.service.clone();
+                tracing::debug!(
+                    method = %call.head.method,
+                    host = call.head.uri.host(),
+                    "waiting for the throttle"
+                );
+                call.gate = Gate::Queued(waiter);
+                call.next_body = Some(body);
+                call.next_head = Some(call.head.clone());
+                (State::Waiting, None, Some(sleep_until(at)))
+            }
+            Some(Entered::Refused(why)) => {
+                call.refusal = Some(why);
+                (State::Refused, None, None)
             }
         };
         Self {
@@ -229,21 +302,7 @@ where
             deadline,
             drain: None,
             parked: None,
-            call: Call {
-                service,
-                policy,
-                head,
-                body: copy,
-                next_body,
-                planner,
-                history,
-                in_grace: false,
-                first_sent,
-                check,
-                check_due: false,
-                check_log: None,
-                _response: PhantomData,
-            },
+            call,
         }
     }
 }
@@ -317,15 +376,13 @@ where
                         }
                         Poll::Pending => {}
                     }
-                    if this.wait.is_some() && !poll_timer(this.wait.as_mut(), cx) {
+                    // In the throttle's line the timer is only a fallback: those ahead wake this
+                    // one when they leave. Otherwise it is the attempt's own wait.
+                    let queued = this.call.is_queued();
+                    if !queued && this.wait.is_some() && !poll_timer(this.wait.as_mut(), cx) {
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
-                    }
-                    // A hold set on the authority during the wait holds this attempt too.
-                    if let Some(release) = this.call.held_until() {
-                        this.wait.set(Some(sleep_until(release)));
-                        continue;
                     }
                     if this.call.next_body.is_none() {
                         // The wait is over but the previous attempt still holds the body.
@@ -338,13 +395,33 @@ where
                         let last = this.parked.take().map(|last| *last);
                         return Poll::Ready(this.call.body_lost(last, NotReplayable::StillSending));
                     }
+                    // The wait is over and the body back: the check, if one is due, before the turn.
+                    if let Some(future) = this.call.start_check(this.parked.as_deref()) {
+                        this.wait.set(None);
+                        this.state.set(State::Checking { future });
+                        continue;
+                    }
+                    // The attempt's own wait is over: now its turn at the throttle.
+                    match this.call.take_turn(cx) {
+                        Turn::Go => {}
+                        Turn::Until(at) => {
+                            this.wait.set(Some(sleep_until(at)));
+                            if poll_timer(this.wait.as_mut(), cx) {
+                                continue;
+                            }
+                            ready!(poll_deadline(this.deadline.as_mut(), cx));
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.deadline_passed(false)));
+                        }
+                        Turn::Refused(why) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.refused(why)));
+                        }
+                    }
                     // The wait is over: whatever of the body is still unread is not worth waiting for.
                     *this.drain = None;
                     this.wait.set(None);
-                    match this.call.start_check(this.parked.as_deref()) {
-                        Some(future) => this.state.set(State::Checking { future }),
-                        None => this.state.set(State::Readying),
-                    }
+                    this.state.set(State::Readying);
                 }
                 StateProj::Checking { future } => match future.poll(cx) {
                     Poll::Pending => {
@@ -360,7 +437,8 @@ where
                                 this.state.set(State::Done);
                                 return Poll::Ready(output);
                             }
-                            None => this.state.set(State::Readying),
+                            // Back to the wait, which is over: the throttle's turn, then the attempt.
+                            None => this.state.set(State::Waiting),
                         }
                     }
                 },
@@ -381,22 +459,14 @@ where
                         this.state.set(State::Calling { future });
                     }
                 },
+                StateProj::Refused => {
+                    this.state.set(State::Done);
+                    let why = this.call.refusal.take().unwrap_or(Refusal::Deadline);
+                    return Poll::Ready(Err(this.call.refused(why)));
+                }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
         }
-    }
-}
-
-/// When the call starts, if anything can ask: derived from the deadline timer when there is one (no
-/// clock read), else read only for a policy with a classification hook or a check.
-fn first_sent(
-    policy: &RetryPolicy,
-    check: bool,
-    deadline: Option<(Duration, &Sleep)>,
-) -> Option<Instant> {
-    match deadline {
-        Some((total, sleep)) => sleep.deadline().checked_sub(total),
-        None => (check || policy.classify.is_some()).then(Instant::now),
     }
 }
 
@@ -423,6 +493,19 @@ fn judge_response(
         .then(|| server_delay(headers, SystemTime::now()))
         .flatten();
     (decision, asked, AttemptOutcome::Status(status))
+}
+
+/// When the call starts, if anything can ask: derived from the deadline timer when there is one (no
+/// clock read), else read only for a policy with a classification hook or a check.
+fn first_sent(
+    policy: &RetryPolicy,
+    check: bool,
+    deadline: Option<(Duration, &Sleep)>,
+) -> Option<Instant> {
+    match deadline {
+        Some((total, sleep)) => sleep.deadline().checked_sub(total),
+        None => (check || policy.classify.is_some()).then(Instant::now),
+    }
 }
 
 /// Whether an armed timer has fired; an unarmed one never does.
@@ -466,9 +549,11 @@ where
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers();
-                if let Some(pushback) = &policy.pushback {
-                    let now = Instant::now();
-                    pushback.observe(&self.head.uri, status, headers, now, policy.max_retry_after);
+                if let Some(throttle) = &policy.throttle {
+                    // What the server said is about the authority the attempt went to.
+                    let uri = self.sent_to.as_ref().unwrap_or(&self.head.uri);
+                    let sent = self.sent_at.take();
+                    throttle.observe(uri, status, headers, sent, policy.max_retry_after);
                 }
                 judge_response(policy, &request, status, headers, response.extensions())
             }
@@ -507,10 +592,7 @@ where
             false => decision,
         };
         let now = Instant::now();
-        let next = match self
-            .planner
-            .next(policy, &self.head.uri, planned, asked, now)
-        {
+        let next = match self.planner.next(policy, planned, asked, now) {
             Next::Retry(wait) => match self
                 .body
                 .as_ref()
@@ -542,6 +624,12 @@ where
                     "retrying"
                 );
                 self.history.set_wait(wait);
+                if let Some(throttle) = &policy.throttle {
+                    self.gate = Gate::Ask;
+                    if self.place.is_none() {
+                        self.place = Some(throttle.place(now));
+                    }
+                }
                 if check_due || self.next_body.is_none() {
                     // Kept, not drained: for the check, or in case the body never comes back.
                     self.check_due = check_due;
@@ -576,84 +664,6 @@ where
             }
             Err(error) => Err(Error::new(Some(error), history)),
         }
-    }
-
-    /// Starts the check due after `last`, the parked outcome, if one is.
-    fn start_check(&mut self, last: Option<&Result<Response<ResB>, BoxError>>) -> Option<C::Future>
-    where
-        S: Clone,
-    {
-        if !self.check_due {
-            return None;
-        }
-        let last = last?;
-        let outcome = match last {
-            Ok(response) => Outcome::Response {
-                status: response.status(),
-                headers: response.headers(),
-                extensions: response.extensions(),
-            },
-            Err(error) => Outcome::Error(&**error),
-        };
-        let body = self.body.as_ref().ok().and_then(|body| body.replay().ok());
-        let elapsed = self
-            .first_sent
-            .map_or(Duration::ZERO, |sent| sent.elapsed());
-        let log = CheckLog::default();
-        self.check_log = Some(log.clone());
-        let request = CheckRequest {
-            head: &self.head,
-            body,
-            outcome,
-            attempt: self.planner.attempts(),
-            elapsed,
-        };
-        Some(
-            self.check
-                .check(CheckService::new(self.service.clone(), log), request),
-        )
-    }
-
-    /// Records what the check answered and acts on it: `None` to retry, or the call's output.
-    fn after_check(
-        &mut self,
-        verdict: CheckVerdict<ResB>,
-        last: Option<Box<Result<Response<ResB>, BoxError>>>,
-    ) -> Option<Result<Response<ResB>, Error>> {
-        self.check_due = false;
-        let last = last.expect("a check runs only on a parked outcome");
-        let answer = match &verdict {
-            CheckVerdict::Retry => CheckAnswer::Retry,
-            CheckVerdict::Stop => CheckAnswer::Stop,
-            CheckVerdict::Respond(response) => CheckAnswer::Respond(response.status()),
-        };
-        self.record_check(answer);
-        match verdict {
-            CheckVerdict::Retry => None,
-            CheckVerdict::Stop => Some(self.finish(*last, StopReason::CheckStopped)),
-            CheckVerdict::Respond(response) => {
-                Some(self.finish(Ok(response), StopReason::CheckAnswered))
-            }
-        }
-    }
-
-    /// The deadline passed while the check ran.
-    fn check_interrupted(&mut self) {
-        self.check_due = false;
-        self.record_check(CheckAnswer::Interrupted);
-    }
-
-    fn record_check(&mut self, answer: CheckAnswer) {
-        let requests = self
-            .check_log
-            .take()
-            .map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner())))
-            .unwrap_or_default();
-        self.history.push_check(CheckRecord {
-            after_attempt: self.planner.attempts(),
-            requests,
-            answer,
-        });
     }
 
     /// The deadline passed, during an attempt (which is canceled) or between attempts.
@@ -704,6 +714,8 @@ where
 
     /// Records why the call stops and hands the history over.
     fn close(&mut self, reason: StopReason) -> RetryHistory {
+        // Out of the throttle's line at once, even if this future is kept after it ends.
+        self.gate = Gate::Open;
         // A retry planned and never sent costs the budget nothing.
         self.planner.cancel_retry();
         self.history.stop(reason);
@@ -719,13 +731,179 @@ where
         std::mem::take(&mut self.history)
     }
 
-    /// When a pushback hold on the authority lets the next attempt leave, if one holds it now.
-    fn held_until(&mut self) -> Option<Instant> {
-        self.policy.pushback.as_ref()?;
+    /// Whether the next attempt is waiting in the throttle's line.
+    fn is_queued(&self) -> bool {
+        matches!(self.gate, Gate::Queued(_))
+    }
+
+    /// The head of the next attempt: a copy of the first one, through the before-retry hook, with
+    /// gRPC's retry headers when that is on.
+    fn retry_head(&self, attempt: u32) -> Parts {
+        #[allow(unused_mut)]
+        let mut head = head_for_retry(
+            self.policy.before_retry.as_deref(),
+            &self.policy.idempotency_header,
+            &self.head,
+            attempt,
+        );
+        #[cfg(feature = "grpc")]
+        if self.policy.grpc.is_some() && attempt > 1 {
+            let now = Instant::now();
+            let left = self
+                .planner
+                .deadline()
+                .map(|d| d.saturating_duration_since(now));
+            crate::classify::grpc::mark_retry(&mut head.headers, attempt, left);
+        }
+        head
+    }
+
+    /// Asks the throttle whether the next attempt may leave now.
+    fn take_turn(&mut self, cx: &mut Context<'_>) -> Turn {
+        if matches!(self.gate, Gate::Open) {
+            return Turn::Go;
+        }
+        let Some(throttle) = self.policy.throttle.clone() else {
+            return Turn::Go;
+        };
         let now = Instant::now();
-        self.planner
-            .release(&*self.policy, &self.head.uri, now)
-            .filter(|release| *release > now)
+        let turn = match std::mem::replace(&mut self.gate, Gate::Open) {
+            Gate::Open => return Turn::Go,
+            Gate::Ask => {
+                let attempt = self.planner.attempts().saturating_add(1);
+                if self.next_head.is_none() {
+                    self.next_head = Some(self.retry_head(attempt));
+                }
+                if !throttle.is_engaged() {
+                    return Turn::Go;
+                }
+                let deadline = self.planner.deadline();
+                let uri = &self.next_head.as_ref().expect("made above").uri;
+                match throttle.enter(uri, &mut self.place, now, now, deadline) {
+                    Entered::Go { sent } => {
+                        self.sent_at = Some(sent);
+                        return Turn::Go;
+                    }
+                    // In line: ask once more at once, so that those ahead can wake this one.
+                    Entered::Wait(waiter, _) => self.poll_turn(&throttle, waiter, now, cx),
+                    Entered::Refused(why) => Turn::Refused(why),
+                }
+            }
+            Gate::Queued(waiter) => self.poll_turn(&throttle, waiter, now, cx),
+        };
+        match turn {
+            // Never a timer that has already fired: the requests ahead wake this one when they leave.
+            Turn::Until(at) => Turn::Until(at.max(now + Duration::from_millis(1))),
+            turn => turn,
+        }
+    }
+
+    /// Polls the throttle's line for this call's turn, staying in line while it has not come.
+    fn poll_turn(
+        &mut self,
+        throttle: &crate::shared::throttle::Throttle,
+        waiter: Waiter,
+        now: Instant,
+        cx: &mut Context<'_>,
+    ) -> Turn {
+        match throttle.poll_turn(&waiter, now, cx) {
+            Turn::Go => {
+                self.sent_at = Some(now);
+                Turn::Go
+            }
+            Turn::Until(at) => {
+                self.gate = Gate::Queued(waiter);
+                Turn::Until(at)
+            }
+            refused => refused,
+        }
+    }
+
+    /// The throttle refused the next attempt.
+    fn refused(&mut self, why: Refusal) -> Error {
+        match why {
+            Refusal::Deadline => Error::new(None, self.close(StopReason::Deadline)),
+            Refusal::Shed(retry_in) => {
+                let shed: BoxError = Box::new(Shed::new(retry_in));
+                Error::new(Some(shed), self.close(StopReason::Shed))
+            }
+        }
+    }
+
+    /// Starts the check due after `last`, the parked outcome, if one is.
+    fn start_check(&mut self, last: Option<&Result<Response<ResB>, BoxError>>) -> Option<C::Future>
+    where
+        S: Clone,
+    {
+        if !self.check_due {
+            return None;
+        }
+        let last = last?;
+        let outcome = match last {
+            Ok(response) => Outcome::Response {
+                status: response.status(),
+                headers: response.headers(),
+                extensions: response.extensions(),
+            },
+            Err(error) => Outcome::Error(&**error),
+        };
+        let body = self.body.as_ref().ok().and_then(|body| body.replay().ok());
+        let elapsed = self
+            .first_sent
+            .map_or(Duration::ZERO, |sent| sent.elapsed());
+        let log = CheckLog::default();
+        self.check_log = Some(log.clone());
+        let request = CheckRequest {
+            head: &self.head,
+            body,
+            outcome,
+            attempt: self.planner.attempts(),
+            elapsed,
+        };
+        let service = CheckService::new(self.service.clone(), log);
+        Some(self.check.check(service, request))
+    }
+
+    /// Records what the check answered and acts on it: `None` to retry, or the call's output.
+    fn after_check(
+        &mut self,
+        verdict: CheckVerdict<ResB>,
+        last: Option<Box<Result<Response<ResB>, BoxError>>>,
+    ) -> Option<Result<Response<ResB>, Error>> {
+        self.check_due = false;
+        let last = last.expect("a check runs only on a parked outcome");
+        let answer = match &verdict {
+            CheckVerdict::Retry => CheckAnswer::Retry,
+            CheckVerdict::Stop => CheckAnswer::Stop,
+            CheckVerdict::Respond(response) => CheckAnswer::Respond(response.status()),
+        };
+        self.record_check(answer);
+        match verdict {
+            CheckVerdict::Retry => None,
+            CheckVerdict::Stop => Some(self.finish(*last, StopReason::CheckStopped)),
+            CheckVerdict::Respond(response) => {
+                Some(self.finish(Ok(response), StopReason::CheckAnswered))
+            }
+        }
+    }
+
+    /// The deadline passed while the check ran.
+    fn check_interrupted(&mut self) {
+        self.check_due = false;
+        self.record_check(CheckAnswer::Interrupted);
+    }
+
+    fn record_check(&mut self, answer: CheckAnswer) {
+        let requests = self
+            .check_log
+            .take()
+            .map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default();
+        self.history.push_check(CheckRecord {
+            after_attempt: self.planner.attempts(),
+            requests,
+            answer,
+        });
     }
 
     /// Sends the next attempt on the (ready) service.
@@ -736,21 +914,13 @@ where
             .expect("the next body is prepared before every wait");
         self.planner.start_attempt();
         self.in_grace = false;
-        #[allow(unused_mut)]
-        let mut head = head_for_retry(
-            self.policy.before_retry.as_deref(),
-            &self.policy.idempotency_header,
-            &self.head,
-            self.planner.attempts(),
-        );
-        #[cfg(feature = "grpc")]
-        if self.policy.grpc.is_some() && self.planner.attempts() > 1 {
-            let now = Instant::now();
-            let left = self
-                .planner
-                .deadline()
-                .map(|d| d.saturating_duration_since(now));
-            crate::classify::grpc::mark_retry(&mut head.headers, self.planner.attempts(), left);
+        let attempt = self.planner.attempts();
+        let head = match self.next_head.take() {
+            Some(head) => head,
+            None => self.retry_head(attempt),
+        };
+        if self.policy.throttle.is_some() {
+            self.sent_to = Some(head.uri.clone());
         }
         self.service.call(Request::from_parts(head, body))
     }

@@ -1,5 +1,5 @@
-//! State shared across calls and clones of a policy: the retry [`budget`] and the shared
-//! [`pushback`].
+//! State shared across calls and clones of a policy: the retry [`budget`] and the per-server
+//! [`throttle`].
 
 pub mod budget;
-pub mod pushback;
+pub mod throttle;

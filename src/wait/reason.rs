@@ -93,10 +93,6 @@ pub enum WaitReason {
     /// The reset of a rate limit the response reported as spent, which was longer than the backoff or,
     /// with [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact), replaced it.
     RateLimitReset,
-    /// A hold on the authority ([`pushback`](crate::pushback)), set by this response or another one:
-    /// held requests leave at random instants within one hold-length after its end, which here was
-    /// later than the backoff.
-    Pushback,
     /// The gRPC server's `grpc-retry-pushback-ms`, waited for exactly
     /// ([`RetryPolicy::grpc`](crate::RetryPolicy::grpc)).
     GrpcPushback,

@@ -1,0 +1,318 @@
+//! The control law: the rate one authority is sent at, learned from what it answers.
+//!
+//! Three phases, in the spirit of TCP's and of AWS's adaptive retry mode (a CUBIC token bucket):
+//!
+//! - **Slow start**: the rate doubles every [`DOUBLING`] from [`START_RATE`] until the first
+//!   throttling answer. Growth is continuous, so the rate at that answer is close to what the server
+//!   admits.
+//! - **Probe**: after a throttling answer the rate drops to [`BETA`] times the lower of the rate it
+//!   was sent at and the rate the server was measured to admit (a burst allowance makes the former
+//!   overstate the server's rate), then grows (linearly, speeding up over time) to find out whether
+//!   the server admits more. Every throttling answer close to the previous ceiling quarters the
+//!   probing speed: a server whose
+//!   limit does not move is probed less and less, since against a limiter with `Retry-After` every
+//!   probe that overshoots costs a hold of the whole authority.
+//! - **Exact**: rate-limit headers that give the remaining quota and its reset set the rate to
+//!   remaining over reset until the reset; nothing is guessed while the server says.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The slowest pace: one request every 20 s.
+pub(crate) const MIN_RATE: f64 = 0.05;
+/// Past this rate pacing is moot: requests are not spaced at all.
+pub(crate) const MAX_RATE: f64 = 1.0e6;
+/// Where slow start begins, in requests per second.
+pub(crate) const START_RATE: f64 = 2.0;
+/// How long slow start takes to double the rate.
+pub(crate) const DOUBLING: Duration = Duration::from_millis(500);
+/// The multiplicative decrease on a throttling answer.
+pub(crate) const BETA: f64 = 0.95;
+/// The first probing speed: this fraction of the ceiling added per second.
+const PROBE: f64 = 0.01;
+/// The slowest probing speed.
+const MIN_PROBE: f64 = 0.001;
+/// Probing doubles its speed every this many seconds without a throttling answer, so that a ceiling
+/// measured too low is left behind in tens of seconds, not minutes.
+const ACCELERATION: f64 = 10.0;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    SlowStart,
+    Probe,
+    /// Paced at `base` until the instant, as rate-limit headers said.
+    Exact(Instant),
+}
+
+/// The rate of one authority.
+#[derive(Clone, Debug)]
+pub(crate) struct Control {
+    phase: Phase,
+    /// When the phase started, and the rate then.
+    since: Instant,
+    base: f64,
+    /// The rate at the last throttling answer, 0 before any.
+    ceiling: f64,
+    /// Fraction of the ceiling added per second while probing.
+    probe: f64,
+    last_decrease: Option<Instant>,
+    meter: Meter,
+}
+
+impl Control {
+    /// Slow start from `now`.
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            phase: Phase::SlowStart,
+            since: now,
+            base: START_RATE,
+            ceiling: 0.0,
+            probe: PROBE,
+            last_decrease: None,
+            meter: Meter::new(now),
+        }
+    }
+
+    /// Requests per second allowed at `now`.
+    pub(crate) fn rate(&self, now: Instant) -> f64 {
+        let t = now.saturating_duration_since(self.since).as_secs_f64();
+        let rate = match self.phase {
+            Phase::SlowStart => self.base * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
+            Phase::Probe => self.base + self.probe * self.ceiling * t * (t / ACCELERATION).exp2(),
+            Phase::Exact(until) if now < until => self.base,
+            Phase::Exact(until) => {
+                let t = now.saturating_duration_since(until).as_secs_f64();
+                self.base + self.probe * self.base * t
+            }
+        };
+        rate.clamp(MIN_RATE, MAX_RATE)
+    }
+
+    /// Whether the rate is still growing from its start, so that estimates from it are worthless.
+    pub(crate) fn is_starting(&self) -> bool {
+        self.phase == Phase::SlowStart
+    }
+
+    /// The spacing between two requests at `now`.
+    pub(crate) fn interval(&self, now: Instant) -> Duration {
+        Duration::from_secs_f64(1.0 / self.rate(now))
+    }
+
+    /// A throttling answer to a request sent at `sent`, `spacing` after the one before it (unknown for requests the throttle did not
+    /// pace: those do not count). Several answers to requests sent before one decrease are one
+    /// overshoot, not several.
+    pub(crate) fn throttled(
+        &mut self,
+        now: Instant,
+        sent: Option<Instant>,
+        spacing: Option<Duration>,
+        backlogged: bool,
+    ) {
+        // An answer to a request the throttle did not pace says nothing about the paced rate.
+        let Some(sent) = sent else {
+            return;
+        };
+        // Answers to requests sent before the last decrease are the same overshoot.
+        if self.last_decrease.is_some_and(|last| sent < last) {
+            return;
+        }
+        // The rate the refused request was sent at: the rate keeps growing while its answer travels.
+        // It left one `spacing` after the request before it, at the rate then.
+        let spaced = spacing.map_or(f64::INFINITY, |gap| 1.0 / gap.as_secs_f64().max(1e-9));
+        let sending = self.rate(sent.min(now)).min(spaced);
+        // The server's rate is at most what it was measured to admit while probing (a burst allowance
+        // makes the rate sent at overstate it); during slow start the measure lags the rising rate.
+        // Without a backlog the measure is of the demand, not of the server.
+        let steady = backlogged && self.phase == Phase::Probe && self.meter.since(self.since);
+        let admitted = match steady {
+            true => self.meter.admitted(now).unwrap_or(f64::INFINITY),
+            false => f64::INFINITY,
+        };
+        // Only a clear gap is a burst allowance; otherwise the rate sent at is the better measure.
+        let at = match admitted < 0.8 * sending {
+            true => admitted.max(MIN_RATE),
+            false => sending,
+        };
+        let near = self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
+        self.probe = if near {
+            (self.probe / 4.0).max(MIN_PROBE)
+        } else {
+            PROBE
+        };
+        self.ceiling = at;
+        self.base = (at * BETA).max(MIN_RATE);
+        self.phase = Phase::Probe;
+        self.since = now;
+        self.last_decrease = Some(now);
+    }
+
+    /// The server said how many requests it admits until when: `remaining` over `reset`, exactly.
+    pub(crate) fn exact(&mut self, now: Instant, remaining: u64, reset: Duration) {
+        let Some(until) = now.checked_add(reset).filter(|_| !reset.is_zero()) else {
+            return;
+        };
+        let rate = (remaining as f64 / reset.as_secs_f64()).clamp(MIN_RATE, MAX_RATE);
+        self.phase = Phase::Exact(until);
+        self.since = now;
+        self.base = rate;
+        self.ceiling = rate;
+    }
+
+    /// Nothing may be sent from `from` to `until` (a server-given time): the rate does not grow
+    /// meanwhile, since nothing is learned.
+    pub(crate) fn pause(&mut self, from: Instant, until: Instant) {
+        if matches!(self.phase, Phase::SlowStart | Phase::Probe) && until > from {
+            self.since = self.since.checked_add(until - from).unwrap_or(self.since);
+        }
+    }
+
+    /// An answer that was not a throttling one.
+    pub(crate) fn admitted(&mut self, now: Instant) {
+        self.meter.record(now);
+    }
+}
+
+/// Answers admitted per second, over the last one to two seconds.
+#[derive(Clone, Debug)]
+struct Meter {
+    start: Instant,
+    current: u32,
+    previous: Option<u32>,
+}
+
+const WINDOW: Duration = Duration::from_secs(1);
+
+impl Meter {
+    fn new(now: Instant) -> Self {
+        Self {
+            start: now,
+            current: 0,
+            previous: None,
+        }
+    }
+
+    fn roll(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.start);
+        if elapsed >= WINDOW * 2 {
+            self.previous = Some(0);
+            self.current = 0;
+            self.start = now;
+        } else if elapsed >= WINDOW {
+            self.previous = Some(self.current);
+            self.current = 0;
+            self.start += WINDOW;
+        }
+    }
+
+    fn record(&mut self, now: Instant) {
+        self.roll(now);
+        self.current = self.current.saturating_add(1);
+    }
+
+    /// Whether every window measured started at or after `at`.
+    fn since(&self, at: Instant) -> bool {
+        self.previous.is_some() && at.checked_add(WINDOW).is_some_and(|at| self.start >= at)
+    }
+
+    /// `None` until a whole window has been measured.
+    fn admitted(&mut self, now: Instant) -> Option<f64> {
+        self.roll(now);
+        let previous = self.previous?;
+        let span = WINDOW + now.saturating_duration_since(self.start);
+        Some(f64::from(previous + self.current) / span.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn slow_start_doubles_then_a_throttling_answer_cuts_to_beta() {
+        let t0 = Instant::now();
+        let mut c = Control::new(t0);
+        assert_eq!(c.rate(t0), START_RATE);
+        assert!((c.rate(t0 + DOUBLING) - 2.0 * START_RATE).abs() < 1e-9);
+        let at = t0 + secs(1.0);
+        let before = c.rate(at);
+        c.throttled(at, Some(at), None, true);
+        assert!((c.rate(at) - BETA * before).abs() < 1e-9);
+    }
+
+    #[test]
+    fn answers_to_requests_sent_before_a_decrease_are_one_overshoot() {
+        let t0 = Instant::now();
+        let mut c = Control::new(t0);
+        let at = t0 + secs(2.0);
+        c.throttled(at, Some(at), None, true);
+        let after = c.rate(at);
+        c.throttled(at + secs(0.01), Some(at - secs(0.05)), None, true);
+        // Nor does an answer to a request the throttle did not pace.
+        c.throttled(at + secs(0.01), None, None, true);
+        assert!((c.rate(at + secs(0.01)) - after).abs() < 0.01);
+        c.throttled(at + secs(0.2), Some(at + secs(0.1)), None, true);
+        assert!(c.rate(at + secs(0.2)) < after);
+    }
+
+    #[test]
+    fn probing_grows_linearly_and_slows_near_a_steady_ceiling() {
+        let t0 = Instant::now();
+        let mut c = Control::new(t0);
+        let at = t0 + secs(2.0);
+        c.throttled(at, Some(at), None, true);
+        let base = c.rate(at);
+        let one = c.rate(at + secs(1.0)) - base;
+        assert!(one > 0.0);
+        // Back at the same ceiling: the next probe is slower.
+        let again = at + secs((c.ceiling - base) / one);
+        c.throttled(again, Some(again), None, true);
+        let base = c.rate(again);
+        let two = c.rate(again + secs(1.0)) - base;
+        assert!(two < one * 0.3, "{two} vs {one}");
+    }
+
+    #[test]
+    fn the_measured_admitted_rate_bounds_the_ceiling_while_backlogged() {
+        let t0 = Instant::now();
+        let mut c = Control::new(t0);
+        // Slow start far past the server's rate (a burst allowance hid it), then a first cut.
+        let first = t0 + secs(4.0);
+        c.throttled(first, Some(first), None, true);
+        assert!(c.rate(first) > 20.0);
+        // The server admits 10 a second for 3 s.
+        for i in 0..30 {
+            c.admitted(first + secs(0.1 * f64::from(i)));
+        }
+        let at = first + secs(3.0);
+        let mut idle = c.clone();
+        c.throttled(at, Some(at), None, true);
+        let rate = c.rate(at);
+        assert!((9.0..=10.0).contains(&rate), "{rate}");
+        // Without a backlog the measure is of the demand: the rate sent at is used.
+        idle.throttled(at, Some(at), None, false);
+        assert!(idle.rate(at) > 20.0);
+    }
+
+    #[test]
+    fn rate_limit_headers_set_the_rate_until_the_reset() {
+        let t0 = Instant::now();
+        let mut c = Control::new(t0);
+        c.exact(t0, 49, secs(4.9));
+        assert!((c.rate(t0 + secs(4.0)) - 10.0).abs() < 1e-9);
+        assert!(
+            c.rate(t0 + secs(6.0)) > 10.0,
+            "probes once the reset has passed"
+        );
+        // Extreme values neither panic nor leave the bounds.
+        c.exact(t0, u64::MAX, Duration::from_nanos(1));
+        assert_eq!(c.rate(t0), MAX_RATE);
+        c.exact(t0, 0, Duration::MAX);
+        c.exact(t0, 1, secs(1e9));
+        assert_eq!(c.rate(t0), MIN_RATE);
+    }
+}

@@ -1,0 +1,236 @@
+//! One authority's lane: its rate, the time the server gave, and the line of requests waiting for
+//! their turn, in arrival order.
+
+use std::collections::VecDeque;
+use std::task::Waker;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::control::Control;
+
+/// Where a call stands in line: when it first met the throttle, then a tie-breaking sequence number.
+/// A retry keeps its call's place, so the request that was told to wait is not queued behind those
+/// that arrived during its wait.
+pub(crate) type Place = (Instant, u64);
+
+/// What an attempt asking for its turn is told.
+#[derive(Debug)]
+pub(crate) enum Turn {
+    /// Leave now.
+    Go,
+    /// Not yet: ask again at this instant at the latest (or when woken).
+    Until(Instant),
+    /// The request would wait `Duration` (its estimate): refused.
+    Refused(Refusal),
+}
+
+/// Why a request was not given a turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Its turn would come after the call's deadline.
+    Deadline,
+    /// It would wait longer than shed mode allows, or the line is full; try again after this long.
+    Shed(Duration),
+}
+
+struct Waiting {
+    id: u64,
+    place: Place,
+    /// Not before this (the attempt's own wait).
+    earliest: Instant,
+    waker: Option<Waker>,
+}
+
+/// The state of one throttled authority.
+pub(crate) struct Lane {
+    pub(crate) control: Control,
+    /// No attempt leaves before this: the latest time the server gave.
+    pub(crate) not_before: Option<Instant>,
+    /// When the next request may leave at the current rate.
+    next_free: Instant,
+    line: VecDeque<Waiting>,
+    /// The actual gap between the last two departures, and the last departure.
+    pub(crate) spacing: Option<Duration>,
+    departed: Option<Instant>,
+    /// The last throttling answer, or when the lane was made.
+    pub(crate) last_signal: Instant,
+}
+
+/// The limits a lane applies, from the throttle's configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_queue: usize,
+    pub(crate) shed_after: Option<Duration>,
+}
+
+impl Lane {
+    /// A lane engaged at `now`; `throttled` when a throttling answer engaged it, so the next request
+    /// waits one interval instead of following the one just refused.
+    pub(crate) fn new(now: Instant, throttled: bool) -> Self {
+        let control = Control::new(now);
+        let next_free = match throttled {
+            true => now.checked_add(control.interval(now)).unwrap_or(now),
+            false => now,
+        };
+        Self {
+            control,
+            not_before: None,
+            next_free,
+            line: VecDeque::new(),
+            spacing: None,
+            departed: None,
+            last_signal: now,
+        }
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        self.line.is_empty()
+    }
+
+    /// The earliest instant the next request may leave.
+    fn slot(&self, now: Instant) -> Instant {
+        let slot = now.max(self.next_free);
+        self.not_before.map_or(slot, |server| slot.max(server))
+    }
+
+    /// Holds the lane from `now` until at least `until`.
+    pub(crate) fn hold(&mut self, now: Instant, until: Instant) {
+        let held = self.not_before.filter(|held| *held > now).unwrap_or(now);
+        if until > held {
+            self.control.pause(held, until);
+            self.not_before = Some(until);
+        }
+    }
+
+    /// A request in `place`, whose own wait ends at `earliest`, asks to leave at `now`: it leaves, or
+    /// joins the line as `id`, or is refused at once.
+    pub(crate) fn enter(
+        &mut self,
+        id: u64,
+        place: Place,
+        earliest: Instant,
+        now: Instant,
+        deadline: Option<Instant>,
+        limits: Limits,
+    ) -> Turn {
+        let slot = self.slot(now);
+        let ahead = self.line.iter().filter(|w| w.place < place).count();
+        if ahead == 0 && earliest <= now && slot <= now {
+            self.leave(now);
+            return Turn::Go;
+        }
+        let interval = self.control.interval(now);
+        let estimate = slot
+            .max(earliest)
+            .checked_add(interval.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX)));
+        let wait = estimate.map_or(Duration::MAX, |at| at.saturating_duration_since(now));
+        // In slow start the rate doubles every 500 ms: only the server's time is a sure estimate.
+        let sure = match self.control.is_starting() {
+            true => Some(slot.max(earliest)),
+            false => estimate,
+        };
+        let sure_wait = sure.map_or(Duration::MAX, |at| at.saturating_duration_since(now));
+        if deadline.is_some_and(|deadline| sure.is_none_or(|at| at >= deadline)) {
+            return Turn::Refused(Refusal::Deadline);
+        }
+        if limits.shed_after.is_some_and(|limit| sure_wait > limit)
+            || self.line.len() >= limits.max_queue
+        {
+            return Turn::Refused(Refusal::Shed(wait));
+        }
+        let at = self.line.partition_point(|w| w.place < place);
+        self.line.insert(
+            at,
+            Waiting {
+                id,
+                place,
+                earliest,
+                waker: None,
+            },
+        );
+        Turn::Until(estimate.unwrap_or(now).max(earliest))
+    }
+
+    /// Request `id`, in line, asks again at `now`.
+    pub(crate) fn poll(&mut self, id: u64, now: Instant, waker: &Waker) -> Turn {
+        let Some(at) = self.line.iter().position(|w| w.id == id) else {
+            return Turn::Go; // no longer in line (the lane was forgotten): nothing holds it
+        };
+        let me = &self.line[at];
+        if me.earliest > now {
+            let earliest = me.earliest;
+            self.park(at, waker);
+            return Turn::Until(earliest);
+        }
+        let first = self.line.iter().position(|w| w.earliest <= now);
+        let slot = self.slot(now);
+        if first == Some(at) && slot <= now {
+            self.line.remove(at);
+            self.leave(now);
+            self.wake_first(now);
+            return Turn::Go;
+        }
+        // Behind others (woken when they leave), or first until the slot: either way, look again
+        // at the estimate at the latest, so that no lost wake-up can hang a request.
+        let ahead = self
+            .line
+            .iter()
+            .take(at)
+            .filter(|w| w.earliest <= now)
+            .count();
+        let interval = self.control.interval(now);
+        let estimate = slot
+            .checked_add(interval.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX)))
+            .unwrap_or(slot);
+        self.park(at, waker);
+        Turn::Until(estimate)
+    }
+
+    /// Request `id` gives up its place (its call ended or was dropped).
+    pub(crate) fn cancel(&mut self, id: u64, now: Instant) {
+        if let Some(at) = self.line.iter().position(|w| w.id == id) {
+            self.line.remove(at);
+            self.wake_first(now);
+        }
+    }
+
+    /// How long until request `id`'s turn, as estimated now, for a shed error.
+    pub(crate) fn estimate(&self, id: u64, now: Instant) -> Duration {
+        let ahead = self.line.iter().take_while(|w| w.id != id).count();
+        let wait = self
+            .control
+            .interval(now)
+            .saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX));
+        self.slot(now)
+            .saturating_duration_since(now)
+            .saturating_add(wait)
+    }
+
+    /// Wakes the first request that may leave, e.g. after the rate went up or the line moved.
+    pub(crate) fn wake_first(&mut self, now: Instant) {
+        if let Some(first) = self.line.iter_mut().find(|w| w.earliest <= now) {
+            if let Some(waker) = first.waker.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    fn park(&mut self, at: usize, waker: &Waker) {
+        let slot = &mut self.line[at].waker;
+        match slot {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    fn leave(&mut self, now: Instant) {
+        let interval = self.control.interval(now);
+        self.spacing = self
+            .departed
+            .map(|last| now.saturating_duration_since(last));
+        self.departed = Some(now);
+        // From the actual departure: a timer that fires late never makes the next one early.
+        self.next_free = now.checked_add(interval).unwrap_or(now);
+    }
+}

@@ -1,0 +1,323 @@
+//! The throttle against the project's in-process limiters, under tokio's paused clock: convergence,
+//! backoff on 429, probing, arrival order, deadlines, the queue bound and shed mode.
+
+#[path = "support/limiters.rs"]
+mod limiters;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::Full;
+use limiters::{arrivals, drive, figures, Figures, Kind, Limited};
+use tokio::time::Instant;
+use tower::{service_fn, ServiceExt};
+use tower_http_retry::history::StopReason;
+use tower_http_retry::throttle::{Shed, Throttle};
+use tower_http_retry::{Retry, RetryPolicy};
+
+const API: &str = "http://api.test/items";
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+async fn run(kind: Kind, policy: RetryPolicy, offsets: &[Duration]) -> Figures {
+    let limiter = Limited::new(kind);
+    let client = Retry::new(limiter.clone(), policy.seed(7));
+    let ended = drive(client, API, offsets).await;
+    let f = figures(kind, &ended, &limiter.log());
+    eprintln!("{kind:?}: {f:?}");
+    f
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_converges_on_bare_429s_alone() {
+    let f = run(Kind::BARE, RetryPolicy::default(), &arrivals(200, 30)).await;
+    assert_eq!(f.completed, 200);
+    assert!(f.completion <= 1.3, "{f:?}");
+    assert!(f.throttled <= 0.10, "{f:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_against_an_nginx_like_limiter_neither_collapses_nor_hammers() {
+    let f = run(Kind::NGINX, RetryPolicy::default(), &arrivals(200, 30)).await;
+    assert_eq!(f.completed, 200);
+    assert_eq!(f.early, 0, "no attempt before the server's time");
+    // Measured 1.25: each 429 costs a 1 s hold of everyone (the server's Retry-After).
+    assert!(f.completion <= 1.3, "{f:?}");
+    assert!(f.throttled <= 0.05, "{f:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_headers_are_paced_exactly() {
+    let policy = RetryPolicy::default().throttle(Throttle::new().from_first_request());
+    let f = run(Kind::WINDOW, policy, &arrivals(300, 30)).await;
+    assert_eq!(f.completed, 300);
+    assert_eq!(f.early, 0);
+    assert!(f.throttled <= 0.01, "{f:?}");
+    // Measured 1.11: the server's reset is in whole seconds, so each window's end is waited out
+    // by up to a second more than needed.
+    assert!(f.completion <= 1.15, "{f:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_at_a_token_bucket_engaged_from_the_first_request() {
+    let policy = RetryPolicy::default().throttle(Throttle::new().from_first_request());
+    let f = run(Kind::BUCKET, policy, &arrivals(500, 0)).await;
+    assert_eq!(f.completed, 500);
+    assert_eq!(f.early, 0);
+    assert!(f.throttled <= 0.05, "{f:?}");
+    assert!(f.completion <= 1.1, "{f:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_cuts_the_rate_and_successes_probe_it_back_up() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let refuse = Arc::new(AtomicBool::new(true));
+    let flag = refuse.clone();
+    let server = service_fn(move |_: Request<Full<Bytes>>| {
+        let status = if flag.load(Ordering::SeqCst) {
+            429
+        } else {
+            200
+        };
+        let response = Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::new()));
+        async move { Ok::<_, Infallible>(response.unwrap()) }
+    });
+    let throttle = Throttle::new();
+    let api: Uri = API.parse().unwrap();
+    let policy = RetryPolicy::default()
+        .throttle(throttle.clone())
+        .max_attempts(1);
+    let client = Retry::new(server, policy);
+    let get = || Request::get(API).body(Full::new(Bytes::new())).unwrap();
+    // The first 429 engages the throttle, in slow start.
+    client.clone().oneshot(get()).await.unwrap();
+    let engaged = throttle.rate(&api).expect("throttled after a 429");
+    refuse.store(false, Ordering::SeqCst);
+    for _ in 0..10 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    let grown = throttle.rate(&api).unwrap();
+    assert!(
+        grown > 2.0 * engaged,
+        "slow start doubles: {engaged} -> {grown}"
+    );
+    // A 429 to a request the throttle paced: multiplicative decrease.
+    refuse.store(true, Ordering::SeqCst);
+    client.clone().oneshot(get()).await.unwrap();
+    let cut = throttle.rate(&api).unwrap();
+    assert!(cut < grown, "{grown} -> {cut}");
+    // Successes probe back up.
+    refuse.store(false, Ordering::SeqCst);
+    for _ in 0..30 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    let probed = throttle.rate(&api).unwrap();
+    assert!(probed > cut, "{cut} -> {probed}");
+}
+
+async fn futures_join<F>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for (i, f) in futures.into_iter().enumerate() {
+        set.spawn(async move { (i, f.await) });
+    }
+    let mut out = Vec::new();
+    while let Some(done) = set.join_next().await {
+        out.push(done.unwrap());
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+type Log = Arc<Mutex<Vec<(String, Duration)>>>;
+
+/// A server that answers every request at once and logs the order requests reached it.
+#[allow(clippy::type_complexity)]
+fn recorder() -> (
+    impl tower::Service<
+            Request<Full<Bytes>>,
+            Response = Response<Full<Bytes>>,
+            Error = Infallible,
+            Future = impl Send,
+        > + Clone
+        + Send,
+    Log,
+) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let seen = log.clone();
+    let server = service_fn(move |request: Request<Full<Bytes>>| {
+        let tag = request
+            .headers()
+            .get("x-n")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        seen.lock().unwrap().push((tag, start.elapsed()));
+        async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+    });
+    (server, log)
+}
+
+#[tokio::test(start_paused = true)]
+async fn held_requests_leave_in_arrival_order_at_the_learned_rate() {
+    let (server, log) = recorder();
+    let throttle = Throttle::new();
+    throttle.hold(&API.parse().unwrap(), secs(2));
+    let client = Retry::new(server, RetryPolicy::default().throttle(throttle));
+    let mut calls = Vec::new();
+    for n in 0..20 {
+        let request = Request::get(API)
+            .header("x-n", n.to_string())
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        calls.push(client.clone().oneshot(request));
+        tokio::time::advance(Duration::from_millis(10)).await;
+    }
+    futures_join(calls).await;
+    let log = log.lock().unwrap();
+    let order: Vec<String> = log.iter().map(|(tag, _)| tag.clone()).collect();
+    let expected: Vec<String> = (0..20).map(|n| n.to_string()).collect();
+    assert_eq!(order, expected, "first come, first served");
+    assert!(
+        log.iter().all(|(_, at)| *at >= secs(2)),
+        "none before the hold ends"
+    );
+    let gaps: Vec<Duration> = log.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert!(
+        gaps.iter().all(|g| !g.is_zero()),
+        "paced, not released at once: {gaps:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_whose_turn_would_pass_its_deadline_fails_at_once() {
+    let (server, log) = recorder();
+    let throttle = Throttle::new();
+    throttle.hold(&API.parse().unwrap(), secs(30));
+    let policy = RetryPolicy::default().throttle(throttle).deadline(secs(3));
+    let client = Retry::new(server, policy);
+    let start = Instant::now();
+    let error = client
+        .oneshot(Request::get(API).body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap_err();
+    assert!(error.is_deadline());
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "failed at once, not at the deadline"
+    );
+    assert!(log.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_line_sheds_new_requests_and_keeps_the_rest() {
+    let (server, log) = recorder();
+    let throttle = Throttle::new().max_queue(5);
+    throttle.hold(&API.parse().unwrap(), secs(1));
+    let client = Retry::new(server, RetryPolicy::default().throttle(throttle));
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            client
+                .clone()
+                .oneshot(Request::get(API).body(Full::new(Bytes::new())).unwrap())
+        })
+        .collect();
+    let results = futures_join(calls).await;
+    let shed = results
+        .iter()
+        .filter(|r| r.as_ref().is_err_and(|e| e.is_shed()))
+        .count();
+    assert_eq!(shed, 3, "beyond the 5 in line");
+    assert_eq!(log.lock().unwrap().len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shed_mode_fails_at_once_with_when_to_come_back() {
+    let (server, log) = recorder();
+    let throttle = Throttle::new().shed(secs(1));
+    throttle.hold(&API.parse().unwrap(), secs(10));
+    let client = Retry::new(server, RetryPolicy::default().throttle(throttle));
+    let start = Instant::now();
+    let error = client
+        .oneshot(Request::get(API).body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(error.is_shed() && !error.is_not_ready());
+    assert_eq!(error.history().stop_reason(), StopReason::Shed);
+    let shed = error.inner().unwrap().downcast_ref::<Shed>().unwrap();
+    assert_eq!(shed.retry_in(), secs(10));
+    assert!(log.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_shed_mode_no_request_waits_longer_than_the_threshold() {
+    let threshold = Duration::from_millis(500);
+    let policy = RetryPolicy::default().throttle(Throttle::new().shed(threshold));
+    let limiter = Limited::new(Kind::NGINX);
+    let client = Retry::new(limiter.clone(), policy.seed(3));
+    let ended = drive(client, API, &arrivals(200, 30)).await;
+    for e in &ended {
+        // Each wait in line is at most the threshold; a request may also wait its own backoff.
+        assert!(e.ok || e.shed || e.finished - e.arrival <= secs(5), "{e:?}");
+    }
+    let f = figures(Kind::NGINX, &ended, &limiter.log());
+    eprintln!("shed: {f:?}");
+    assert_eq!(f.early, 0);
+    assert!(f.shed > 0 && f.completed > 0, "{f:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_never_pushes_back_is_never_throttled() {
+    let (server, _) = recorder();
+    let throttle = Throttle::new();
+    let client = Retry::new(server, RetryPolicy::default().throttle(throttle.clone()));
+    for _ in 0..100 {
+        client
+            .clone()
+            .oneshot(Request::get(API).body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
+    }
+    assert_eq!(throttle.rate(&API.parse().unwrap()), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_hold_or_header_however_large_makes_a_call_panic() {
+    let throttle = Throttle::new();
+    let api: Uri = API.parse().unwrap();
+    throttle.hold(&api, Duration::MAX);
+    assert!(throttle.held_until(&api).is_some());
+    let server = service_fn(|_: Request<Full<Bytes>>| async {
+        let response = Response::builder()
+            .status(429)
+            .header("retry-after", "9223372026854775807")
+            .header("x-ratelimit-remaining", "18446744073709551615")
+            .header("x-ratelimit-reset", "1")
+            .body(Full::new(Bytes::new()));
+        Ok::<_, Infallible>(response.unwrap())
+    });
+    let policy = RetryPolicy::default()
+        .throttle(throttle.clone())
+        .max_retry_after(Duration::MAX)
+        .deadline(secs(5));
+    let client = Retry::new(server, policy);
+    let other = "http://other.test/";
+    for uri in [API, other, other] {
+        let request = Request::get(uri).body(Full::new(Bytes::new())).unwrap();
+        // Held for a year, or told to come back in 292 billion years: ends, and never panics.
+        let _ = client.clone().oneshot(request).await;
+    }
+    assert!(throttle.held_until(&other.parse().unwrap()).is_some());
+}
