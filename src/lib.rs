@@ -196,7 +196,7 @@ pub use report::history::RetryHistory;
 pub use service::{
     CallTimeout, CallTimeoutFuture, CallTimeoutLayer, ResponseFuture, Retry, RetryLayer,
 };
-pub use shared::{budget, throttle};
+pub use shared::{budget, store, throttle};
 pub use wait::{backoff, rate_limit, retry_after};
 
 /// A type-erased error, as tower middleware passes them.

@@ -85,8 +85,30 @@ mod tests {
         assert!(Drain::new(Full::new(Bytes::from(vec![0u8; 100])), 100).is_some());
     }
 
-    /// An endless body of 1 KiB chunks that counts how many were read.
-    struct Endless(Arc<AtomicUsize>);
+    /// An endless, always-ready body that repeats one chunk and counts how many frames were read.
+    struct Endless {
+        chunk: Bytes,
+        read: Arc<AtomicUsize>,
+    }
+
+    impl Endless {
+        /// 1 KiB chunks.
+        fn kib(read: &Arc<AtomicUsize>) -> Self {
+            Self {
+                chunk: Bytes::from(vec![0u8; 1024]),
+                read: read.clone(),
+            }
+        }
+
+        /// Empty frames, as a peer's keep-alives.
+        fn empty(read: &Arc<AtomicUsize>) -> Self {
+            Self {
+                chunk: Bytes::new(),
+                read: read.clone(),
+            }
+        }
+    }
+
     impl Body for Endless {
         type Data = Bytes;
         type Error = Infallible;
@@ -94,25 +116,22 @@ mod tests {
             self: Pin<&mut Self>,
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![
-                0u8;
-                1024
-            ])))))
+            self.read.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(Some(Ok(http_body::Frame::data(self.chunk.clone()))))
         }
     }
 
     #[test]
     fn a_zero_limit_never_reads_even_a_body_of_unknown_length() {
         let read = Arc::new(AtomicUsize::new(0));
-        assert!(Drain::new(Endless(read.clone()), 0).is_none());
+        assert!(Drain::new(Endless::kib(&read), 0).is_none());
         assert_eq!(read.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
     async fn draining_stops_at_the_limit() {
         let read = Arc::new(AtomicUsize::new(0));
-        let mut drain = Drain::new(Endless(read.clone()), 10 * 1024).unwrap();
+        let mut drain = Drain::new(Endless::kib(&read), 10 * 1024).unwrap();
         poll_fn(|cx| drain.poll_drain(cx)).await;
         assert_eq!(
             read.load(Ordering::SeqCst),
@@ -121,24 +140,10 @@ mod tests {
         );
     }
 
-    /// Always-ready empty frames, counted.
-    struct KeepAlives(Arc<AtomicUsize>);
-    impl Body for KeepAlives {
-        type Data = Bytes;
-        type Error = Infallible;
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::new()))))
-        }
-    }
-
     #[test]
     fn each_poll_reads_a_bounded_amount_then_yields_and_wakes() {
         let read = Arc::new(AtomicUsize::new(0));
-        let mut drain = Drain::new(KeepAlives(read.clone()), u64::MAX).unwrap();
+        let mut drain = Drain::new(Endless::empty(&read), u64::MAX).unwrap();
         let woken = Arc::new(AtomicUsize::new(0));
         struct Count(Arc<AtomicUsize>);
         impl std::task::Wake for Count {
@@ -155,7 +160,7 @@ mod tests {
             1,
             "it asks to be polled again"
         );
-        let mut drain = Drain::new(Endless(read.clone()), u64::MAX).unwrap();
+        let mut drain = Drain::new(Endless::kib(&read), u64::MAX).unwrap();
         read.store(0, Ordering::SeqCst);
         assert!(drain.poll_drain(&mut cx).is_pending());
         assert_eq!(read.load(Ordering::SeqCst), 64, "64 KiB in 1 KiB frames");
@@ -164,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn a_stream_of_empty_frames_ends_at_the_limit() {
         let read = Arc::new(AtomicUsize::new(0));
-        let mut drain = Drain::new(KeepAlives(read.clone()), 1000).unwrap();
+        let mut drain = Drain::new(Endless::empty(&read), 1000).unwrap();
         poll_fn(|cx| drain.poll_drain(cx)).await;
         assert_eq!(read.load(Ordering::SeqCst), 1001);
     }

@@ -58,6 +58,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::classify::RetryClass;
+use crate::shared::store::{self, Account, Store};
 
 /// The default share of requests that may be retried: 10%, the per-client retry budget of Google's SRE
 /// book ("Handling Overload").
@@ -125,6 +126,7 @@ pub struct RetryBudgetBuilder {
     window: Duration,
     throttling_cost: f64,
     transient_cost: f64,
+    store: Option<(Store, String)>,
 }
 
 struct Shared {
@@ -140,6 +142,8 @@ struct Shared {
     withdrawn: AtomicU64,
     /// Deposits not yet credited to a step.
     pending: AtomicU64,
+    /// The fleet's budget, when shared through a store; this one decides while the store is down.
+    account: Option<Arc<Account>>,
 }
 
 /// One step of the window. `epoch` is the step it counts for; a slot is reused every `SLOTS` steps.
@@ -194,6 +198,7 @@ impl RetryBudget {
             window: DEFAULT_WINDOW,
             throttling_cost: 1.0,
             transient_cost: 1.0,
+            store: None,
         }
     }
 
@@ -235,21 +240,34 @@ impl RetryBudget {
     /// assert_eq!(budget.available(), 0.0);
     /// ```
     pub fn try_withdraw(&self, class: RetryClass) -> bool {
-        self.shared
-            .try_withdraw(Instant::now(), self.shared.cost(class))
-            .is_some()
+        self.withdraw(class).map(Withdrawal::spend).is_some()
     }
 
     /// Withdraws a retry of `class` that is given back if it is never sent: the returned guard gives
     /// the cost back when dropped, unless [`Withdrawal::spend`] was called.
     pub(crate) fn withdraw(&self, class: RetryClass) -> Option<Withdrawal> {
         let cost = self.shared.cost(class);
+        if let Some(account) = self.fleet() {
+            return account.take(cost).then(|| Withdrawal {
+                budget: self.clone(),
+                epoch: None,
+                cost,
+            });
+        }
         let epoch = self.shared.try_withdraw(Instant::now(), cost)?;
         Some(Withdrawal {
             budget: self.clone(),
-            epoch,
+            epoch: Some(epoch),
             cost,
         })
+    }
+
+    /// The fleet's account, while its store answers.
+    fn fleet(&self) -> Option<&Account> {
+        self.shared
+            .account
+            .as_deref()
+            .filter(|account| account.is_online())
     }
 
     /// How many retries of cost 1 the budget would grant now (fractions included).
@@ -361,6 +379,25 @@ impl RetryBudgetBuilder {
         self
     }
 
+    /// Shares the budget with every process that names the same budget on the same store: the
+    /// fleet's requests fund the fleet's retries. See the [store](crate::store) module.
+    ///
+    /// ```
+    /// use tower_http_retry::budget::RetryBudget;
+    /// use tower_http_retry::store::Store;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let store = Store::local();
+    /// let budget = RetryBudget::builder().ratio(0.1).store(&store, "orders-api").build();
+    /// # let _ = budget;
+    /// # }
+    /// ```
+    pub fn store(mut self, store: &Store, name: &str) -> Self {
+        self.store = Some((store.clone(), name.to_owned()));
+        self
+    }
+
     /// The budget, starting empty (only the floor is available) at the current instant.
     ///
     /// ```
@@ -375,14 +412,26 @@ impl RetryBudgetBuilder {
     pub fn build(self) -> RetryBudget {
         let window = self.window.max(Duration::from_millis(10));
         let step_nanos = u64::try_from(window.as_nanos() / u128::from(SLOTS)).unwrap_or(u64::MAX);
+        let (throttling_cost, transient_cost) =
+            (scaled(self.throttling_cost), scaled(self.transient_cost));
+        let account = self.store.map(|(store, name)| {
+            let settings = store::AccountSettings {
+                floor: u64::from(self.floor) * UNIT,
+                per_deposit: scaled(self.ratio),
+                window,
+                // Two retries of the dearer class: enough for a lone failing call, little to strand.
+                lease: 2 * throttling_cost.max(transient_cost).max(UNIT),
+            };
+            store.account(&name, settings)
+        });
         RetryBudget {
             shared: Arc::new(Shared {
                 start: Instant::now(),
                 step_nanos,
                 floor_units: u64::from(self.floor) * UNIT,
                 deposit_units: scaled(self.ratio),
-                throttling_cost: scaled(self.throttling_cost),
-                transient_cost: scaled(self.transient_cost),
+                throttling_cost,
+                transient_cost,
                 // Slot i starts at step i, before the start: empty, and expired on first use.
                 slots: std::array::from_fn(|i| Slot {
                     epoch: AtomicU64::new(i as u64),
@@ -391,6 +440,7 @@ impl RetryBudgetBuilder {
                 }),
                 withdrawn: AtomicU64::new(0),
                 pending: AtomicU64::new(0),
+                account,
             }),
         }
     }
@@ -429,6 +479,9 @@ impl Shared {
     }
 
     fn deposit(&self) {
+        if let Some(account) = &self.account {
+            account.deposit();
+        }
         if self.pending.fetch_add(1, Ordering::AcqRel) + 1 >= BATCH {
             self.credit(self.epoch_at(Instant::now()));
         }
@@ -534,7 +587,8 @@ impl Shared {
 /// during its wait), it gives its cost back.
 pub(crate) struct Withdrawal {
     budget: RetryBudget,
-    epoch: u64,
+    /// The step it was recorded in; `None` when drawn from the fleet's lease.
+    epoch: Option<u64>,
     cost: u64,
 }
 
@@ -547,8 +601,13 @@ impl Withdrawal {
 
 impl Drop for Withdrawal {
     fn drop(&mut self) {
-        if self.cost > 0 {
-            self.budget.shared.refund(self.epoch, self.cost);
+        if self.cost == 0 {
+            return;
+        }
+        match (self.epoch, &self.budget.shared.account) {
+            (Some(epoch), _) => self.budget.shared.refund(epoch, self.cost),
+            (None, Some(account)) => account.give_back(self.cost),
+            (None, None) => {}
         }
     }
 }

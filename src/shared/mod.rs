@@ -2,4 +2,5 @@
 //! [`throttle`].
 
 pub mod budget;
+pub mod store;
 pub mod throttle;

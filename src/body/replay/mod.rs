@@ -1,8 +1,13 @@
 //! [`ReplayBody`]: records a body read once while the first attempt streams it, and replays it to
 //! later attempts. The docs are in the [`body`](crate::body) module.
+//!
+//! - `body`: [`ReplayBody`], the copy callers see and send;
+//! - `tape`: the recording every copy shares, and which copy holds it when;
+//! - `layer`: [`ReplayBodyLayer`], which wraps every request's body.
 
 mod body;
 mod layer;
+mod tape;
 
 pub use body::ReplayBody;
 #[cfg(feature = "grpc")]

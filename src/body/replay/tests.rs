@@ -1,12 +1,13 @@
 //! The recording and its copies, driven by scripted bodies.
 
 use super::*;
+use crate::body::replay::tape::BLOCK;
 use crate::body::ReplayBodyService;
 use std::collections::VecDeque;
 use std::io;
 use std::task::Waker;
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 
 /// What a scripted body does on each poll.
 enum Item {

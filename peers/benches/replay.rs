@@ -15,9 +15,9 @@
 //! client and server share a current-thread runtime), so its CPU time is the whole cost, the kernel's
 //! work for the loopback socket included.
 //!
-//! Run with `cargo bench --bench replay`.
+//! Run with `cargo bench -p peer-benches --bench replay`.
 
-#[path = "../tests/support/upload.rs"]
+#[path = "../../tests/support/upload.rs"]
 mod upload;
 
 use std::convert::Infallible;

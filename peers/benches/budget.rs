@@ -1,7 +1,7 @@
 //! The retry budget against tower's `TpsBudget` (same window, floor and ratio), side by side:
 //! a deposit (every call pays it), a withdrawal, and deposits from two threads at once.
 //!
-//! `cargo bench --bench budget`
+//! `cargo bench -p peer-benches --bench budget`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

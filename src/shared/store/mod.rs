@@ -1,0 +1,282 @@
+//! Fleet mode: one retry budget shared by many processes, in a store they all reach (Redis).
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # async fn demo() -> Result<(), tower_http_retry::store::StoreError> {
+//! use tower_http_retry::budget::RetryBudget;
+//! use tower_http_retry::store::Store;
+//! use tower_http_retry::RetryPolicy;
+//!
+//! // Every process of the fleet: one line, the same URL and budget name.
+//! let store = Store::redis("redis://:secret@redis.internal:6379")?;
+//! let budget = RetryBudget::builder().ratio(0.1).store(&store, "orders-api").build();
+//! let policy = RetryPolicy::default().retry_budget(budget);
+//! # let _ = policy;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What is shared
+//!
+//! A budget given a store counts requests and retries fleet-wide: deposits of every process go to
+//! the store, and retries are drawn from it, so a fleet in an outage retries at most the ratio of
+//! the fleet's requests (plus one floor), not the ratio once per process.
+//!
+//! # Off the hot path
+//!
+//! A request costs no call to the store: its deposit is one atomic addition, sent with the others
+//! by a background task every 100 ms. Retries are drawn from a small lease (two retries' worth) the
+//! task keeps filled; a retry that finds the lease empty is refused and asks for a refill.
+//!
+//! # When the store fails
+//!
+//! Every call to the store is bounded by a timeout (50 ms by default, [`Store::timeout`]). While
+//! the store fails or is slow, each process falls back to its own budget (which counts the same
+//! requests all along): no request fails or waits because of the store. One `tracing` warning marks
+//! the start of an outage and one line its end; the task reconnects on its own.
+//!
+//! # Backends
+//!
+//! [`Store::local`] keeps the shared state in this process (the same semantics, for tests and for
+//! sharing between runtimes); [`Store::redis`] (cargo feature `redis`) keeps it in Redis, each
+//! read-modify-write one Lua script timed by Redis's clock, keys under a prefix
+//! ([`Store::prefix`]), each with its own hash tag (Redis Cluster), expiring on their own.
+
+mod account;
+mod backend;
+mod error;
+mod local;
+#[cfg(feature = "redis")]
+mod redis;
+mod sync;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+pub(crate) use account::{Account, Settings as AccountSettings};
+use backend::Backend;
+pub use error::StoreError;
+
+/// The default bound on every call to the store.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+/// The default prefix of every key.
+pub const DEFAULT_PREFIX: &str = "tower-http-retry";
+
+/// Where a fleet's shared state lives; clones share one connection and one background task.
+///
+/// See the [module](self) for what is shared and how failures are handled.
+///
+/// ```
+/// use tower_http_retry::budget::RetryBudget;
+/// use tower_http_retry::store::Store;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Two budgets on one store with one name: one budget.
+/// let store = Store::local();
+/// let a = RetryBudget::builder().store(&store, "api").build();
+/// let b = RetryBudget::builder().store(&store, "api").build();
+/// # let _ = (a, b);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    backend: Arc<dyn Backend>,
+    /// Where it is, for `Debug` and logs: never with a password.
+    shown: String,
+    prefix: String,
+    timeout: Duration,
+    accounts: Mutex<Vec<Weak<Account>>>,
+    /// Wakes the task before its next tick (a lease ran out).
+    wake: Notify,
+    /// Whether the last call failed: accounts then use their own budget.
+    down: AtomicBool,
+    spawned: AtomicBool,
+}
+
+impl Store {
+    /// A store in this process: what budgets on it share, they share within the process only.
+    ///
+    /// ```
+    /// use tower_http_retry::store::Store;
+    ///
+    /// let store = Store::local();
+    /// # let _ = store;
+    /// ```
+    pub fn local() -> Self {
+        Self::with(Arc::new(local::Local::new()), "local".to_owned())
+    }
+
+    /// A store in the Redis at `url`: `redis://[:password@]host[:port][/db]` (`rediss://` needs
+    /// the redis crate's TLS features, which this crate does not turn on). It connects lazily and
+    /// reconnects on its own; the URL's password never shows in `Debug` or logs. Call within a
+    /// tokio runtime.
+    ///
+    /// ```
+    /// use tower_http_retry::store::Store;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let store = Store::redis("redis://:hunter2@127.0.0.1:6379/0").unwrap();
+    /// assert!(!format!("{store:?}").contains("hunter2"));
+    /// assert!(Store::redis("not a url").is_err());
+    /// # }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn redis(url: &str) -> Result<Self, StoreError> {
+        let backend = redis::Redis::new(url, DEFAULT_TIMEOUT)?;
+        Ok(Self::with(Arc::new(backend), redact(url)))
+    }
+
+    fn with(backend: Arc<dyn Backend>, shown: String) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                shown,
+                prefix: DEFAULT_PREFIX.to_owned(),
+                timeout: DEFAULT_TIMEOUT,
+                accounts: Mutex::new(Vec::new()),
+                wake: Notify::new(),
+                down: AtomicBool::new(false),
+                spawned: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Every key starts with `prefix` (default [`DEFAULT_PREFIX`]), so that fleets share a Redis
+    /// without sharing state. Set before making budgets on the store.
+    ///
+    /// ```
+    /// use tower_http_retry::store::Store;
+    ///
+    /// let store = Store::local().prefix("billing");
+    /// # let _ = store;
+    /// ```
+    pub fn prefix(self, prefix: &str) -> Self {
+        self.reconfigured(|inner| inner.prefix = prefix.to_owned())
+    }
+
+    /// Bounds every call to the store (default [`DEFAULT_TIMEOUT`]; at least 1 ms): past it the
+    /// processes use their own state until the store answers in time again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::store::Store;
+    ///
+    /// let store = Store::local().timeout(Duration::from_millis(20));
+    /// # let _ = store;
+    /// ```
+    pub fn timeout(self, timeout: Duration) -> Self {
+        let timeout = timeout.max(Duration::from_millis(1));
+        self.reconfigured(|inner| inner.timeout = timeout)
+    }
+
+    fn reconfigured(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let inner = &self.inner;
+        let mut fresh = Inner {
+            backend: inner.backend.clone(),
+            shown: inner.shown.clone(),
+            prefix: inner.prefix.clone(),
+            timeout: inner.timeout,
+            accounts: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            down: AtomicBool::new(false),
+            spawned: AtomicBool::new(false),
+        };
+        change(&mut fresh);
+        Self {
+            inner: Arc::new(fresh),
+        }
+    }
+
+    /// Whether the last call to the store failed or timed out (the processes then use their own
+    /// state).
+    ///
+    /// ```
+    /// use tower_http_retry::store::Store;
+    ///
+    /// assert!(!Store::local().is_down());
+    /// ```
+    pub fn is_down(&self) -> bool {
+        self.inner.down.load(Ordering::Acquire)
+    }
+
+    /// An account for the budget `name`, synced by the store's task.
+    pub(crate) fn account(&self, name: &str, settings: account::Settings) -> Arc<Account> {
+        let key = format!("{{{}:budget:{}}}", self.inner.prefix, name);
+        let account = Arc::new(Account::new(key, settings, self.inner.clone()));
+        let mut accounts = self
+            .inner
+            .accounts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        accounts.retain(|a| a.strong_count() > 0);
+        accounts.push(Arc::downgrade(&account));
+        drop(accounts);
+        self.inner.ensure_task();
+        account
+    }
+}
+
+impl Inner {
+    /// Starts the background task once, when a tokio runtime is at hand.
+    pub(crate) fn ensure_task(self: &Arc<Self>) {
+        if self.spawned.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            if !self.spawned.swap(true, Ordering::AcqRel) {
+                runtime.spawn(sync::run(Arc::downgrade(self)));
+            }
+        }
+    }
+}
+
+/// `url` without its password.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<invalid url>".to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(name, _)| name);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("at", &self.inner.shown)
+            .field("prefix", &self.inner.prefix)
+            .field("timeout", &self.inner.timeout)
+            .field("down", &self.is_down())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("redis://:hunter2@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(redact("rediss://user:p@ss@host"), "rediss://user:***@host");
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(redact("hunter2"), "<invalid url>");
+    }
+}
