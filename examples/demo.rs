@@ -10,19 +10,23 @@
 #[path = "../tests/support/server.rs"]
 mod server;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, Request};
+use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::Backoff;
 use tower_http_retry::budget::RetryBudget;
+use tower_http_retry::check::{CheckBeforeRetry, CheckRequest, CheckVerdict};
 use tower_http_retry::history::{AttemptOutcome, StopReason, WaitReason};
-use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::{BoxError, CallSettings, RetryHistory, RetryLayer, RetryPolicy};
 
 use server::{Reply, Server};
 
@@ -42,6 +46,10 @@ struct Scenario {
     stop: StopReason,
     /// The delay the last response asked for with `Retry-After`.
     retry_after: Option<Duration>,
+    /// Settings for this call only, put on the request.
+    settings: Option<CallSettings>,
+    /// Sent through the client whose layer looks for the job before re-sending a create.
+    checked: bool,
 }
 
 fn ms(n: u64) -> Duration {
@@ -61,6 +69,8 @@ fn scenarios() -> Vec<Scenario> {
         status,
         stop,
         retry_after: None,
+        settings: None,
+        checked: false,
     };
     use StopReason::*;
     vec![
@@ -147,6 +157,30 @@ fn scenarios() -> Vec<Scenario> {
             Finished,
         ),
         Scenario {
+            settings: Some(CallSettings::new().no_retries()),
+            ..get(
+                "/dashboard",
+                "503, then 200; this call asks for no retries (CallSettings)",
+                vec![Reply::status(503), ok()],
+                "503",
+                503,
+                AttemptsExhausted,
+            )
+        },
+        Scenario {
+            method: Method::POST,
+            body: r#"{"report":"q3"}"#,
+            checked: true,
+            ..get(
+                "/jobs",
+                "creates the job, then resets the connection; GET /jobs/found finds it",
+                vec![Reply::Reset, Reply::status(201)],
+                "reset (backoff)",
+                200,
+                CheckAnswered,
+            )
+        },
+        Scenario {
             method: Method::PUT,
             body: r#"{"name":"Ada"}"#,
             ..get(
@@ -178,7 +212,12 @@ fn scenarios() -> Vec<Scenario> {
 async fn main() -> ExitCode {
     let started = Instant::now();
     let scenarios = scenarios();
-    let server = Server::start(scenarios.iter().map(|s| (s.path, s.script.clone()))).await;
+    let lookups = [(
+        "/jobs/found",
+        vec![Reply::status(200).body(r#"{"id":"job-1"}"#)],
+    )];
+    let scripts = scenarios.iter().map(|s| (s.path, s.script.clone()));
+    let server = Server::start(scripts.chain(lookups)).await;
 
     // Small numbers so the tour runs in seconds; production values are in the crate documentation.
     let policy = RetryPolicy::new()
@@ -195,12 +234,16 @@ async fn main() -> ExitCode {
         // (10% of requests, `cargo run --example storm`) would refuse most of its retries.
         .retry_budget(RetryBudget::builder().floor(100).build());
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    // The same policy with a check: a create that may have run is looked up before it is re-sent.
+    let looked_up = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy.clone()).check_before_retry(LookUpJob))
+        .service(client.clone());
     let client = ServiceBuilder::new()
         .layer(RetryLayer::new(policy))
         .service(client);
 
     let mut failures = Vec::new();
-    let (mut attempts, mut successes) = (0, 0);
+    let (mut attempts, mut successes, mut lookups_sent) = (0, 0, 0);
     for s in &scenarios {
         let mut request = Request::builder()
             .method(s.method.clone())
@@ -208,12 +251,18 @@ async fn main() -> ExitCode {
         for (name, value) in s.headers {
             request = request.header(*name, *value);
         }
-        let request = request
+        let mut request = request
             .body(Full::new(Bytes::from_static(s.body.as_bytes())))
             .expect("a valid request");
+        if let Some(settings) = &s.settings {
+            request.extensions_mut().insert(settings.clone());
+        }
 
         println!("{} {} — scripted: {}", s.method, s.path, s.story);
-        let result = client.clone().oneshot(request).await;
+        let result = match s.checked {
+            true => looked_up.clone().oneshot(request).await,
+            false => client.clone().oneshot(request).await,
+        };
 
         let (status, history) = match &result {
             Ok(response) => (
@@ -256,6 +305,16 @@ async fn main() -> ExitCode {
         }
         if let Some(delay) = retry_after {
             println!("    the server asks to come back in {delay:?}");
+        }
+        for check in history.iter().flat_map(|h| h.checks()) {
+            println!(
+                "    checked:  after attempt {}, {} lookup(s): {:?}, answered {:?}",
+                check.after_attempt,
+                check.requests.len(),
+                check.requests,
+                check.answer
+            );
+            lookups_sent += check.requests.len();
         }
         println!();
 
@@ -307,10 +366,13 @@ async fn main() -> ExitCode {
         "server: {received} requests received over {} connections",
         server.connections()
     );
-    if received != attempts as usize {
+    if received != attempts as usize + lookups_sent {
         failures.push(format!(
-            "the server received {received} requests for {attempts} attempts"
+            "the server received {received} requests for {attempts} attempts and {lookups_sent} lookups"
         ));
+    }
+    if server.hits("/jobs/found") != 1 {
+        failures.push("the lookup before re-sending the create was not made".to_owned());
     }
     println!("elapsed: {:.2?}", started.elapsed());
 
@@ -348,4 +410,32 @@ fn trail(history: &RetryHistory, timed: bool) -> String {
         text
     });
     attempts.collect::<Vec<_>>().join(", ")
+}
+
+/// Before re-sending a create that may have run, `GET {path}/found`: 200 is the job (returned instead of
+/// creating another), 404 means nothing was created (send again), anything else stops.
+#[derive(Clone, Copy)]
+struct LookUpJob;
+
+impl<S> CheckBeforeRetry<S, Full<Bytes>, Incoming> for LookUpJob
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<Incoming>> + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+{
+    type Future = Pin<Box<dyn Future<Output = CheckVerdict<Incoming>> + Send>>;
+
+    fn check(&self, service: S, request: CheckRequest<'_, Full<Bytes>>) -> Self::Future {
+        let url = format!("{}/found", request.head.uri);
+        Box::pin(async move {
+            let lookup = Request::get(url)
+                .body(Full::default())
+                .expect("a valid request");
+            match service.oneshot(lookup).await {
+                Ok(found) if found.status() == 200 => CheckVerdict::Respond(found),
+                Ok(missing) if missing.status() == 404 => CheckVerdict::Retry,
+                _ => CheckVerdict::Stop,
+            }
+        })
+    }
 }

@@ -6,6 +6,9 @@
 //! | retry 429, 409 in flight, 5xx, network errors; `Retry-After` as a floor; full jitter, capped; timeouts and a deadline; the same `X-Idempotency-Key` on every retry | [`checklist`] |
 //! | exponent 1.5 from 500 ms, at most 60 s between tries and 1 h in all; 408, 429, 5xx, connection errors | [`one_hour_backoff`] |
 //! | 5xx and network errors, full jitter 1 s to 30 s, 5 retries, 2 min; 429 a single separate pause; 4xx never; creates keyed | [`server_errors_with_429_pause`] |
+//! | memory API: 429 as the SDK does; `ingest()` safe to retry within a rolling 60 s window | [`memory_ingest`] |
+//! | memory API: the timeout covers the full request lifecycle, body included | [`memory_client`] |
+//! | transcriptions: a key in the JSON body; before re-sending a create, look for its job | [`transcriptions`] |
 //! | deliveries retried 1 min, 5 min, 30 min, 2 h, 12 h after a failure | [`webhook_schedule`] |
 //! | streamed responses: retry only while the caller has not seen a byte | [`streaming`] |
 //!
@@ -16,26 +19,35 @@
 
 #[path = "support/checks.rs"]
 mod checks;
+#[path = "../tests/support/jobs.rs"]
+pub mod jobs;
 #[path = "../tests/support/server.rs"]
 mod server;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
 use checks::Checks;
-use http::{HeaderName, Method, Request, StatusCode};
+use http::{HeaderName, Method, Request, Response, StatusCode};
+use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use server::{Reply, Server};
-use tower::{Layer, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
-use tower_http_retry::body::{FirstByte, FirstByteLayer};
-use tower_http_retry::classify::{every_server_error, Decision, RetryClass};
+use tower_http_retry::body::{CallTimedOut, FirstByte, FirstByteLayer};
+use tower_http_retry::check::{CheckBeforeRetry, CheckRequest, CheckVerdict};
+use tower_http_retry::classify::{default_decision, every_server_error, Decision, RetryClass};
 use tower_http_retry::retry_after::RetryAfterMode;
-use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::{
+    BoxError, CallSettings, CallTimeout, CallTimeoutLayer, Retry, RetryHistory, RetryLayer,
+    RetryPolicy,
+};
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -61,10 +73,7 @@ pub fn minutes(n: u64) -> Duration {
 ///   returned to the caller, never retried.
 pub fn rate_limit_only() -> RetryPolicy {
     RetryPolicy::default()
-        .classify_with(|_, outcome| match outcome.status() {
-            Some(StatusCode::TOO_MANY_REQUESTS) => None, // the default table: retried, any method
-            _ => Some(Decision::Done),                   // 5xx, timeouts, network: the caller's
-        })
+        .retry_only_statuses([429]) // 5xx, timeouts, network errors: the caller's
         .max_attempts(4)
         .backoff(Backoff::exponential(secs(1)).jitter(Jitter::None))
         .retry_after_mode(RetryAfterMode::Exact)
@@ -95,8 +104,12 @@ pub fn checklist() -> RetryPolicy {
         .inject_idempotency_keys()
 }
 
-/// Exponential backoff with exponent 1.5 from 500 ms, at most 60 s between tries and 1 h in all, no
-/// attempt limit; 408, 429, 5xx and connection errors retried; 400, 401, 402, 403, 404, 413, 415 not.
+/// Exponential backoff with exponent 1.5 from 500 ms, at most 60 s between tries and 1 h in all;
+/// 408, 429, 5xx and connection errors retried; 400, 401, 402, 403, 404, 413, 415 not.
+///
+/// - "Always cap the number of attempts and the total elapsed time": the hour, and 150 attempts. Once
+///   the delays reach their cap each wait is at least 30 s, so the hour holds at most about 130
+///   attempts and ends the call first; the attempt cap is the bound that holds whatever the clock does.
 ///
 /// - Each delay is spread by equal jitter (between half and all of it), as the same guidance's
 ///   hand-written loop does: never a herd, never a hurried retry.
@@ -112,40 +125,175 @@ pub fn one_hour_backoff() -> RetryPolicy {
                 .max_delay(secs(60))
                 .jitter(Jitter::Equal),
         )
-        .max_attempts(u32::MAX) // no attempt limit: the hour is the limit
+        .max_attempts(150)
         .deadline(minutes(60))
 }
 
 /// Retry 5xx and network errors with full jitter, 1 s doubling to 30 s, 5 retries, 2 minutes in all;
 /// answer a 429 with one separate pause (its `Retry-After`, at least 1 s) outside that loop; never
-/// retry another 4xx; give every create an idempotency key.
+/// retry another 4xx.
 ///
 /// - A 429 neither spends nor advances the five exponential retries; a second 429 is returned.
-/// - `Idempotency-Key` is set once per create and sent on every attempt. Turn this on only once the
-///   server deduplicates by it: until then a create retried after a timeout may run twice. Without
-///   `inject_idempotency_keys`, a POST is retried only when it never reached the server (connection
-///   refused, 429), and a timeout or 5xx comes back to the caller, to check by its own key before
-///   sending again.
+/// - A create (POST) is retried only when it never reached the server (connection refused, 429): after
+///   a timeout, a reset or a 5xx the job may exist, and this API does not deduplicate. [`transcriptions`]
+///   checks for the job before re-sending; once the server deduplicates by `Idempotency-Key` ("on our
+///   roadmap"), `.inject_idempotency_keys()` makes every create safe to re-send as it is.
 pub fn server_errors_with_429_pause() -> RetryPolicy {
     RetryPolicy::default()
-        .classify_with(|request, outcome| match outcome.status() {
-            Some(StatusCode::TOO_MANY_REQUESTS) => None, // throttling: the pause below
-            Some(status) if status.is_client_error() => Some(Decision::Done), // 408 and 409 too
-            _ => every_server_error(request, outcome),   // every 5xx; errors by the default table
-        })
-        .max_attempts(u32::MAX) // no limit in all: each class has its own
-        .max_retries_for(RetryClass::Transient, 5)
-        .backoff_for(
-            RetryClass::Transient,
-            Backoff::exponential(secs(1)).max_delay(secs(30)),
-        )
-        .max_retries_for(RetryClass::Throttling, 1)
-        .backoff_for(
-            RetryClass::Throttling,
-            Backoff::constant(secs(1)).jitter(Jitter::None),
-        )
+        .classify_with(every_server_error) // every 5xx; network errors by the default table
+        .never_retry_statuses([408, 409]) // 4xx never, 429 aside
+        .transient_retries(5, Backoff::exponential(secs(1)).max_delay(secs(30)))
+        .throttling_pauses(1, Backoff::constant(secs(1)).jitter(Jitter::None))
         .deadline(minutes(2))
-        .inject_idempotency_keys()
+}
+
+/// The transcription API's creates, deduplicated on the client as its guidance says: each create
+/// carries a UUID in its JSON body (`metadata.idempotency_key`, see [`create_transcription`]), and
+/// "before retrying a timed-out request, GET /v1/transcriptions and skip the retry if you see a row
+/// with the same key". The retry loop is [`server_errors_with_429_pause`], with 30 s per attempt.
+///
+/// - After a timeout, a reset or a 5xx on a create, [`JobLookup`] lists the latest 20 jobs, through
+///   the same stack; when one carries the create's key, the call returns that job (`GET
+///   /v1/transcriptions/{id}`) instead of creating another; when none does, the create is sent again.
+/// - When the lookup itself fails, or the body has no key, the create is not re-sent: the last
+///   outcome is returned. The lookup is bounded by the 2 minute deadline; its requests are in
+///   `RetryHistory::checks`, not counted as attempts.
+/// - What it does not guarantee: a job created after the lookup (a first attempt still running on
+///   the server after the client gave up on it) can still be duplicated by the re-sent create, and a
+///   job beyond the latest 20 is not seen.
+pub fn transcriptions<S>(service: S) -> Retry<S, JobLookup> {
+    ServiceBuilder::new()
+        .layer(
+            RetryLayer::new(server_errors_with_429_pause().attempt_timeout(secs(30)))
+                .check_before_retry(JobLookup),
+        )
+        .service(service)
+}
+
+/// A create for [`transcriptions`]: the source `url`, and a fresh UUID as its key, in the JSON body.
+pub fn create_transcription(base: &str, url: &str) -> Request<Full<Bytes>> {
+    let key = uuid::Uuid::new_v4();
+    let body =
+        serde_json::json!({ "url": url, "metadata": { "idempotency_key": key.to_string() } });
+    Request::post(format!("{base}/v1/transcriptions"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// The check of [`transcriptions`]: is there a job with this create's key among the latest 20?
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JobLookup;
+
+impl<S, ResB> CheckBeforeRetry<S, Full<Bytes>, ResB> for JobLookup
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    ResB: Body + Send + 'static,
+    ResB::Data: Send,
+    ResB::Error: Into<BoxError>,
+{
+    type Future = Pin<Box<dyn Future<Output = CheckVerdict<ResB>> + Send>>;
+
+    fn check(&self, service: S, request: CheckRequest<'_, Full<Bytes>>) -> Self::Future {
+        let jobs = request.head.uri.clone(); // .../v1/transcriptions
+        let body = request.body;
+        Box::pin(async move {
+            let Some(key) = key_in(body).await else {
+                return CheckVerdict::Stop; // nothing to look for: never risk a duplicate
+            };
+            let Ok(list) = fetch(service.clone(), format!("{jobs}?limit=20")).await else {
+                return CheckVerdict::Stop;
+            };
+            let Some(rows) = collect_json(list).await else {
+                return CheckVerdict::Stop;
+            };
+            let found = rows["data"].as_array().and_then(|rows| {
+                rows.iter()
+                    .find(|row| row["metadata"]["idempotency_key"] == key.as_str())
+            });
+            match found.and_then(|row| row["id"].as_str()) {
+                None => CheckVerdict::Retry,
+                Some(id) => match fetch(service, format!("{jobs}/{id}")).await {
+                    Ok(job) => CheckVerdict::Respond(job),
+                    Err(()) => CheckVerdict::Stop,
+                },
+            }
+        })
+    }
+}
+
+/// The `metadata.idempotency_key` of a create's JSON body.
+async fn key_in(body: Option<Full<Bytes>>) -> Option<String> {
+    let bytes = body?.collect().await.ok()?.to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    json["metadata"]["idempotency_key"]
+        .as_str()
+        .map(String::from)
+}
+
+/// A GET through `service`; a 2xx response, or `Err`.
+async fn fetch<S, ResB>(service: S, url: String) -> Result<Response<ResB>, ()>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResB>>,
+{
+    let request = Request::get(url).body(Full::default()).map_err(|_| ())?;
+    match service.oneshot(request).await {
+        Ok(response) if response.status().is_success() => Ok(response),
+        _ => Err(()),
+    }
+}
+
+async fn collect_json<B: Body>(response: Response<B>) -> Option<serde_json::Value> {
+    let bytes = response.into_body().collect().await.ok()?.to_bytes();
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// How long the memory API collapses a repeated `ingest()` into the first one.
+pub const INGEST_WINDOW: Duration = Duration::from_secs(60);
+
+/// The memory API's `ingest()`: 429 retried as its SDK does (exactly `Retry-After`, else 1 s, 2 s, 4 s;
+/// 3 retries; 30 s per request); a 5xx, timeout or reset, after which the event may have been stored,
+/// retried only while the retry leaves within the 60 s window in which the server collapses a
+/// repeated ingest into the first ("`ingest()` is safe to retry within a rolling 60-second window").
+///
+/// - The window is measured from the first attempt (`RequestInfo::elapsed`), and the retry must
+///   leave inside it: the elapsed time plus the longest delay (4 s) is at most 60 s. A first attempt
+///   that times out at 30 s is retried at 31 s; that one timing out at 61 s is returned.
+/// - Outside the window, the event may be stored twice: the caller keeps its own log of submitted
+///   hashes, as the guidance says. Inside it, dedup is the server's "best effort": not a guarantee.
+/// - `search()` and `status()` are read-only: the default table retries them anyway.
+pub fn memory_ingest() -> RetryPolicy {
+    const LONGEST_DELAY: Duration = Duration::from_secs(4);
+    RetryPolicy::default()
+        .classify_with(|request, outcome| {
+            let may_have_stored = default_decision(request, outcome) == Decision::Unsafe;
+            let retry_in_window = request.elapsed() + LONGEST_DELAY <= INGEST_WINDOW;
+            (may_have_stored && retry_in_window).then_some(Decision::Retry(RetryClass::Transient))
+        })
+        .max_attempts(4)
+        .backoff(
+            Backoff::exponential(secs(1))
+                .max_delay(LONGEST_DELAY)
+                .jitter(Jitter::None),
+        )
+        .retry_after_mode(RetryAfterMode::Exact)
+        .attempt_timeout(secs(30))
+}
+
+/// The memory API's client: [`memory_ingest`] inside one timeout that "covers the full request
+/// lifecycle": every attempt, every wait and the reading of the response body (the SDK's default is
+/// 30 s; "if a single call can take longer, raise it").
+///
+/// - Past the timeout, the call fails with the retry layer's deadline error, or, once the response
+///   has been handed over, reading its body fails with `CallTimedOut`.
+/// - A request's own `CallSettings::deadline` can shorten it for that call, never lengthen it.
+pub fn memory_client<S>(service: S, timeout: Duration) -> CallTimeout<Retry<S>> {
+    ServiceBuilder::new()
+        .layer(CallTimeoutLayer::new(timeout)) // the body included
+        .layer(RetryLayer::new(memory_ingest()))
+        .service(service)
 }
 
 /// Deliver, and after a failure retry 1 min, 5 min, 30 min, 2 h and 12 h later: anything but a 2xx
@@ -257,9 +405,16 @@ async fn main() -> ExitCode {
         ("/v1/speech", vec![Reply::status(502), Reply::status(200)]),
         (
             "/v1/transcriptions",
-            vec![Reply::status(429), Reply::status(502), Reply::status(201)],
+            vec![Reply::status(429), Reply::status(502), Reply::status(200)],
         ),
         ("/hooks/order-paid", vec![Reply::status(204)]),
+        (
+            "/v1/memories",
+            vec![Reply::BodyStalls {
+                status: 200,
+                prefix: Bytes::from_static(b"[{"),
+            }],
+        ),
         (
             "/v1/stream",
             vec![
@@ -329,15 +484,51 @@ async fn main() -> ExitCode {
     let outcome = run(
         server_errors_with_429_pause(),
         &client,
-        request(Method::POST, &server.url("/v1/transcriptions")),
+        request(Method::GET, &server.url("/v1/transcriptions")),
     )
     .await;
     checks.expect(
         outcome.is_some_and(|(status, h)| {
             let waits = waits(&h);
-            status == 201 && waits.len() == 2 && waits[0] == secs(1) && waits[1] <= secs(1)
+            status == 200 && waits.len() == 2 && waits[0] == secs(1) && waits[1] <= secs(1)
         }),
         "the 429 paused 1 s, the 502 then waited the first exponential delay (at most 1 s)",
+    );
+
+    println!(
+        "transcriptions: a create that timed out after the job was made is looked up, not re-sent"
+    );
+    let api = jobs::JobsApi::new([jobs::Create::AcceptThenHang]);
+    let base = format!("http://{}", api.serve().await);
+    let mut create = create_transcription(&base, "https://files.test/a.wav");
+    // Short waits for a demonstration; the recipe's own are 30 s per attempt and 1 s and more between.
+    let quick = CallSettings::new()
+        .attempt_timeout(ms(200))
+        .backoff(Backoff::constant(ms(10)).jitter(Jitter::None));
+    create.extensions_mut().insert(quick);
+    let response = transcriptions(client.clone()).oneshot(create).await;
+    let status = response.as_ref().map(|r| r.status()).ok();
+    println!(
+        "    POST /v1/transcriptions: {status:?}, jobs on the server: {}",
+        api.jobs().len()
+    );
+    checks.expect(
+        status == Some(StatusCode::OK) && api.jobs().len() == 1,
+        "the job the timed-out create made was returned, and no second one was created",
+    );
+
+    println!("memory_client: the timeout covers the response body too");
+    let response = memory_client(client.clone(), ms(300))
+        .oneshot(request(Method::GET, &server.url("/v1/memories")))
+        .await;
+    let body = match response {
+        Ok(response) => response.into_body().collect().await.err(),
+        Err(_) => None,
+    };
+    println!("    GET /v1/memories: body read ended with {body:?}");
+    checks.expect(
+        body.is_some_and(|e| e.is::<CallTimedOut>()),
+        "a body still streaming at the timeout failed with CallTimedOut",
     );
 
     println!("webhook_schedule: 1 min, 5 min, 30 min, 2 h, 12 h");

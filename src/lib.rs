@@ -48,7 +48,8 @@
 //! # Side effects
 //!
 //! A POST or PATCH that may have taken effect is retried only when it carries an idempotency key, and
-//! always with the same key. [`RetryPolicy::inject_idempotency_keys`] gives each one without a key a
+//! always with the same key, or when a [`check`] run just before the re-send (a lookup of the job it
+//! may have created, for a server that does not deduplicate) says so. [`RetryPolicy::inject_idempotency_keys`] gives each one without a key a
 //! fresh one (a version 4 UUID from the operating system's generator) before the first attempt; a key
 //! the caller set is never replaced. `409` with a key (the first attempt is still in flight) is retried
 //! with the same key after its `Retry-After`; `422` (the key came back with another payload) is not.
@@ -79,6 +80,12 @@
 //! in shed mode, fails at once with an error saying when to come back. Retries it paces cost the
 //! budget nothing.
 //!
+//! # Per call
+//!
+//! A request may carry [`CallSettings`] as an extension: no retries, other attempts or backoff, a
+//! shorter deadline or attempt timeout, a classifier of its own, merged over the layer's policy for
+//! that call only.
+//!
 //! # Request bodies
 //!
 //! Every retry sends the body again. Bodies that share their bytes (`Full<Bytes>`, `Empty`, `Bytes`)
@@ -91,7 +98,8 @@
 //!
 //! The crate's `examples/recipes.rs` writes the retry guidance of several real APIs as policies of a few
 //! lines each (429 only with an exact `Retry-After`; a full checklist with idempotency keys; exponent
-//! 1.5 for an hour; 5xx with a separate 429 pause; a webhook schedule; streaming), and
+//! 1.5 for an hour; 5xx with a separate 429 pause; a job lookup before re-sending a create; a 60 s
+//! retry window and a timeout over the whole response; a webhook schedule; streaming), and
 //! `tests/recipes.rs` checks each one; the README's "Choosing a policy" lists them.
 //!
 //! # Defaults
@@ -191,22 +199,31 @@ mod service;
 mod shared;
 mod wait;
 
-pub use policy::RetryPolicy;
+pub use policy::{CallSettings, RetryPolicy};
 pub use report::attempt::Attempt;
 pub use report::error::Error;
 pub use report::history::RetryHistory;
 pub use report::metrics;
 pub use report::on_retry::RetryEvent;
-pub use service::{ResponseFuture, Retry, RetryLayer};
+pub use service::{
+    CallTimeout, CallTimeoutFuture, CallTimeoutLayer, ResponseFuture, Retry, RetryLayer,
+};
 pub use shared::{budget, store, throttle};
 pub use wait::{backoff, rate_limit, retry_after};
 
 /// A type-erased error, as tower middleware passes them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A check before re-sending a request that may have taken effect: see [`CheckBeforeRetry`](check::CheckBeforeRetry).
+pub mod check {
+    pub use crate::policy::check::{CheckBeforeRetry, CheckRequest, CheckVerdict, NoCheck};
+    pub use crate::service::check_service::{CheckService, CheckServiceFuture};
+}
+
 /// The parts of a [`RetryHistory`]: each attempt's record and outcome, the waits between attempts and
 /// why the layer stopped.
 pub mod history {
+    pub use crate::report::check::{CheckAnswer, CheckRecord};
     pub use crate::report::history::{AttemptOutcome, AttemptRecord, StopReason};
     pub use crate::wait::{Wait, WaitReason};
 }

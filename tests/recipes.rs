@@ -19,12 +19,15 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
+use recipes::jobs::{Create, JobsApi};
 use recipes::{minutes, ms, secs};
 use script::{status, with_header, Script, Step};
 use tokio::time::Instant;
 use tower::{service_fn, Layer, ServiceExt};
-use tower_http_retry::history::{StopReason, WaitReason};
-use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::body::CallTimedOut;
+use tower_http_retry::history::{AttemptOutcome, CheckAnswer, StopReason, WaitReason};
+use tower_http_retry::{CallSettings, RetryHistory, RetryLayer, RetryPolicy};
 
 fn request(method: Method) -> Request<Full<Bytes>> {
     Request::builder()
@@ -423,19 +426,15 @@ async fn server_errors_loop_never_retries_4xx_and_ends_at_2_minutes() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn server_errors_loop_guards_a_create_with_one_idempotency_key() {
+async fn server_errors_loop_with_header_keys_guards_a_create_with_one_key() {
+    // For the day the server deduplicates by `Idempotency-Key`.
+    let keyed = || recipes::server_errors_with_429_pause().inject_idempotency_keys();
     let script = Script::new([
         Step::Fail(io::ErrorKind::ConnectionReset),
         status(502),
         status(201),
     ]);
-    let response = run(
-        recipes::server_errors_with_429_pause(),
-        &script,
-        request(Method::POST),
-    )
-    .await
-    .unwrap();
+    let response = run(keyed(), &script, request(Method::POST)).await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let keys: Vec<_> = script
         .calls()
@@ -452,12 +451,210 @@ async fn server_errors_loop_guards_a_create_with_one_idempotency_key() {
     create
         .headers_mut()
         .insert("idempotency-key", HeaderValue::from_static("job-42"));
-    run(recipes::server_errors_with_429_pause(), &script, create)
-        .await
-        .unwrap();
+    run(keyed(), &script, create).await.unwrap();
     for call in script.calls() {
         assert_eq!(call.headers["idempotency-key"], "job-42");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_loop_never_resends_a_create_that_may_have_run() {
+    for first in [
+        status(502),
+        Step::Fail(io::ErrorKind::ConnectionReset),
+        Step::Fail(io::ErrorKind::TimedOut),
+    ] {
+        let policy = recipes::server_errors_with_429_pause();
+        assert_eq!(
+            calls_after(policy, Method::POST, first.clone()).await,
+            1,
+            "{first:?}"
+        );
+    }
+    let refused = Step::Fail(io::ErrorKind::ConnectionRefused);
+    let policy = recipes::server_errors_with_429_pause();
+    assert_eq!(calls_after(policy, Method::POST, refused).await, 2);
+}
+
+// ---- transcriptions: look for the job before re-sending a create ----
+
+fn create() -> Request<Full<Bytes>> {
+    recipes::create_transcription("http://api.test", "https://files.test/a.wav")
+}
+
+/// Exact waits for the timing assertions: 1 s between attempts, no jitter.
+fn exact(mut request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let pause = Backoff::constant(secs(1)).jitter(Jitter::None);
+    request
+        .extensions_mut()
+        .insert(CallSettings::new().backoff(pause));
+    request
+}
+
+#[tokio::test(start_paused = true)]
+async fn transcriptions_return_the_job_a_timed_out_create_made_instead_of_a_second_one() {
+    for fault in [
+        Create::AcceptThenHang,
+        Create::AcceptThenReset,
+        Create::AcceptThen503,
+    ] {
+        let api = JobsApi::new([fault]);
+        let started = Instant::now();
+        let response = recipes::transcriptions(api.clone())
+            .oneshot(exact(create()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{fault:?}");
+        assert_eq!(api.jobs().len(), 1, "{fault:?}: one job, no duplicate");
+        assert_eq!(api.counts(), (1, 1), "{fault:?}: one create, one listing");
+        let timeout = if fault == Create::AcceptThenHang {
+            secs(30)
+        } else {
+            secs(0)
+        };
+        assert_eq!(
+            started.elapsed(),
+            timeout + secs(1),
+            "{fault:?}: checked after the wait"
+        );
+
+        let history = history(&response);
+        assert_eq!(history.stop_reason(), StopReason::CheckAnswered);
+        assert_eq!(
+            history.attempt_count(),
+            1,
+            "the check's requests are not attempts"
+        );
+        let check = &history.checks()[0];
+        assert_eq!(check.after_attempt, 1);
+        let ok = AttemptOutcome::Status(StatusCode::OK);
+        assert_eq!(check.requests, [ok, ok], "the listing, then the job");
+        assert_eq!(check.answer, CheckAnswer::Respond(StatusCode::OK));
+        let job = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(job.starts_with(br#"{"id":"tr_1""#), "{job:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn transcriptions_resend_a_create_whose_job_is_not_there() {
+    let api = JobsApi::new([Create::ResetBefore, Create::ResetBefore, Create::Accept]);
+    let started = Instant::now();
+    let response = recipes::transcriptions(api.clone())
+        .oneshot(exact(create()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(api.jobs().len(), 1);
+    assert_eq!(api.counts(), (3, 2));
+    assert_eq!(started.elapsed(), secs(2));
+    let history = history(&response);
+    assert_eq!(history.attempt_count(), 3);
+    let answers: Vec<_> = history.checks().iter().map(|c| c.answer).collect();
+    assert_eq!(answers, [CheckAnswer::Retry, CheckAnswer::Retry]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transcriptions_never_resend_a_create_they_cannot_look_for() {
+    // No key in the body: nothing to look for, so the 503 is returned and the job is not duplicated.
+    let api = JobsApi::new([Create::AcceptThen503]);
+    let request = Request::post("http://api.test/v1/transcriptions")
+        .body(Full::new(Bytes::from_static(
+            br#"{"url":"https://files.test/a.wav"}"#,
+        )))
+        .unwrap();
+    let response = recipes::transcriptions(api.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(api.jobs().len(), 1);
+    assert_eq!(api.counts(), (1, 0));
+    assert_eq!(history(&response).stop_reason(), StopReason::CheckStopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transcriptions_never_duplicate_a_job_under_any_mix_of_faults() {
+    use Create::*;
+    let faults = [
+        AcceptThenHang,
+        ResetBefore,
+        AcceptThenReset,
+        Accept,
+        AcceptThen503,
+        ResetBefore,
+    ];
+    let api = JobsApi::new(faults.into_iter().cycle().take(60));
+    let client = recipes::transcriptions(api.clone());
+    for n in 0..30 {
+        let response = client.clone().oneshot(create()).await;
+        let status = response.map(|r| r.status());
+        assert!(
+            matches!(status, Ok(StatusCode::OK | StatusCode::CREATED)),
+            "create {n}: {status:?}"
+        );
+    }
+    let jobs = api.jobs();
+    let mut keys: Vec<_> = jobs.iter().map(|j| j.key.clone().unwrap()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), jobs.len(), "no key has two jobs");
+    assert_eq!(jobs.len(), 30);
+}
+
+// ---- memory_ingest ----
+
+#[tokio::test(start_paused = true)]
+async fn memory_ingest_retries_a_reset_create_while_inside_its_window() {
+    let reset = Step::Fail(io::ErrorKind::ConnectionReset);
+    let script = Script::new([reset.clone(), reset.clone(), reset, status(201)]);
+    let response = run(recipes::memory_ingest(), &script, request(Method::POST))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(script.call_times(), [secs(0), secs(1), secs(3), secs(7)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_ingest_does_not_resend_once_the_retry_would_leave_after_60_s() {
+    // Timed out at 30 s: retried at 31 s. Timed out again at 61 s: outside the window, returned.
+    let script = Script::new([Step::Hang]);
+    let started = Instant::now();
+    let error = run(recipes::memory_ingest(), &script, request(Method::POST))
+        .await
+        .unwrap_err();
+    assert!(error.is_attempt_timeout());
+    assert_eq!(started.elapsed(), secs(61));
+    assert_eq!(script.call_times(), [secs(0), secs(31)]);
+    assert_eq!(error.history().stop_reason(), StopReason::NotIdempotent);
+
+    // The edge: a 503 56 s into the call is retried (56 + the longest delay of 4 s = 60); at 57 s, not.
+    let script = Script::new([Step::Hang, Step::Slow(secs(25), 503), status(201)]);
+    let response = run(recipes::memory_ingest(), &script, request(Method::POST)).await;
+    assert_eq!(response.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(script.call_times(), [secs(0), secs(31), secs(58)]);
+    let script = Script::new([Step::Hang, Step::Slow(secs(26), 503), status(201)]);
+    let response = run(recipes::memory_ingest(), &script, request(Method::POST)).await;
+    assert_eq!(response.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(script.call_times(), [secs(0), secs(31)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_ingest_retries_429_as_the_sdk_does_and_reads_anywhere() {
+    let script = Script::new([
+        status(429),
+        with_header(429, "retry-after", "5"),
+        status(200),
+    ]);
+    let response = run(recipes::memory_ingest(), &script, request(Method::POST))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(script.call_times(), [secs(0), secs(1), secs(6)]);
+    // A search is read-only: retried after a 503 at any age of the call.
+    let script = Script::new([Step::Hang, Step::Slow(secs(29), 503), status(200)]);
+    let response = run(recipes::memory_ingest(), &script, request(Method::GET)).await;
+    assert_eq!(response.unwrap().status(), StatusCode::OK);
+    assert_eq!(script.call_times(), [secs(0), secs(31), secs(62)]);
 }
 
 // ---- webhook_schedule ----
@@ -645,5 +842,113 @@ async fn streaming_retries_a_first_byte_that_does_not_come_within_10_s() {
     assert!(
         retried_after >= secs(10) && retried_after <= secs(10) + ms(300),
         "{retried_after:?}"
+    );
+}
+
+// ---- memory_client ----
+
+#[tokio::test(start_paused = true)]
+async fn memory_client_times_out_a_body_still_being_read_at_30_s() {
+    let (server, _) = streaming_server(vec![vec![Chunk::Data("events"), Chunk::Stall]]);
+    let started = Instant::now();
+    let response = recipes::memory_client(server, secs(30))
+        .oneshot(request(Method::GET))
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "events");
+    let error = body.frame().await.unwrap().unwrap_err();
+    assert!(error.is::<CallTimedOut>(), "{error}");
+    assert_eq!(started.elapsed(), secs(30));
+    assert!(body.frame().await.is_none(), "ended after the timeout");
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_client_bounds_attempts_and_waits_by_the_same_timeout() {
+    let script = Script::new([status(429)]);
+    let started = Instant::now();
+    // 429s at 0, 1, 3 s; the next wait (4 s) would end past the 5 s timeout.
+    let response = recipes::memory_client(script.clone(), secs(5))
+        .oneshot(request(Method::GET))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(script.call_times(), [secs(0), secs(1), secs(3)]);
+    assert!(started.elapsed() <= secs(5));
+
+    let script = Script::new([Step::Hang]);
+    let error = recipes::memory_client(script.clone(), secs(20))
+        .oneshot(request(Method::GET))
+        .await
+        .unwrap_err();
+    assert!(error.is_deadline(), "{error}");
+    assert_eq!(started.elapsed(), secs(23));
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_client_takes_a_shorter_per_call_deadline_never_a_longer_one() {
+    for (own, ends) in [(secs(5), secs(5)), (secs(60), secs(30))] {
+        let (server, _) = streaming_server(vec![vec![Chunk::Stall]]);
+        let mut request = request(Method::GET);
+        request
+            .extensions_mut()
+            .insert(CallSettings::new().deadline(own));
+        let started = Instant::now();
+        let response = recipes::memory_client(server, secs(30))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let error = response.into_body().collect().await.unwrap_err();
+        assert!(error.is::<CallTimedOut>());
+        assert_eq!(started.elapsed(), ends);
+    }
+}
+
+// ---- transcriptions over real sockets ----
+
+#[tokio::test]
+async fn transcriptions_over_real_sockets_never_duplicate_a_job() {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use Create::*;
+
+    // Each fault happens after the server created the job, except `ResetBefore`.
+    let faults = [
+        AcceptThenHang,
+        AcceptThenReset,
+        AcceptThen503,
+        ResetBefore,
+        Accept,
+    ];
+    let api = JobsApi::new(faults);
+    let base = format!("http://{}", api.serve().await);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let service = recipes::transcriptions(client);
+    for fault in faults {
+        let mut request = recipes::create_transcription(&base, "https://files.test/a.wav");
+        // Real time: short timeouts and waits for this call only.
+        let quick = CallSettings::new()
+            .attempt_timeout(ms(100))
+            .backoff(Backoff::constant(ms(10)).jitter(Jitter::None));
+        request.extensions_mut().insert(quick);
+        let response = service.clone().oneshot(request).await.unwrap();
+        let history = response.extensions().get::<RetryHistory>();
+        let answer = history.and_then(|h| h.checks().first()).map(|c| c.answer);
+        let expected = match fault {
+            Accept => (StatusCode::CREATED, None),
+            ResetBefore => (StatusCode::CREATED, Some(CheckAnswer::Retry)),
+            _ => (StatusCode::OK, Some(CheckAnswer::Respond(StatusCode::OK))),
+        };
+        assert_eq!((response.status(), answer), expected, "{fault:?}");
+    }
+    let jobs = api.jobs();
+    let mut keys: Vec<_> = jobs.iter().map(|j| j.key.clone().unwrap()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        (jobs.len(), keys.len()),
+        (5, 5),
+        "one job per create, none twice"
     );
 }

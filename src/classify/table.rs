@@ -2,8 +2,11 @@
 
 use std::error::Error as StdError;
 
+use std::time::Duration;
+
 use http::response::Parts;
 use http::{Extensions, HeaderMap, HeaderName, Method, StatusCode, Uri};
+use tokio::time::Instant;
 
 use super::transport::ErrorKind;
 
@@ -217,6 +220,8 @@ pub struct RequestInfo<'a> {
     /// The attempt this outcome is from, counting from 1.
     pub attempt: u32,
     pub(crate) idempotency_header: &'a HeaderName,
+    /// When the first attempt left, if the layer measured it (see [`RequestInfo::elapsed`]).
+    pub(crate) first_sent: Option<Instant>,
 }
 
 impl<'a> RequestInfo<'a> {
@@ -251,7 +256,61 @@ impl<'a> RequestInfo<'a> {
             headers,
             attempt,
             idempotency_header,
+            first_sent: None,
         }
+    }
+
+    /// The same request, whose first attempt left at `instant`: what [`elapsed`](Self::elapsed) measures
+    /// from. For classifiers tested outside the layer; the layer sets it itself.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::{HeaderMap, HeaderName, Method, Uri};
+    /// use tokio::time::Instant;
+    /// use tower_http_retry::classify::RequestInfo;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (uri, headers) = (Uri::from_static("http://api.test/"), HeaderMap::new());
+    /// let key = HeaderName::from_static("idempotency-key");
+    /// let request = RequestInfo::new(&Method::POST, &uri, &headers, 2, &key).first_sent_at(Instant::now());
+    /// tokio::time::advance(Duration::from_secs(61)).await;
+    /// assert_eq!(request.elapsed(), Duration::from_secs(61));
+    /// # }
+    /// ```
+    pub fn first_sent_at(mut self, instant: Instant) -> Self {
+        self.first_sent = Some(instant);
+        self
+    }
+
+    /// The time since the first attempt left, read from tokio's clock when called: for guidance that
+    /// makes a retry safe only within a window ("`ingest()` is safe to retry within a rolling 60-second
+    /// window").
+    ///
+    /// The layer records when the call started (when its first attempt left, unless the throttle
+    /// held it) only for policies with a classification hook (a
+    /// [`classify_with`](crate::RetryPolicy::classify_with) hook, a shortcut or a per-call classifier),
+    /// a [check](crate::check), or a deadline (then for free, from the deadline), so that a call nothing
+    /// could ask costs no clock read; outside the layer and without
+    /// [`first_sent_at`](Self::first_sent_at) it is zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::classify::{default_decision, Decision, RetryClass};
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// // A create the server deduplicates for 60 s: retried while the retry leaves inside that window
+    /// // (the longest delay here is 10 s).
+    /// let policy = RetryPolicy::default().classify_with(|request, outcome| {
+    ///     let in_window = request.elapsed() + Duration::from_secs(10) <= Duration::from_secs(60);
+    ///     (default_decision(request, outcome) == Decision::Unsafe && in_window)
+    ///         .then_some(Decision::Retry(RetryClass::Transient))
+    /// });
+    /// # let _ = policy;
+    /// ```
+    pub fn elapsed(&self) -> Duration {
+        self.first_sent
+            .map_or(Duration::ZERO, |sent| sent.elapsed())
     }
 
     /// Whether the request carries the idempotency key header the policy recognises, with a key in it:
@@ -425,6 +484,7 @@ mod tests {
             headers: &headers,
             attempt: 1,
             idempotency_header: &KEY,
+            first_sent: None,
         };
         default_decision(&request, &outcome)
     }

@@ -11,6 +11,7 @@ use tower_service::Service;
 
 use super::GrpcPolicy;
 use crate::body::{ReplayBody, ReplayBodyLayer, ReplayBodyService, DEFAULT_REPLAY_LIMIT};
+use crate::check::NoCheck;
 use crate::{Retry, RetryPolicy};
 
 /// Retries gRPC calls on a client whose request body is its own type, such as tonic's `Channel`
@@ -144,7 +145,7 @@ impl<S, F: Clone> Layer<S> for GrpcRetryLayer<F> {
             inner,
             into_body: self.into_body.clone(),
         };
-        let retry = Retry::from_shared(into_body, self.policy.clone());
+        let retry = Retry::from_shared(into_body, self.policy.clone(), NoCheck);
         ReplayBodyLayer::new().limit(self.replay_limit).layer(retry)
     }
 }

@@ -28,7 +28,8 @@ pub(crate) const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The default number of bytes of a discarded response body read so the connection can be reused.
 pub(crate) const DEFAULT_DRAIN_LIMIT: u64 = 64 * 1024;
 
-type ClassifyFn = dyn Fn(&RequestInfo<'_>, &Outcome<'_>) -> Option<Decision> + Send + Sync;
+pub(crate) type ClassifyFn =
+    dyn Fn(&RequestInfo<'_>, &Outcome<'_>) -> Option<Decision> + Send + Sync;
 
 /// What to retry, how often, and how long to wait: the configuration of a
 /// [`RetryLayer`](crate::RetryLayer).

@@ -29,6 +29,7 @@ use http::{Extensions, HeaderValue, StatusCode};
 
 use crate::body::NotReplayable;
 use crate::classify::{Decision, ErrorKind};
+use crate::report::check::CheckRecord;
 use crate::wait::{Wait, WaitReason};
 
 /// The record of every attempt of one call, and why the layer stopped.
@@ -68,6 +69,7 @@ pub struct RetryHistory {
     stop: StopReason,
     idempotency_key: Option<HeaderValue>,
     replayed: bool,
+    checks: Vec<CheckRecord>,
 }
 
 /// One attempt: what it produced, how it was judged, and the wait that followed it.
@@ -214,6 +216,12 @@ pub enum StopReason {
     /// The retry budget ([`budget`](crate::budget)) refused the retry: too many requests are being
     /// retried.
     BudgetExhausted,
+    /// A [check](crate::check) before the retry found that the request must not be sent again; the
+    /// last attempt's outcome is returned.
+    CheckStopped,
+    /// A [check](crate::check) before the retry found what the request was for (the job it created,
+    /// say) and returned that response instead of sending the request again.
+    CheckAnswered,
     /// The [throttle](crate::throttle) in shed mode refused the attempt without sending it: its turn
     /// was further away than the mode allows, or the server's line was full.
     Shed,
@@ -230,7 +238,7 @@ impl StopReason {
     /// assert!(StopReason::BudgetExhausted.gave_up());
     /// ```
     pub fn gave_up(self) -> bool {
-        self != StopReason::Finished
+        !matches!(self, StopReason::Finished | StopReason::CheckAnswered)
     }
 }
 
@@ -246,6 +254,8 @@ impl fmt::Display for StopReason {
             StopReason::RetryAfterTooLong => f.write_str("Retry-After was longer than allowed"),
             StopReason::BodyNotReplayable(why) => write!(f, "{why}"),
             StopReason::BudgetExhausted => f.write_str("the retry budget was spent"),
+            StopReason::CheckStopped => f.write_str("the check before the retry said stop"),
+            StopReason::CheckAnswered => f.write_str("the check before the retry found the answer"),
             StopReason::Shed => f.write_str("the throttle shed the request"),
         }
     }
@@ -259,6 +269,7 @@ impl Default for RetryHistory {
             stop: StopReason::Finished,
             idempotency_key: None,
             replayed: false,
+            checks: Vec::new(),
         }
     }
 }
@@ -289,6 +300,21 @@ impl RetryHistory {
 
     pub(crate) fn set_replayed(&mut self, replayed: bool) {
         self.replayed = replayed;
+    }
+
+    pub(crate) fn push_check(&mut self, record: CheckRecord) {
+        self.checks.push(record);
+    }
+
+    /// Every check run before a retry ([`check`](crate::check)), in order; empty without one.
+    ///
+    /// ```
+    /// use tower_http_retry::RetryHistory;
+    ///
+    /// assert!(RetryHistory::default().checks().is_empty());
+    /// ```
+    pub fn checks(&self) -> &[CheckRecord] {
+        &self.checks
     }
 
     /// The idempotency key every attempt carried, the caller's own or the one the layer set; `None`

@@ -134,6 +134,8 @@ fn stop_label(reason: StopReason) -> &'static str {
         StopReason::BodyNotReplayable(_) => "body_not_replayable",
         StopReason::BudgetExhausted => "budget_exhausted",
         StopReason::Shed => "shed",
+        StopReason::CheckStopped => "check_stopped",
+        StopReason::CheckAnswered => "check_answered",
     }
 }
 

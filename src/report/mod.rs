@@ -3,6 +3,7 @@
 //! [`attempt`] number inner layers read, the [`metrics`] and the rate-limited give-up [`warn`]ing.
 
 pub(crate) mod attempt;
+pub(crate) mod check;
 pub(crate) mod error;
 pub(crate) mod history;
 pub mod metrics;

@@ -2,6 +2,7 @@
 //! final response or error.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -16,15 +17,19 @@ use tower_service::Service;
 
 use crate::body::drain::Drain;
 use crate::body::{NotReplayable, ReplayableBody};
-use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo};
+use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo, RetryClass};
 use crate::plan::{Next, Planner};
 use crate::policy::before_retry::head_for_retry;
+use crate::policy::check::{CheckBeforeRetry, CheckRequest, CheckVerdict, NoCheck};
 use crate::policy::idempotency;
+use crate::policy::per_call;
 use crate::policy::retry_policy::RetryPolicy;
 use crate::report::attempt::Attempt;
+use crate::report::check::{CheckAnswer, CheckRecord};
 use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopReason};
 use crate::report::metrics;
 use crate::report::on_retry::RetryEvent;
+use crate::service::check_service::{CheckLog, CheckService};
 use crate::shared::throttle::{Entered, Place, Refusal, Shed, Turn, Waiter};
 use crate::wait::rate_limit::server_delay;
 use crate::wait::Wait;
@@ -55,12 +60,13 @@ pin_project! {
     /// assert_eq!(response.body(), "ok");
     /// # }
     /// ```
-    pub struct ResponseFuture<S, ReqB, ResB>
+    pub struct ResponseFuture<S, ReqB, ResB, C = NoCheck>
     where
         S: Service<Request<ReqB>>,
+        C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
     {
         #[pin]
-        state: State<S::Future>,
+        state: State<S::Future, C::Future>,
         // Armed in `Calling` when the policy has a per-attempt timeout: when it fires first, the
         // attempt fails with `AttemptTimedOut`. Unarmed in every other state.
         #[pin]
@@ -78,10 +84,10 @@ pin_project! {
         // connection can be reused; dropped when the wait ends.
         drain: Option<Drain<ResB>>,
         // The last outcome, kept while the retry waits for the previous attempt to hand the request
-        // body back: if it never does, the call ends with this outcome. Boxed: rare, and the future
-        // stays small.
+        // body back (if it never does, the call ends with this outcome), or for a check due after it
+        // (a check that says stop returns it). Boxed: rare, and the future stays small.
         parked: Option<Box<Result<Response<ResB>, BoxError>>>,
-        call: Call<S, ReqB>,
+        call: Call<S, ReqB, ResB, C>,
     }
 }
 
@@ -92,10 +98,11 @@ pin_project! {
     /// new ──▶ Calling ──(retry)──▶ Waiting ──(wait over, body back, turn)──▶ Readying ──(ready)──▶ Calling
     ///  ├──(in the throttle's line)──▲
     ///  └──(refused by the throttle)──▶ Refused ──▶ Done
-    /// Calling, Waiting, Readying ──(final outcome, deadline, not ready, shed)──▶ Done
+    /// Waiting ──(wait over, body back, a check due)──▶ Checking ──(check says retry)──▶ Waiting
+    /// Calling, Waiting, Checking, Readying ──(final outcome, deadline, not ready, shed)──▶ Done
     /// ```
     #[project = StateProj]
-    enum State<F> {
+    enum State<F, CF> {
         /// An attempt is in flight: `future` is the inner service's response future. Ends with its
         /// outcome, or when `attempt_timeout` fires (an `AttemptTimedOut` outcome), or when the
         /// deadline passes (the call's error). The outcome is classified and planned: a retry goes to
@@ -108,6 +115,11 @@ pin_project! {
         /// the deadline). Goes to `Readying` then, or returns the deadline error if the deadline
         /// passes first. A first attempt that must wait in the throttle's line starts here.
         Waiting,
+        /// The last outcome may have taken effect, the wait is over and the body is back: the check
+        /// runs (`future`), bounded by the deadline. Retry goes back to `Waiting`, for the throttle's
+        /// turn; stop or an answer of its own returns and goes to `Done`. Never entered without a
+        /// check.
+        Checking { #[pin] future: CF },
         /// The wait is over and the service clone is driven to readiness (`poll_ready`). Ready: the
         /// next attempt is dispatched and the call goes to `Calling`. An error from `poll_ready`, or
         /// the deadline, ends the call.
@@ -121,7 +133,7 @@ pin_project! {
 }
 
 /// Everything a call keeps between attempts.
-struct Call<S, ReqB> {
+struct Call<S, ReqB, ResB, C> {
     service: S,
     policy: Arc<RetryPolicy>,
     /// The request head of the first attempt, idempotency key included; each retry sends a copy.
@@ -146,6 +158,15 @@ struct Call<S, ReqB> {
     /// Where the attempt in flight went (a retry may go elsewhere), and when the throttle let it go.
     sent_to: Option<Uri>,
     sent_at: Option<Instant>,
+    /// When the call started, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing can
+    /// ask, so such calls read no clock for it.
+    first_sent: Option<Instant>,
+    check: C,
+    /// A check runs when the wait is over, on the parked outcome.
+    check_due: bool,
+    /// The requests of the check in progress.
+    check_log: Option<CheckLog>,
+    _response: PhantomData<fn() -> ResB>,
 }
 
 /// The next attempt and the throttle.
@@ -175,24 +196,31 @@ enum Step<T, ResB> {
     ),
 }
 
-impl<S, ReqB, ResB> ResponseFuture<S, ReqB, ResB>
+impl<S, ReqB, ResB, C> ResponseFuture<S, ReqB, ResB, C>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
     ReqB: ReplayableBody,
     ResB: Body,
+    C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
     /// Sends the first attempt on `service`, which must be ready, unless the throttle makes it wait
     /// for its turn (or refuses it).
     #[inline]
-    pub(crate) fn new(service: S, policy: Arc<RetryPolicy>, request: Request<ReqB>) -> Self
+    pub(crate) fn new(
+        service: S,
+        policy: Arc<RetryPolicy>,
+        check: C,
+        request: Request<ReqB>,
+    ) -> Self
     where
         S: Clone,
     {
+        let (mut head, body) = request.into_parts();
+        let policy = per_call::policy_for_call(policy, &mut head);
         if let Some(budget) = &policy.budget {
             budget.deposit();
         }
-        let (mut head, body) = request.into_parts();
         let key = idempotency::key_for_first_attempt(
             &policy.idempotency,
             &policy.idempotency_header,
@@ -204,8 +232,10 @@ where
         let deadline = policy.deadline;
         #[cfg(feature = "grpc")]
         let deadline = crate::policy::grpc::call_deadline(&policy, &head.headers, deadline);
+        let total = deadline;
         let deadline = deadline.map(sleep);
         let deadline_at = deadline.as_ref().map(Sleep::deadline);
+        let first_sent = first_sent(&policy, C::RUNS, total.zip(deadline.as_ref()));
         let planner = Planner::new(deadline_at);
         let mut place = None;
         // While no server is throttled this is one atomic load: no clock read, no lookup.
@@ -231,6 +261,11 @@ where
             next_head: None,
             sent_to: None,
             sent_at: None,
+            first_sent,
+            check,
+            check_due: false,
+            check_log: None,
+            _response: PhantomData,
         };
         let (state, attempt_timeout, wait) = match entered {
             None | Some(Entered::Go { .. }) => {
@@ -279,12 +314,13 @@ where
     }
 }
 
-impl<S, ReqB, ResB> Future for ResponseFuture<S, ReqB, ResB>
+impl<S, ReqB, ResB, C> Future for ResponseFuture<S, ReqB, ResB, C>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
     ReqB: ReplayableBody,
     ResB: Body,
+    C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
     type Output = Result<Response<ResB>, Error>;
 
@@ -326,15 +362,17 @@ where
                     }
                     match this.call.poll_next_body(cx) {
                         Poll::Ready(Ok(())) => {
-                            // The body is back: the kept outcome is only worth draining now, and a
-                            // grace waited for the body ends with it.
-                            if let Some(last) = this.parked.take() {
-                                if this.call.in_grace {
-                                    this.wait.set(None);
-                                }
-                                if let Ok(response) = *last {
-                                    let limit = this.call.policy.drain_limit;
-                                    *this.drain = Drain::new(response.into_body(), limit);
+                            // The body is back: a grace waited for it ends with it, and the kept
+                            // outcome is only worth draining now, unless a check will need it.
+                            if this.parked.is_some() && this.call.in_grace {
+                                this.wait.set(None);
+                            }
+                            if !this.call.check_due {
+                                if let Some(last) = this.parked.take() {
+                                    if let Ok(response) = *last {
+                                        let limit = this.call.policy.drain_limit;
+                                        *this.drain = Drain::new(response.into_body(), limit);
+                                    }
                                 }
                             }
                         }
@@ -364,6 +402,12 @@ where
                         let last = this.parked.take().map(|last| *last);
                         return Poll::Ready(this.call.body_lost(last, NotReplayable::StillSending));
                     }
+                    // The wait is over and the body back: the check, if one is due, before the turn.
+                    if let Some(future) = this.call.start_check(this.parked.as_deref()) {
+                        this.wait.set(None);
+                        this.state.set(State::Checking { future });
+                        continue;
+                    }
                     // The attempt's own wait is over: now its turn at the throttle.
                     match this.call.take_turn(cx) {
                         Turn::Go => {}
@@ -386,6 +430,25 @@ where
                     this.wait.set(None);
                     this.state.set(State::Readying);
                 }
+                StateProj::Checking { future } => match future.poll(cx) {
+                    Poll::Pending => {
+                        ready!(poll_deadline(this.deadline.as_mut(), cx));
+                        this.state.set(State::Done);
+                        *this.parked = None;
+                        this.call.check_interrupted();
+                        return Poll::Ready(Err(this.call.deadline_passed(false)));
+                    }
+                    Poll::Ready(verdict) => {
+                        match this.call.after_check(verdict, this.parked.take()) {
+                            Some(output) => {
+                                this.state.set(State::Done);
+                                return Poll::Ready(output);
+                            }
+                            // Back to the wait, which is over: the throttle's turn, then the attempt.
+                            None => this.state.set(State::Waiting),
+                        }
+                    }
+                },
                 StateProj::Readying => match this.call.service.poll_ready(cx) {
                     Poll::Pending => {
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
@@ -439,6 +502,19 @@ fn judge_response(
     (decision, asked, AttemptOutcome::Status(status))
 }
 
+/// When the call starts, if anything can ask: derived from the deadline timer when there is one (no
+/// clock read), else read only for a policy with a classification hook or a check.
+fn first_sent(
+    policy: &RetryPolicy,
+    check: bool,
+    deadline: Option<(Duration, &Sleep)>,
+) -> Option<Instant> {
+    match deadline {
+        Some((total, sleep)) => sleep.deadline().checked_sub(total),
+        None => (check || policy.classify.is_some()).then(Instant::now),
+    }
+}
+
 /// Whether an armed timer has fired; an unarmed one never does.
 fn poll_timer(timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> bool {
     timer
@@ -454,12 +530,13 @@ fn poll_deadline(deadline: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> Pol
     }
 }
 
-impl<S, ReqB, ResB> Call<S, ReqB>
+impl<S, ReqB, ResB, C> Call<S, ReqB, ResB, C>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
     ReqB: ReplayableBody,
     ResB: Body,
+    C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
     /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
     fn after_attempt(
@@ -473,6 +550,7 @@ where
             headers: &self.head.headers,
             attempt: self.planner.attempts(),
             idempotency_header: &policy.idempotency_header,
+            first_sent: self.first_sent,
         };
         let (decision, asked, outcome) = match &result {
             Ok(response) => {
@@ -514,8 +592,15 @@ where
             retry_after: asked.map(|(delay, _)| delay),
             wait: None,
         });
+        // With a check, an outcome that may have taken effect is a candidate for a retry: the check
+        // decides just before the request would be sent again.
+        let check_due = C::RUNS && decision == Decision::Unsafe;
+        let planned = match check_due {
+            true => Decision::Retry(RetryClass::Transient),
+            false => decision,
+        };
         let now = Instant::now();
-        let next = match self.planner.next(policy, decision, asked, now) {
+        let next = match self.planner.next(policy, planned, asked, now) {
             Next::Retry(wait) => match self
                 .body
                 .as_ref()
@@ -562,7 +647,9 @@ where
                         self.place = Some(throttle.place(now));
                     }
                 }
-                if self.next_body.is_none() {
+                if check_due || self.next_body.is_none() {
+                    // Kept, not drained: for the check, or in case the body never comes back.
+                    self.check_due = check_due;
                     return Step::Wait(wait, None, Some(Box::new(result)));
                 }
                 let drain = result
@@ -782,6 +869,82 @@ where
                 Error::new(Some(shed), self.close(StopReason::Shed))
             }
         }
+    }
+
+    /// Starts the check due after `last`, the parked outcome, if one is.
+    fn start_check(&mut self, last: Option<&Result<Response<ResB>, BoxError>>) -> Option<C::Future>
+    where
+        S: Clone,
+    {
+        if !self.check_due {
+            return None;
+        }
+        let last = last?;
+        let outcome = match last {
+            Ok(response) => Outcome::Response {
+                status: response.status(),
+                headers: response.headers(),
+                extensions: response.extensions(),
+            },
+            Err(error) => Outcome::Error(&**error),
+        };
+        let body = self.body.as_ref().ok().and_then(|body| body.replay().ok());
+        let elapsed = self
+            .first_sent
+            .map_or(Duration::ZERO, |sent| sent.elapsed());
+        let log = CheckLog::default();
+        self.check_log = Some(log.clone());
+        let request = CheckRequest {
+            head: &self.head,
+            body,
+            outcome,
+            attempt: self.planner.attempts(),
+            elapsed,
+        };
+        let service = CheckService::new(self.service.clone(), log);
+        Some(self.check.check(service, request))
+    }
+
+    /// Records what the check answered and acts on it: `None` to retry, or the call's output.
+    fn after_check(
+        &mut self,
+        verdict: CheckVerdict<ResB>,
+        last: Option<Box<Result<Response<ResB>, BoxError>>>,
+    ) -> Option<Result<Response<ResB>, Error>> {
+        self.check_due = false;
+        let last = last.expect("a check runs only on a parked outcome");
+        let answer = match &verdict {
+            CheckVerdict::Retry => CheckAnswer::Retry,
+            CheckVerdict::Stop => CheckAnswer::Stop,
+            CheckVerdict::Respond(response) => CheckAnswer::Respond(response.status()),
+        };
+        self.record_check(answer);
+        match verdict {
+            CheckVerdict::Retry => None,
+            CheckVerdict::Stop => Some(self.finish(*last, StopReason::CheckStopped)),
+            CheckVerdict::Respond(response) => {
+                Some(self.finish(Ok(response), StopReason::CheckAnswered))
+            }
+        }
+    }
+
+    /// The deadline passed while the check ran.
+    fn check_interrupted(&mut self) {
+        self.check_due = false;
+        self.record_check(CheckAnswer::Interrupted);
+    }
+
+    fn record_check(&mut self, answer: CheckAnswer) {
+        let requests = self
+            .check_log
+            .take()
+            .map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default();
+        self.history.push_check(CheckRecord {
+            after_attempt: self.planner.attempts(),
+            requests,
+            answer,
+        });
     }
 
     /// Sends the next attempt on the (ready) service.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use crate::policy::check::NoCheck;
 use crate::policy::retry_policy::RetryPolicy;
 use crate::service::retry::Retry;
 
@@ -24,8 +25,9 @@ use crate::service::retry::Retry;
 /// # let _ = service;
 /// ```
 #[derive(Clone, Debug, Default)]
-pub struct RetryLayer {
+pub struct RetryLayer<C = NoCheck> {
     policy: Arc<RetryPolicy>,
+    check: C,
 }
 
 impl RetryLayer {
@@ -55,6 +57,27 @@ impl RetryLayer {
     pub fn new(policy: RetryPolicy) -> Self {
         Self {
             policy: Arc::new(policy),
+            check: NoCheck,
+        }
+    }
+}
+
+impl<C> RetryLayer<C> {
+    /// Runs `check` before re-sending a request that may have taken effect, instead of never
+    /// re-sending it: see [`check`](crate::check).
+    ///
+    /// ```
+    /// use tower_http_retry::check::NoCheck;
+    /// use tower_http_retry::{RetryLayer, RetryPolicy};
+    ///
+    /// // Any `CheckBeforeRetry` for the wrapped service; `NoCheck` is the default.
+    /// let layer = RetryLayer::new(RetryPolicy::default()).check_before_retry(NoCheck);
+    /// # let _ = layer;
+    /// ```
+    pub fn check_before_retry<C2>(self, check: C2) -> RetryLayer<C2> {
+        RetryLayer {
+            policy: self.policy,
+            check,
         }
     }
 
@@ -64,10 +87,10 @@ impl RetryLayer {
     }
 }
 
-impl<S> Layer<S> for RetryLayer {
-    type Service = Retry<S>;
+impl<S, C: Clone> Layer<S> for RetryLayer<C> {
+    type Service = Retry<S, C>;
 
-    fn layer(&self, inner: S) -> Retry<S> {
-        Retry::from_shared(inner, self.policy.clone())
+    fn layer(&self, inner: S) -> Retry<S, C> {
+        Retry::from_shared(inner, self.policy.clone(), self.check.clone())
     }
 }

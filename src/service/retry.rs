@@ -8,8 +8,10 @@ use http_body::Body;
 use tower_service::Service;
 
 use crate::body::ReplayableBody;
+use crate::policy::check::{CheckBeforeRetry, NoCheck};
 use crate::policy::retry_policy::RetryPolicy;
 use crate::report::history::RetryHistory;
+use crate::service::check_service::CheckService;
 use crate::service::future::ResponseFuture;
 use crate::{BoxError, Error};
 
@@ -50,9 +52,10 @@ use crate::{BoxError, Error};
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct Retry<S> {
+pub struct Retry<S, C = NoCheck> {
     inner: S,
     policy: Arc<RetryPolicy>,
+    check: C,
 }
 
 impl<S> Retry<S> {
@@ -81,11 +84,39 @@ impl<S> Retry<S> {
     /// # }
     /// ```
     pub fn new(inner: S, policy: RetryPolicy) -> Self {
-        Self::from_shared(inner, Arc::new(policy))
+        Self {
+            inner,
+            policy: Arc::new(policy),
+            check: NoCheck,
+        }
+    }
+}
+
+impl<S, C> Retry<S, C> {
+    pub(crate) fn from_shared(inner: S, policy: Arc<RetryPolicy>, check: C) -> Self {
+        Self {
+            inner,
+            policy,
+            check,
+        }
     }
 
-    pub(crate) fn from_shared(inner: S, policy: Arc<RetryPolicy>) -> Self {
-        Self { inner, policy }
+    /// Runs `check` before re-sending a request that may have taken effect, instead of never
+    /// re-sending it: see [`check`](crate::check).
+    ///
+    /// ```
+    /// use tower_http_retry::check::NoCheck;
+    /// use tower_http_retry::{Retry, RetryPolicy};
+    /// # let client = tower::service_fn(|_: http::Request<String>| async {
+    /// #     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    /// # });
+    ///
+    /// // Any `CheckBeforeRetry` for this service; `NoCheck` is the default.
+    /// let service = Retry::new(client, RetryPolicy::default()).check_before_retry(NoCheck);
+    /// # let _ = service;
+    /// ```
+    pub fn check_before_retry<C2>(self, check: C2) -> Retry<S, C2> {
+        Retry::from_shared(self.inner, self.policy, check)
     }
 
     /// The wrapped service.
@@ -130,16 +161,17 @@ impl Retry<()> {
     }
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for Retry<S>
+impl<S, C, ReqB, ResB> Service<Request<ReqB>> for Retry<S, C>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
     ReqB: ReplayableBody,
     ResB: Body,
+    C: CheckBeforeRetry<CheckService<S>, ReqB, ResB> + Clone,
 {
     type Response = Response<ResB>;
     type Error = Error;
-    type Future = ResponseFuture<S, ReqB, ResB>;
+    type Future = ResponseFuture<S, ReqB, ResB, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner
@@ -151,6 +183,6 @@ where
         // The instance that was polled ready goes with the call; `self` keeps a fresh clone.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(ready, self.policy.clone(), request)
+        ResponseFuture::new(ready, self.policy.clone(), self.check.clone(), request)
     }
 }

@@ -43,6 +43,8 @@ pub enum Reply {
     /// Sends a response head with `status`, then `prefix` of the body (maybe empty), then a few
     /// milliseconds later aborts the connection in the middle of the body.
     BodyFails { status: u16, prefix: Bytes },
+    /// Sends a response head with `status`, then `prefix` of the body, then nothing more for an hour.
+    BodyStalls { status: u16, prefix: Bytes },
     /// Never answers.
     Hang,
 }
@@ -243,6 +245,10 @@ async fn handle(
         headers: parts.headers,
         body: body.into(),
     });
+    let reply_kind = match &reply {
+        Reply::BodyStalls { .. } => ReplyKind::Stalls,
+        _ => ReplyKind::Other,
+    };
     match reply {
         Reply::Respond {
             status,
@@ -267,16 +273,28 @@ async fn handle(
             std::future::pending().await
         }
         Reply::Hang => std::future::pending().await,
-        Reply::BodyFails { status, prefix } => {
+        Reply::BodyFails { status, prefix } | Reply::BodyStalls { status, prefix } => {
+            let stall = matches!(reply_kind, ReplyKind::Stalls);
+            let fail_after = if stall {
+                Duration::from_secs(3600)
+            } else {
+                Duration::from_millis(5)
+            };
             let body = FailingBody {
                 prefix: (!prefix.is_empty()).then_some(prefix),
-                fail_at: Box::pin(tokio::time::sleep(Duration::from_millis(5))),
+                fail_at: Box::pin(tokio::time::sleep(fail_after)),
             };
             let mut response = Response::new(body.boxed());
             *response.status_mut() = StatusCode::from_u16(status).expect("a valid status");
             Ok(response)
         }
     }
+}
+
+/// Whether a body reply stalls rather than fails.
+enum ReplyKind {
+    Stalls,
+    Other,
 }
 
 type ServerBody = BoxBody<Bytes, std::io::Error>;
