@@ -156,8 +156,8 @@ async fn upload_many(first: First, method: http::Method, calls: usize) -> Vec<St
     for worker in workers {
         worker.await.unwrap();
     }
-    let failures = failures.lock().unwrap().clone();
-    failures
+
+    failures.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

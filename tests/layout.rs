@@ -77,11 +77,11 @@ fn root_reexports(lib: &str) -> BTreeMap<String, BTreeSet<String>> {
             facade = None;
             statement = rest.trim();
         }
-        if let Some(start) = statement.find("pub mod ") {
-            if let Some((name, inner)) = statement[start + "pub mod ".len()..].split_once('{') {
-                facade = Some(name.trim().to_owned());
-                statement = inner.trim();
-            }
+        if let Some(start) = statement.find("pub mod ")
+            && let Some((name, inner)) = statement[start + "pub mod ".len()..].split_once('{')
+        {
+            facade = Some(name.trim().to_owned());
+            statement = inner.trim();
         }
         let Some(path) = statement.strip_prefix("pub use ") else {
             continue;

@@ -355,10 +355,10 @@ where
                     }
                 }
                 StateProj::Waiting => {
-                    if let Some(drain) = this.drain.as_mut() {
-                        if drain.poll_drain(cx).is_ready() {
-                            *this.drain = None;
-                        }
+                    if let Some(drain) = this.drain.as_mut()
+                        && drain.poll_drain(cx).is_ready()
+                    {
+                        *this.drain = None;
                     }
                     match this.call.poll_next_body(cx) {
                         Poll::Ready(Ok(())) => {
@@ -367,13 +367,12 @@ where
                             if this.parked.is_some() && this.call.in_grace {
                                 this.wait.set(None);
                             }
-                            if !this.call.check_due {
-                                if let Some(last) = this.parked.take() {
-                                    if let Ok(response) = *last {
-                                        let limit = this.call.policy.drain_limit;
-                                        *this.drain = Drain::new(response.into_body(), limit);
-                                    }
-                                }
+                            if !this.call.check_due
+                                && let Some(last) = this.parked.take()
+                                && let Ok(response) = *last
+                            {
+                                let limit = this.call.policy.drain_limit;
+                                *this.drain = Drain::new(response.into_body(), limit);
                             }
                         }
                         Poll::Ready(Err(why)) => {
@@ -579,11 +578,10 @@ where
         if decision == Decision::Done
             && self.planner.attempts() == 1
             && self.history.idempotency_key().is_none()
+            && let Ok(response) = result
         {
-            if let Ok(response) = result {
-                metrics::finished_at_once();
-                return Step::Return(Ok(response));
-            }
+            metrics::finished_at_once();
+            return Step::Return(Ok(response));
         }
 
         self.history.push(AttemptRecord {

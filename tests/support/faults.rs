@@ -319,10 +319,10 @@ async fn handle(
             }
             if let Some(key) = key {
                 let mut log = shared.log.lock().unwrap();
-                if let Some(state) = log.keys.get_mut(&key) {
-                    if let KeyState::Executing { payload } = *state {
-                        *state = KeyState::Done { payload };
-                    }
+                if let Some(state) = log.keys.get_mut(&key)
+                    && let KeyState::Executing { payload } = *state
+                {
+                    *state = KeyState::Done { payload };
                 }
             }
         });

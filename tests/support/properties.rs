@@ -159,10 +159,11 @@ async fn check_wait_async(case: &WaitCase) {
         failure.headers_mut().insert(http::header::DATE, value);
     }
     for (name, value) in headers_from(&case.extra) {
-        if let Some(name) = name {
-            if name != http::header::RETRY_AFTER && name != http::header::DATE {
-                failure.headers_mut().append(name, value);
-            }
+        if let Some(name) = name
+            && name != http::header::RETRY_AFTER
+            && name != http::header::DATE
+        {
+            failure.headers_mut().append(name, value);
         }
     }
     // Retry-After first; a spent rate limit's reset only without one.

@@ -232,10 +232,10 @@ impl Inner {
         if self.spawned.load(Ordering::Acquire) {
             return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            if !self.spawned.swap(true, Ordering::AcqRel) {
-                runtime.spawn(sync::run(Arc::downgrade(self)));
-            }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && !self.spawned.swap(true, Ordering::AcqRel)
+        {
+            runtime.spawn(sync::run(Arc::downgrade(self)));
         }
     }
 }

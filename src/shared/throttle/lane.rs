@@ -209,10 +209,10 @@ impl Lane {
 
     /// Wakes the first request that may leave, e.g. after the rate went up or the line moved.
     pub(crate) fn wake_first(&mut self, now: Instant) {
-        if let Some(first) = self.line.iter_mut().find(|w| w.earliest <= now) {
-            if let Some(waker) = first.waker.take() {
-                waker.wake();
-            }
+        if let Some(first) = self.line.iter_mut().find(|w| w.earliest <= now)
+            && let Some(waker) = first.waker.take()
+        {
+            waker.wake();
         }
     }
 

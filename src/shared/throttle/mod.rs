@@ -379,12 +379,12 @@ impl Throttle {
         let Some(lane) = find(&mut state, &waiter.authority) else {
             return Turn::Go;
         };
-        if let Some(shed) = self.shed_at(waiter) {
-            if now >= shed {
-                let retry_in = lane.estimate(waiter.id, now);
-                lane.cancel(waiter.id, now);
-                return Turn::Refused(Refusal::Shed(retry_in));
-            }
+        if let Some(shed) = self.shed_at(waiter)
+            && now >= shed
+        {
+            let retry_in = lane.estimate(waiter.id, now);
+            lane.cancel(waiter.id, now);
+            return Turn::Refused(Refusal::Shed(retry_in));
         }
         match lane.poll(waiter.id, now, cx.waker()) {
             Turn::Until(at) => Turn::Until(self.shed_at(waiter).map_or(at, |shed| at.min(shed))),
