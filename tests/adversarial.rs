@@ -7,6 +7,12 @@ mod server;
 #[path = "support/upload.rs"]
 mod upload;
 
+#[path = "support/durations.rs"]
+mod durations;
+#[path = "support/history.rs"]
+mod history;
+use durations::ms;
+use history::history;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,13 +30,9 @@ use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::body::ReplayBodyLayer;
 use tower_http_retry::classify::ErrorKind;
 use tower_http_retry::history::{AttemptOutcome, StopReason};
-use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::{Retry, RetryLayer, RetryPolicy};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn quick() -> RetryPolicy {
     RetryPolicy::default().backoff(Backoff::constant(ms(2)).jitter(Jitter::None))
@@ -44,13 +46,6 @@ fn client(policy: RetryPolicy) -> Retry<HttpClient> {
 
 fn get(url: &str) -> Request<Full<Bytes>> {
     Request::get(url).body(Full::default()).unwrap()
-}
-
-fn history<B>(response: &http::Response<B>) -> &RetryHistory {
-    response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history")
 }
 
 #[tokio::test]

@@ -4,6 +4,12 @@
 #[path = "support/script.rs"]
 mod script;
 
+#[path = "support/durations.rs"]
+mod durations;
+#[path = "support/history.rs"]
+mod history;
+use durations::{ms, secs};
+use history::history;
 use std::io;
 use std::time::Duration;
 
@@ -18,15 +24,7 @@ use tower_http_retry::budget::RetryBudget;
 use tower_http_retry::classify::RetryClass;
 use tower_http_retry::history::{StopReason, WaitReason};
 use tower_http_retry::throttle::Throttle;
-use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
+use tower_http_retry::{RetryLayer, RetryPolicy};
 
 fn get(uri: &str) -> Request<Full<Bytes>> {
     Request::get(uri)
@@ -44,13 +42,6 @@ fn exact() -> RetryPolicy {
     RetryPolicy::default()
         .backoff(Backoff::exponential(ms(100)).jitter(Jitter::None))
         .no_retry_budget()
-}
-
-fn history<B>(response: &http::Response<B>) -> &RetryHistory {
-    response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history")
 }
 
 /// When the script saw a call whose `x-name` is `name`.

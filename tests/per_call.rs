@@ -12,14 +12,14 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use script::{status, Script, Step};
 use tower::{service_fn, Layer, ServiceExt};
+#[path = "support/durations.rs"]
+mod durations;
+
+use durations::secs;
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::classify::Decision;
 use tower_http_retry::history::StopReason;
 use tower_http_retry::{CallSettings, RetryLayer, RetryPolicy};
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// A layer policy with exact waits: 1 s between attempts, 4 attempts.
 fn layer_policy() -> RetryPolicy {

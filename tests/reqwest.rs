@@ -6,8 +6,10 @@
 #[path = "support/server.rs"]
 mod server;
 
+#[path = "support/durations.rs"]
+mod durations;
+use durations::ms;
 use std::convert::Infallible;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -21,10 +23,6 @@ use tower_http_retry::classify::ErrorKind;
 use tower_http_retry::history::{AttemptOutcome, StopReason};
 use tower_http_retry::reqwest::ReqwestService;
 use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn quick() -> RetryPolicy {
     RetryPolicy::default()

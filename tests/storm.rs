@@ -4,6 +4,9 @@
 #[path = "support/model.rs"]
 mod model;
 
+#[path = "support/durations.rs"]
+mod durations;
+use durations::secs;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +17,6 @@ use tower_http_retry::classify::RetryClass;
 use tower_http_retry::history::StopReason;
 use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{RetryLayer, RetryPolicy};
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_storm_of_503s_costs_at_most_1_15_attempts_per_request_with_the_default_budget() {

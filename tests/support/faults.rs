@@ -28,8 +28,6 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use rand::rngs::SmallRng;
@@ -39,6 +37,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tower::Service;
 use tower_http_retry::BoxError;
+
+#[path = "resetting.rs"]
+mod resetting;
+use resetting::serve_resetting;
 
 /// The test-only header naming the logical request an attempt belongs to.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -220,26 +222,13 @@ impl Drop for FaultServer {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+    let on_accept = |stream: &TcpStream| {
         let _ = stream.set_nodelay(true);
-        // Dropping the socket then sends a reset rather than a graceful close.
-        let _ = stream.set_zero_linger();
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let abort = Arc::new(Notify::new());
-            let on_reset = abort.clone();
-            let service =
-                service_fn(move |request| handle(request, shared.clone(), on_reset.clone()));
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = abort.notified() => {} // drops the connection and its socket: a TCP reset
-            }
-        });
-    }
+    };
+    serve_resetting(listener, on_accept, move |request, abort| {
+        handle(request, shared.clone(), abort)
+    })
+    .await;
 }
 
 /// What to do after the decision, taken under the lock.

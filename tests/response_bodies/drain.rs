@@ -1,10 +1,8 @@
 //! Draining a discarded response body: hostile bodies (always ready, endless, empty frames, failing,
 //! lying sizes) never keep the call from its retry or its deadline, nor the runtime from other tasks.
 
-#[path = "support/bodies.rs"]
-mod bodies;
-#[path = "support/watchdog.rs"]
-mod watchdog;
+use crate::bodies;
+use crate::watchdog;
 
 use std::convert::Infallible;
 use std::future::Future;

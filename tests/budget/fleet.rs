@@ -8,8 +8,7 @@ use tower_http_retry::classify::RetryClass;
 use tower_http_retry::store::Store;
 
 #[cfg(feature = "redis")]
-#[path = "support/redis_server.rs"]
-mod redis_server;
+use crate::redis_server;
 
 const T: RetryClass = RetryClass::Transient;
 /// Long enough for the store's task to sync a few times (it ticks every 100 ms).

@@ -1,8 +1,7 @@
 //! The `metrics` feature: what a recorder sees of retries, waits, calls, budget refusals and holds.
 #![cfg(feature = "metrics")]
 
-#[path = "support/script.rs"]
-mod script;
+use crate::script;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,8 +1,7 @@
 //! A streamed response that breaks before its first byte is retried; one that breaks after is not.
 //! Real hyper server on 127.0.0.1.
 
-#[path = "support/server.rs"]
-mod server;
+use crate::server;
 
 use std::time::Duration;
 
@@ -153,10 +152,8 @@ async fn a_post_whose_body_breaks_before_the_first_byte_is_not_retried() {
     assert_eq!(server.hits("/jobs"), 1, "the server may have acted on it");
 }
 
-#[path = "support/bodies.rs"]
-mod bodies;
-#[path = "support/watchdog.rs"]
-mod watchdog;
+use crate::bodies;
+use crate::watchdog;
 
 /// A 200 whose body sends an empty data frame and then fails: the empty frame is no first byte, so the
 /// attempt failed before its first byte and is retried.

@@ -2,8 +2,7 @@
 //! of each attempt's body as its script says, answers, and drops the body or keeps it (a transport
 //! still sending it).
 
-#[path = "support/upload.rs"]
-mod upload;
+use crate::upload;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -420,8 +419,7 @@ proptest! {
     }
 }
 
-#[path = "support/bodies.rs"]
-mod bodies;
+use crate::bodies;
 
 /// The hostile body catalogue through the replay body: read a bounded number of frames, then replay.
 /// Every size hint stays coherent, nothing panics, and each body is either replayed as recorded or

@@ -1,7 +1,6 @@
 //! Every decision is a `tracing` event, and no event ever carries a header value, a path or a query.
 
-#[path = "support/script.rs"]
-mod script;
+use crate::script;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -1,8 +1,8 @@
 //! A keyed request still in flight (409) waits for its `Retry-After` and retries with the same key:
 //! exact timing under tokio's paused clock, with an in-memory scripted service.
 
-#[path = "support/script.rs"]
-mod script;
+use crate::durations::ms;
+use crate::script;
 
 use std::time::Duration;
 
@@ -14,10 +14,6 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::history::WaitReason;
 use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn post() -> Request<Full<Bytes>> {
     Request::post("http://api.test/v1/charges")

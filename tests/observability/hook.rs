@@ -1,8 +1,7 @@
 //! What a caller can watch while calls run: the `on_retry` hook's events, and the attempt number that
 //! layers inside the retry read from every attempt's request.
 
-#[path = "support/script.rs"]
-mod script;
+use crate::script;
 
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,8 @@
 //! Idempotency keys and the before-retry hook, against a real hyper server on 127.0.0.1.
 
-#[path = "support/server.rs"]
-mod server;
+use crate::durations::ms;
+use crate::history::history;
+use crate::server;
 
 use std::time::Duration;
 
@@ -15,13 +16,9 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::classify::{Decision, RetryClass};
 use tower_http_retry::history::{AttemptOutcome, StopReason};
-use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
+use tower_http_retry::{Retry, RetryLayer, RetryPolicy};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 /// Retries quickly and injects keys into POST and PATCH.
 fn keyed() -> RetryPolicy {
@@ -43,13 +40,6 @@ fn request(method: Method, url: &str) -> Request<Full<Bytes>> {
         .uri(url)
         .body(Full::new(Bytes::from_static(b"{\"amount\": 100}")))
         .unwrap()
-}
-
-fn history<B>(response: &http::Response<B>) -> &RetryHistory {
-    response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history")
 }
 
 /// The one key every received request carried (fails if any differ or one is missing).

@@ -1,8 +1,8 @@
 //! The throttle against the project's in-process limiters, under tokio's paused clock: convergence,
 //! backoff on 429, probing, arrival order, deadlines, the queue bound and shed mode.
 
-#[path = "support/limiters.rs"]
-mod limiters;
+use crate::durations::secs;
+use crate::limiters;
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -19,10 +19,6 @@ use tower_http_retry::throttle::{Shed, Throttle};
 use tower_http_retry::{Retry, RetryPolicy};
 
 const API: &str = "http://api.test/items";
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 async fn run(kind: Kind, policy: RetryPolicy, offsets: &[Duration]) -> Figures {
     let limiter = Limited::new(kind);

@@ -1,6 +1,7 @@
 //! Regressions from outside testing of the old shared pushback hold, now the throttle
 //! (`throttle::Throttle`), under tokio's paused clock.
 
+use crate::durations::secs;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,10 +13,6 @@ use tower::{service_fn, ServiceExt};
 use tower_http_retry::retry_after::RetryAfterMode;
 use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{Retry, RetryPolicy};
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// The request told `Retry-After: 5` waits exactly 5 s with `Exact`, however many requests are held
 /// behind it, and so completes within an 8 s deadline.

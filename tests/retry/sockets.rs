@@ -3,8 +3,8 @@
 //! Real sockets keep real time, so waits here are a few milliseconds; exact timing is tested with a
 //! paused clock in `timing.rs`.
 
-#[path = "support/server.rs"]
-mod server;
+use crate::durations::ms;
+use crate::server;
 
 use std::time::Duration;
 
@@ -21,10 +21,6 @@ use tower_http_retry::history::{AttemptOutcome, StopReason, WaitReason};
 use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 /// Retries quickly, so tests over real sockets stay fast.
 fn quick() -> RetryPolicy {

@@ -2,8 +2,7 @@
 //! layers, to a hyper server on 127.0.0.1 that hashes every body it receives and fails the first
 //! attempts.
 
-#[path = "support/upload.rs"]
-mod upload;
+use crate::upload;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,8 +1,9 @@
 //! Exact timing: waits, Retry-After, deadlines and timeouts, under tokio's paused clock with an
 //! in-memory scripted service.
 
-#[path = "support/script.rs"]
-mod script;
+use crate::durations::{ms, secs};
+use crate::history::history;
+use crate::script;
 
 use std::io;
 use std::time::Duration;
@@ -16,15 +17,7 @@ use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::classify::ErrorKind;
 use tower_http_retry::history::{AttemptOutcome, StopReason, WaitReason};
-use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
+use tower_http_retry::{RetryLayer, RetryPolicy};
 
 fn get() -> Request<Full<Bytes>> {
     Request::get("http://api.test/items")
@@ -53,13 +46,6 @@ async fn run(
         .layer(script.clone())
         .oneshot(request)
         .await
-}
-
-fn history<B>(response: &http::Response<B>) -> &RetryHistory {
-    response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history")
 }
 
 #[tokio::test(start_paused = true)]

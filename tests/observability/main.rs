@@ -1,0 +1,11 @@
+//! What an operator sees of the calls: the `on_retry` hook and attempt numbers (`hook`), `tracing`
+//! events (`events`), the bounded give-up warning (`give_up_warnings`) and, with the `metrics`
+//! feature, what a recorder receives (`recorder`).
+
+#[path = "../support/script.rs"]
+mod script;
+
+mod events;
+mod give_up_warnings;
+mod hook;
+mod recorder;

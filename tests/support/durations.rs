@@ -1,0 +1,15 @@
+//! Short names for the durations tests write by the dozen.
+
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::time::Duration;
+
+/// `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `n` seconds.
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
