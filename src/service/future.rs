@@ -65,24 +65,14 @@ pin_project! {
         S: Service<Request<ReqB>>,
         C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
     {
+        // Each timer lives in the state that owns it, so the future is no larger than its largest
+        // state plus what the whole call keeps.
         #[pin]
-        state: State<S::Future, C::Future>,
-        // Armed in `Calling` when the policy has a per-attempt timeout: when it fires first, the
-        // attempt fails with `AttemptTimedOut`. Unarmed in every other state.
-        #[pin]
-        attempt_timeout: Option<Sleep>,
-        // Armed in `Waiting` for the wait before the next attempt (backoff, a delay the server asked
-        // for, the grace for the request body to come back, or, in the throttle's line, a fallback for
-        // the turn); unarmed for a zero wait and in every other state.
-        #[pin]
-        wait: Option<Sleep>,
+        state: State<S::Future, C::Future, ResB>,
         // The whole call's deadline, armed from the start when the policy has one; checked whenever
         // another state is pending.
         #[pin]
         deadline: Option<Sleep>,
-        // The discarded response body of the last attempt, read during the wait so an HTTP/1.1
-        // connection can be reused; dropped when the wait ends.
-        drain: Option<Drain<ResB>>,
         // The last outcome, kept while the retry waits for the previous attempt to hand the request
         // body back (if it never does, the call ends with this outcome), or for a check due after it
         // (a check that says stop returns it). Boxed: rare, and the future stays small.
@@ -102,19 +92,22 @@ pin_project! {
     /// Calling, Waiting, Checking, Readying ──(final outcome, deadline, not ready, shed)──▶ Done
     /// ```
     #[project = StateProj]
-    enum State<F, CF> {
-        /// An attempt is in flight: `future` is the inner service's response future. Ends with its
-        /// outcome, or when `attempt_timeout` fires (an `AttemptTimedOut` outcome), or when the
-        /// deadline passes (the call's error). The outcome is classified and planned: a retry goes to
-        /// `Waiting`, anything else returns and goes to `Done`.
-        Calling { #[pin] future: F },
-        /// Waiting before the next attempt, on `wait` (none for a zero wait), while `drain` reads the
-        /// last response's body. Then, in order: the request body must be back from the previous
+    enum State<F, CF, ResB> {
+        /// An attempt is in flight: `future` is the inner service's response future, `timeout` the
+        /// policy's per-attempt timeout (none without one). Ends with its outcome, or when `timeout`
+        /// fires (an `AttemptTimedOut` outcome), or when the deadline passes (the call's error). The
+        /// outcome is classified and planned: a retry goes to `Waiting`, anything else returns and
+        /// goes to `Done`.
+        Calling { #[pin] future: F, #[pin] timeout: Option<Sleep> },
+        /// Waiting before the next attempt, on `wait` (none for a zero wait; also the grace for the
+        /// request body to come back, or, in the throttle's line, a fallback for the turn), while
+        /// `drain` reads the last response's discarded body so an HTTP/1.1 connection can be reused
+        /// (dropped when the wait ends). Then, in order: the request body must be back from the previous
         /// attempt (waited for up to a grace, else the call ends with the last outcome), and the
         /// throttle must give the attempt its turn (waited for in its line, or refused: shed or past
         /// the deadline). Goes to `Readying` then, or returns the deadline error if the deadline
         /// passes first. A first attempt that must wait in the throttle's line starts here.
-        Waiting,
+        Waiting { #[pin] wait: Option<Sleep>, drain: Option<Drain<ResB>> },
         /// The last outcome may have taken effect, the wait is over and the body is back: the check
         /// runs (`future`), bounded by the deadline. Retry goes back to `Waiting`, for the throttle's
         /// turn; stop or an answer of its own returns and goes to `Done`. Never entered without a
@@ -267,7 +260,7 @@ where
             check_log: None,
             _response: PhantomData,
         };
-        let (state, attempt_timeout, wait) = match entered {
+        let state = match entered {
             None | Some(Entered::Go { .. }) => {
                 if let Some(Entered::Go { sent }) = entered {
                     call.sent_at = Some(sent);
@@ -280,7 +273,7 @@ where
                 }
                 let future = call.service.call(Request::from_parts(first, body));
                 let timeout = call.policy.attempt_timeout.map(sleep);
-                (State::Calling { future }, timeout, None)
+                State::Calling { future, timeout }
             }
             Some(Entered::Wait(waiter, at)) => {
                 // Waiting: whatever the ready service reserved (a concurrency permit, a buffer slot)
@@ -295,19 +288,19 @@ where
                 call.gate = Gate::Queued(waiter);
                 call.next_body = Some(body);
                 call.next_head = Some(call.head.clone());
-                (State::Waiting, None, Some(sleep_until(at)))
+                State::Waiting {
+                    wait: Some(sleep_until(at)),
+                    drain: None,
+                }
             }
             Some(Entered::Refused(why)) => {
                 call.refusal = Some(why);
-                (State::Refused, None, None)
+                State::Refused
             }
         };
         Self {
             state,
-            attempt_timeout,
-            wait,
             deadline,
-            drain: None,
             parked: None,
             call,
         }
@@ -328,10 +321,10 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Calling { future } => {
+                StateProj::Calling { future, timeout } => {
                     let result = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
-                        Poll::Pending if poll_timer(this.attempt_timeout.as_mut(), cx) => {
+                        Poll::Pending if poll_timer(timeout, cx) => {
                             Err(Box::new(AttemptTimedOut) as BoxError)
                         }
                         Poll::Pending => {
@@ -341,38 +334,34 @@ where
                         }
                     };
                     this.state.set(State::Done);
-                    this.attempt_timeout.set(None);
                     match this.call.after_attempt(result) {
                         Step::Return(output) => return Poll::Ready(output),
                         Step::Wait(wait, drain, parked) => {
-                            *this.drain = drain;
                             *this.parked = parked;
-                            if !wait.duration.is_zero() {
-                                this.wait.set(Some(sleep(wait.duration)));
-                            }
-                            this.state.set(State::Waiting);
+                            let wait = (!wait.duration.is_zero()).then(|| sleep(wait.duration));
+                            this.state.set(State::Waiting { wait, drain });
                         }
                     }
                 }
-                StateProj::Waiting => {
-                    if let Some(drain) = this.drain.as_mut()
-                        && drain.poll_drain(cx).is_ready()
+                StateProj::Waiting { mut wait, drain } => {
+                    if let Some(draining) = drain.as_mut()
+                        && draining.poll_drain(cx).is_ready()
                     {
-                        *this.drain = None;
+                        *drain = None;
                     }
                     match this.call.poll_next_body(cx) {
                         Poll::Ready(Ok(())) => {
                             // The body is back: a grace waited for it ends with it, and the kept
                             // outcome is only worth draining now, unless a check will need it.
                             if this.parked.is_some() && this.call.in_grace {
-                                this.wait.set(None);
+                                wait.set(None);
                             }
                             if !this.call.check_due
                                 && let Some(last) = this.parked.take()
                                 && let Ok(response) = *last
                             {
                                 let limit = this.call.policy.drain_limit;
-                                *this.drain = Drain::new(response.into_body(), limit);
+                                *drain = Drain::new(response.into_body(), limit);
                             }
                         }
                         Poll::Ready(Err(why)) => {
@@ -385,7 +374,7 @@ where
                     // In the throttle's line the timer is only a fallback: those ahead wake this
                     // one when they leave. Otherwise it is the attempt's own wait.
                     let queued = this.call.is_queued();
-                    if !queued && this.wait.is_some() && !poll_timer(this.wait.as_mut(), cx) {
+                    if !queued && wait.is_some() && !poll_timer(wait.as_mut(), cx) {
                         ready!(poll_deadline(this.deadline.as_mut(), cx));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
@@ -394,7 +383,7 @@ where
                         // The wait is over but the previous attempt still holds the body.
                         if !this.call.in_grace {
                             this.call.in_grace = true;
-                            this.wait.set(Some(sleep(BODY_HANDBACK_GRACE)));
+                            wait.set(Some(sleep(BODY_HANDBACK_GRACE)));
                             continue;
                         }
                         this.state.set(State::Done);
@@ -403,7 +392,6 @@ where
                     }
                     // The wait is over and the body back: the check, if one is due, before the turn.
                     if let Some(future) = this.call.start_check(this.parked.as_deref()) {
-                        this.wait.set(None);
                         this.state.set(State::Checking { future });
                         continue;
                     }
@@ -411,8 +399,8 @@ where
                     match this.call.take_turn(cx) {
                         Turn::Go => {}
                         Turn::Until(at) => {
-                            this.wait.set(Some(sleep_until(at)));
-                            if poll_timer(this.wait.as_mut(), cx) {
+                            wait.set(Some(sleep_until(at)));
+                            if poll_timer(wait.as_mut(), cx) {
                                 continue;
                             }
                             ready!(poll_deadline(this.deadline.as_mut(), cx));
@@ -424,9 +412,8 @@ where
                             return Poll::Ready(Err(this.call.refused(why)));
                         }
                     }
-                    // The wait is over: whatever of the body is still unread is not worth waiting for.
-                    *this.drain = None;
-                    this.wait.set(None);
+                    // The wait is over: whatever of the body is still unread is not worth waiting for
+                    // (dropped with the state, as is the timer).
                     this.state.set(State::Readying);
                 }
                 StateProj::Checking { future } => match future.poll(cx) {
@@ -444,7 +431,10 @@ where
                                 return Poll::Ready(output);
                             }
                             // Back to the wait, which is over: the throttle's turn, then the attempt.
-                            None => this.state.set(State::Waiting),
+                            None => this.state.set(State::Waiting {
+                                wait: None,
+                                drain: None,
+                            }),
                         }
                     }
                 },
@@ -460,9 +450,8 @@ where
                     }
                     Poll::Ready(Ok(())) => {
                         let future = this.call.dispatch();
-                        let timeout = this.call.policy.attempt_timeout;
-                        this.attempt_timeout.set(timeout.map(sleep));
-                        this.state.set(State::Calling { future });
+                        let timeout = this.call.policy.attempt_timeout.map(sleep);
+                        this.state.set(State::Calling { future, timeout });
                     }
                 },
                 StateProj::Refused => {
