@@ -133,10 +133,22 @@ struct Call<S, ReqB, ResB, C> {
     head: Parts,
     /// The body copy kept for later attempts, or why there is none.
     body: Result<ReqB, NotReplayable>,
-    /// The body of the next attempt, replayed before the wait so a failure is known before sleeping.
-    next_body: Option<ReqB>,
     planner: Planner,
     history: RetryHistory,
+    /// When the call started, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing can
+    /// ask, so such calls read no clock for it.
+    first_sent: Option<Instant>,
+    check: C,
+    /// What only a retry (or the throttle) needs: `None` until the first retry is planned or the
+    /// throttle holds the first attempt, so a call that needs neither neither makes nor moves it.
+    retry: Option<Box<Retrying<ReqB>>>,
+    _response: PhantomData<fn() -> ResB>,
+}
+
+/// What a call keeps once it may retry, or once the throttle has a say in its first attempt.
+struct Retrying<ReqB> {
+    /// The body of the next attempt, replayed before the wait so a failure is known before sleeping.
+    next_body: Option<ReqB>,
     /// The wait was stretched by [`BODY_HANDBACK_GRACE`] for the body to come back.
     in_grace: bool,
     /// Whether the next attempt must ask the throttle, or is waiting in its line.
@@ -151,15 +163,28 @@ struct Call<S, ReqB, ResB, C> {
     /// Where the attempt in flight went (a retry may go elsewhere), and when the throttle let it go.
     sent_to: Option<Uri>,
     sent_at: Option<Instant>,
-    /// When the call started, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing can
-    /// ask, so such calls read no clock for it.
-    first_sent: Option<Instant>,
-    check: C,
     /// A check runs when the wait is over, on the parked outcome.
     check_due: bool,
     /// The requests of the check in progress.
     check_log: Option<CheckLog>,
-    _response: PhantomData<fn() -> ResB>,
+}
+
+/// The retry state of `slot`, made on first use.
+fn retrying<ReqB>(slot: &mut Option<Box<Retrying<ReqB>>>) -> &mut Retrying<ReqB> {
+    slot.get_or_insert_with(|| {
+        Box::new(Retrying {
+            next_body: None,
+            in_grace: false,
+            gate: Gate::Open,
+            place: None,
+            refusal: None,
+            next_head: None,
+            sent_to: None,
+            sent_at: None,
+            check_due: false,
+            check_log: None,
+        })
+    })
 }
 
 /// The next attempt and the throttle.
@@ -244,26 +269,20 @@ where
             policy,
             head,
             body: copy,
-            next_body: None,
             planner,
             history,
-            in_grace: false,
-            gate: Gate::Open,
-            place,
-            refusal: None,
-            next_head: None,
-            sent_to: None,
-            sent_at: None,
             first_sent,
             check,
-            check_due: false,
-            check_log: None,
+            retry: None,
             _response: PhantomData,
         };
+        if place.is_some() {
+            retrying(&mut call.retry).place = place;
+        }
         let state = match entered {
             None | Some(Entered::Go { .. }) => {
                 if let Some(Entered::Go { sent }) = entered {
-                    call.sent_at = Some(sent);
+                    retrying(&mut call.retry).sent_at = Some(sent);
                 }
                 call.planner.start_attempt();
                 let mut first = call.head.clone();
@@ -285,16 +304,18 @@ where
                     "waiting for the throttle"
                 );
                 metrics::throttle_hold();
-                call.gate = Gate::Queued(waiter);
-                call.next_body = Some(body);
-                call.next_head = Some(call.head.clone());
+                let next_head = call.head.clone();
+                let retry = retrying(&mut call.retry);
+                retry.gate = Gate::Queued(waiter);
+                retry.next_body = Some(body);
+                retry.next_head = Some(next_head);
                 State::Waiting {
                     wait: Some(sleep_until(at)),
                     drain: None,
                 }
             }
             Some(Entered::Refused(why)) => {
-                call.refusal = Some(why);
+                retrying(&mut call.retry).refusal = Some(why);
                 State::Refused
             }
         };
@@ -353,10 +374,10 @@ where
                         Poll::Ready(Ok(())) => {
                             // The body is back: a grace waited for it ends with it, and the kept
                             // outcome is only worth draining now, unless a check will need it.
-                            if this.parked.is_some() && this.call.in_grace {
+                            if this.parked.is_some() && this.call.in_grace() {
                                 wait.set(None);
                             }
-                            if !this.call.check_due
+                            if !this.call.check_due()
                                 && let Some(last) = this.parked.take()
                                 && let Ok(response) = *last
                             {
@@ -379,10 +400,10 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
                     }
-                    if this.call.next_body.is_none() {
+                    if !this.call.has_next_body() {
                         // The wait is over but the previous attempt still holds the body.
-                        if !this.call.in_grace {
-                            this.call.in_grace = true;
+                        if !this.call.in_grace() {
+                            retrying(&mut this.call.retry).in_grace = true;
                             wait.set(Some(sleep(BODY_HANDBACK_GRACE)));
                             continue;
                         }
@@ -456,7 +477,10 @@ where
                 },
                 StateProj::Refused => {
                     this.state.set(State::Done);
-                    let why = this.call.refusal.take().unwrap_or(Refusal::Deadline);
+                    let why = retrying(&mut this.call.retry)
+                        .refusal
+                        .take()
+                        .unwrap_or(Refusal::Deadline);
                     return Poll::Ready(Err(this.call.refused(why)));
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
@@ -546,8 +570,11 @@ where
                 let headers = response.headers();
                 if let Some(throttle) = &policy.throttle {
                     // What the server said is about the authority the attempt went to.
-                    let uri = self.sent_to.as_ref().unwrap_or(&self.head.uri);
-                    let sent = self.sent_at.take();
+                    let (sent_to, sent) = match &mut self.retry {
+                        Some(retry) => (retry.sent_to.as_ref(), retry.sent_at.take()),
+                        None => (None, None),
+                    };
+                    let uri = sent_to.unwrap_or(&self.head.uri);
                     throttle.observe(uri, status, headers, sent, policy.max_retry_after);
                 }
                 judge_response(policy, &request, status, headers, response.extensions())
@@ -595,7 +622,7 @@ where
                 .and_then(ReqB::replay)
             {
                 Ok(body) => {
-                    self.next_body = Some(body);
+                    retrying(&mut self.retry).next_body = Some(body);
                     Next::Retry(wait)
                 }
                 // The previous attempt may hand the body back in a moment: the wait waits for it.
@@ -628,15 +655,16 @@ where
                         wait,
                     });
                 }
+                let retry = retrying(&mut self.retry);
                 if let Some(throttle) = &policy.throttle {
-                    self.gate = Gate::Ask;
-                    if self.place.is_none() {
-                        self.place = Some(throttle.place(now));
+                    retry.gate = Gate::Ask;
+                    if retry.place.is_none() {
+                        retry.place = Some(throttle.place(now));
                     }
                 }
-                if check_due || self.next_body.is_none() {
+                if check_due || retry.next_body.is_none() {
                     // Kept, not drained: for the check, or in case the body never comes back.
-                    self.check_due = check_due;
+                    retry.check_due = check_due;
                     return Step::Wait(wait, None, Some(Box::new(result)));
                 }
                 let drain = result
@@ -686,7 +714,7 @@ where
     /// Polls for the next attempt's body while the previous attempt still holds it; `Ready(Ok)` once
     /// it is there.
     fn poll_next_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), NotReplayable>> {
-        if self.next_body.is_some() {
+        if self.has_next_body() {
             return Poll::Ready(Ok(()));
         }
         let copy = match &self.body {
@@ -694,7 +722,7 @@ where
             Err(why) => return Poll::Ready(Err(*why)),
         };
         let body = ready!(copy.poll_replay(cx))?;
-        self.next_body = Some(body);
+        retrying(&mut self.retry).next_body = Some(body);
         Poll::Ready(Ok(()))
     }
 
@@ -719,7 +747,9 @@ where
     /// Records why the call stops and hands the history over.
     fn close(&mut self, reason: StopReason) -> RetryHistory {
         // Out of the throttle's line at once, even if this future is kept after it ends.
-        self.gate = Gate::Open;
+        if let Some(retry) = &mut self.retry {
+            retry.gate = Gate::Open;
+        }
         // A retry planned and never sent costs the budget nothing.
         self.planner.cancel_retry();
         self.history.stop(reason);
@@ -758,7 +788,26 @@ where
 
     /// Whether the next attempt is waiting in the throttle's line.
     fn is_queued(&self) -> bool {
-        matches!(self.gate, Gate::Queued(_))
+        self.retry
+            .as_ref()
+            .is_some_and(|retry| matches!(retry.gate, Gate::Queued(_)))
+    }
+
+    /// Whether the wait was stretched for the body to come back.
+    fn in_grace(&self) -> bool {
+        self.retry.as_ref().is_some_and(|retry| retry.in_grace)
+    }
+
+    /// Whether a check runs when the wait is over.
+    fn check_due(&self) -> bool {
+        self.retry.as_ref().is_some_and(|retry| retry.check_due)
+    }
+
+    /// Whether the next attempt's body is ready.
+    fn has_next_body(&self) -> bool {
+        self.retry
+            .as_ref()
+            .is_some_and(|retry| retry.next_body.is_some())
     }
 
     /// The head of the next attempt: a copy of the first one, through the before-retry hook, with
@@ -785,28 +834,37 @@ where
 
     /// Asks the throttle whether the next attempt may leave now.
     fn take_turn(&mut self, cx: &mut Context<'_>) -> Turn {
-        if matches!(self.gate, Gate::Open) {
+        let Some(retry) = &mut self.retry else {
+            return Turn::Go;
+        };
+        if matches!(retry.gate, Gate::Open) {
             return Turn::Go;
         }
         let Some(throttle) = self.policy.throttle.clone() else {
             return Turn::Go;
         };
         let now = Instant::now();
-        let turn = match std::mem::replace(&mut self.gate, Gate::Open) {
+        let turn = match std::mem::replace(&mut retry.gate, Gate::Open) {
             Gate::Open => return Turn::Go,
             Gate::Ask => {
                 let attempt = self.planner.attempts().saturating_add(1);
-                if self.next_head.is_none() {
-                    self.next_head = Some(self.retry_head(attempt));
+                if self
+                    .retry
+                    .as_ref()
+                    .is_none_or(|retry| retry.next_head.is_none())
+                {
+                    let head = self.retry_head(attempt);
+                    retrying(&mut self.retry).next_head = Some(head);
                 }
                 if !throttle.is_engaged() {
                     return Turn::Go;
                 }
                 let deadline = self.planner.deadline();
-                let uri = &self.next_head.as_ref().expect("made above").uri;
-                match throttle.enter(uri, &mut self.place, now, now, deadline) {
+                let retry = retrying(&mut self.retry);
+                let uri = &retry.next_head.as_ref().expect("made above").uri;
+                match throttle.enter(uri, &mut retry.place, now, now, deadline) {
                     Entered::Go { sent } => {
-                        self.sent_at = Some(sent);
+                        retry.sent_at = Some(sent);
                         return Turn::Go;
                     }
                     // In line: ask once more at once, so that those ahead can wake this one.
@@ -836,11 +894,11 @@ where
     ) -> Turn {
         match throttle.poll_turn(&waiter, now, cx) {
             Turn::Go => {
-                self.sent_at = Some(now);
+                retrying(&mut self.retry).sent_at = Some(now);
                 Turn::Go
             }
             Turn::Until(at) => {
-                self.gate = Gate::Queued(waiter);
+                retrying(&mut self.retry).gate = Gate::Queued(waiter);
                 Turn::Until(at)
             }
             refused => refused,
@@ -863,7 +921,7 @@ where
     where
         S: Clone,
     {
-        if !self.check_due {
+        if !self.check_due() {
             return None;
         }
         let last = last?;
@@ -880,7 +938,7 @@ where
             .first_sent
             .map_or(Duration::ZERO, |sent| sent.elapsed());
         let log = CheckLog::default();
-        self.check_log = Some(log.clone());
+        retrying(&mut self.retry).check_log = Some(log.clone());
         let request = CheckRequest {
             head: &self.head,
             body,
@@ -898,7 +956,7 @@ where
         verdict: CheckVerdict<ResB>,
         last: Option<Box<Result<Response<ResB>, BoxError>>>,
     ) -> Option<Result<Response<ResB>, Error>> {
-        self.check_due = false;
+        retrying(&mut self.retry).check_due = false;
         let last = last.expect("a check runs only on a parked outcome");
         let answer = match &verdict {
             CheckVerdict::Retry => CheckAnswer::Retry,
@@ -917,12 +975,12 @@ where
 
     /// The deadline passed while the check ran.
     fn check_interrupted(&mut self) {
-        self.check_due = false;
+        retrying(&mut self.retry).check_due = false;
         self.record_check(CheckAnswer::Interrupted);
     }
 
     fn record_check(&mut self, answer: CheckAnswer) {
-        let requests = self
+        let requests = retrying(&mut self.retry)
             .check_log
             .take()
             .map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner())))
@@ -936,14 +994,16 @@ where
 
     /// Sends the next attempt on the (ready) service.
     fn dispatch(&mut self) -> S::Future {
-        let body = self
+        let retry = retrying(&mut self.retry);
+        let body = retry
             .next_body
             .take()
             .expect("the next body is prepared before every wait");
+        retry.in_grace = false;
+        let next_head = retry.next_head.take();
         self.planner.start_attempt();
-        self.in_grace = false;
         let attempt = self.planner.attempts();
-        let mut head = match self.next_head.take() {
+        let mut head = match next_head {
             Some(head) => head,
             None => self.retry_head(attempt),
         };
@@ -951,7 +1011,7 @@ where
             head.extensions.insert(Attempt(attempt));
         }
         if self.policy.throttle.is_some() {
-            self.sent_to = Some(head.uri.clone());
+            retrying(&mut self.retry).sent_to = Some(head.uri.clone());
         }
         self.service.call(Request::from_parts(head, body))
     }
