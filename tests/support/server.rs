@@ -5,6 +5,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
+#[path = "resetting.rs"]
+mod resetting;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,9 +21,6 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -141,7 +141,14 @@ impl Server {
             ..Shared::default()
         }));
         let connections = Arc::new(AtomicUsize::new(0));
-        let accept = tokio::spawn(accept_loop(listener, shared.clone(), connections.clone()));
+        let (counted, handled) = (connections.clone(), shared.clone());
+        let accept = tokio::spawn(resetting::serve_resetting(
+            listener,
+            move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+            },
+            move |request, abort| handle(request, handled.clone(), abort),
+        ));
         Self {
             addr,
             shared,
@@ -180,33 +187,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.accept.abort();
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Mutex<Shared>>,
-    connections: Arc<AtomicUsize>,
-) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        connections.fetch_add(1, Ordering::SeqCst);
-        // Dropping the socket then sends a reset rather than a graceful close.
-        let _ = stream.set_zero_linger();
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let abort = Arc::new(Notify::new());
-            let on_reset = abort.clone();
-            let service =
-                service_fn(move |request| handle(request, shared.clone(), on_reset.clone()));
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = abort.notified() => {} // drops the connection and its socket: a TCP reset
-            }
-        });
     }
 }
 
