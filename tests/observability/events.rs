@@ -1,9 +1,7 @@
 //! Every decision is a `tracing` event, and no event ever carries a header value, a path or a query.
 
+use crate::captured::capture;
 use crate::script;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::Request;
@@ -12,27 +10,6 @@ use script::{status, with_header, Script};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::Backoff;
 use tower_http_retry::{RetryLayer, RetryPolicy};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
 
 const SECRETS: [&str; 6] = [
     "s3cr3t-token",
@@ -45,13 +22,7 @@ const SECRETS: [&str; 6] = [
 
 #[tokio::test(start_paused = true)]
 async fn decisions_are_logged_without_header_values() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture(tracing::Level::TRACE);
 
     let script = Script::new([
         with_header(503, "retry-after", "1"),
@@ -73,7 +44,7 @@ async fn decisions_are_logged_without_header_values() {
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 503);
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert_eq!(
         log.matches("retrying").count() - log.matches("not retrying").count(),
         3,
@@ -92,13 +63,7 @@ async fn decisions_are_logged_without_header_values() {
 
 #[tokio::test(start_paused = true)]
 async fn an_injected_key_never_reaches_the_log() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture(tracing::Level::TRACE);
 
     let script = Script::new([status(503), status(503), status(503), status(503)]);
     let policy = RetryPolicy::default()
@@ -130,7 +95,7 @@ async fn an_injected_key_never_reaches_the_log() {
         .iter()
         .all(|c| c.headers["idempotency-key"] == key.as_str()));
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert_eq!(
         log.matches("restored").count(),
         3,

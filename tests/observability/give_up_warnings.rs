@@ -1,9 +1,8 @@
 //! The "not retrying" warning in an outage: a bounded number of lines, each carrying how many give-ups
 //! it stands for, however many requests fail.
 
+use crate::captured::capture;
 use std::convert::Infallible;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,27 +10,6 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_http_retry::{RetryLayer, RetryPolicy};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
 
 /// The `suppressed` field of each "not retrying" line for `host`.
 fn suppressed_counts(log: &str, host: &str) -> Vec<u64> {
@@ -46,13 +24,7 @@ fn suppressed_counts(log: &str, host: &str) -> Vec<u64> {
 
 #[tokio::test(start_paused = true)]
 async fn an_outage_of_ten_thousand_requests_prints_a_few_lines_with_counts() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture(tracing::Level::WARN);
 
     let down = service_fn(|_: Request<Full<Bytes>>| async {
         let response = Response::builder()
@@ -77,7 +49,7 @@ async fn an_outage_of_ten_thousand_requests_prints_a_few_lines_with_counts() {
         }
     }
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert_eq!(log.matches("not retrying").count(), 10, "{log}");
     // One line per host per 10 s; each after the first counts the 999 left out since the last.
     for host in ["a.test", "b.test"] {

@@ -1,9 +1,10 @@
 //! What a caller can watch while calls run: the `on_retry` hook's events, and the attempt number that
 //! layers inside the retry read from every attempt's request.
 
+use crate::captured::capture;
 use crate::script;
 
-use std::io::{self, Write};
+use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +20,6 @@ use tower_http_retry::classify::{ErrorKind, RetryClass};
 use tower_http_retry::history::{AttemptOutcome, StopReason, Wait, WaitReason};
 use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{Attempt, BoxError, RetryEvent, RetryLayer, RetryPolicy};
-use tracing_subscriber::fmt::MakeWriter;
 
 /// A policy whose hook records every event.
 fn recording(policy: RetryPolicy) -> (RetryPolicy, Arc<Mutex<Vec<RetryEvent>>>) {
@@ -216,35 +216,9 @@ async fn a_first_attempt_held_by_the_throttle_is_still_attempt_one() {
     assert_eq!(seen(), [Some(1), Some(2)]);
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_trace_layer_inside_records_the_resend_count() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture(tracing::Level::DEBUG);
 
     // tower-http's TraceLayer, as a user would set it up inside the retry: one span per attempt.
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<Full<Bytes>>| {
@@ -263,7 +237,7 @@ async fn a_trace_layer_inside_records_the_resend_count() {
         .service(Script::new([status(503), status(503), status(200)]));
     service.oneshot(get()).await.unwrap();
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     for n in 0..3 {
         let span = format!("attempt{{http.request.resend_count={n}}}: ");
         let line = format!("{span}tower_http::trace::on_request: started processing request");

@@ -5,6 +5,7 @@
 #[path = "../support/script.rs"]
 mod script;
 
+mod captured;
 mod events;
 mod give_up_warnings;
 mod hook;
