@@ -16,6 +16,15 @@ use crate::report::history::StopReason;
 use crate::wait::{Wait, WaitReason};
 
 /// Retries sent, by class (counter, `{retry}`; label `class`).
+///
+/// The names are what a recorder sees; a test or dashboard can use the constants instead of the text:
+///
+/// ```
+/// use tower_http_retry::metrics;
+///
+/// assert_eq!(metrics::RETRIES, "http.client.retries");
+/// assert_eq!(metrics::GRPC_CALL_RETRIES, "grpc.client.call.retries");
+/// ```
 pub const RETRIES: &str = "http.client.retries";
 /// Calls, by why the layer returned (counter, `{call}`; label `stop_reason`).
 pub const CALLS: &str = "http.client.retry.calls";

@@ -6,6 +6,12 @@ use http::{HeaderMap, HeaderName, StatusCode};
 
 /// The header a gRPC server puts its status code in: in the trailers, or in the response headers of a
 /// trailers-only response (how a server that fails a call at once answers).
+///
+/// ```
+/// use tower_http_retry::grpc::GRPC_STATUS;
+///
+/// assert_eq!(GRPC_STATUS, "grpc-status");
+/// ```
 pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// A gRPC status code (the canonical codes of `google.rpc.Code`).

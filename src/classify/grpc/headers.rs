@@ -6,10 +6,22 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The header a retry carries with the number of attempts before it (gRFC A6).
+///
+/// ```
+/// use tower_http_retry::grpc::GRPC_PREVIOUS_RPC_ATTEMPTS;
+///
+/// assert_eq!(GRPC_PREVIOUS_RPC_ATTEMPTS, "grpc-previous-rpc-attempts");
+/// ```
 pub const GRPC_PREVIOUS_RPC_ATTEMPTS: HeaderName =
     HeaderName::from_static("grpc-previous-rpc-attempts");
 
 /// The header with the time a call has left.
+///
+/// ```
+/// use tower_http_retry::grpc::GRPC_TIMEOUT;
+///
+/// assert_eq!(GRPC_TIMEOUT, "grpc-timeout");
+/// ```
 pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// The most digits gRPC allows in a `grpc-timeout` value.

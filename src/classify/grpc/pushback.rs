@@ -6,6 +6,12 @@ use http::{HeaderMap, HeaderName};
 
 /// The header a gRPC server sets to tell clients when to retry a failed call: a non-negative number of
 /// milliseconds; a negative or unreadable value means "do not retry".
+///
+/// ```
+/// use tower_http_retry::grpc::GRPC_RETRY_PUSHBACK_MS;
+///
+/// assert_eq!(GRPC_RETRY_PUSHBACK_MS, "grpc-retry-pushback-ms");
+/// ```
 pub const GRPC_RETRY_PUSHBACK_MS: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
 
 /// What a response's pushback header says.

@@ -62,9 +62,9 @@ use backend::Backend;
 pub use error::StoreError;
 
 /// The default bound on every call to the store.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 /// The default prefix of every key.
-pub const DEFAULT_PREFIX: &str = "tower-http-retry";
+pub(crate) const DEFAULT_PREFIX: &str = "tower-http-retry";
 
 /// Where a fleet's shared state lives; clones share one connection and one background task.
 ///
@@ -151,7 +151,7 @@ impl Store {
         }
     }
 
-    /// Every key starts with `prefix` (default [`DEFAULT_PREFIX`]), so that fleets share a Redis
+    /// Every key starts with `prefix` (default `tower-http-retry`), so that fleets share a Redis
     /// without sharing state. Set before making budgets on the store.
     ///
     /// ```
@@ -164,7 +164,7 @@ impl Store {
         self.reconfigured(|inner| inner.prefix = prefix.to_owned())
     }
 
-    /// Bounds every call to the store (default [`DEFAULT_TIMEOUT`]; at least 1 ms): past it the
+    /// Bounds every call to the store (default 50 ms; at least 1 ms): past it the
     /// processes use their own state until the store answers in time again.
     ///
     /// ```

@@ -56,7 +56,7 @@
 //!   [`StopReason::Shed`](crate::history::StopReason::Shed) and whose source is a [`Shed`] saying
 //!   when to come back. No request waits in line longer than that.
 //!
-//! The line of each authority holds at most [`DEFAULT_MAX_QUEUE`] requests
+//! The line of each authority holds at most 1024 requests
 //! ([`Throttle::max_queue`]); when it is full, a new request is shed (in either mode), so memory stays
 //! bounded and callers learn at once that the server is saturated.
 //!
@@ -89,7 +89,7 @@ pub(crate) use lane::{Place, Refusal, Turn};
 pub use shed::Shed;
 
 /// The most requests waiting in one authority's line, by default.
-pub const DEFAULT_MAX_QUEUE: usize = 1024;
+pub(crate) const DEFAULT_MAX_QUEUE: usize = 1024;
 /// The most authorities tracked at once; past it the quietest is forgotten.
 const MAX_LANES: usize = 1024;
 /// An authority quiet for this long (no throttling answer, nobody in line) is forgotten.
@@ -222,7 +222,7 @@ impl Throttle {
     }
 
     /// At most `max` requests wait in one authority's line (at least 1); a request arriving at a full
-    /// line is shed. Default [`DEFAULT_MAX_QUEUE`].
+    /// line is shed. Default 1024.
     ///
     /// ```
     /// use tower_http_retry::throttle::Throttle;
