@@ -2,14 +2,17 @@
 //!
 //! The benchmarks are in `benches/`; this library holds what they share: the workload (one request
 //! shape and an in-memory service that answers it), the contenders built the way their users build them,
-//! and the loopback server and clients. See `BENCHMARKS.md` at the workspace root for the figures.
+//! the loopback server and clients, and
+//! fleet mode's budget on a Redis of its own. See `BENCHMARKS.md` at the workspace root for the figures.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod contenders;
+pub mod fleet;
 pub mod inmemory;
 pub mod loopback;
 pub mod paired;
+pub mod redis_server;
 pub mod report;
 pub mod workload;

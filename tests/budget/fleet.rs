@@ -10,11 +10,11 @@ use tower_http_retry::store::Store;
 #[cfg(feature = "redis")]
 use crate::redis_server;
 
-const T: RetryClass = RetryClass::Transient;
+pub(crate) const T: RetryClass = RetryClass::Transient;
 /// Long enough for the store's task to sync a few times (it ticks every 100 ms).
 const SYNC: Duration = Duration::from_millis(350);
 
-fn budget(store: &Store, name: &str, floor: u32, ratio: f64) -> RetryBudget {
+pub(crate) fn budget(store: &Store, name: &str, floor: u32, ratio: f64) -> RetryBudget {
     RetryBudget::builder()
         .floor(floor)
         .ratio(ratio)
@@ -23,7 +23,7 @@ fn budget(store: &Store, name: &str, floor: u32, ratio: f64) -> RetryBudget {
 }
 
 /// Withdraws from every budget until none grants more, letting leases refill in between.
-async fn drain(budgets: &[RetryBudget]) -> usize {
+pub(crate) async fn drain(budgets: &[RetryBudget]) -> usize {
     let mut granted = 0;
     for _ in 0..4 {
         tokio::time::sleep(SYNC).await;

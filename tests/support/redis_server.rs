@@ -1,5 +1,8 @@
-//! A redis-server of the test's own, on a free port of 127.0.0.1, killed when dropped.
+//! A redis-server of the test's own, on a free port of 127.0.0.1, killed when dropped; plain, or
+//! TLS-only with a password (`start_tls`).
 
+#[cfg(feature = "redis-tls")]
+use std::ffi::OsString;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -7,6 +10,9 @@ use std::time::Duration;
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// TLS only (`--port 0`): the certificates' and the password's arguments.
+    #[cfg(feature = "redis-tls")]
+    tls: Option<Vec<OsString>>,
 }
 
 const BINARY: &str = "redis-server";
@@ -14,27 +20,59 @@ const BINARY: &str = "redis-server";
 impl RedisServer {
     /// `None` (with a message) when redis-server is missing; a failure instead when `CI` is set.
     pub fn start() -> Option<Self> {
-        let installed = Command::new(BINARY)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok();
-        if !installed {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is missing and CI is set: install it (apt-get install redis-server)"
-            );
-            eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
+        if !installed() {
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port: free_port(),
+            child: None,
+            #[cfg(feature = "redis-tls")]
+            tls: None,
+        };
         server.restart();
         Some(server)
+    }
+
+    /// A server that speaks TLS only, started with `tls_args` (its certificates, a password: see
+    /// `redis_tls`). `None` (with a message) when redis-server is missing, or when it was built
+    /// without TLS; a failure instead when `CI` is set.
+    #[cfg(feature = "redis-tls")]
+    #[allow(dead_code)] // The fleet example shares this file and runs no TLS server.
+    pub fn start_tls(tls_args: Vec<OsString>) -> Option<Self> {
+        if !installed() {
+            return None;
+        }
+        let mut server = Self {
+            port: free_port(),
+            child: None,
+            tls: Some(tls_args),
+        };
+        // Debian's redis-server speaks TLS; a build without it ends at once or answers in clear.
+        match server.spawn() {
+            Ok(()) if server.speaks_tls() => Some(server),
+            Ok(()) => {
+                skip("this redis-server does not speak TLS (built without it)");
+                None
+            }
+            Err(error) => {
+                skip(&format!("{error} with --tls-port: built without TLS?"));
+                None
+            }
+        }
+    }
+
+    /// Whether a TLS handshake with it completes (whoever signed its certificate).
+    #[cfg(feature = "redis-tls")]
+    #[allow(dead_code)]
+    fn speaks_tls(&self) -> bool {
+        Command::new("openssl")
+            .args(["s_client", "-brief", "-connect"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
     }
 
     pub fn url(&self) -> String {
@@ -47,21 +85,41 @@ impl RedisServer {
 
     /// Starts it (again) on its port, and waits until it accepts connections.
     pub fn restart(&mut self) {
+        if let Err(error) = self.spawn() {
+            panic!("{error}");
+        }
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
         self.kill();
-        let child = Command::new(BINARY)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        let mut command = Command::new(BINARY);
+        command
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null());
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls_args) = &self.tls {
+            // Its own port only for TLS: a plain connection finds nothing.
+            command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args(tls_args);
+        }
+        if !command.get_args().any(|arg| arg == "--tls-port") {
+            command.args(["--port", &self.port.to_string()]);
+        }
+        let mut child = command.spawn().unwrap();
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("redis-server ended as it started ({status})"));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("redis-server did not start on port {}", self.port);
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(format!("redis-server did not start on port {}", self.port))
     }
 
     pub fn kill(&mut self) {
@@ -79,6 +137,35 @@ impl RedisServer {
             .status()
             .unwrap();
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn installed() -> bool {
+    let installed = Command::new(BINARY)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok();
+    if !installed {
+        skip("redis-server is not installed (apt-get install redis-server)");
+    }
+    installed
+}
+
+/// Says why a test does not run, or fails it when `CI` is set (CI installs what it needs).
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{why}, and CI is set: nothing may be skipped"
+    );
+    eprintln!("skipped: {why}");
 }
 
 impl Drop for RedisServer {

@@ -18,6 +18,11 @@
 //! success path tower-http-retry runs its default policy (its budget deposit included); on the retry
 //! path no contender has a retry budget (`tower::retry` and tower-resilience-retry have none, so
 //! tower-http-retry runs with `no_retry_budget()`): a budget that ran dry would change the path measured.
+//! On the success path `fleet_budget_on_redis` is tower-http-retry with the same default budget on a
+//! Redis store (fleet mode; a redis-server of its own, the rows left out when none is installed), and
+//! `fleet_budget_in_process` the same process with the budget in it: the store's task on a second
+//! thread costs the counted function instructions of its own (glibc's malloc leaves its single-thread
+//! fast path), so fleet mode is compared with the latter.
 //! Every run checks that every request ended in 200 after the expected number of inner calls.
 
 use std::convert::Infallible;
@@ -32,7 +37,9 @@ use peer_benches::contenders::{
     bare_with_request_copy, clone_request, tower_http_retry, tower_resilience_retry, tower_retry,
     Req, Res,
 };
+use peer_benches::fleet::Fleet;
 use peer_benches::inmemory::{call_all, runtime};
+use peer_benches::redis_server;
 use peer_benches::workload::{Answer, Script, Workload};
 use tower::{Service, ServiceExt};
 use tower_http_retry::backoff::Backoff;
@@ -46,6 +53,12 @@ const WARM_UP: usize = 200;
 const BATCH: u64 = 256;
 /// The name callgrind's `--toggle-collect` matches: instructions are counted inside it only.
 const MEASURED: &str = "*measured_requests*";
+/// tower-http-retry with its default budget on a Redis store (fleet mode), on the success path: the
+/// store's task runs on a thread of its own, outside the counted function.
+const FLEET: &str = "fleet_budget_on_redis";
+/// Its baseline: the same process (a Redis store and its thread running), the budget in the process.
+/// A second thread alone changes the count: glibc's malloc leaves its single-thread fast path.
+const FLEET_BASELINE: &str = "fleet_budget_in_process";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scenario {
@@ -92,6 +105,8 @@ impl Scenario {
                 "tower_retry",
                 "tower_resilience_retry",
                 "tower_http_retry",
+                FLEET_BASELINE,
+                FLEET,
             ],
             Self::Retry => &[
                 "hand_loop",
@@ -228,6 +243,25 @@ fn run(path: Scenario, name: &str, calls: u64) -> Result<(), String> {
                 calls,
             )
         }
+        (Scenario::Success, FLEET | FLEET_BASELINE) => {
+            // Valgrind runs one thread at a time, many times slower: the store's calls get the time
+            // that takes (its deposits are the same atomic addition whether it answers or not).
+            let fleet =
+                Fleet::start(Duration::from_secs(10)).ok_or("redis-server is not installed")?;
+            let policy = match name {
+                FLEET => RetryPolicy::default().retry_budget(fleet.budget.clone()),
+                _ => RetryPolicy::default(),
+            };
+            run_with(
+                path,
+                name,
+                w,
+                &inner,
+                tower_http_retry(service, policy),
+                calls,
+            );
+            fleet.assert_up();
+        }
         _ => return Err(format!("no contender {name}")),
     }
     Ok(())
@@ -295,6 +329,9 @@ fn table(paths: &[Scenario], (n1, n2): (u64, u64), keep: Option<&Path>) -> Resul
     for &path in paths {
         let mut rows = Vec::new();
         for &name in path.contenders() {
+            if [FLEET, FLEET_BASELINE].contains(&name) && !redis_server::installed() {
+                continue;
+            }
             let low = count(path, name, n1, keep)?;
             let high = count(path, name, n2, keep)?;
             let per = high.instructions.saturating_sub(low.instructions) as f64 / (n2 - n1) as f64;
@@ -317,11 +354,19 @@ fn table(paths: &[Scenario], (n1, n2): (u64, u64), keep: Option<&Path>) -> Resul
             rows[0].0
         );
         println!("|---|---:|---:|---:|---:|");
-        for (name, per, bytes) in rows {
+        for &(name, per, bytes) in &rows {
             println!(
                 "| {name} | {per:.0} | {:.3} | {:.3} | {bytes} |",
                 per / tower,
                 per / floor
+            );
+        }
+        let per = |name: &str| rows.iter().find(|row| row.0 == name).map(|row| row.1);
+        if let (Some(fleet), Some(local)) = (per(FLEET), per(FLEET_BASELINE)) {
+            println!();
+            println!(
+                "fleet mode: {FLEET} / {FLEET_BASELINE} = {:.3} (the budget on Redis against in the process)",
+                fleet / local
             );
         }
     }

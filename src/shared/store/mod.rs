@@ -41,9 +41,18 @@
 //! sharing between runtimes); [`Store::redis`] (cargo feature `redis`) keeps it in Redis, each
 //! read-modify-write one Lua script timed by Redis's clock, keys under a prefix
 //! ([`Store::prefix`]), each with its own hash tag (Redis Cluster), expiring on their own.
+//!
+//! # TLS
+//!
+//! With the cargo feature `redis-tls`, `rediss://` URLs connect over TLS (rustls, with the ring
+//! provider unless the application installed another as rustls's process default), checking the
+//! server's certificate against the system's trusted roots, or against a CA of your own with
+//! `Store::redis_with_ca`. Certificate checks cannot be turned off (`#insecure` is refused).
 
 mod account;
 mod backend;
+#[cfg(feature = "redis")]
+mod connect;
 mod error;
 mod local;
 #[cfg(feature = "redis")]
@@ -115,10 +124,13 @@ impl Store {
         Self::with(Arc::new(local::Local::new()), "local".to_owned())
     }
 
-    /// A store in the Redis at `url`: `redis://[:password@]host[:port][/db]` (`rediss://` needs
-    /// the redis crate's TLS features, which this crate does not turn on). It connects lazily and
-    /// reconnects on its own; the URL's password never shows in `Debug` or logs. Call within a
-    /// tokio runtime.
+    /// A store in the Redis at `url`: `redis://[:password@]host[:port][/db]`, or
+    /// `rediss://[:password@]host[:port][/db]` for TLS with the `redis-tls` feature (the server's
+    /// certificate checked against the system's trusted roots; for a private CA see
+    /// [`Store::redis_with_ca`]). Without that feature a `rediss://` URL is an error here, as is
+    /// the `#insecure` fragment (certificate checks cannot be turned off). It connects lazily and
+    /// reconnects on its own; the URL's password never shows in `Debug`, errors or logs. Call within
+    /// a tokio runtime.
     ///
     /// ```
     /// use tower_http_retry::store::Store;
@@ -128,11 +140,37 @@ impl Store {
     /// let store = Store::redis("redis://:hunter2@127.0.0.1:6379/0").unwrap();
     /// assert!(!format!("{store:?}").contains("hunter2"));
     /// assert!(Store::redis("not a url").is_err());
+    /// // TLS: only with the `redis-tls` feature.
+    /// let tls = Store::redis("rediss://:hunter2@127.0.0.1:6380");
+    /// assert_eq!(tls.is_ok(), cfg!(feature = "redis-tls"));
     /// # }
     /// ```
     #[cfg(feature = "redis")]
     pub fn redis(url: &str) -> Result<Self, StoreError> {
-        let backend = redis::Redis::new(url, DEFAULT_TIMEOUT)?;
+        let backend = redis::Redis::new(url, None, DEFAULT_TIMEOUT)?;
+        Ok(Self::with(Arc::new(backend), redact(url)))
+    }
+
+    /// A store in the Redis at `url` (`rediss://`, TLS), trusting the CA certificate(s) in
+    /// `ca_pem` (PEM) instead of the system's roots: for a Redis whose certificate a private CA
+    /// signed. The certificate must name the URL's host. A `ca_pem` without a certificate, or a
+    /// `redis://` URL, is an error.
+    ///
+    /// ```no_run
+    /// use tower_http_retry::store::Store;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/redis/tls/ca.crt")?;
+    /// let store = Store::redis_with_ca("rediss://:hunter2@redis.internal:6380", &ca)?;
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn redis_with_ca(url: &str, ca_pem: &[u8]) -> Result<Self, StoreError> {
+        let backend = redis::Redis::new(url, Some(ca_pem), DEFAULT_TIMEOUT)?;
         Ok(Self::with(Arc::new(backend), redact(url)))
     }
 

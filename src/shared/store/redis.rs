@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::Script;
 
 use super::backend::{Backend, BudgetCall, BudgetReply, Call};
+use super::connect;
 use super::error::StoreError;
 
 /// A lazily connected, self-reconnecting connection to one Redis.
@@ -16,10 +17,11 @@ pub(crate) struct Redis {
 }
 
 impl Redis {
-    /// Connects lazily to `url` (`redis://[:password@]host[:port][/db]`), each call bounded by
-    /// `timeout`. Needs a tokio runtime.
-    pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = Client::open(url).map_err(|e| StoreError::new(format!("redis URL: {e}")))?;
+    /// Connects lazily to `url` (`redis://[:password@]host[:port][/db]`, or `rediss://` with the
+    /// `redis-tls` feature, trusting `ca` when given), each call bounded by `timeout`. Needs a
+    /// tokio runtime.
+    pub(crate) fn new(url: &str, ca: Option<&[u8]>, timeout: Duration) -> Result<Self, StoreError> {
+        let client = connect::client(url, ca)?;
         // No retries inside the manager: a failed call falls back at once, and the next call
         // reconnects.
         let config = ConnectionManagerConfig::new()
