@@ -48,6 +48,7 @@ mod error;
 mod local;
 #[cfg(feature = "redis")]
 mod redis;
+mod schedule;
 mod sync;
 
 use std::fmt;
@@ -59,6 +60,13 @@ use tokio::sync::Notify;
 
 pub(crate) use account::{Account, Settings as AccountSettings};
 use backend::Backend;
+pub(crate) use backend::{ScheduleCall, ScheduleReply};
+
+/// A throttle, as the store's task sees it.
+pub(crate) trait Engage: Send + Sync + 'static {
+    /// The fleet has engaged these authorities (`scheme://host:port`).
+    fn engage(&self, authorities: &[String]);
+}
 pub use error::StoreError;
 
 /// The default bound on every call to the store.
@@ -95,6 +103,8 @@ pub(crate) struct Inner {
     prefix: String,
     timeout: Duration,
     accounts: Mutex<Vec<Weak<Account>>>,
+    /// Throttles following the fleet's schedules, told which servers the fleet has engaged.
+    throttles: Mutex<Vec<Weak<dyn Engage>>>,
     /// Wakes the task before its next tick (a lease ran out).
     wake: Notify,
     /// Whether the last call failed: accounts then use their own budget.
@@ -144,6 +154,7 @@ impl Store {
                 prefix: DEFAULT_PREFIX.to_owned(),
                 timeout: DEFAULT_TIMEOUT,
                 accounts: Mutex::new(Vec::new()),
+                throttles: Mutex::new(Vec::new()),
                 wake: Notify::new(),
                 down: AtomicBool::new(false),
                 spawned: AtomicBool::new(false),
@@ -187,6 +198,7 @@ impl Store {
             prefix: inner.prefix.clone(),
             timeout: inner.timeout,
             accounts: Mutex::new(Vec::new()),
+            throttles: Mutex::new(Vec::new()),
             wake: Notify::new(),
             down: AtomicBool::new(false),
             spawned: AtomicBool::new(false),
@@ -209,6 +221,11 @@ impl Store {
         self.inner.down.load(Ordering::Acquire)
     }
 
+    /// The store itself, for a throttle's exchanges.
+    pub(crate) fn inner(&self) -> Arc<Inner> {
+        self.inner.clone()
+    }
+
     /// An account for the budget `name`, synced by the store's task.
     pub(crate) fn account(&self, name: &str, settings: account::Settings) -> Arc<Account> {
         let key = format!("{{{}:budget:{}}}", self.inner.prefix, name);
@@ -227,6 +244,88 @@ impl Store {
 }
 
 impl Inner {
+    /// The key of an authority's schedule (`scheme://host:port`), with its own hash tag.
+    pub(crate) fn schedule_key(&self, authority: &str) -> String {
+        format!("{{{}:throttle:{}}}", self.prefix, authority)
+    }
+
+    /// Marks `mark` (an authority, for this long) engaged fleet-wide, and answers the authorities
+    /// engaged now; within the store's timeout.
+    pub(crate) async fn engaged(
+        &self,
+        mark: Option<(&str, Duration)>,
+    ) -> Result<Vec<String>, StoreError> {
+        let index = format!("{{{}:throttles}}", self.prefix);
+        let mark = mark.map(|(authority, for_)| {
+            (
+                authority,
+                u64::try_from(for_.as_millis()).unwrap_or(u64::MAX),
+            )
+        });
+        match tokio::time::timeout(self.timeout, self.backend.engaged(&index, mark)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::new(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// Tells `throttle`, every tick, which servers the fleet has engaged.
+    pub(crate) fn follow(self: &Arc<Self>, throttle: Weak<dyn Engage>) {
+        let mut throttles = self
+            .throttles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        throttles.retain(|t| t.strong_count() > 0);
+        throttles.push(throttle);
+        drop(throttles);
+        self.ensure_task();
+    }
+
+    /// How long a call to the store may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// One exchange with an authority's schedule, within the store's timeout; an outage is noted.
+    pub(crate) async fn schedule(
+        &self,
+        key: &str,
+        call: ScheduleCall,
+    ) -> Result<ScheduleReply, StoreError> {
+        let result =
+            match tokio::time::timeout(self.timeout, self.backend.schedule(key, call)).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::new(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                ))),
+            };
+        self.note(result.as_ref().err());
+        result
+    }
+
+    /// Notes how the last call went: one warning when an outage starts, one line when it ends.
+    pub(crate) fn note(&self, failure: Option<&StoreError>) {
+        match failure {
+            Some(error) => {
+                if !self.down.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        store = %self.shown,
+                        %error,
+                        "fleet store unreachable: each process uses its own retry budget and throttle until it answers"
+                    );
+                }
+            }
+            None => {
+                if self.down.swap(false, Ordering::AcqRel) {
+                    tracing::info!(store = %self.shown, "fleet store answers again: shared state resumed");
+                }
+            }
+        }
+    }
+
     /// Starts the background task once, when a tokio runtime is at hand.
     pub(crate) fn ensure_task(self: &Arc<Self>) {
         if self.spawned.load(Ordering::Acquire) {
