@@ -204,7 +204,10 @@ mod redis {
         let mut keys: Vec<_> = keys.lines().collect();
         keys.sort_unstable();
         // The schedule of the server, and the index of the servers the fleet has engaged.
-        assert_eq!(keys, ["{tags:throttle:http://api.test:8080}", "{tags:throttles}"]);
+        assert_eq!(
+            keys,
+            ["{tags:throttle:http://api.test:8080}", "{tags:throttles}"]
+        );
         for key in keys {
             let ttl: i64 = cli(&server, &["PTTL", key]).unwrap().parse().unwrap();
             // Quiet for a minute past the hold, then gone.
