@@ -1,16 +1,20 @@
-//! Fleet mode: one retry budget shared by many processes, in a store they all reach (Redis).
+//! Fleet mode: one retry budget and one throttle shared by many processes, in a store they all
+//! reach (Redis).
 //!
 //! ```no_run
 //! # #[cfg(feature = "redis")]
 //! # async fn demo() -> Result<(), tower_http_retry::store::StoreError> {
 //! use tower_http_retry::budget::RetryBudget;
 //! use tower_http_retry::store::Store;
+//! use tower_http_retry::throttle::Throttle;
 //! use tower_http_retry::RetryPolicy;
 //!
-//! // Every process of the fleet: one line, the same URL and budget name.
+//! // Every process of the fleet: the same URL and budget name.
 //! let store = Store::redis("redis://:secret@redis.internal:6379")?;
 //! let budget = RetryBudget::builder().ratio(0.1).store(&store, "orders-api").build();
-//! let policy = RetryPolicy::default().retry_budget(budget);
+//! let policy = RetryPolicy::default()
+//!     .retry_budget(budget)
+//!     .throttle(Throttle::new().store(&store));
 //! # let _ = policy;
 //! # Ok(())
 //! # }
@@ -22,17 +26,26 @@
 //! the store, and retries are drawn from it, so a fleet in an outage retries at most the ratio of
 //! the fleet's requests (plus one floor), not the ratio once per process.
 //!
+//! A [throttle](crate::throttle::Throttle::store) given a store follows one schedule per server
+//! with the fleet: one rate, learned once and cut once per overshoot, and one hold when a server
+//! says `Retry-After` (see [Fleets](crate::throttle#fleets)).
+//!
 //! # Off the hot path
 //!
 //! A request costs no call to the store: its deposit is one atomic addition, sent with the others
 //! by a background task every 100 ms. Retries are drawn from a small lease (two retries' worth) the
 //! task keeps filled; a retry that finds the lease empty is refused and asks for a refill.
 //!
+//! A throttle costs the store nothing while no server is engaged, and a request to an engaged
+//! server no round trip of its own: it leaves on a slot leased ahead, and waits for a lease (at
+//! most the timeout) only when the fleet has no slot ready for it.
+//!
 //! # When the store fails
 //!
 //! Every call to the store is bounded by a timeout (50 ms by default, [`Store::timeout`]). While
-//! the store fails or is slow, each process falls back to its own budget (which counts the same
-//! requests all along): no request fails or waits because of the store. One `tracing` warning marks
+//! the store fails or is slow, each process falls back to its own budget and throttle (which learn
+//! from the same requests all along): no request fails, and none waits on the store longer than the
+//! timeout. One `tracing` warning marks
 //! the start of an outage and one line its end; the task reconnects on its own.
 //!
 //! # Backends

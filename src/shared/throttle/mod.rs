@@ -60,6 +60,43 @@
 //! ([`Throttle::max_queue`]); when it is full, a new request is shed (in either mode), so memory stays
 //! bounded and callers learn at once that the server is saturated.
 //!
+//! # Fleets
+//!
+//! Processes that share a server's limit (one API key, many workers) share one throttle through a
+//! [store](crate::store) with [`Throttle::store`]:
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # async fn demo() -> Result<(), tower_http_retry::store::StoreError> {
+//! use tower_http_retry::store::Store;
+//! use tower_http_retry::throttle::Throttle;
+//! use tower_http_retry::RetryPolicy;
+//!
+//! let store = Store::redis("redis://:secret@redis.internal:6379")?;
+//! let policy = RetryPolicy::default().throttle(Throttle::new().store(&store));
+//! # let _ = policy;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Per server, the store keeps one schedule, GCRA-style, on its own clock: the next free send
+//! time, the hold the server gave, and the rate law above, applied once for the fleet. So:
+//!
+//! - the fleet sends at one rate: a throttling answer cuts it once per overshoot, not once per
+//!   process (answers to slots issued before the cut are that same overshoot);
+//! - a `Retry-After` holds the whole fleet, and after it the fleet's sends follow one another at
+//!   the rate instead of leaving together;
+//! - a server engaged by one process is engaged by every process within 100 ms (the store's
+//!   background task reads which are).
+//!
+//! A process leases its next send slots (about 100 ms of them) and uses each at its time; when it
+//! has not heard from the store in the 20 ms before a slot, it reads the schedule first, so that a
+//! slot leased before another process's 429 is not used into the hold it brought. Requests wait for
+//! a lease at most the store's timeout. While the store fails or is slow, each process paces on its
+//! own state, learned from its own answers all along (one warning per outage), and follows the
+//! fleet's schedule again once the store answers. Not shared: the measure of the rate admitted
+//! (which bounds the cut under a burst allowance), each process's line and its shed decisions.
+//!
 //! # The retry budget
 //!
 //! A retry of a throttling answer (429, or 503 with `Retry-After`) made under a throttle costs the
@@ -212,7 +249,8 @@ impl Throttle {
     /// Follows one schedule per server with every throttle on `store`: across processes when it
     /// is a [Redis store](Store::redis), the fleet sends to each server at one rate, learned
     /// once for the fleet, and waits out a server's `Retry-After` as one client. See
-    /// [Fleets](#fleets) in the module documentation.
+    /// [Fleets](crate::throttle#fleets) in the module documentation. Call within a tokio runtime, so that
+    /// the store's task can tell this throttle which servers the fleet has engaged.
     ///
     /// Configure before use: this returns a new throttle that has learned nothing yet.
     ///
