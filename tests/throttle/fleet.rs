@@ -139,6 +139,24 @@ async fn local_store_shares_a_hold_and_spreads_the_fleet_after_it() {
     a_hold_is_shared_and_the_fleet_leaves_it_spread(&Store::local()).await;
 }
 
+/// A throttle joining a fleet paces at the rate the fleet has reached, not from slow start's
+/// beginning.
+#[tokio::test(start_paused = true)]
+async fn a_throttle_joining_the_fleet_takes_its_rate() {
+    let store = Store::local();
+    let first = Throttle::new().from_first_request().store(&store);
+    sent_at(&first).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let joining = Throttle::new().from_first_request().store(&store);
+    sent_at(&joining).await;
+    let rate = joining.rate(&api()).unwrap();
+    // Slow start doubled twice since the fleet's first request: 2 -> 8 requests per second.
+    assert!((rate - 8.0).abs() < 0.5, "{rate}");
+    let alone = Throttle::new().from_first_request();
+    sent_at(&alone).await;
+    assert_eq!(alone.rate(&api()), Some(2.0));
+}
+
 #[tokio::test(start_paused = true)]
 async fn without_a_store_each_throttle_keeps_its_own_schedule() {
     let a = Throttle::new();
