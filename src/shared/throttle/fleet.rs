@@ -16,9 +16,10 @@ const LEASE_SPAN: f64 = 0.1;
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(100);
 /// Rate-limit headers come with every answer: the fleet hears of them this often at most.
 const QUOTA_EVERY: Duration = Duration::from_millis(100);
-/// A slot is confirmed this long before it is used (a read of the fleet's hold and cuts), unless
-/// the store was heard from since: a slot leased before another process's 429 is not used into the
-/// hold that answer brought.
+/// A slot is confirmed this long before it is used at least (a read of the fleet's hold and
+/// cuts), unless the store was heard from since: a slot leased before another process's 429 is
+/// not used into the hold that answer brought. Three round trips when they are longer, so that the
+/// answer comes before the slot, not after it (a slot used late crowds the next sender's).
 const CONFIRM: Duration = Duration::from_millis(20);
 /// Departures remembered, to find the slot an answered request left on.
 const DEPARTURES: usize = 64;
@@ -52,6 +53,9 @@ pub(crate) struct FleetLane {
     patience: Duration,
     /// The store's clock against tokio's, at the last answer: (tokio, store µs).
     clock: Option<(Instant, f64)>,
+    /// When the exchange under way was asked for, and the round trip, smoothed.
+    asked_at: Instant,
+    round_trip: Duration,
 }
 
 /// What a lane's next send waits for.
@@ -77,6 +81,8 @@ impl FleetLane {
             last_quota: None,
             patience,
             clock: None,
+            asked_at: now,
+            round_trip: Duration::ZERO,
         }
     }
 
@@ -116,7 +122,8 @@ impl FleetLane {
         let Some(&(slot, _)) = self.slots.front() else {
             return Next::Lease;
         };
-        let check = slot.checked_sub(CONFIRM).unwrap_or(slot);
+        let lead = CONFIRM.max(self.round_trip.saturating_mul(3));
+        let check = slot.checked_sub(lead).unwrap_or(slot);
         let heard = self.clock.map(|(at, _)| at);
         if heard.is_some_and(|heard| heard >= check) {
             Next::Slot(slot)
@@ -154,6 +161,7 @@ impl FleetLane {
                 return None;
             }
             self.asking = true;
+            self.asked_at = now;
             return Some(ScheduleCall {
                 want: 0,
                 throttled: None,
@@ -164,6 +172,7 @@ impl FleetLane {
         // A slot about to be used is confirmed: a read.
         if matches!(self.next(now), Next::Lease) && !self.slots.is_empty() {
             self.asking = true;
+            self.asked_at = now;
             return Some(ScheduleCall {
                 want: 0,
                 throttled: None,
@@ -178,6 +187,7 @@ impl FleetLane {
         }
         let span = (self.rate * LEASE_SPAN).ceil().max(1.0);
         self.asking = true;
+        self.asked_at = now;
         Some(ScheduleCall {
             want: (waiting as f64).min(span).max(1.0) as u32,
             throttled: None,
@@ -242,6 +252,8 @@ impl FleetLane {
     ) -> Option<Instant> {
         if lease {
             self.asking = false;
+            let took = now.saturating_duration_since(self.asked_at);
+            self.round_trip = (self.round_trip * 3 + took) / 4;
         }
         self.online = true;
         self.clock = Some((now, reply.now));
@@ -277,5 +289,49 @@ impl FleetLane {
         self.online = false;
         self.slots.clear();
         self.retry_at = now.checked_add(RETRY_AFTER_FAILURE).unwrap_or(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(now: f64, first: f64, granted: u32) -> ScheduleReply {
+        ScheduleReply {
+            now,
+            first,
+            interval: 100_000.0,
+            granted,
+            hold: 0.0,
+            rate: 10.0,
+            gap: 100_000.0,
+            decreased: -1.0,
+        }
+    }
+
+    #[test]
+    fn a_slow_store_is_asked_to_confirm_earlier() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut fleet = FleetLane::new("k".into(), ms(50), t0);
+        // A quick store: the slot 200 ms ahead is confirmed 20 ms before it.
+        assert!(fleet.lease(t0, 1).is_some());
+        fleet.answered(t0, &reply(0.0, 200_000.0, 1), true);
+        assert!(matches!(fleet.next(t0), Next::Confirm(at) if at == t0 + ms(180)));
+        // Round trips of 40 ms: confirmed three of them before.
+        let mut fleet = FleetLane::new("k".into(), ms(50), t0);
+        for i in 0..20 {
+            let asked = t0 + ms(1000 * i);
+            fleet.slots.clear();
+            assert!(fleet.lease(asked, 1).is_some());
+            let now = asked + ms(40);
+            fleet.answered(now, &reply(0.0, 400_000.0, 1), true);
+        }
+        let now = t0 + ms(19_040);
+        let Next::Confirm(at) = fleet.next(now) else {
+            panic!("a confirmation is due");
+        };
+        let lead = now + ms(400) - at;
+        assert!(lead > ms(110) && lead <= ms(120), "{lead:?}");
     }
 }
