@@ -1,63 +1,89 @@
-//! Fleet mode: 4 worker processes in an outage (every attempt 503), one retry budget shared
-//! through Redis against 4 budgets of their own.
+//! Fleet mode: 4 worker processes sharing one API through Redis, against 4 processes of their own.
 //!
 //! ```text
 //! cargo run --example fleet --features redis
 //! ```
 //!
-//! Starts its own `redis-server` on a free port of 127.0.0.1 (skipped when it is not installed),
-//! spawns itself 4 times as a worker per mode, and prints the fleet-wide retries against what the
-//! budget's ratio allows (10% of the fleet's requests, plus the floor of 10 once per budget).
+//! Starts its own `redis-server` on a free port of 127.0.0.1 (skipped when it is not installed) and
+//! spawns itself as 4 workers per mode, twice:
+//!
+//! - one limiter at 10 r/s on 127.0.0.1 (nginx's `limit_req` without burst: a 429 with
+//!   `Retry-After: 1`), 3x oversubscribed: each worker sends 60 requests at 7.5 r/s, throttled
+//!   from the first request, with one schedule shared through Redis against throttles of their
+//!   own (the two modes run at the same time, against a limiter each): the 429s the limiter sent
+//!   over the requests, and when the last request completed over the ideal (N over the rate);
+//! - an outage (every attempt 503): the fleet-wide retries against what the budget's ratio allows
+//!   (10% of the fleet's requests, plus the floor of 10 once per budget).
 
+#[path = "../tests/support/limiters.rs"]
+mod limiters;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
 use std::convert::Infallible;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use limiters::{drive, serve, Kind, Limited};
 use tower::{service_fn, ServiceExt};
 use tower_http_retry::budget::RetryBudget;
 use tower_http_retry::store::Store;
+use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{Retry, RetryPolicy};
 
 const WORKERS: usize = 4;
 const REQUESTS: u64 = 300;
 const RATIO: f64 = 0.1;
 const FLOOR: u32 = 10;
+/// Per worker against the limiter: 4 x 7.5 r/s is 3 times its 10 r/s.
+const PACED: usize = 60;
+const PACED_RATE: f64 = 7.5;
+/// No request outlives this: it bounds the run of processes that do not share.
+const DEADLINE: Duration = Duration::from_secs(25);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("worker") {
-        worker(args.get(2).cloned());
-        return;
+    match args.get(1).map(String::as_str) {
+        Some("worker") => return worker(args.get(2).cloned()),
+        Some("limited") => return limited(&args[2], &args[3], args.get(4).cloned()),
+        _ => {}
     }
     let Some(server) = redis_server::RedisServer::start() else {
         return;
     };
+    // The outage run: both modes at once, while the limiter run goes on (its workers mostly
+    // sleep; they share nothing else).
+    let modes = [("shared", Some(server.url())), ("independent", None)];
+    let runs: Vec<Vec<Child>> = modes
+        .iter()
+        .map(|(_, url)| {
+            (0..WORKERS)
+                .map(|_| {
+                    Command::new(&args[0])
+                        .arg("worker")
+                        .args(url)
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    let (shared, independent) = limited_runs(&args[0], &server.url());
     println!("{WORKERS} workers x {REQUESTS} requests, every attempt 503, budget {RATIO} + floor {FLOOR}");
     println!(
         "{:<12} {:>9} {:>8} {:>12} {:>16}",
         "mode", "requests", "retries", "ratio used", "retries/allowed"
     );
     let mut lines = Vec::new();
-    for (mode, url) in [("shared", Some(server.url())), ("independent", None)] {
-        let children: Vec<_> = (0..WORKERS)
-            .map(|_| {
-                let mut command = Command::new(&args[0]);
-                command.arg("worker");
-                if let Some(url) = &url {
-                    command.arg(url);
-                }
-                command
-                    .stdout(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
+    for ((mode, _), children) in modes.iter().zip(runs) {
         let (mut requests, mut retries) = (0u64, 0u64);
         for child in children {
             let out = child.wait_with_output().unwrap();
@@ -78,6 +104,99 @@ fn main() {
         "fleet: outage retries {:.2} x the ratio fleet-wide shared vs {:.2} x independent",
         lines[0], lines[1]
     );
+    println!(
+        "fleet: shared 429s {:.1}% vs independent {:.1}%, completion {:.2} x ideal",
+        100.0 * shared.0,
+        100.0 * independent.0,
+        shared.1
+    );
+}
+
+/// The limiter run, both modes at once against a limiter each: (429s over requests, completion
+/// over the ideal) of each.
+fn limited_runs(me: &str, url: &str) -> ((f64, f64), (f64, f64)) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let n = WORKERS * PACED;
+    let ideal = n as f64 / Kind::NGINX.rate();
+    println!(
+        "{WORKERS} workers x {PACED} requests at {PACED_RATE} r/s, one limiter at 10 r/s (429 + Retry-After: 1), ideal {ideal:.0} s"
+    );
+    // The workers start together, a little after they are spawned.
+    let start = SystemTime::now() + Duration::from_millis(500);
+    let start_ms = start
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let modes = [("shared", Some(url)), ("independent", None)];
+    let runs: Vec<(Limited, Vec<Child>)> = modes
+        .iter()
+        .map(|(_, url)| {
+            let limiter = Limited::new(Kind::NGINX);
+            let (addr, _task) = runtime.block_on(serve(limiter.clone()));
+            let children = (0..WORKERS)
+                .map(|_| {
+                    Command::new(me)
+                        .args(["limited", &format!("http://{addr}/"), &start_ms])
+                        .args(*url)
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            (limiter, children)
+        })
+        .collect();
+    println!(
+        "{:<12} {:>9} {:>9} {:>6} {:>6} {:>11}",
+        "mode", "requests", "completed", "429s", "early", "completion"
+    );
+    let mut results = Vec::new();
+    for ((mode, _), (limiter, children)) in modes.iter().zip(runs) {
+        let (mut completed, mut last) = (0usize, 0f64);
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let mut numbers = text.split_whitespace();
+            completed += numbers.next().unwrap().parse::<usize>().unwrap();
+            last = last.max(numbers.next().unwrap().parse::<f64>().unwrap());
+        }
+        let log = limiter.log();
+        let throttled = log.iter().filter(|s| s.status == 429).count() as f64 / n as f64;
+        let early = log.iter().filter(|s| s.early).count();
+        let completion = last / ideal;
+        println!(
+            "{mode:<12} {n:>9} {completed:>9} {:>5.1}% {early:>6} {completion:>10.2}x",
+            100.0 * throttled
+        );
+        results.push((throttled, completion));
+    }
+    (results[0], results[1])
+}
+
+/// Sends `PACED` requests at `PACED_RATE` from `start` (ms since the epoch) to the limiter at
+/// `uri`, throttled from the first request, on one schedule shared through the Redis at `url` when
+/// given; prints the requests completed and when the last one completed, in seconds from `start`.
+#[tokio::main(flavor = "current_thread")]
+async fn limited(uri: &str, start: &str, url: Option<String>) {
+    let store = url.map(|url| Store::redis(&url).unwrap());
+    let throttle = match &store {
+        Some(store) => Throttle::new().from_first_request().store(store),
+        None => Throttle::new().from_first_request(),
+    };
+    let policy = RetryPolicy::default().deadline(DEADLINE).throttle(throttle);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let offsets: Vec<_> = (0..PACED)
+        .map(|i| Duration::from_secs_f64(i as f64 / PACED_RATE))
+        .collect();
+    let start = UNIX_EPOCH + Duration::from_millis(start.parse().unwrap());
+    if let Ok(wait) = start.duration_since(SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+    let ended = drive(Retry::new(client, policy), uri, &offsets).await;
+    let done = ended.iter().filter(|e| e.ok);
+    let last = done.clone().map(|e| e.finished).max().unwrap_or_default();
+    println!("{} {}", done.count(), last.as_secs_f64());
 }
 
 /// Sends `REQUESTS` calls, 5 ms apart, to a server that answers 503 to everything; prints the

@@ -37,4 +37,47 @@ pub(crate) struct BudgetReply {
 pub(crate) trait Backend: Send + Sync + 'static {
     /// Credits `call.deposits` and leases up to `call.want` units from the budget under `key`.
     fn budget(&self, key: &str, call: BudgetCall) -> Call<'_, BudgetReply>;
+
+    /// Reports a throttling answer or the server's word to, and leases send slots from, the
+    /// schedule of the authority under `key`.
+    fn schedule(&self, key: &str, call: ScheduleCall) -> Call<'_, ScheduleReply>;
+
+    /// Marks `mark.0` engaged fleet-wide for `mark.1` ms from now (extending, never shortening),
+    /// and answers the authorities engaged now, from the index under `key`.
+    fn engaged(&self, key: &str, mark: Option<(&str, u64)>) -> Call<'_, Vec<String>>;
+}
+
+/// One exchange with a fleet's schedule of sends to one authority, applied atomically by the
+/// backend at its own clock (times in microseconds of that clock).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ScheduleCall {
+    /// Send slots wanted for the lease (0: none, only report or read).
+    pub(crate) want: u32,
+    /// A throttling answer is reported: when the refused request's slot was issued, its time,
+    /// and the rate it was spaced at from the slot before it (for a request sent on a process's own pacing, when it was
+    /// sent for both times, on the store's clock, and 0); `None` for a request no throttle paced.
+    pub(crate) throttled: Option<Option<(f64, f64, f64)>>,
+    /// The server asked for no sends to the authority for this long (`Retry-After`).
+    pub(crate) hold_ms: u64,
+    /// The server said how many requests it admits, and until when (rate-limit headers).
+    pub(crate) quota: Option<(u64, u64)>,
+}
+
+/// What the schedule answered.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ScheduleReply {
+    /// The backend's clock when it answered.
+    pub(crate) now: f64,
+    /// The first slot leased, the spacing between slots, and how many were leased.
+    pub(crate) first: f64,
+    pub(crate) interval: f64,
+    pub(crate) granted: u32,
+    /// Until when the fleet is held (0: never held).
+    pub(crate) hold: f64,
+    /// The fleet's rate now, in requests per second.
+    pub(crate) rate: f64,
+    /// The gap between the first slot leased and the slot issued before it (0: none before).
+    pub(crate) gap: f64,
+    /// When the rate was last cut (negative: never).
+    pub(crate) decreased: f64,
 }

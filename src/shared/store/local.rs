@@ -6,7 +6,8 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::time::Instant;
 
-use super::backend::{Backend, BudgetCall, BudgetReply, Call};
+use super::backend::{Backend, BudgetCall, BudgetReply, Call, ScheduleCall, ScheduleReply};
+use super::schedule::{Schedule, MAX_ENGAGED};
 
 /// Budgets in a map, timed by tokio's clock.
 pub(crate) struct Local {
@@ -18,6 +19,10 @@ pub(crate) struct Local {
 struct State {
     /// Per budget: step -> (deposits, units withdrawn).
     budgets: HashMap<String, BTreeMap<u64, (u64, u64)>>,
+    /// Per authority: its schedule (quiet ones dropped, as the script's keys expire).
+    schedules: HashMap<String, Schedule>,
+    /// Per index: authority -> engaged until (µs).
+    engaged: HashMap<String, BTreeMap<String, f64>>,
 }
 
 impl Local {
@@ -57,5 +62,33 @@ impl Backend for Local {
             withdrawn: withdrawn + granted,
         };
         Box::pin(async move { Ok(reply) })
+    }
+
+    fn schedule(&self, key: &str, call: ScheduleCall) -> Call<'_, ScheduleReply> {
+        let now = self.start.elapsed().as_secs_f64() * 1e6;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .schedules
+            .retain(|_, schedule| !schedule.is_quiet(now));
+        let reply = state
+            .schedules
+            .entry(key.to_owned())
+            .or_insert_with(|| Schedule::new(now, call.throttled.is_some()))
+            .exchange(now, call);
+        Box::pin(async move { Ok(reply) })
+    }
+
+    fn engaged(&self, key: &str, mark: Option<(&str, u64)>) -> Call<'_, Vec<String>> {
+        let now = self.start.elapsed().as_secs_f64() * 1e6;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = state.engaged.entry(key.to_owned()).or_default();
+        index.retain(|_, until| *until > now);
+        if let Some((authority, ms)) = mark {
+            let until = now + ms as f64 * 1e3;
+            let entry = index.entry(authority.to_owned()).or_insert(until);
+            *entry = entry.max(until);
+        }
+        let engaged = index.keys().take(MAX_ENGAGED).cloned().collect();
+        Box::pin(async move { Ok(engaged) })
     }
 }

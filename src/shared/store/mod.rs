@@ -1,16 +1,20 @@
-//! Fleet mode: one retry budget shared by many processes, in a store they all reach (Redis).
+//! Fleet mode: one retry budget and one throttle shared by many processes, in a store they all
+//! reach (Redis).
 //!
 //! ```no_run
 //! # #[cfg(feature = "redis")]
 //! # async fn demo() -> Result<(), tower_http_retry::store::StoreError> {
 //! use tower_http_retry::budget::RetryBudget;
 //! use tower_http_retry::store::Store;
+//! use tower_http_retry::throttle::Throttle;
 //! use tower_http_retry::RetryPolicy;
 //!
-//! // Every process of the fleet: one line, the same URL and budget name.
+//! // Every process of the fleet: the same URL and budget name.
 //! let store = Store::redis("redis://:secret@redis.internal:6379")?;
 //! let budget = RetryBudget::builder().ratio(0.1).store(&store, "orders-api").build();
-//! let policy = RetryPolicy::default().retry_budget(budget);
+//! let policy = RetryPolicy::default()
+//!     .retry_budget(budget)
+//!     .throttle(Throttle::new().store(&store));
 //! # let _ = policy;
 //! # Ok(())
 //! # }
@@ -22,17 +26,26 @@
 //! the store, and retries are drawn from it, so a fleet in an outage retries at most the ratio of
 //! the fleet's requests (plus one floor), not the ratio once per process.
 //!
+//! A [throttle](crate::throttle::Throttle::store) given a store follows one schedule per server
+//! with the fleet: one rate, learned once and cut once per overshoot, and one hold when a server
+//! says `Retry-After` (see [Fleets](crate::throttle#fleets)).
+//!
 //! # Off the hot path
 //!
 //! A request costs no call to the store: its deposit is one atomic addition, sent with the others
 //! by a background task every 100 ms. Retries are drawn from a small lease (two retries' worth) the
 //! task keeps filled; a retry that finds the lease empty is refused and asks for a refill.
 //!
+//! A throttle costs the store nothing while no server is engaged, and a request to an engaged
+//! server no round trip of its own: it leaves on a slot leased ahead, and waits for a lease (at
+//! most the timeout) only when the fleet has no slot ready for it.
+//!
 //! # When the store fails
 //!
 //! Every call to the store is bounded by a timeout (50 ms by default, [`Store::timeout`]). While
-//! the store fails or is slow, each process falls back to its own budget (which counts the same
-//! requests all along): no request fails or waits because of the store. One `tracing` warning marks
+//! the store fails or is slow, each process falls back to its own budget and throttle (which learn
+//! from the same requests all along): no request fails, and none waits on the store longer than the
+//! timeout. One `tracing` warning marks
 //! the start of an outage and one line its end; the task reconnects on its own.
 //!
 //! # Backends
@@ -57,6 +70,7 @@ mod error;
 mod local;
 #[cfg(feature = "redis")]
 mod redis;
+mod schedule;
 mod sync;
 
 use std::fmt;
@@ -68,6 +82,13 @@ use tokio::sync::Notify;
 
 pub(crate) use account::{Account, Settings as AccountSettings};
 use backend::Backend;
+pub(crate) use backend::{ScheduleCall, ScheduleReply};
+
+/// A throttle, as the store's task sees it.
+pub(crate) trait Engage: Send + Sync + 'static {
+    /// The fleet has engaged these authorities (`scheme://host:port`).
+    fn engage(&self, authorities: &[String]);
+}
 pub use error::StoreError;
 
 /// The default bound on every call to the store.
@@ -104,6 +125,8 @@ pub(crate) struct Inner {
     prefix: String,
     timeout: Duration,
     accounts: Mutex<Vec<Weak<Account>>>,
+    /// Throttles following the fleet's schedules, told which servers the fleet has engaged.
+    throttles: Mutex<Vec<Weak<dyn Engage>>>,
     /// Wakes the task before its next tick (a lease ran out).
     wake: Notify,
     /// Whether the last call failed: accounts then use their own budget.
@@ -182,6 +205,7 @@ impl Store {
                 prefix: DEFAULT_PREFIX.to_owned(),
                 timeout: DEFAULT_TIMEOUT,
                 accounts: Mutex::new(Vec::new()),
+                throttles: Mutex::new(Vec::new()),
                 wake: Notify::new(),
                 down: AtomicBool::new(false),
                 spawned: AtomicBool::new(false),
@@ -225,6 +249,7 @@ impl Store {
             prefix: inner.prefix.clone(),
             timeout: inner.timeout,
             accounts: Mutex::new(Vec::new()),
+            throttles: Mutex::new(Vec::new()),
             wake: Notify::new(),
             down: AtomicBool::new(false),
             spawned: AtomicBool::new(false),
@@ -247,6 +272,11 @@ impl Store {
         self.inner.down.load(Ordering::Acquire)
     }
 
+    /// The store itself, for a throttle's exchanges.
+    pub(crate) fn inner(&self) -> Arc<Inner> {
+        self.inner.clone()
+    }
+
     /// An account for the budget `name`, synced by the store's task.
     pub(crate) fn account(&self, name: &str, settings: account::Settings) -> Arc<Account> {
         let key = format!("{{{}:budget:{}}}", self.inner.prefix, name);
@@ -265,6 +295,88 @@ impl Store {
 }
 
 impl Inner {
+    /// The key of an authority's schedule (`scheme://host:port`), with its own hash tag.
+    pub(crate) fn schedule_key(&self, authority: &str) -> String {
+        format!("{{{}:throttle:{}}}", self.prefix, authority)
+    }
+
+    /// Marks `mark` (an authority, for this long) engaged fleet-wide, and answers the authorities
+    /// engaged now; within the store's timeout.
+    pub(crate) async fn engaged(
+        &self,
+        mark: Option<(&str, Duration)>,
+    ) -> Result<Vec<String>, StoreError> {
+        let index = format!("{{{}:throttles}}", self.prefix);
+        let mark = mark.map(|(authority, for_)| {
+            (
+                authority,
+                u64::try_from(for_.as_millis()).unwrap_or(u64::MAX),
+            )
+        });
+        match tokio::time::timeout(self.timeout, self.backend.engaged(&index, mark)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::new(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// Tells `throttle`, every tick, which servers the fleet has engaged.
+    pub(crate) fn follow(self: &Arc<Self>, throttle: Weak<dyn Engage>) {
+        let mut throttles = self
+            .throttles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        throttles.retain(|t| t.strong_count() > 0);
+        throttles.push(throttle);
+        drop(throttles);
+        self.ensure_task();
+    }
+
+    /// How long a call to the store may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// One exchange with an authority's schedule, within the store's timeout; an outage is noted.
+    pub(crate) async fn schedule(
+        &self,
+        key: &str,
+        call: ScheduleCall,
+    ) -> Result<ScheduleReply, StoreError> {
+        let result =
+            match tokio::time::timeout(self.timeout, self.backend.schedule(key, call)).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::new(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                ))),
+            };
+        self.note(result.as_ref().err());
+        result
+    }
+
+    /// Notes how the last call went: one warning when an outage starts, one line when it ends.
+    pub(crate) fn note(&self, failure: Option<&StoreError>) {
+        match failure {
+            Some(error) => {
+                if !self.down.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        store = %self.shown,
+                        %error,
+                        "fleet store unreachable: each process uses its own retry budget and throttle until it answers"
+                    );
+                }
+            }
+            None => {
+                if self.down.swap(false, Ordering::AcqRel) {
+                    tracing::info!(store = %self.shown, "fleet store answers again: shared state resumed");
+                }
+            }
+        }
+    }
+
     /// Starts the background task once, when a tokio runtime is at hand.
     pub(crate) fn ensure_task(self: &Arc<Self>) {
         if self.spawned.load(Ordering::Acquire) {

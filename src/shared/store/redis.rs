@@ -6,14 +6,20 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
-use super::backend::{Backend, BudgetCall, BudgetReply, Call};
+use super::backend::{Backend, BudgetCall, BudgetReply, Call, ScheduleCall, ScheduleReply};
 use super::connect;
 use super::error::StoreError;
+use super::schedule::{FORGET_MS, MAX_ENGAGED};
+use crate::shared::throttle::control::{
+    ACCELERATION, BETA, DOUBLING, MAX_RATE, MIN_PROBE, MIN_RATE, PROBE, START_RATE,
+};
 
 /// A lazily connected, self-reconnecting connection to one Redis.
 pub(crate) struct Redis {
     connection: ConnectionManager,
     budget: Script,
+    schedule: Script,
+    engaged: Script,
 }
 
 impl Redis {
@@ -33,6 +39,8 @@ impl Redis {
         Ok(Self {
             connection,
             budget: Script::new(include_str!("budget.lua")),
+            schedule: Script::new(include_str!("schedule.lua")),
+            engaged: Script::new(include_str!("engaged.lua")),
         })
     }
 }
@@ -61,6 +69,67 @@ impl Backend for Redis {
                 allowed,
                 withdrawn,
             })
+        })
+    }
+
+    fn schedule(&self, key: &str, call: ScheduleCall) -> Call<'_, ScheduleReply> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.schedule.key(key);
+        let (remaining, reset) = call.quota.map_or((-1, 0), |(remaining, reset)| {
+            (i64::try_from(remaining).unwrap_or(i64::MAX), reset)
+        });
+        invocation
+            .arg(call.want)
+            .arg(u8::from(call.throttled.is_some()))
+            .arg(
+                call.throttled
+                    .flatten()
+                    .map_or(-1.0, |(issued, _, _)| issued),
+            )
+            .arg(call.throttled.flatten().map_or(-1.0, |(_, sent, _)| sent))
+            .arg(call.throttled.flatten().map_or(0.0, |(_, _, rate)| rate))
+            .arg(call.hold_ms)
+            .arg(remaining)
+            .arg(reset)
+            // The law, so that both backends apply the same one.
+            .arg(START_RATE)
+            .arg(DOUBLING.as_secs_f64())
+            .arg(BETA)
+            .arg(PROBE)
+            .arg(MIN_PROBE)
+            .arg(ACCELERATION)
+            .arg(MIN_RATE)
+            .arg(MAX_RATE)
+            .arg(FORGET_MS);
+        Box::pin(async move {
+            let reply: (i64, i64, i64, u32, i64, i64, i64, i64) = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(failed)?;
+            let (now, first, interval, granted, hold, rate, gap, decreased) = reply;
+            Ok(ScheduleReply {
+                now: now as f64,
+                first: first as f64,
+                interval: interval as f64,
+                granted,
+                hold: hold as f64,
+                rate: rate as f64 / 1e3,
+                gap: gap as f64,
+                decreased: decreased as f64,
+            })
+        })
+    }
+
+    fn engaged(&self, key: &str, mark: Option<(&str, u64)>) -> Call<'_, Vec<String>> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.engaged.key(key);
+        let (authority, ms) = mark.unwrap_or(("", 0));
+        invocation.arg(authority).arg(ms).arg(MAX_ENGAGED);
+        Box::pin(async move {
+            invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(failed)
         })
     }
 }

@@ -1,7 +1,7 @@
 //! The store's background task: every tick (or when a lease runs out) it sends each account's
-//! deposits and refills its lease; it notes outages once, at their start and end.
+//! deposits and refills its lease, and tells each throttle which servers the fleet has engaged; it
+//! notes outages once, at their start and end.
 
-use std::sync::atomic::Ordering;
 use std::sync::{PoisonError, Weak};
 use std::time::Duration;
 
@@ -30,22 +30,28 @@ pub(crate) async fn run(inner: Weak<Inner>) {
                 break;
             }
         }
-        let was_down = store.down.load(Ordering::Acquire);
-        match failure {
-            Some(error) if !was_down => {
-                store.down.store(true, Ordering::Release);
-                tracing::warn!(
-                    store = %store.shown,
-                    %error,
-                    "fleet store unreachable: each process uses its own retry budget until it answers"
-                );
+        let throttles: Vec<_> = {
+            let throttles = store
+                .throttles
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            throttles.iter().filter_map(Weak::upgrade).collect()
+        };
+        if !throttles.is_empty() && failure.is_none() {
+            match store.engaged(None).await {
+                Ok(authorities) => {
+                    for throttle in &throttles {
+                        throttle.engage(&authorities);
+                    }
+                }
+                Err(error) => failure = Some(error),
             }
-            None if was_down => {
-                store.down.store(false, Ordering::Release);
-                tracing::info!(store = %store.shown, "fleet store answers again: shared budget resumed");
-            }
-            _ => {}
         }
+        // With nothing on the store there was no call: nothing to note.
+        if !accounts.is_empty() || !throttles.is_empty() {
+            store.note(failure.as_ref());
+        }
+        drop(throttles);
         drop(accounts);
         // Waits without holding the store, so that dropping it ends the task.
         let wake = Weak::clone(&inner);

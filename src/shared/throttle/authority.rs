@@ -31,6 +31,11 @@ impl Authority {
         })
     }
 
+    /// `scheme://host:port`, the name of its schedule in a fleet's store.
+    pub(crate) fn key(&self) -> String {
+        format!("{}://{}:{}", self.scheme, self.host, self.port)
+    }
+
     pub(crate) fn same(&self, other: &Self) -> bool {
         self.port == other.port && self.scheme == other.scheme && self.host == other.host
     }

@@ -30,12 +30,12 @@ pub(crate) const DOUBLING: Duration = Duration::from_millis(500);
 /// The multiplicative decrease on a throttling answer.
 pub(crate) const BETA: f64 = 0.95;
 /// The first probing speed: this fraction of the ceiling added per second.
-const PROBE: f64 = 0.01;
+pub(crate) const PROBE: f64 = 0.01;
 /// The slowest probing speed.
-const MIN_PROBE: f64 = 0.001;
+pub(crate) const MIN_PROBE: f64 = 0.001;
 /// Probing doubles its speed every this many seconds without a throttling answer, so that a ceiling
 /// measured too low is left behind in tens of seconds, not minutes.
-const ACCELERATION: f64 = 10.0;
+pub(crate) const ACCELERATION: f64 = 10.0;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {

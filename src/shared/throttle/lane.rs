@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::control::Control;
+use super::fleet::{FleetLane, Next};
 
 /// Where a call stands in line: when it first met the throttle, then a tie-breaking sequence number.
 /// A retry keeps its call's place, so the request that was told to wait is not queued behind those
@@ -55,6 +56,8 @@ pub(crate) struct Lane {
     departed: Option<Instant>,
     /// The last throttling answer, or when the lane was made.
     pub(crate) last_signal: Instant,
+    /// The fleet's schedule, when the throttle shares one through a store.
+    pub(crate) fleet: Option<FleetLane>,
 }
 
 /// The limits a lane applies, from the throttle's configuration.
@@ -81,17 +84,59 @@ impl Lane {
             spacing: None,
             departed: None,
             last_signal: now,
+            fleet: None,
         }
+    }
+
+    /// The rate requests leave at now: the fleet's while its schedule is followed, else this
+    /// process's own.
+    pub(crate) fn rate(&self, now: Instant) -> f64 {
+        match &self.fleet {
+            Some(fleet) if fleet.is_online() && fleet.has_answered() => fleet.rate(),
+            _ => self.control.rate(now),
+        }
+    }
+
+    fn interval(&self, now: Instant) -> Duration {
+        Duration::from_secs_f64(1.0 / self.rate(now))
+    }
+
+    /// Requests in line.
+    pub(crate) fn waiting(&self) -> usize {
+        self.line.len()
     }
 
     pub(crate) fn is_idle(&self) -> bool {
         self.line.is_empty()
     }
 
-    /// The earliest instant the next request may leave.
-    fn slot(&self, now: Instant) -> Instant {
-        let slot = now.max(self.next_free);
-        self.not_before.map_or(slot, |server| slot.max(server))
+    /// The earliest instant the next request may leave, and whether a lease from the fleet is
+    /// awaited (the slot is then `now` for estimates, and nobody leaves until the lease comes).
+    fn slot(&mut self, now: Instant) -> (Instant, bool) {
+        let held = self.not_before.filter(|until| *until > now);
+        let (slot, pending) = match &mut self.fleet {
+            Some(fleet) if fleet.is_online() => {
+                fleet.prune(now, held);
+                match fleet.next(now) {
+                    Next::Slot(slot) | Next::Confirm(slot) => (slot, false),
+                    Next::Lease => (now, true),
+                }
+            }
+            _ => (now.max(self.next_free), false),
+        };
+        (
+            self.not_before.map_or(slot, |server| slot.max(server)),
+            pending,
+        )
+    }
+
+    /// How long to wait for a lease before looking again (it wakes the line when it comes).
+    fn patience(&self, now: Instant) -> Instant {
+        let wait = self
+            .fleet
+            .as_ref()
+            .map_or(Duration::ZERO, FleetLane::patience);
+        now.checked_add(wait).unwrap_or(now)
     }
 
     /// Holds the lane from `now` until at least `until`.
@@ -114,13 +159,13 @@ impl Lane {
         deadline: Option<Instant>,
         limits: Limits,
     ) -> Turn {
-        let slot = self.slot(now);
+        let (slot, pending) = self.slot(now);
         let ahead = self.line.iter().filter(|w| w.place < place).count();
-        if ahead == 0 && earliest <= now && slot <= now {
+        if ahead == 0 && earliest <= now && slot <= now && !pending {
             self.leave(now);
             return Turn::Go;
         }
-        let interval = self.control.interval(now);
+        let interval = self.interval(now);
         let estimate = slot
             .max(earliest)
             .checked_add(interval.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX)));
@@ -149,7 +194,11 @@ impl Lane {
                 waker: None,
             },
         );
-        Turn::Until(estimate.unwrap_or(now).max(earliest))
+        let until = estimate.unwrap_or(now).max(earliest);
+        match pending {
+            true => Turn::Until(until.max(self.patience(now))),
+            false => Turn::Until(until),
+        }
     }
 
     /// Request `id`, in line, asks again at `now`.
@@ -164,8 +213,8 @@ impl Lane {
             return Turn::Until(earliest);
         }
         let first = self.line.iter().position(|w| w.earliest <= now);
-        let slot = self.slot(now);
-        if first == Some(at) && slot <= now {
+        let (slot, pending) = self.slot(now);
+        if first == Some(at) && slot <= now && !pending {
             self.line.remove(at);
             self.leave(now);
             self.wake_first(now);
@@ -179,12 +228,15 @@ impl Lane {
             .take(at)
             .filter(|w| w.earliest <= now)
             .count();
-        let interval = self.control.interval(now);
+        let interval = self.interval(now);
         let estimate = slot
             .checked_add(interval.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX)))
             .unwrap_or(slot);
         self.park(at, waker);
-        Turn::Until(estimate)
+        match pending {
+            true => Turn::Until(estimate.max(self.patience(now))),
+            false => Turn::Until(estimate),
+        }
     }
 
     /// Request `id` gives up its place (its call ended or was dropped).
@@ -196,13 +248,13 @@ impl Lane {
     }
 
     /// How long until request `id`'s turn, as estimated now, for a shed error.
-    pub(crate) fn estimate(&self, id: u64, now: Instant) -> Duration {
+    pub(crate) fn estimate(&mut self, id: u64, now: Instant) -> Duration {
         let ahead = self.line.iter().take_while(|w| w.id != id).count();
         let wait = self
-            .control
             .interval(now)
             .saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX));
         self.slot(now)
+            .0
             .saturating_duration_since(now)
             .saturating_add(wait)
     }
@@ -225,6 +277,11 @@ impl Lane {
     }
 
     fn leave(&mut self, now: Instant) {
+        if let Some(fleet) = &mut self.fleet
+            && fleet.is_online()
+        {
+            fleet.leave(now);
+        }
         let interval = self.control.interval(now);
         self.spacing = self
             .departed

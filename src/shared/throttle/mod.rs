@@ -60,6 +60,43 @@
 //! ([`Throttle::max_queue`]); when it is full, a new request is shed (in either mode), so memory stays
 //! bounded and callers learn at once that the server is saturated.
 //!
+//! # Fleets
+//!
+//! Processes that share a server's limit (one API key, many workers) share one throttle through a
+//! [store](crate::store) with [`Throttle::store`]:
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # async fn demo() -> Result<(), tower_http_retry::store::StoreError> {
+//! use tower_http_retry::store::Store;
+//! use tower_http_retry::throttle::Throttle;
+//! use tower_http_retry::RetryPolicy;
+//!
+//! let store = Store::redis("redis://:secret@redis.internal:6379")?;
+//! let policy = RetryPolicy::default().throttle(Throttle::new().store(&store));
+//! # let _ = policy;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Per server, the store keeps one schedule, GCRA-style, on its own clock: the next free send
+//! time, the hold the server gave, and the rate law above, applied once for the fleet. So:
+//!
+//! - the fleet sends at one rate: a throttling answer cuts it once per overshoot, not once per
+//!   process (answers to slots issued before the cut are that same overshoot);
+//! - a `Retry-After` holds the whole fleet, and after it the fleet's sends follow one another at
+//!   the rate instead of leaving together;
+//! - a server engaged by one process is engaged by every process within 100 ms (the store's
+//!   background task reads which are).
+//!
+//! A process leases its next send slots (about 100 ms of them) and uses each at its time; when it
+//! has not heard from the store in the 20 ms before a slot, it reads the schedule first, so that a
+//! slot leased before another process's 429 is not used into the hold it brought. Requests wait for
+//! a lease at most the store's timeout. While the store fails or is slow, each process paces on its
+//! own state, learned from its own answers all along (one warning per outage), and follows the
+//! fleet's schedule again once the store answers. Not shared: the measure of the rate admitted
+//! (which bounds the cut under a burst allowance), each process's line and its shed decisions.
+//!
 //! # The retry budget
 //!
 //! A retry of a throttling answer (429, or 503 with `Retry-After`) made under a throttle costs the
@@ -68,22 +105,27 @@
 //! the budget as before.
 
 mod authority;
-mod control;
+pub(crate) mod control;
+mod fleet;
 mod lane;
 mod shed;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Context;
 use std::time::{Duration, SystemTime};
 
 use http::{header, HeaderMap, StatusCode, Uri};
 use tokio::time::Instant;
 
+use crate::shared::store::{
+    Engage, Inner as StoreInner, ScheduleCall, ScheduleReply, Store, StoreError,
+};
 use crate::wait::rate_limit::rate_limit;
 use crate::wait::retry_after::retry_after;
 use authority::Authority;
+use fleet::FleetLane;
 use lane::{Lane, Limits};
 pub(crate) use lane::{Place, Refusal, Turn};
 pub use shed::Shed;
@@ -128,6 +170,9 @@ struct Shared {
     /// Numbers places in line and waiters.
     ids: AtomicU64,
     state: Mutex<State>,
+    /// The store whose schedules this throttle follows, if any.
+    store: Option<Store>,
+    fleet: Option<Arc<StoreInner>>,
 }
 
 #[derive(Default)]
@@ -152,13 +197,16 @@ pub(crate) enum Entered {
 
 impl Default for Throttle {
     fn default() -> Self {
-        Self::with(Config {
-            limits: Limits {
-                max_queue: DEFAULT_MAX_QUEUE,
-                shed_after: None,
+        Self::with(
+            Config {
+                limits: Limits {
+                    max_queue: DEFAULT_MAX_QUEUE,
+                    shed_after: None,
+                },
+                from_first_request: false,
             },
-            from_first_request: false,
-        })
+            None,
+        )
     }
 }
 
@@ -177,15 +225,50 @@ impl Throttle {
         Self::default()
     }
 
-    fn with(config: Config) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                config,
-                engaged: AtomicUsize::new(0),
-                ids: AtomicU64::new(0),
-                state: Mutex::new(State::default()),
-            }),
+    fn with(config: Config, store: Option<Store>) -> Self {
+        let shared = Arc::new(Shared {
+            config,
+            engaged: AtomicUsize::new(0),
+            ids: AtomicU64::new(0),
+            state: Mutex::new(State::default()),
+            fleet: store.as_ref().map(Store::inner),
+            store,
+        });
+        if let Some(store) = &shared.fleet {
+            let me: Weak<dyn Engage> = Arc::downgrade(&shared) as Weak<Shared>;
+            store.follow(me);
         }
+        Self { shared }
+    }
+
+    /// A throttle with `config` on this throttle's store.
+    fn reconfigured(&self, config: Config) -> Self {
+        Self::with(config, self.shared.store.clone())
+    }
+
+    /// Follows one schedule per server with every throttle on `store`: across processes when it
+    /// is a [Redis store](Store::redis), the fleet sends to each server at one rate, learned
+    /// once for the fleet, and waits out a server's `Retry-After` as one client. See
+    /// [Fleets](crate::throttle#fleets) in the module documentation. Call within a tokio runtime, so that
+    /// the store's task can tell this throttle which servers the fleet has engaged.
+    ///
+    /// Configure before use: this returns a new throttle that has learned nothing yet.
+    ///
+    /// ```
+    /// use tower_http_retry::store::Store;
+    /// use tower_http_retry::throttle::Throttle;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let store = Store::local(); // `Store::redis(url)?` for a fleet of processes
+    /// let throttle = Throttle::new().store(&store);
+    /// let policy = RetryPolicy::default().throttle(throttle);
+    /// # let _ = policy;
+    /// # }
+    /// ```
+    pub fn store(self, store: &Store) -> Self {
+        Self::with(self.shared.config, Some(store.clone()))
     }
 
     /// Shed mode: an attempt whose turn is more than `max_wait` away fails at once with a [`Shed`]
@@ -203,7 +286,7 @@ impl Throttle {
     pub fn shed(self, max_wait: Duration) -> Self {
         let mut config = self.shared.config;
         config.limits.shed_after = Some(max_wait);
-        Self::with(config)
+        self.reconfigured(config)
     }
 
     /// Pace mode (the default): attempts wait in line for their turn.
@@ -218,7 +301,7 @@ impl Throttle {
     pub fn pace(self) -> Self {
         let mut config = self.shared.config;
         config.limits.shed_after = None;
-        Self::with(config)
+        self.reconfigured(config)
     }
 
     /// At most `max` requests wait in one authority's line (at least 1); a request arriving at a full
@@ -233,7 +316,7 @@ impl Throttle {
     pub fn max_queue(self, max: usize) -> Self {
         let mut config = self.shared.config;
         config.limits.max_queue = max.max(1);
-        Self::with(config)
+        self.reconfigured(config)
     }
 
     /// Engages on the first request to each authority, not on its first throttling answer: the rate
@@ -249,7 +332,7 @@ impl Throttle {
     pub fn from_first_request(self) -> Self {
         let mut config = self.shared.config;
         config.from_first_request = true;
-        Self::with(config)
+        self.reconfigured(config)
     }
 
     /// Holds every attempt to `uri`'s authority for `delay` from now, as a `Retry-After` would. A URI
@@ -272,9 +355,20 @@ impl Throttle {
     pub fn hold(&self, uri: &Uri, delay: Duration) {
         let now = Instant::now();
         let mut state = self.lock();
+        let mut report = None;
         if let Some(lane) = self.lane(&mut state, uri, now, true) {
             lane.hold(now, later(now, delay));
             lane.last_signal = now;
+            if !delay.is_zero() {
+                report = lane.fleet.as_mut().and_then(|fleet| {
+                    let call = fleet.report(now, None, Some(delay), None)?;
+                    Some((fleet.key.clone(), call))
+                });
+            }
+        }
+        drop(state);
+        if let Some((key, call)) = report {
+            self.exchange(uri, key, call, false);
         }
     }
 
@@ -323,7 +417,7 @@ impl Throttle {
         let now = Instant::now();
         let mut state = self.lock();
         let lane = self.lane(&mut state, uri, now, false)?;
-        Some(lane.control.rate(now))
+        Some(lane.rate(now))
     }
 
     /// Whether a call must ask before leaving: one atomic load, unless engaged from the first request.
@@ -350,7 +444,13 @@ impl Throttle {
         let Some(lane) = self.lane(&mut state, uri, now, create) else {
             return Entered::Go { sent: now };
         };
-        match lane.enter(id, place, earliest, now, deadline, limits) {
+        let turn = lane.enter(id, place, earliest, now, deadline, limits);
+        let lease = Self::lease(lane, now);
+        drop(state);
+        if let Some((key, call)) = lease {
+            self.exchange(uri, key, call, true);
+        }
+        match turn {
             Turn::Go => Entered::Go { sent: now },
             Turn::Refused(why) => Entered::Refused(why),
             Turn::Until(at) => {
@@ -386,10 +486,83 @@ impl Throttle {
             lane.cancel(waiter.id, now);
             return Turn::Refused(Refusal::Shed(retry_in));
         }
-        match lane.poll(waiter.id, now, cx.waker()) {
+        let turn = lane.poll(waiter.id, now, cx.waker());
+        let lease = Self::lease(lane, now);
+        drop(state);
+        if let Some((key, call)) = lease {
+            self.send(waiter.authority.clone(), key, call, true);
+        }
+        match turn {
             Turn::Until(at) => Turn::Until(self.shed_at(waiter).map_or(at, |shed| at.min(shed))),
             turn => turn,
         }
+    }
+
+    /// The lease `lane` needs now, if any, with its key.
+    fn lease(lane: &mut Lane, now: Instant) -> Option<(String, ScheduleCall)> {
+        let waiting = lane.waiting();
+        let fleet = lane.fleet.as_mut()?;
+        let call = fleet.lease(now, waiting)?;
+        Some((fleet.key.clone(), call))
+    }
+
+    /// Sends `call` to the schedule of `uri`'s authority in the background: nothing waits for it
+    /// but the requests that need its slots, and those no longer than the store's timeout.
+    fn exchange(&self, uri: &Uri, key: String, call: ScheduleCall, lease: bool) {
+        if let Some(authority) = Authority::of(uri) {
+            self.send(authority, key, call, lease);
+        }
+    }
+
+    fn send(&self, authority: Authority, key: String, call: ScheduleCall, lease: bool) {
+        let Some(store) = self.shared.fleet.clone() else {
+            return;
+        };
+        // A throttling answer or a hold engages the server fleet-wide, for as long as a lane
+        // stays engaged here after it.
+        let mark = (call.throttled.is_some() || call.hold_ms > 0)
+            .then(|| FORGET_AFTER.saturating_add(Duration::from_millis(call.hold_ms)));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let error = StoreError::new("no tokio runtime to reach the store from");
+            self.answered(&authority, Err(error), lease);
+            return;
+        };
+        store.ensure_task();
+        let throttle = self.clone();
+        runtime.spawn(async move {
+            let result = store.schedule(&key, call).await;
+            let ok = result.is_ok();
+            throttle.answered(&authority, result, lease);
+            if let Some(engaged_for) = mark.filter(|_| ok) {
+                let _ = store.engaged(Some((&authority.key(), engaged_for))).await;
+            }
+        });
+    }
+
+    /// The store answered an exchange for `authority` (or failed to).
+    fn answered(
+        &self,
+        authority: &Authority,
+        result: Result<ScheduleReply, StoreError>,
+        lease: bool,
+    ) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let Some(lane) = find(&mut state, authority) else {
+            return;
+        };
+        let Some(fleet) = lane.fleet.as_mut() else {
+            return;
+        };
+        match result {
+            Ok(reply) => {
+                if let Some(until) = fleet.answered(now, &reply, lease) {
+                    lane.hold(now, until);
+                }
+            }
+            Err(_) => fleet.failed(now, lease),
+        }
+        lane.wake_first(now);
     }
 
     fn shed_at(&self, waiter: &Waiter) -> Option<Instant> {
@@ -458,6 +631,25 @@ impl Throttle {
             lane.last_signal = now;
         }
         lane.wake_first(now);
+        let report = lane.fleet.as_mut().and_then(|fleet| {
+            let hold = match quota {
+                Some(q) if asked.is_none() && q.remaining == 0 => q.reset,
+                _ => asked,
+            };
+            let hold = hold.map(|delay| delay.min(max)).filter(|d| !d.is_zero());
+            let exact = quota.and_then(|q| Some((q.remaining, q.reset?)).filter(|(r, _)| *r > 0));
+            let call = fleet.report(
+                now,
+                throttling.then_some(sent.filter(|_| !fresh)),
+                hold,
+                exact,
+            )?;
+            Some((fleet.key.clone(), call))
+        });
+        drop(state);
+        if let Some((key, call)) = report {
+            self.exchange(uri, key, call, false);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -488,6 +680,20 @@ impl Throttle {
         create: bool,
         signal: bool,
     ) -> Option<&'a mut Lane> {
+        self.shared.lane_for(state, uri, now, create, signal)
+    }
+}
+
+impl Shared {
+    /// [`lane`](Throttle::lane), `signal` when a throttling answer makes it.
+    fn lane_for<'a>(
+        &self,
+        state: &'a mut State,
+        uri: &Uri,
+        now: Instant,
+        create: bool,
+        signal: bool,
+    ) -> Option<&'a mut Lane> {
         let lanes = &mut state.lanes;
         let found = lanes.iter().position(|(authority, _)| authority.is(uri));
         if let Some(at) = found {
@@ -499,7 +705,7 @@ impl Throttle {
                 return Some(&mut lanes[at].1);
             }
             lanes.swap_remove(at);
-            self.shared.engaged.fetch_sub(1, Ordering::AcqRel);
+            self.engaged.fetch_sub(1, Ordering::AcqRel);
         }
         if !create {
             return None;
@@ -511,11 +717,34 @@ impl Throttle {
                 .min_by_key(|&i| lanes[i].1.last_signal)
                 .unwrap_or(0);
             lanes.swap_remove(quietest);
-            self.shared.engaged.fetch_sub(1, Ordering::AcqRel);
+            self.engaged.fetch_sub(1, Ordering::AcqRel);
         }
-        lanes.push((authority, Lane::new(now, signal)));
-        self.shared.engaged.fetch_add(1, Ordering::AcqRel);
+        let mut lane = Lane::new(now, signal);
+        if let Some(store) = &self.fleet {
+            let key = store.schedule_key(&authority.key());
+            lane.fleet = Some(FleetLane::new(key, store.timeout(), now));
+        }
+        lanes.push((authority, lane));
+        self.engaged.fetch_add(1, Ordering::AcqRel);
         lanes.last_mut().map(|(_, lane)| lane)
+    }
+}
+
+impl Engage for Shared {
+    /// Engages the servers the fleet has engaged, so that this process paces them too, even before
+    /// its own first throttling answer from them.
+    fn engage(&self, authorities: &[String]) {
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for authority in authorities {
+            let Ok(uri) = authority.parse::<Uri>() else {
+                continue;
+            };
+            if let Some(lane) = self.lane_for(&mut state, &uri, now, true, false) {
+                // Engaged by the fleet: kept while the fleet keeps it engaged.
+                lane.last_signal = lane.last_signal.max(now);
+            }
+        }
     }
 }
 
@@ -551,6 +780,7 @@ impl fmt::Debug for Throttle {
             .field("max_queue", &config.limits.max_queue)
             .field("from_first_request", &config.from_first_request)
             .field("authorities", &self.shared.engaged.load(Ordering::Relaxed))
+            .field("store", &self.shared.store)
             .finish()
     }
 }

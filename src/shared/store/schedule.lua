@@ -1,0 +1,101 @@
+-- One exchange with a fleet's schedule of sends to one authority, atomic, timed by Redis's own
+-- clock: the twin of schedule.rs, line for line. Times in microseconds.
+-- KEYS[1]: the schedule's hash (phase, since, base, ceiling, probe, decreased, tat, hold, until,
+--   last).
+-- ARGV: want, throttled (0 no, 1 yes), slot issued and slot time (-1 unknown), the rate it was
+--       issued at (0 unknown), hold ms, quota remaining (-1 none),
+--       quota reset ms, then the law: start rate, doubling s, beta, probe, min probe,
+--       acceleration s, min rate, max rate, forget ms.
+-- Returns {now, first, interval, granted, hold, rate * 1000, gap before the first slot,
+--   decreased}.
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1e6 + tonumber(time[2])
+local key = KEYS[1]
+local want = tonumber(ARGV[1])
+local throttled = tonumber(ARGV[2]) == 1
+local issued = tonumber(ARGV[3])
+local sent = tonumber(ARGV[4])
+local issued_at = tonumber(ARGV[5])
+local hold_ms = tonumber(ARGV[6])
+local remaining = tonumber(ARGV[7])
+local reset_ms = tonumber(ARGV[8])
+local START, DOUBLING, BETA = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local PROBE, MIN_PROBE, ACCELERATION = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local MIN_RATE, MAX_RATE, FORGET = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+
+local f = redis.call('HMGET', key, 'phase', 'since', 'base', 'ceiling', 'probe', 'decreased',
+  'tat', 'hold', 'until', 'last')
+local phase, since, base, ceiling, probe, decreased, tat, hold, untl, last
+if f[1] then
+  phase = f[1]
+  since, base, ceiling, probe = tonumber(f[2]), tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
+  decreased, tat, hold, untl = tonumber(f[6]), tonumber(f[7]), tonumber(f[8]), tonumber(f[9])
+  last = tonumber(f[10])
+else
+  phase, since, base, ceiling, probe, decreased, hold, untl = 's', now, START, 0, PROBE, -1, 0, 0
+  last = -1
+  if throttled then tat = now + 1e6 / START else tat = now end
+end
+
+local function rate(at)
+  local t = math.max(0, at - since) / 1e6
+  local r
+  if phase == 's' then
+    r = base * 2 ^ math.min(t / DOUBLING, 64)
+  elseif phase == 'p' then
+    r = base + probe * ceiling * t * 2 ^ (t / ACCELERATION)
+  elseif at < untl then
+    r = base
+  else
+    r = base + probe * base * (at - untl) / 1e6
+  end
+  return math.min(math.max(r, MIN_RATE), MAX_RATE)
+end
+
+if throttled and issued >= 0 and issued >= decreased then
+  local at = rate(math.min(sent, now))
+  if issued_at > 0 then at = math.min(at, issued_at) end
+  local near = ceiling > 0 and math.abs(at - ceiling) <= 0.1 * ceiling
+  if near then probe = math.max(probe / 4, MIN_PROBE) else probe = PROBE end
+  ceiling = at
+  base = math.max(at * BETA, MIN_RATE)
+  phase = 'p'
+  since = now
+  decreased = now
+end
+if hold_ms > 0 then
+  local till = now + hold_ms * 1e3
+  local held = math.max(hold, now)
+  if till > held then
+    if phase == 's' or phase == 'p' then since = since + (till - held) end
+    hold = till
+  end
+end
+if remaining >= 0 and reset_ms > 0 then
+  local r = math.min(math.max(remaining * 1e3 / reset_ms, MIN_RATE), MAX_RATE)
+  phase = 'e'
+  untl = now + reset_ms * 1e3
+  since = now
+  base = r
+  ceiling = r
+end
+local first = math.max(tat, now, hold)
+local r = rate(first)
+local interval = 1e6 / r
+-- The gap before the first slot: the spacing it was sent at, for the cut at its answer.
+local gap = 0
+if last >= 0 then gap = first - last end
+if want > 0 then
+  tat = first + want * interval
+  last = first + (want - 1) * interval
+end
+
+local function s(x) return string.format('%.17g', x) end
+redis.call('HSET', key, 'phase', phase, 'since', s(since), 'base', s(base), 'ceiling', s(ceiling),
+  'probe', s(probe), 'decreased', s(decreased), 'tat', s(tat), 'hold', s(hold), 'until', s(untl),
+  'last', s(last))
+-- Forgotten once quiet, as a lane is: nothing scheduled or held for the forget time.
+local last = math.max(tat, hold)
+redis.call('PEXPIRE', key, math.floor((last - now) / 1e3) + FORGET)
+return {math.floor(now), math.floor(first), math.floor(interval), want, math.floor(hold),
+  math.floor(r * 1000), math.floor(gap), math.floor(decreased)}

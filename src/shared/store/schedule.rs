@@ -1,0 +1,233 @@
+//! A fleet's schedule of sends to one authority, GCRA-style: the next free send time (TAT), the
+//! hold the server gave, and the throttle's rate law (slow start, then AIMD probing, or the exact
+//! rate of rate-limit headers) kept once for the whole fleet.
+//!
+//! This is the in-memory twin of `schedule.lua`, line for line, so that the local store and Redis
+//! behave alike; times are microseconds of the store's clock.
+
+use super::backend::{ScheduleCall, ScheduleReply};
+use crate::shared::throttle::control::{
+    ACCELERATION, BETA, DOUBLING, MAX_RATE, MIN_PROBE, MIN_RATE, PROBE, START_RATE,
+};
+
+/// A quiet schedule (nothing sent or held) is forgotten after this long, as a lane is.
+pub(crate) const FORGET_MS: u64 = 60_000;
+/// The most authorities a process learns are engaged fleet-wide (as many as a throttle tracks).
+pub(crate) const MAX_ENGAGED: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    SlowStart,
+    Probe,
+    /// Paced at `base` until the instant, as rate-limit headers said.
+    Exact(f64),
+}
+
+/// One authority's schedule.
+#[derive(Clone, Debug)]
+pub(crate) struct Schedule {
+    phase: Phase,
+    since: f64,
+    base: f64,
+    ceiling: f64,
+    probe: f64,
+    /// When the rate was last cut; slots issued before it were the same overshoot.
+    decreased: f64,
+    /// The next free slot.
+    tat: f64,
+    /// No slot before this.
+    hold: f64,
+    /// The last slot issued.
+    last: f64,
+}
+
+impl Schedule {
+    /// Slow start from `now`; engaged by a throttling answer, the first slot is one interval away.
+    pub(crate) fn new(now: f64, throttled: bool) -> Self {
+        Self {
+            phase: Phase::SlowStart,
+            since: now,
+            base: START_RATE,
+            ceiling: 0.0,
+            probe: PROBE,
+            decreased: -1.0,
+            tat: if throttled {
+                now + 1e6 / START_RATE
+            } else {
+                now
+            },
+            hold: 0.0,
+            last: -1.0,
+        }
+    }
+
+    fn rate(&self, at: f64) -> f64 {
+        let t = (at - self.since).max(0.0) / 1e6;
+        let doubling = DOUBLING.as_secs_f64();
+        let rate = match self.phase {
+            Phase::SlowStart => self.base * (t / doubling).min(64.0).exp2(),
+            Phase::Probe => self.base + self.probe * self.ceiling * t * (t / ACCELERATION).exp2(),
+            Phase::Exact(until) if at < until => self.base,
+            Phase::Exact(until) => self.base + self.probe * self.base * (at - until) / 1e6,
+        };
+        rate.clamp(MIN_RATE, MAX_RATE)
+    }
+
+    /// Applies `call` at `now`.
+    pub(crate) fn exchange(&mut self, now: f64, call: ScheduleCall) -> ScheduleReply {
+        // A throttling answer to a slot issued after the last cut: the rate it was issued at
+        // overshot. Answers to slots issued before the cut are that same overshoot.
+        if let Some(Some((issued, sent, issued_at))) = call.throttled
+            && issued >= self.decreased
+        {
+            // The rate it was sent at: the rate grows while a slot waits, but the slot keeps the
+            // spacing it was issued with, after the slot before it.
+            let mut at = self.rate(sent.min(now));
+            if issued_at > 0.0 {
+                at = at.min(issued_at);
+            }
+            let near = self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
+            self.probe = if near {
+                (self.probe / 4.0).max(MIN_PROBE)
+            } else {
+                PROBE
+            };
+            self.ceiling = at;
+            self.base = (at * BETA).max(MIN_RATE);
+            self.phase = Phase::Probe;
+            self.since = now;
+            self.decreased = now;
+        }
+        if call.hold_ms > 0 {
+            let until = now + call.hold_ms as f64 * 1e3;
+            let held = self.hold.max(now);
+            if until > held {
+                // Nothing is learned while held: the rate does not grow meanwhile.
+                if self.phase == Phase::SlowStart || self.phase == Phase::Probe {
+                    self.since += until - held;
+                }
+                self.hold = until;
+            }
+        }
+        if let Some((remaining, reset_ms)) = call.quota
+            && reset_ms > 0
+        {
+            let rate = (remaining as f64 * 1e3 / reset_ms as f64).clamp(MIN_RATE, MAX_RATE);
+            self.phase = Phase::Exact(now + reset_ms as f64 * 1e3);
+            self.since = now;
+            self.base = rate;
+            self.ceiling = rate;
+        }
+        // The lease: slots from the next free one (not before the hold), spaced at the rate, so
+        // that after a hold the fleet leaves one at a time, not all at once.
+        let first = self.tat.max(now).max(self.hold);
+        let rate = self.rate(first);
+        let interval = 1e6 / rate;
+        // The gap before the first slot: the spacing it was sent at, for the cut at its answer.
+        let gap = if self.last >= 0.0 {
+            first - self.last
+        } else {
+            0.0
+        };
+        if call.want > 0 {
+            self.tat = first + f64::from(call.want) * interval;
+            self.last = first + f64::from(call.want - 1) * interval;
+        }
+        ScheduleReply {
+            now,
+            first: first.floor(),
+            interval: interval.floor(),
+            granted: call.want,
+            hold: self.hold.floor(),
+            rate: (rate * 1e3).floor() / 1e3,
+            gap: gap.floor(),
+            decreased: self.decreased.floor(),
+        }
+    }
+
+    /// Whether nothing is scheduled or held at `now` and it has been so for [`FORGET_MS`].
+    pub(crate) fn is_quiet(&self, now: f64) -> bool {
+        self.tat.max(self.hold) + FORGET_MS as f64 * 1e3 <= now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(want: u32) -> ScheduleCall {
+        ScheduleCall {
+            want,
+            throttled: None,
+            hold_ms: 0,
+            quota: None,
+        }
+    }
+
+    #[test]
+    fn slots_follow_one_another_at_the_rate_and_start_at_the_hold() {
+        let mut s = Schedule::new(0.0, false);
+        let a = s.exchange(0.0, call(2));
+        assert_eq!((a.first, a.interval, a.granted), (0.0, 500_000.0, 2));
+        let b = s.exchange(0.0, call(1));
+        assert_eq!(b.first, 1_000_000.0, "after the slots leased before");
+        let held = s.exchange(
+            0.0,
+            ScheduleCall {
+                hold_ms: 3000,
+                ..call(1)
+            },
+        );
+        assert_eq!(held.first, 3_000_000.0);
+        let next = s.exchange(0.0, call(1));
+        assert_eq!(
+            next.first,
+            3_000_000.0 + held.interval,
+            "spread after the hold"
+        );
+    }
+
+    #[test]
+    fn one_cut_per_overshoot() {
+        let mut s = Schedule::new(0.0, false);
+        let at = 2e6;
+        let issued_rate = s.rate(at - 1e3);
+        let cut = |issued| ScheduleCall {
+            throttled: Some(Some((issued, issued, 0.0))),
+            ..call(0)
+        };
+        let r = s.exchange(at, cut(at - 1e3));
+        assert!(
+            (r.rate - BETA * issued_rate).abs() < 0.01,
+            "{} vs {issued_rate}",
+            r.rate
+        );
+        let again = s.exchange(at + 1e3, cut(at - 2e3));
+        assert!((again.rate - r.rate).abs() < 0.01, "the same overshoot");
+        // An unpaced request's answer does not cut.
+        let unpaced = s.exchange(
+            at + 2e3,
+            ScheduleCall {
+                throttled: Some(None),
+                ..call(0)
+            },
+        );
+        assert!((unpaced.rate - r.rate).abs() < 0.01);
+        let later = s.exchange(at + 5e5, cut(at + 4e5));
+        assert!(later.rate < r.rate);
+    }
+
+    #[test]
+    fn quota_sets_the_rate_exactly() {
+        let mut s = Schedule::new(0.0, false);
+        let r = s.exchange(
+            0.0,
+            ScheduleCall {
+                quota: Some((49, 4900)),
+                ..call(1)
+            },
+        );
+        assert_eq!((r.rate, r.interval), (10.0, 100_000.0));
+        assert!(!s.is_quiet(59e6) && s.is_quiet(61e6));
+    }
+}

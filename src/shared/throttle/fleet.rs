@@ -1,0 +1,337 @@
+//! A lane's part in a fleet's schedule: send slots leased from the store, and what is reported to
+//! it. While the store answers, a request leaves on a leased slot; while it does not, on the
+//! process's own pacing, which learns from every answer all along.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::shared::store::{ScheduleCall, ScheduleReply};
+use crate::shared::throttle::control::START_RATE;
+
+/// How long a lease lasts at the fleet's rate: a process leases its next sends this far ahead.
+const LEASE_SPAN: f64 = 0.1;
+/// After a failed exchange, the process's own state decides for this long before trying again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(100);
+/// Rate-limit headers come with every answer: the fleet hears of them this often at most.
+const QUOTA_EVERY: Duration = Duration::from_millis(100);
+/// A slot is confirmed this long before it is used at least (a read of the fleet's hold and
+/// cuts), unless the store was heard from since: a slot leased before another process's 429 is
+/// not used into the hold that answer brought. Three round trips when they are longer, so that the
+/// answer comes before the slot, not after it (a slot used late crowds the next sender's).
+const CONFIRM: Duration = Duration::from_millis(20);
+/// Departures remembered, to find the slot an answered request left on.
+const DEPARTURES: usize = 64;
+
+/// A slot as the store issued it: when, and when it was issued (µs of the store's clock).
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    at: f64,
+    issued: f64,
+    /// The rate it was spaced at from the slot before it in the fleet's schedule (0: unknown).
+    rate: f64,
+}
+
+/// One lane's link to the fleet's schedule of its authority.
+#[derive(Debug)]
+pub(crate) struct FleetLane {
+    pub(crate) key: String,
+    /// Leased slots: on tokio's clock, and on the store's with when it issued them (µs).
+    slots: VecDeque<(Instant, Slot)>,
+    /// An exchange is under way.
+    pub(crate) asking: bool,
+    /// Whether the last exchange succeeded; if not, when to try again.
+    online: bool,
+    retry_at: Instant,
+    /// Recent departures on slots: (sent, its slot).
+    departed: VecDeque<(Instant, Slot)>,
+    /// The fleet's rate at the last exchange.
+    rate: f64,
+    last_quota: Option<Instant>,
+    /// How long a request waits for a lease at most (the store's timeout).
+    patience: Duration,
+    /// The store's clock against tokio's, at the last answer: (tokio, store µs).
+    clock: Option<(Instant, f64)>,
+    /// When the exchange under way was asked for, and the round trip, smoothed.
+    asked_at: Instant,
+    round_trip: Duration,
+}
+
+/// What a lane's next send waits for.
+pub(crate) enum Next {
+    /// The slot, confirmed.
+    Slot(Instant),
+    /// The slot is near and must be confirmed first; until then, this is when to look.
+    Confirm(Instant),
+    /// A lease.
+    Lease,
+}
+
+impl FleetLane {
+    pub(crate) fn new(key: String, patience: Duration, now: Instant) -> Self {
+        Self {
+            key,
+            slots: VecDeque::new(),
+            asking: false,
+            online: true,
+            retry_at: now,
+            departed: VecDeque::new(),
+            rate: START_RATE,
+            last_quota: None,
+            patience,
+            clock: None,
+            asked_at: now,
+            round_trip: Duration::ZERO,
+        }
+    }
+
+    /// Whether sends follow the fleet's schedule now.
+    pub(crate) fn is_online(&self) -> bool {
+        self.online
+    }
+
+    /// Whether the store has answered at least once.
+    pub(crate) fn has_answered(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    /// The fleet's rate at the last exchange.
+    pub(crate) fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Drops slots too late to use (using one late would crowd the next sender's) and slots inside
+    /// a hold (the store has moved the schedule past it).
+    pub(crate) fn prune(&mut self, now: Instant, held: Option<Instant>) {
+        let grace =
+            Duration::from_secs_f64(0.05 / self.rate.max(1e-3)).min(Duration::from_millis(5));
+        while let Some(&(slot, _)) = self.slots.front() {
+            let late = slot.checked_add(grace).is_some_and(|end| end < now);
+            let void =
+                held.is_some_and(|until| slot.checked_add(grace).is_some_and(|end| end < until));
+            if !late && !void {
+                break;
+            }
+            self.slots.pop_front();
+        }
+    }
+
+    /// What the next send waits for.
+    pub(crate) fn next(&self, now: Instant) -> Next {
+        let Some(&(slot, _)) = self.slots.front() else {
+            return Next::Lease;
+        };
+        let lead = CONFIRM.max(self.round_trip.saturating_mul(3));
+        let check = slot.checked_sub(lead).unwrap_or(slot);
+        let heard = self.clock.map(|(at, _)| at);
+        if heard.is_some_and(|heard| heard >= check) {
+            Next::Slot(slot)
+        } else if now < check {
+            Next::Confirm(check)
+        } else {
+            Next::Lease
+        }
+    }
+
+    /// The wait for a lease, at most.
+    pub(crate) fn patience(&self) -> Duration {
+        self.patience + Duration::from_millis(1)
+    }
+
+    /// A request leaves at `now` on the next slot.
+    pub(crate) fn leave(&mut self, now: Instant) {
+        if let Some((_, slot)) = self.slots.pop_front() {
+            if self.departed.len() >= DEPARTURES {
+                self.departed.pop_front();
+            }
+            self.departed.push_back((now, slot));
+        }
+    }
+
+    /// The lease to ask for with `waiting` requests in line, if one is due: online, none under
+    /// way, fewer slots than waiting requests; offline, when it is time to try the store again.
+    pub(crate) fn lease(&mut self, now: Instant, waiting: usize) -> Option<ScheduleCall> {
+        if self.asking {
+            return None;
+        }
+        // Offline: a read, to learn whether the store answers again.
+        if !self.online {
+            if now < self.retry_at {
+                return None;
+            }
+            self.asking = true;
+            self.asked_at = now;
+            return Some(ScheduleCall {
+                want: 0,
+                throttled: None,
+                hold_ms: 0,
+                quota: None,
+            });
+        }
+        // A slot about to be used is confirmed: a read.
+        if matches!(self.next(now), Next::Lease) && !self.slots.is_empty() {
+            self.asking = true;
+            self.asked_at = now;
+            return Some(ScheduleCall {
+                want: 0,
+                throttled: None,
+                hold_ms: 0,
+                quota: None,
+            });
+        }
+        // A lease covers the next sends only: slots held far ahead would be spaced at the rate of
+        // when they were leased, and kept from the rest of the fleet.
+        if waiting == 0 || !self.slots.is_empty() {
+            return None;
+        }
+        let span = (self.rate * LEASE_SPAN).ceil().max(1.0);
+        self.asking = true;
+        self.asked_at = now;
+        Some(ScheduleCall {
+            want: (waiting as f64).min(span).max(1.0) as u32,
+            throttled: None,
+            hold_ms: 0,
+            quota: None,
+        })
+    }
+
+    /// A report of a server's answer: a throttling answer to a request sent at `sent`, a hold, a
+    /// quota (sent at most every [`QUOTA_EVERY`]). `None` when there is nothing to tell.
+    pub(crate) fn report(
+        &mut self,
+        now: Instant,
+        throttled: Option<Option<Instant>>,
+        hold: Option<Duration>,
+        quota: Option<(u64, Duration)>,
+    ) -> Option<ScheduleCall> {
+        let quota = quota.filter(|_| {
+            throttled.is_some()
+                || hold.is_some()
+                || self
+                    .last_quota
+                    .is_none_or(|last| now.saturating_duration_since(last) >= QUOTA_EVERY)
+        });
+        if throttled.is_none() && hold.is_none() && quota.is_none() {
+            return None;
+        }
+        if quota.is_some() {
+            self.last_quota = Some(now);
+        }
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Some(ScheduleCall {
+            want: 0,
+            throttled: throttled.map(|sent| sent.and_then(|sent| self.issued(sent))),
+            hold_ms: hold.map_or(0, |d| ms(d).max(1)),
+            quota: quota.map(|(remaining, reset)| (remaining, ms(reset))),
+        })
+    }
+
+    /// The slot the request sent at `sent` left on: when it was issued, its time and its rate;
+    /// for a request sent on this process's own pacing, `sent` on the store's clock for both
+    /// times, and no rate.
+    fn issued(&self, sent: Instant) -> Option<(f64, f64, f64)> {
+        if let Some(&(_, slot)) = self.departed.iter().rev().find(|(at, _)| *at == sent) {
+            return Some((slot.issued, slot.at, slot.rate));
+        }
+        let (local, store) = self.clock?;
+        let at = match sent.checked_duration_since(local) {
+            Some(after) => store + after.as_secs_f64() * 1e6,
+            None => store - local.saturating_duration_since(sent).as_secs_f64() * 1e6,
+        };
+        Some((at, at, 0.0))
+    }
+
+    /// The store answered at `now`: the slots leased, and the fleet's hold (returned, on tokio's
+    /// clock, for the lane to apply).
+    pub(crate) fn answered(
+        &mut self,
+        now: Instant,
+        reply: &ScheduleReply,
+        lease: bool,
+    ) -> Option<Instant> {
+        if lease {
+            self.asking = false;
+            let took = now.saturating_duration_since(self.asked_at);
+            self.round_trip = (self.round_trip * 3 + took) / 4;
+        }
+        self.online = true;
+        self.clock = Some((now, reply.now));
+        self.rate = reply.rate;
+        // Slots issued before a cut were spaced at the rate that overshot.
+        self.slots
+            .retain(|(_, slot)| slot.issued >= reply.decreased);
+        let local = |us: f64| -> Instant {
+            let delta = Duration::from_secs_f64(((us - reply.now).abs() / 1e6).min(3.15e7));
+            match us >= reply.now {
+                true => now.checked_add(delta).unwrap_or(now),
+                false => now.checked_sub(delta).unwrap_or(now),
+            }
+        };
+        for i in 0..reply.granted {
+            let at = reply.first + f64::from(i) * reply.interval;
+            let gap = if i == 0 { reply.gap } else { reply.interval };
+            let slot = Slot {
+                at,
+                issued: reply.now,
+                rate: if gap > 0.0 { 1e6 / gap } else { 0.0 },
+            };
+            self.slots.push_back((local(at), slot));
+        }
+        (reply.hold > reply.now).then(|| local(reply.hold))
+    }
+
+    /// The exchange failed or timed out: the process's own state decides for a while.
+    pub(crate) fn failed(&mut self, now: Instant, lease: bool) {
+        if lease {
+            self.asking = false;
+        }
+        self.online = false;
+        self.slots.clear();
+        self.retry_at = now.checked_add(RETRY_AFTER_FAILURE).unwrap_or(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(now: f64, first: f64, granted: u32) -> ScheduleReply {
+        ScheduleReply {
+            now,
+            first,
+            interval: 100_000.0,
+            granted,
+            hold: 0.0,
+            rate: 10.0,
+            gap: 100_000.0,
+            decreased: -1.0,
+        }
+    }
+
+    #[test]
+    fn a_slow_store_is_asked_to_confirm_earlier() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut fleet = FleetLane::new("k".into(), ms(50), t0);
+        // A quick store: the slot 200 ms ahead is confirmed 20 ms before it.
+        assert!(fleet.lease(t0, 1).is_some());
+        fleet.answered(t0, &reply(0.0, 200_000.0, 1), true);
+        assert!(matches!(fleet.next(t0), Next::Confirm(at) if at == t0 + ms(180)));
+        // Round trips of 40 ms: confirmed three of them before.
+        let mut fleet = FleetLane::new("k".into(), ms(50), t0);
+        for i in 0..20 {
+            let asked = t0 + ms(1000 * i);
+            fleet.slots.clear();
+            assert!(fleet.lease(asked, 1).is_some());
+            let now = asked + ms(40);
+            fleet.answered(now, &reply(0.0, 400_000.0, 1), true);
+        }
+        let now = t0 + ms(19_040);
+        let Next::Confirm(at) = fleet.next(now) else {
+            panic!("a confirmation is due");
+        };
+        let lead = now + ms(400) - at;
+        assert!(lead > ms(110) && lead <= ms(120), "{lead:?}");
+    }
+}

@@ -1,0 +1,301 @@
+//! Fleet mode: throttles on one store follow one schedule per server. The same behaviour tests run
+//! against the in-process store (under tokio's paused clock, for exact timing) and, with the
+//! `redis` feature, against a real redis-server (real time, short delays), with its faults.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::Full;
+use tokio::time::Instant;
+use tower::{service_fn, ServiceExt};
+use tower_http_retry::store::Store;
+use tower_http_retry::throttle::Throttle;
+use tower_http_retry::{Retry, RetryPolicy};
+
+use crate::limiters::{drive, figures, Figures, Kind, Limited};
+
+#[cfg(feature = "redis")]
+use crate::redis_server;
+
+const API: &str = "http://api.test:8080/v1";
+
+fn api() -> Uri {
+    Uri::from_static(API)
+}
+
+/// `workers` throttles (one per process), each sending `each` requests at `per_second`, against one
+/// limiter: the fleet's figures.
+async fn fleet_run(throttles: Vec<Throttle>, kind: Kind, each: usize, per_second: f64) -> Figures {
+    let limiter = Limited::new(kind);
+    let offsets: Vec<_> = (0..each)
+        .map(|i| Duration::from_secs_f64(i as f64 / per_second))
+        .collect();
+    let runs = throttles.into_iter().enumerate().map(|(i, throttle)| {
+        let policy = RetryPolicy::default()
+            .deadline(Duration::from_secs(120))
+            .throttle(throttle)
+            .seed(i as u64);
+        let client = Retry::new(limiter.clone(), policy);
+        let offsets = offsets.clone();
+        tokio::spawn(async move { drive(client, API, &offsets).await })
+    });
+    let mut ended = Vec::new();
+    for run in runs.collect::<Vec<_>>() {
+        ended.extend(run.await.unwrap());
+    }
+    ended.sort_by_key(|e| e.arrival);
+    let f = figures(kind, &ended, &limiter.log());
+    if std::env::var_os("FLEET_LOG").is_some() {
+        for seen in limiter.log() {
+            eprintln!(
+                "{:>8.3} {} {}",
+                seen.at.as_secs_f64(),
+                seen.status,
+                if seen.early { "early" } else { "" }
+            );
+        }
+    }
+    eprintln!("{kind:?}: {f:?}");
+    f
+}
+
+/// Four processes at 3x a 10 r/s nginx-like limiter (429 with `Retry-After: 1`), engaged from the
+/// first request: one schedule for the fleet keeps the 429s rare and the completion near the ideal.
+async fn a_fleet_follows_one_schedule(store: Store, each: usize) -> Figures {
+    let throttles = (0..4)
+        .map(|_| Throttle::new().from_first_request().store(&store))
+        .collect();
+    fleet_run(throttles, Kind::NGINX, each, 7.5).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_store_four_throttles_share_one_rate() {
+    let shared = a_fleet_follows_one_schedule(Store::local(), 75).await;
+    let alone = (0..4)
+        .map(|_| Throttle::new().from_first_request())
+        .collect();
+    let alone = fleet_run(alone, Kind::NGINX, 75, 7.5).await;
+    assert_eq!(shared.completed, 300);
+    assert_eq!(shared.early, 0, "no attempt before the server's time");
+    assert!(shared.throttled <= 0.05, "{shared:?}");
+    // Measured 1.18: between probes the fleet's rate is 0.95 to 1 times the limit, and each probe
+    // past it costs the whole fleet a 1 s hold (the server's Retry-After): 4 in 35 s.
+    assert!(shared.completion <= 1.25, "{shared:?}");
+    // Alone, each process learns the limit as if it were the only client: measured 14% 429s.
+    assert!(alone.throttled > 5.0 * shared.throttled, "{alone:?}");
+    assert!(alone.early > 0, "{alone:?}");
+}
+
+/// Sends one request through a client of `throttle` and answers when it reached the server.
+async fn sent_at(throttle: &Throttle) -> Instant {
+    let seen = Arc::new(Mutex::new(None));
+    let record = seen.clone();
+    let server = service_fn(move |_: Request<Full<Bytes>>| {
+        *record.lock().unwrap() = Some(Instant::now());
+        async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+    });
+    let client = Retry::new(server, RetryPolicy::default().throttle(throttle.clone()));
+    let request = Request::get(API).body(Full::new(Bytes::new())).unwrap();
+    client.oneshot(request).await.unwrap();
+    seen.lock().unwrap().expect("sent")
+}
+
+/// A hold one throttle is given holds every throttle on the store, and they leave after it one
+/// interval apart, not all at once.
+async fn a_hold_is_shared_and_the_fleet_leaves_it_spread(store: &Store) {
+    let fleet: Vec<_> = (0..4).map(|_| Throttle::new().store(store)).collect();
+    let start = Instant::now();
+    fleet[0].hold(&api(), Duration::from_millis(600));
+    // The others engage the server on their own (e.g. from their own first 429).
+    for throttle in &fleet[1..] {
+        throttle.hold(&api(), Duration::from_millis(1));
+    }
+    let sends = fleet.iter().map(|throttle| {
+        let throttle = throttle.clone();
+        tokio::spawn(async move { sent_at(&throttle).await })
+    });
+    let mut at = Vec::new();
+    for send in sends.collect::<Vec<_>>() {
+        at.push(send.await.unwrap().saturating_duration_since(start));
+    }
+    at.sort();
+    eprintln!("{at:?}");
+    assert!(at[0] >= Duration::from_millis(590), "held: {at:?}");
+    // One schedule: the fleet's slots are 1/rate apart (slow start's 2 r/s: 500 ms, less as it
+    // doubles), never together.
+    for pair in at.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(150),
+            "spread: {at:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_store_shares_a_hold_and_spreads_the_fleet_after_it() {
+    a_hold_is_shared_and_the_fleet_leaves_it_spread(&Store::local()).await;
+}
+
+/// A throttle joining a fleet paces at the rate the fleet has reached, not from slow start's
+/// beginning.
+#[tokio::test(start_paused = true)]
+async fn a_throttle_joining_the_fleet_takes_its_rate() {
+    let store = Store::local();
+    let first = Throttle::new().from_first_request().store(&store);
+    sent_at(&first).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let joining = Throttle::new().from_first_request().store(&store);
+    sent_at(&joining).await;
+    let rate = joining.rate(&api()).unwrap();
+    // Slow start doubled twice since the fleet's first request: 2 -> 8 requests per second.
+    assert!((rate - 8.0).abs() < 0.5, "{rate}");
+    let alone = Throttle::new().from_first_request();
+    sent_at(&alone).await;
+    assert_eq!(alone.rate(&api()), Some(2.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_store_each_throttle_keeps_its_own_schedule() {
+    let a = Throttle::new();
+    let b = Throttle::new();
+    let start = Instant::now();
+    a.hold(&api(), Duration::from_secs(2));
+    b.hold(&api(), Duration::from_millis(1));
+    let at = sent_at(&b).await.saturating_duration_since(start);
+    assert!(at < Duration::from_secs(1), "{at:?}");
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use super::redis_server::RedisServer;
+    use super::*;
+
+    fn store(server: &RedisServer, prefix: &str) -> Store {
+        Store::redis(&server.url()).unwrap().prefix(prefix)
+    }
+
+    #[tokio::test]
+    async fn redis_store_four_throttles_share_one_rate() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        // Four processes: four stores, each with its own connection. Short: 4 x 15 at 3x.
+        let throttles = (0..4)
+            .map(|_| Throttle::new().store(&store(&server, "rate")))
+            .collect();
+        let shared = fleet_run(throttles, Kind::NGINX, 15, 7.5).await;
+        assert_eq!(shared.completed, 60);
+        assert!(shared.throttled <= 0.10, "{shared:?}");
+    }
+
+    #[tokio::test]
+    async fn redis_store_shares_a_hold_and_spreads_the_fleet_after_it() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        a_hold_is_shared_and_the_fleet_leaves_it_spread(&store(&server, "hold")).await;
+    }
+
+    fn cli(server: &RedisServer, args: &[&str]) -> Option<String> {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &server.port.to_string()])
+            .args(args)
+            .output()
+            .ok()?;
+        Some(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    }
+
+    #[tokio::test]
+    async fn the_schedule_key_has_one_hash_tag_and_expires_when_quiet() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let throttle = Throttle::new().store(&store(&server, "tags"));
+        throttle.hold(&api(), Duration::from_secs(3));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(keys) = cli(&server, &["--scan"]) else {
+            return; // no redis-cli: the key's shape is checked by the sharing tests
+        };
+        let mut keys: Vec<_> = keys.lines().collect();
+        keys.sort_unstable();
+        // The schedule of the server, and the index of the servers the fleet has engaged.
+        assert_eq!(
+            keys,
+            ["{tags:throttle:http://api.test:8080}", "{tags:throttles}"]
+        );
+        for key in keys {
+            let ttl: i64 = cli(&server, &["PTTL", key]).unwrap().parse().unwrap();
+            // Quiet for a minute past the hold, then gone.
+            assert!(ttl > 60_000 && ttl <= 63_000, "{key}: {ttl}");
+        }
+    }
+
+    #[tokio::test]
+    async fn redis_unreachable_the_throttle_paces_alone() {
+        let store = Store::redis("redis://127.0.0.1:1").unwrap();
+        let alone = Throttle::new().store(&store);
+        alone.hold(&api(), Duration::from_millis(200));
+        let started = Instant::now();
+        for _ in 0..5 {
+            sent_at(&alone).await;
+        }
+        assert!(store.is_down());
+        // Its own hold, then its own slow start (2 r/s): never a wait on Redis past that.
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn redis_killed_and_paused_the_fleet_falls_back_and_resumes() {
+        let Some(mut server) = RedisServer::start() else {
+            return;
+        };
+        let (one, other) = (store(&server, "f"), store(&server, "f"));
+        let a = Throttle::new().store(&one);
+        let b = Throttle::new().store(&other);
+        a.hold(&api(), Duration::from_millis(1));
+        b.hold(&api(), Duration::from_millis(1));
+        sent_at(&a).await;
+        assert!(!one.is_down());
+
+        // Killed: each paces alone, and no request waits on Redis.
+        server.kill();
+        let started = Instant::now();
+        sent_at(&a).await;
+        sent_at(&b).await;
+        assert!(one.is_down() && other.is_down());
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        // Restarted (empty): shared again, once each has heard from it.
+        server.restart();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sent_at(&a).await;
+        sent_at(&b).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!one.is_down() && !other.is_down(), "reconnected");
+        let start = Instant::now();
+        a.hold(&api(), Duration::from_millis(500));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let at = sent_at(&b).await.saturating_duration_since(start);
+        assert!(
+            at >= Duration::from_millis(490),
+            "b follows a's hold again: {at:?}"
+        );
+
+        // Paused past the timeout: down, each paces alone, then resumed after SIGCONT.
+        server.pause(true);
+        let started = Instant::now();
+        sent_at(&a).await;
+        sent_at(&a).await;
+        assert!(one.is_down());
+        assert!(started.elapsed() < Duration::from_secs(2));
+        server.pause(false);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sent_at(&a).await;
+        sent_at(&a).await;
+        assert!(!one.is_down(), "resumed after SIGCONT");
+    }
+}
