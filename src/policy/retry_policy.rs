@@ -796,7 +796,9 @@ impl RetryPolicy {
     /// - A response marked as a replay (`X-Idempotency-Replayed: true` by default,
     ///   [`RetryPolicy::idempotency_replayed_header`]) is reported by [`RetryHistory::is_replayed`]; the key
     ///   the request carried is in [`RetryHistory::idempotency_key`], on responses and on errors, so a caller
-    ///   can try the same operation again later with the same key.
+    ///   can try the same operation again later with the same key. A response the first attempt settled
+    ///   carries a history when the layer set the key, or when a request of a method that is not
+    ///   idempotent carried its own; an idempotent request's own key is not looked up then.
     /// - A [`before_retry`](RetryPolicy::before_retry) hook cannot change the key.
     ///
     /// Turn injection on only for servers that honour the header: a keyed request counts as idempotent, so a

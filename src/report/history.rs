@@ -16,11 +16,14 @@
 //! ```
 //!
 //! The extension is inserted on every response the layer had any decision to make about (a retry, or a
-//! retry it wanted but did not make) and on every response to a request that carried an idempotency key.
-//! Any other response that the first attempt returned and that needed no retry is passed through
-//! untouched, so the common path allocates nothing; an absent extension therefore means "one attempt,
-//! nothing to retry, no key". [`Error::history`](crate::Error::history) gives the same
-//! record for calls that end in an error.
+//! retry it wanted but did not make), on every response to a request that got its idempotency key from
+//! the layer, and on every response to a request of a method that is not idempotent (POST, PATCH, ...)
+//! that carried a key of its own (so that [`RetryHistory::is_replayed`] tells whether the server
+//! replayed it). Any other response that the first attempt returned and that needed no retry is passed
+//! through untouched, so the common path allocates nothing and reads no header: an absent extension
+//! means "one attempt, nothing to retry, no key to report". A history that is made always reports the
+//! key the request carried. [`Error::history`](crate::Error::history) gives the same record for calls
+//! that end in an error.
 
 use std::fmt;
 use std::time::Duration;

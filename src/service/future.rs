@@ -17,7 +17,9 @@ use tower_service::Service;
 
 use crate::body::drain::Drain;
 use crate::body::{NotReplayable, ReplayableBody};
-use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo, RetryClass};
+use crate::classify::{
+    is_idempotent_method, AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo, RetryClass,
+};
 use crate::plan::{Next, Planner};
 use crate::policy::before_retry::head_for_retry;
 use crate::policy::check::{CheckBeforeRetry, CheckRequest, CheckVerdict, NoCheck};
@@ -135,6 +137,8 @@ struct Call<S, ReqB, ResB, C> {
     body: Result<ReqB, NotReplayable>,
     planner: Planner,
     history: RetryHistory,
+    /// Whether the history holds the request's idempotency key yet.
+    key: Key,
     /// When the call started, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing can
     /// ask, so such calls read no clock for it.
     first_sent: Option<Instant>,
@@ -185,6 +189,17 @@ fn retrying<ReqB>(slot: &mut Option<Box<Retrying<ReqB>>>) -> &mut Retrying<ReqB>
             check_log: None,
         })
     })
+}
+
+/// The idempotency key and the history: looked up only when something needs it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// Not looked up yet.
+    Unread,
+    /// In the history (`None` there if the request carries no key).
+    Read,
+    /// Set by the layer before the first attempt, and in the history.
+    Injected,
 }
 
 /// The next attempt and the throttle.
@@ -239,13 +254,22 @@ where
         if let Some(budget) = &policy.budget {
             budget.deposit();
         }
-        let key = idempotency::key_for_first_attempt(
-            &policy.idempotency,
-            &policy.idempotency_header,
-            &mut head,
-        );
+        // The first attempt must carry a key the policy injects; any other key is read only when a
+        // history reports it, or the classifier asks.
         let mut history = RetryHistory::default();
-        history.set_idempotency_key(key);
+        let key = match idempotency::injects_for(&policy.idempotency, &head.method) {
+            true => {
+                let (key, fresh) =
+                    idempotency::key_for_first_attempt(&policy.idempotency_header, &mut head);
+                history.set_idempotency_key(Some(key));
+                if fresh {
+                    Key::Injected
+                } else {
+                    Key::Read
+                }
+            }
+            false => Key::Unread,
+        };
         let copy = body.replay();
         let deadline = policy.deadline;
         #[cfg(feature = "grpc")]
@@ -271,6 +295,7 @@ where
             body: copy,
             planner,
             history,
+            key,
             first_sent,
             check,
             retry: None,
@@ -590,10 +615,19 @@ where
         };
 
         // A first attempt that needed no retry passes through untouched, unless the caller needs the
-        // history for the key it carried.
+        // history for its key: one the layer set, or one a request that is not idempotent carried
+        // (whether the server replayed it). An idempotent request's key is not even looked up.
         if decision == Decision::Done
             && self.planner.attempts() == 1
-            && self.history.idempotency_key().is_none()
+            && result.is_ok()
+            && !match self.key {
+                Key::Injected => true,
+                _ if is_idempotent_method(&self.head.method) => false,
+                Key::Read => self.history.idempotency_key().is_some(),
+                Key::Unread => {
+                    idempotency::key_of(&policy.idempotency_header, &self.head).is_some()
+                }
+            }
             && let Ok(response) = result
         {
             metrics::finished_at_once();
@@ -752,6 +786,11 @@ where
         }
         // A retry planned and never sent costs the budget nothing.
         self.planner.cancel_retry();
+        if self.key == Key::Unread {
+            self.key = Key::Read;
+            let key = idempotency::key_of(&self.policy.idempotency_header, &self.head);
+            self.history.set_idempotency_key(key);
+        }
         self.history.stop(reason);
         let attempts = self.planner.attempts();
         let observe = &self.policy.observe;
