@@ -534,7 +534,7 @@ fn judge_response(
     let decision = policy.decide(request, &outcome);
     // The success path reads no header beyond what the classifier needs.
     let asked = (decision != Decision::Done || !status.is_success())
-        .then(|| server_delay(headers, SystemTime::now()))
+        .then(|| server_delay(headers, SystemTime::now))
         .flatten();
     (decision, asked, AttemptOutcome::Status(status))
 }

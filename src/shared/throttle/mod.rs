@@ -81,8 +81,8 @@ use std::time::{Duration, SystemTime};
 use http::{header, HeaderMap, StatusCode, Uri};
 use tokio::time::Instant;
 
-use crate::wait::rate_limit::rate_limit;
-use crate::wait::retry_after::retry_after;
+use crate::wait::rate_limit::rate_limit_with;
+use crate::wait::retry_after::retry_after_with;
 use authority::Authority;
 use lane::{Lane, Limits};
 pub(crate) use lane::{Place, Refusal, Turn};
@@ -417,11 +417,11 @@ impl Throttle {
             return; // an outage, not a limit
         }
         let now = Instant::now();
-        let wall = SystemTime::now();
+        // The wall clock only for a date with no `Date` header to measure it from.
         let asked = maybe_throttling
-            .then(|| retry_after(headers, wall))
+            .then(|| retry_after_with(headers, SystemTime::now))
             .flatten();
-        let quota = rate_limit(headers, wall);
+        let quota = rate_limit_with(headers, SystemTime::now);
         let spent = quota.is_some_and(|q| q.is_exhausted());
         // `Retry-After: 0` says the server needs no pause (a load balancer's hint to try again at
         // once): it is not asking for a lower rate.
