@@ -123,7 +123,12 @@ impl Planner {
         if asked.is_some_and(|(delay, _)| delay > policy.retry_after_cap()) {
             return Next::Stop(StopReason::RetryAfterTooLong);
         }
-        let rng = self.rng.get_or_insert_with(|| policy.rng());
+        // Seeded on the first draw: a backoff without jitter, or a zero one, never makes one.
+        let slot = &mut self.rng;
+        let rng = move || {
+            let slot = slot; // moved: the closure runs once and hands the generator out
+            slot.get_or_insert_with(|| policy.rng())
+        };
         let backoff = policy
             .backoff(class)
             .delay(self.retries[i], self.previous_delay[i], rng);
@@ -310,6 +315,33 @@ mod tests {
         assert_eq!(
             next(&mut plan, &policy, THROTTLE, too_long, now),
             Next::Stop(StopReason::RetryAfterTooLong)
+        );
+    }
+
+    #[test]
+    fn a_generator_is_made_only_for_a_draw() {
+        // Throttling waits have no jitter, transient ones do; one seeded sequence per generator made.
+        let policy = || {
+            RetryPolicy::new()
+                .no_retry_budget()
+                .seed(3)
+                .backoff_for(
+                    RetryClass::Throttling,
+                    Backoff::constant(secs(2)).jitter(Jitter::None),
+                )
+                .backoff_for(RetryClass::Transient, Backoff::constant(secs(60)))
+        };
+        let now = Instant::now();
+        let first_draw = next(&mut started(None), &policy(), RETRY, None, now);
+        let shared = policy();
+        let mut unjittered = started(None);
+        let wait = next(&mut unjittered, &shared, THROTTLE, None, now);
+        assert_eq!(wait, waits(secs(2), WaitReason::Backoff));
+        assert!(unjittered.rng.is_none(), "nothing drawn, no generator");
+        // The call that drew nothing took no sequence: the next call that draws gets the first.
+        assert_eq!(
+            next(&mut started(None), &shared, RETRY, None, now),
+            first_draw
         );
     }
 

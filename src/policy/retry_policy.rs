@@ -565,9 +565,10 @@ impl RetryPolicy {
     }
 
     /// Draws jitter from sequences derived from `seed`, for reproducible tests: the n-th request of
-    /// this policy (and its clones) to need a wait gets the n-th derived sequence; requests that never
-    /// retry draw nothing. Without a seed each request that retries seeds its own generator from the
-    /// thread-local cryptographic generator.
+    /// this policy (and its clones) to draw a jittered wait gets the n-th derived sequence; requests
+    /// that never retry, or whose waits have no jitter to draw (no jitter, a zero delay), draw nothing.
+    /// Without a seed each request that draws seeds its own generator from the thread-local
+    /// cryptographic generator, on its first draw.
     ///
     /// ```
     /// use std::convert::Infallible;
