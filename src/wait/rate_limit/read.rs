@@ -86,6 +86,10 @@ pub(crate) fn server_delay(
     headers: &HeaderMap,
     now: impl Fn() -> SystemTime,
 ) -> Option<(Duration, WaitReason)> {
+    // Many error responses carry no header at all: then not one of the names is looked up.
+    if headers.is_empty() {
+        return None;
+    }
     if let Some(delay) = retry_after_with(headers, &now) {
         return Some((delay, WaitReason::RetryAfter));
     }
