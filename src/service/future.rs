@@ -217,16 +217,16 @@ enum Gate {
 /// held longer is taken to be still sending, and the call ends with the last outcome.
 const BODY_HANDBACK_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// What an attempt's outcome leads to.
-enum Step<T, ResB> {
-    Return(T),
-    /// Wait, draining the last response's body; or, while the request body is not back yet, keeping
-    /// the last outcome.
-    Wait(
-        Wait,
-        Option<Drain<ResB>>,
-        Option<Box<Result<Response<ResB>, BoxError>>>,
-    ),
+/// What an attempt's outcome leads to. The outcome itself stays with the caller, which moves a
+/// response no more than it must.
+enum Step {
+    /// A first attempt that needed no retry: its response as it is.
+    PassThrough,
+    /// The call ends with the outcome, for this reason.
+    Stop(StopReason),
+    /// Wait, draining the last response's body; or keeping the outcome (`true`), for the check or
+    /// while the request body is not back yet.
+    Wait(Wait, bool),
 }
 
 impl<S, ReqB, ResB, C> ResponseFuture<S, ReqB, ResB, C>
@@ -380,10 +380,27 @@ where
                         }
                     };
                     this.state.set(State::Done);
-                    match this.call.after_attempt(result) {
-                        Step::Return(output) => return Poll::Ready(output),
-                        Step::Wait(wait, drain, parked) => {
-                            *this.parked = parked;
+                    match this.call.after_attempt(&result) {
+                        Step::PassThrough => {
+                            return Poll::Ready(match result {
+                                Ok(response) => Ok(response),
+                                // Never passed through: an error always carries a history.
+                                error => this.call.finish(error, StopReason::Finished),
+                            });
+                        }
+                        Step::Stop(reason) => {
+                            return Poll::Ready(this.call.finish(result, reason));
+                        }
+                        Step::Wait(wait, keep) => {
+                            let drain = match keep {
+                                true => {
+                                    *this.parked = Some(Box::new(result));
+                                    None
+                                }
+                                false => result.ok().and_then(|response| {
+                                    Drain::new(response.into_body(), this.call.policy.drain_limit)
+                                }),
+                            };
                             let wait = (!wait.duration.is_zero()).then(|| sleep(wait.duration));
                             this.state.set(State::Waiting { wait, drain });
                         }
@@ -576,10 +593,7 @@ where
     C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
     /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
-    fn after_attempt(
-        &mut self,
-        result: Result<Response<ResB>, BoxError>,
-    ) -> Step<Result<Response<ResB>, Error>, ResB> {
+    fn after_attempt(&mut self, result: &Result<Response<ResB>, BoxError>) -> Step {
         let policy = &*self.policy;
         let request = RequestInfo {
             method: &self.head.method,
@@ -589,7 +603,7 @@ where
             idempotency_header: &policy.idempotency_header,
             first_sent: self.first_sent,
         };
-        let (decision, asked, outcome) = match &result {
+        let (decision, asked, outcome) = match result {
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers();
@@ -628,10 +642,9 @@ where
                     idempotency::key_of(&policy.idempotency_header, &self.head).is_some()
                 }
             }
-            && let Ok(response) = result
         {
             metrics::finished_at_once();
-            return Step::Return(Ok(response));
+            return Step::PassThrough;
         }
 
         self.history.push(AttemptRecord {
@@ -699,14 +712,11 @@ where
                 if check_due || retry.next_body.is_none() {
                     // Kept, not drained: for the check, or in case the body never comes back.
                     retry.check_due = check_due;
-                    return Step::Wait(wait, None, Some(Box::new(result)));
+                    return Step::Wait(wait, true);
                 }
-                let drain = result
-                    .ok()
-                    .and_then(|response| Drain::new(response.into_body(), policy.drain_limit));
-                Step::Wait(wait, drain, None)
+                Step::Wait(wait, false)
             }
-            Next::Stop(reason) => Step::Return(self.finish(result, reason)),
+            Next::Stop(reason) => Step::Stop(reason),
         }
     }
 
