@@ -282,12 +282,6 @@ impl RetryHistory {
         self.attempts.push(record);
     }
 
-    pub(crate) fn set_wait(&mut self, wait: Wait) {
-        if let Some(last) = self.attempts.last_mut() {
-            last.wait = Some(wait);
-        }
-    }
-
     pub(crate) fn stop(&mut self, reason: StopReason) {
         self.stop = reason;
     }
@@ -543,11 +537,10 @@ mod tests {
             outcome: AttemptOutcome::Status(StatusCode::SERVICE_UNAVAILABLE),
             decision: Decision::Retry(RetryClass::Transient),
             retry_after: Some(Duration::from_secs(2)),
-            wait: None,
-        });
-        h.set_wait(Wait {
-            duration: Duration::from_secs(2),
-            reason: WaitReason::RetryAfter,
+            wait: Some(Wait {
+                duration: Duration::from_secs(2),
+                reason: WaitReason::RetryAfter,
+            }),
         });
         h.push(AttemptRecord {
             outcome: AttemptOutcome::Error(ErrorKind::Reset),

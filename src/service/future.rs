@@ -20,7 +20,7 @@ use crate::body::{NotReplayable, ReplayableBody};
 use crate::classify::{
     is_idempotent_method, AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo, RetryClass,
 };
-use crate::plan::{Next, Planner};
+use crate::plan::{Next, Planner, Schedule};
 use crate::policy::before_retry::head_for_retry;
 use crate::policy::check::{CheckBeforeRetry, CheckRequest, CheckVerdict, NoCheck};
 use crate::policy::idempotency;
@@ -136,8 +136,7 @@ struct Call<S, ReqB, ResB, C> {
     /// The body copy kept for later attempts, or why there is none.
     body: Result<ReqB, NotReplayable>,
     planner: Planner,
-    history: RetryHistory,
-    /// Whether the history holds the request's idempotency key yet.
+    /// What is known of the request's idempotency key.
     key: Key,
     /// When the call started, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing can
     /// ask, so such calls read no clock for it.
@@ -151,6 +150,10 @@ struct Call<S, ReqB, ResB, C> {
 
 /// What a call keeps once it may retry, or once the throttle has a say in its first attempt.
 struct Retrying<ReqB> {
+    /// What happened so far: the records of the attempts that led to a retry, and the checks.
+    history: RetryHistory,
+    /// The planner's retry state.
+    schedule: Schedule,
     /// The body of the next attempt, replayed before the wait so a failure is known before sleeping.
     next_body: Option<ReqB>,
     /// The wait was stretched by [`BODY_HANDBACK_GRACE`] for the body to come back.
@@ -177,6 +180,8 @@ struct Retrying<ReqB> {
 fn retrying<ReqB>(slot: &mut Option<Box<Retrying<ReqB>>>) -> &mut Retrying<ReqB> {
     slot.get_or_insert_with(|| {
         Box::new(Retrying {
+            history: RetryHistory::default(),
+            schedule: Schedule::default(),
             next_body: None,
             in_grace: false,
             gate: Gate::Open,
@@ -191,14 +196,17 @@ fn retrying<ReqB>(slot: &mut Option<Box<Retrying<ReqB>>>) -> &mut Retrying<ReqB>
     })
 }
 
-/// The idempotency key and the history: looked up only when something needs it.
+/// What is known of the request's idempotency key, which is looked up only when something needs it
+/// (a history reports it; the classifier reads it itself).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Key {
     /// Not looked up yet.
     Unread,
-    /// In the history (`None` there if the request carries no key).
-    Read,
-    /// Set by the layer before the first attempt, and in the history.
+    /// The request carries none.
+    Absent,
+    /// The request carries the caller's.
+    Caller,
+    /// The layer set it before the first attempt.
     Injected,
 }
 
@@ -222,8 +230,8 @@ const BODY_HANDBACK_GRACE: std::time::Duration = std::time::Duration::from_milli
 enum Step {
     /// A first attempt that needed no retry: its response as it is.
     PassThrough,
-    /// The call ends with the outcome, for this reason.
-    Stop(StopReason),
+    /// The call ends with the outcome, for this reason; the outcome's record.
+    Stop(StopReason, AttemptRecord),
     /// Wait, draining the last response's body; or keeping the outcome (`true`), for the check or
     /// while the request body is not back yet.
     Wait(Wait, bool),
@@ -256,18 +264,12 @@ where
         }
         // The first attempt must carry a key the policy injects; any other key is read only when a
         // history reports it, or the classifier asks.
-        let mut history = RetryHistory::default();
         let key = match idempotency::injects_for(&policy.idempotency, &head.method) {
-            true => {
-                let (key, fresh) =
-                    idempotency::key_for_first_attempt(&policy.idempotency_header, &mut head);
-                history.set_idempotency_key(Some(key));
-                if fresh {
-                    Key::Injected
-                } else {
-                    Key::Read
-                }
-            }
+            true => match idempotency::key_for_first_attempt(&policy.idempotency_header, &mut head)
+            {
+                (_, true) => Key::Injected,
+                (_, false) => Key::Caller,
+            },
             false => Key::Unread,
         };
         let copy = body.replay();
@@ -294,7 +296,6 @@ where
             head,
             body: copy,
             planner,
-            history,
             key,
             first_sent,
             check,
@@ -309,7 +310,7 @@ where
                 if let Some(Entered::Go { sent }) = entered {
                     retrying(&mut call.retry).sent_at = Some(sent);
                 }
-                call.planner.start_attempt();
+                call.planner.start_attempt(None);
                 let mut first = call.head.clone();
                 // Into the copy sent, not the head kept: retries copy no extension map they replace.
                 if call.policy.observe.mark_attempts {
@@ -385,11 +386,11 @@ where
                             return Poll::Ready(match result {
                                 Ok(response) => Ok(response),
                                 // Never passed through: an error always carries a history.
-                                error => this.call.finish(error, StopReason::Finished),
+                                error => this.call.finish(error, StopReason::Finished, None),
                             });
                         }
-                        Step::Stop(reason) => {
-                            return Poll::Ready(this.call.finish(result, reason));
+                        Step::Stop(reason, record) => {
+                            return Poll::Ready(this.call.finish(result, reason, Some(record)));
                         }
                         Step::Wait(wait, keep) => {
                             let drain = match keep {
@@ -637,7 +638,8 @@ where
             && !match self.key {
                 Key::Injected => true,
                 _ if is_idempotent_method(&self.head.method) => false,
-                Key::Read => self.history.idempotency_key().is_some(),
+                Key::Caller => true,
+                Key::Absent => false,
                 Key::Unread => {
                     idempotency::key_of(&policy.idempotency_header, &self.head).is_some()
                 }
@@ -647,12 +649,12 @@ where
             return Step::PassThrough;
         }
 
-        self.history.push(AttemptRecord {
+        let mut record = AttemptRecord {
             outcome,
             decision,
             retry_after: asked.map(|(delay, _)| delay),
             wait: None,
-        });
+        };
         // With a check, an outcome that may have taken effect is a candidate for a retry: the check
         // decides just before the request would be sent again.
         let check_due = C::RUNS && decision == Decision::Unsafe;
@@ -661,7 +663,15 @@ where
             false => decision,
         };
         let now = Instant::now();
-        let next = match self.planner.next(policy, planned, asked, now) {
+        // The retry state is made when a retry is asked for, even one the limits then refuse.
+        let next = match Planner::stops(planned) {
+            Some(reason) => Next::Stop(reason),
+            None => {
+                let schedule = &mut retrying(&mut self.retry).schedule;
+                self.planner.next(schedule, policy, planned, asked, now)
+            }
+        };
+        let next = match next {
             Next::Retry(wait) => match self
                 .body
                 .as_ref()
@@ -675,7 +685,7 @@ where
                 // The previous attempt may hand the body back in a moment: the wait waits for it.
                 Err(NotReplayable::StillSending) => Next::Retry(wait),
                 Err(why) => {
-                    self.planner.cancel_retry();
+                    retrying(&mut self.retry).schedule.cancel_retry();
                     Next::Stop(StopReason::BodyNotReplayable(why))
                 }
             },
@@ -692,7 +702,8 @@ where
                     reason = ?wait.reason,
                     "retrying"
                 );
-                self.history.set_wait(wait);
+                record.wait = Some(wait);
+                retrying(&mut self.retry).history.push(record);
                 if let Decision::Retry(class) = decision {
                     metrics::retry(class, wait);
                     policy.report(RetryEvent::Retry {
@@ -716,7 +727,7 @@ where
                 }
                 Step::Wait(wait, false)
             }
-            Next::Stop(reason) => Step::Stop(reason),
+            Next::Stop(reason) => Step::Stop(reason, record),
         }
     }
 
@@ -725,8 +736,9 @@ where
         &mut self,
         result: Result<Response<ResB>, BoxError>,
         reason: StopReason,
+        last: Option<AttemptRecord>,
     ) -> Result<Response<ResB>, Error> {
-        let mut history = self.close(reason);
+        let mut history = self.close(reason, last);
         match result {
             Ok(mut response) => {
                 if history.idempotency_key().is_some() {
@@ -744,15 +756,13 @@ where
 
     /// The deadline passed, during an attempt (which is canceled) or between attempts.
     fn deadline_passed(&mut self, during_attempt: bool) -> Error {
-        if during_attempt {
-            self.history.push(AttemptRecord {
-                outcome: AttemptOutcome::Interrupted,
-                decision: Decision::Done,
-                retry_after: None,
-                wait: None,
-            });
-        }
-        Error::new(None, self.close(StopReason::Deadline))
+        let interrupted = during_attempt.then_some(AttemptRecord {
+            outcome: AttemptOutcome::Interrupted,
+            decision: Decision::Done,
+            retry_after: None,
+            wait: None,
+        });
+        Error::new(None, self.close(StopReason::Deadline, interrupted))
     }
 
     /// Polls for the next attempt's body while the previous attempt still holds it; `Ready(Ok)` once
@@ -778,30 +788,37 @@ where
     ) -> Result<Response<ResB>, Error> {
         let reason = StopReason::BodyNotReplayable(why);
         match last {
-            Some(result) => self.finish(result, reason),
-            None => Err(Error::new(None, self.close(reason))),
+            Some(result) => self.finish(result, reason, None),
+            None => Err(Error::new(None, self.close(reason, None))),
         }
     }
 
     /// The inner service failed while getting ready for a retry.
     fn not_ready(&mut self, error: BoxError) -> Error {
-        Error::new(Some(error), self.close(StopReason::Finished))
+        Error::new(Some(error), self.close(StopReason::Finished, None))
     }
 
-    /// Records why the call stops and hands the history over.
-    fn close(&mut self, reason: StopReason) -> RetryHistory {
-        // Out of the throttle's line at once, even if this future is kept after it ends.
-        if let Some(retry) = &mut self.retry {
-            retry.gate = Gate::Open;
+    /// Records why the call stops, and `last`, the record of the outcome it stops with (when that
+    /// is not in the history yet), and hands the history over.
+    fn close(&mut self, reason: StopReason, last: Option<AttemptRecord>) -> RetryHistory {
+        let mut history = match &mut self.retry {
+            Some(retry) => {
+                // Out of the throttle's line at once, even if this future is kept after it ends.
+                retry.gate = Gate::Open;
+                // A retry planned and never sent costs the budget nothing.
+                retry.schedule.cancel_retry();
+                std::mem::take(&mut retry.history)
+            }
+            None => RetryHistory::default(),
+        };
+        if let Some(record) = last {
+            history.push(record);
         }
-        // A retry planned and never sent costs the budget nothing.
-        self.planner.cancel_retry();
-        if self.key == Key::Unread {
-            self.key = Key::Read;
+        if self.key != Key::Absent {
             let key = idempotency::key_of(&self.policy.idempotency_header, &self.head);
-            self.history.set_idempotency_key(key);
+            history.set_idempotency_key(key);
         }
-        self.history.stop(reason);
+        history.stop(reason);
         let attempts = self.planner.attempts();
         let observe = &self.policy.observe;
         if reason.gave_up() {
@@ -810,7 +827,7 @@ where
                 .give_ups
                 .gave_up(&head.method, &head.uri, attempts, reason);
         }
-        let last = self.history.attempts().last();
+        let last = history.attempts().last();
         if attempts > 1 || reason.gave_up() {
             self.policy.report(RetryEvent::Stop {
                 attempts,
@@ -822,9 +839,9 @@ where
             Decision::Retry(class) => Some(class),
             _ => None,
         });
-        let waited = self.history.total_wait();
+        let waited = history.total_wait();
         metrics::call_ended(reason, class, attempts, waited, self.is_grpc());
-        std::mem::take(&mut self.history)
+        history
     }
 
     /// Whether the call is a gRPC one, whose metrics take gRPC's names.
@@ -957,10 +974,10 @@ where
     /// The throttle refused the next attempt.
     fn refused(&mut self, why: Refusal) -> Error {
         match why {
-            Refusal::Deadline => Error::new(None, self.close(StopReason::Deadline)),
+            Refusal::Deadline => Error::new(None, self.close(StopReason::Deadline, None)),
             Refusal::Shed(retry_in) => {
                 let shed: BoxError = Box::new(Shed::new(retry_in));
-                Error::new(Some(shed), self.close(StopReason::Shed))
+                Error::new(Some(shed), self.close(StopReason::Shed, None))
             }
         }
     }
@@ -1015,9 +1032,9 @@ where
         self.record_check(answer);
         match verdict {
             CheckVerdict::Retry => None,
-            CheckVerdict::Stop => Some(self.finish(*last, StopReason::CheckStopped)),
+            CheckVerdict::Stop => Some(self.finish(*last, StopReason::CheckStopped, None)),
             CheckVerdict::Respond(response) => {
-                Some(self.finish(Ok(response), StopReason::CheckAnswered))
+                Some(self.finish(Ok(response), StopReason::CheckAnswered, None))
             }
         }
     }
@@ -1034,8 +1051,9 @@ where
             .take()
             .map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner())))
             .unwrap_or_default();
-        self.history.push_check(CheckRecord {
-            after_attempt: self.planner.attempts(),
+        let after_attempt = self.planner.attempts();
+        retrying(&mut self.retry).history.push_check(CheckRecord {
+            after_attempt,
             requests,
             answer,
         });
@@ -1050,7 +1068,7 @@ where
             .expect("the next body is prepared before every wait");
         retry.in_grace = false;
         let next_head = retry.next_head.take();
-        self.planner.start_attempt();
+        self.planner.start_attempt(Some(&mut retry.schedule));
         let attempt = self.planner.attempts();
         let mut head = match next_head {
             Some(head) => head,
