@@ -109,7 +109,7 @@ pin_project! {
         /// throttle must give the attempt its turn (waited for in its line, or refused: shed or past
         /// the deadline). Goes to `Readying` then, or returns the deadline error if the deadline
         /// passes first. A first attempt that must wait in the throttle's line starts here.
-        Waiting { #[pin] wait: Option<Sleep>, drain: Option<Drain<ResB>> },
+        Waiting { #[pin] wait: Option<Sleep>, #[pin] drain: Option<Drain<ResB>> },
         /// The last outcome may have taken effect, the wait is over and the body is back: the check
         /// runs (`future`), bounded by the deadline. Retry goes back to `Waiting`, for the throttle's
         /// turn; stop or an answer of its own returns and goes to `Done`. Never entered without a
@@ -318,7 +318,13 @@ where
                 }
                 let future = call.service.call(Request::from_parts(first, body));
                 let timeout = call.policy.attempt_timeout.map(sleep);
-                State::Calling { future, timeout }
+                // Built where it is returned: the common case moves nothing it need not.
+                return Self {
+                    state: State::Calling { future, timeout },
+                    deadline,
+                    parked: None,
+                    call,
+                };
             }
             Some(Entered::Wait(waiter, at)) => {
                 // Waiting: whatever the ready service reserved (a concurrency permit, a buffer slot)
@@ -407,11 +413,14 @@ where
                         }
                     }
                 }
-                StateProj::Waiting { mut wait, drain } => {
-                    if let Some(draining) = drain.as_mut()
+                StateProj::Waiting {
+                    mut wait,
+                    mut drain,
+                } => {
+                    if let Some(draining) = drain.as_mut().as_pin_mut()
                         && draining.poll_drain(cx).is_ready()
                     {
-                        *drain = None;
+                        drain.set(None);
                     }
                     match this.call.poll_next_body(cx) {
                         Poll::Ready(Ok(())) => {
@@ -425,7 +434,7 @@ where
                                 && let Ok(response) = *last
                             {
                                 let limit = this.call.policy.drain_limit;
-                                *drain = Drain::new(response.into_body(), limit);
+                                drain.set(Drain::new(response.into_body(), limit));
                             }
                         }
                         Poll::Ready(Err(why)) => {
