@@ -327,6 +327,7 @@ impl Throttle {
     }
 
     /// Whether a call must ask before leaving: one atomic load, unless engaged from the first request.
+    #[inline]
     pub(crate) fn is_engaged(&self) -> bool {
         let shared = &*self.shared;
         shared.config.from_first_request || shared.engaged.load(Ordering::Acquire) > 0
@@ -399,8 +400,24 @@ impl Throttle {
 
     /// Learns from a response of `uri`'s authority to an attempt sent at `sent` (known when the
     /// throttle admitted it). Reads no header and no clock for a response that is neither a 429 nor
-    /// a 503 while no authority is throttled.
+    /// a 503 while no authority is throttled: that check is inlined where the response is judged.
+    #[inline]
     pub(crate) fn observe(
+        &self,
+        uri: &Uri,
+        status: StatusCode,
+        headers: &HeaderMap,
+        sent: Option<Instant>,
+        max: Duration,
+    ) {
+        let code = status.as_u16();
+        if code != 429 && code != 503 && !self.is_engaged() {
+            return;
+        }
+        self.learn(uri, status, headers, sent, max);
+    }
+
+    fn learn(
         &self,
         uri: &Uri,
         status: StatusCode,
