@@ -71,10 +71,11 @@ pin_project! {
         // state plus what the whole call keeps.
         #[pin]
         state: State<S::Future, C::Future, ResB>,
-        // The whole call's deadline, armed from the start when the policy has one; checked whenever
-        // another state is pending.
+        // The call's timer: armed at the whole call's deadline when the policy has one, and during
+        // an attempt at the attempt's end when that comes first. One timer for both, so the future
+        // carries one. Checked whenever a state is pending; `None` when nothing is armed.
         #[pin]
-        deadline: Option<Sleep>,
+        timer: Option<Sleep>,
         // The last outcome, kept while the retry waits for the previous attempt to hand the request
         // body back (if it never does, the call ends with this outcome), or for a check due after it
         // (a check that says stop returns it). Boxed: rare, and the future stays small.
@@ -95,12 +96,13 @@ pin_project! {
     /// ```
     #[project = StateProj]
     enum State<F, CF, ResB> {
-        /// An attempt is in flight: `future` is the inner service's response future, `timeout` the
-        /// policy's per-attempt timeout (none without one). Ends with its outcome, or when `timeout`
-        /// fires (an `AttemptTimedOut` outcome), or when the deadline passes (the call's error). The
-        /// outcome is classified and planned: a retry goes to `Waiting`, anything else returns and
-        /// goes to `Done`.
-        Calling { #[pin] future: F, #[pin] timeout: Option<Sleep> },
+        /// An attempt is in flight: `future` is the inner service's response future; `timed` says
+        /// the call's timer is at the end of the policy's per-attempt timeout, which comes before the
+        /// deadline (else it is at the deadline, or unarmed). Ends with its outcome, or when the
+        /// timer fires: an `AttemptTimedOut` outcome when `timed`, else the deadline (the call's
+        /// error). The outcome is classified and planned: a retry goes to `Waiting`, anything else
+        /// returns and goes to `Done`.
+        Calling { #[pin] future: F, timed: bool },
         /// Waiting before the next attempt, on `wait` (none for a zero wait; also the grace for the
         /// request body to come back, or, in the throttle's line, a fallback for the turn), while
         /// `drain` reads the last response's discarded body so an HTTP/1.1 connection can be reused
@@ -276,10 +278,17 @@ where
         let deadline = policy.deadline;
         #[cfg(feature = "grpc")]
         let deadline = crate::policy::grpc::call_deadline(&policy, &head.headers, deadline);
-        let total = deadline;
-        let deadline = deadline.map(sleep);
-        let deadline_at = deadline.as_ref().map(Sleep::deadline);
-        let first_sent = first_sent(&policy, C::RUNS, total.zip(deadline.as_ref()));
+        // The clock is read only for a policy whose timers or hooks need the start.
+        let start = (deadline.is_some()
+            || policy.attempt_timeout.is_some()
+            || C::RUNS
+            || policy.classify.is_some())
+        .then(Instant::now);
+        let deadline_at = start
+            .zip(deadline)
+            .and_then(|(now, total)| now.checked_add(total));
+        let first_sent =
+            start.filter(|_| deadline.is_some() || C::RUNS || policy.classify.is_some());
         let planner = Planner::new(deadline_at);
         let mut place = None;
         // While no server is throttled this is one atomic load: no clock read, no lookup.
@@ -317,11 +326,14 @@ where
                     first.extensions.insert(Attempt(1));
                 }
                 let future = call.service.call(Request::from_parts(first, body));
-                let timeout = call.policy.attempt_timeout.map(sleep);
+                let (alarm, timed) = match start {
+                    Some(now) => attempt_alarm(deadline_at, call.policy.attempt_timeout, now),
+                    None => (None, false),
+                };
                 // Built where it is returned: the common case moves nothing it need not.
                 return Self {
-                    state: State::Calling { future, timeout },
-                    deadline,
+                    state: State::Calling { future, timed },
+                    timer: alarm.map(sleep_until),
                     parked: None,
                     call,
                 };
@@ -353,7 +365,7 @@ where
         };
         Self {
             state,
-            deadline,
+            timer: deadline_at.map(sleep_until),
             parked: None,
             call,
         }
@@ -374,16 +386,19 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Calling { future, timeout } => {
+                StateProj::Calling { future, timed } => {
+                    let timed = *timed;
                     let result = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
-                        Poll::Pending if poll_timer(timeout, cx) => {
-                            Err(Box::new(AttemptTimedOut) as BoxError)
-                        }
                         Poll::Pending => {
-                            ready!(poll_deadline(this.deadline.as_mut(), cx));
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(this.call.deadline_passed(true)));
+                            if !poll_timer(this.timer.as_mut(), cx) {
+                                return Poll::Pending;
+                            }
+                            if !timed {
+                                this.state.set(State::Done);
+                                return Poll::Ready(Err(this.call.deadline_passed(true)));
+                            }
+                            Err(Box::new(AttemptTimedOut) as BoxError)
                         }
                     };
                     this.state.set(State::Done);
@@ -408,6 +423,14 @@ where
                                     Drain::new(response.into_body(), this.call.policy.drain_limit)
                                 }),
                             };
+                            if timed {
+                                // Back to the deadline, or unarmed, until the next attempt.
+                                let deadline = this.call.planner.deadline();
+                                match (this.timer.as_mut().as_pin_mut(), deadline) {
+                                    (Some(timer), Some(at)) => timer.reset(at),
+                                    _ => this.timer.set(None),
+                                }
+                            }
                             let wait = (!wait.duration.is_zero()).then(|| sleep(wait.duration));
                             this.state.set(State::Waiting { wait, drain });
                         }
@@ -448,7 +471,7 @@ where
                     // one when they leave. Otherwise it is the attempt's own wait.
                     let queued = this.call.is_queued();
                     if !queued && wait.is_some() && !poll_timer(wait.as_mut(), cx) {
-                        ready!(poll_deadline(this.deadline.as_mut(), cx));
+                        ready!(poll_deadline(this.timer.as_mut(), cx));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
                     }
@@ -476,7 +499,7 @@ where
                             if poll_timer(wait.as_mut(), cx) {
                                 continue;
                             }
-                            ready!(poll_deadline(this.deadline.as_mut(), cx));
+                            ready!(poll_deadline(this.timer.as_mut(), cx));
                             this.state.set(State::Done);
                             return Poll::Ready(Err(this.call.deadline_passed(false)));
                         }
@@ -491,7 +514,7 @@ where
                 }
                 StateProj::Checking { future } => match future.poll(cx) {
                     Poll::Pending => {
-                        ready!(poll_deadline(this.deadline.as_mut(), cx));
+                        ready!(poll_deadline(this.timer.as_mut(), cx));
                         this.state.set(State::Done);
                         *this.parked = None;
                         this.call.check_interrupted();
@@ -513,7 +536,7 @@ where
                 },
                 StateProj::Readying => match this.call.service.poll_ready(cx) {
                     Poll::Pending => {
-                        ready!(poll_deadline(this.deadline.as_mut(), cx));
+                        ready!(poll_deadline(this.timer.as_mut(), cx));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
                     }
@@ -523,8 +546,23 @@ where
                     }
                     Poll::Ready(Ok(())) => {
                         let future = this.call.dispatch();
-                        let timeout = this.call.policy.attempt_timeout.map(sleep);
-                        this.state.set(State::Calling { future, timeout });
+                        let deadline = this.call.planner.deadline();
+                        let timed = match this.call.policy.attempt_timeout {
+                            Some(timeout) => {
+                                match attempt_alarm(deadline, Some(timeout), Instant::now()) {
+                                    (Some(at), true) => {
+                                        match this.timer.as_mut().as_pin_mut() {
+                                            Some(timer) => timer.reset(at),
+                                            None => this.timer.set(Some(sleep_until(at))),
+                                        }
+                                        true
+                                    }
+                                    _ => false,
+                                }
+                            }
+                            None => false,
+                        };
+                        this.state.set(State::Calling { future, timed });
                     }
                 },
                 StateProj::Refused => {
@@ -566,16 +604,20 @@ fn judge_response(
     (decision, asked, AttemptOutcome::Status(status))
 }
 
-/// When the call starts, if anything can ask: derived from the deadline timer when there is one (no
-/// clock read), else read only for a policy with a classification hook or a check.
-fn first_sent(
-    policy: &RetryPolicy,
-    check: bool,
-    deadline: Option<(Duration, &Sleep)>,
-) -> Option<Instant> {
-    match deadline {
-        Some((total, sleep)) => sleep.deadline().checked_sub(total),
-        None => (check || policy.classify.is_some()).then(Instant::now),
+/// When the call's timer fires during an attempt that starts at `now`: at the attempt's end
+/// (`true`) when its timeout ends it no later than the deadline, else at the deadline; `None`
+/// when neither is set (or the timeout is too long to be reached).
+fn attempt_alarm(
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+    now: Instant,
+) -> (Option<Instant>, bool) {
+    let end = timeout.and_then(|timeout| now.checked_add(timeout));
+    match (end, deadline) {
+        (Some(end), deadline) if deadline.is_none_or(|deadline| end <= deadline) => {
+            (Some(end), true)
+        }
+        (_, deadline) => (deadline, false),
     }
 }
 
