@@ -122,7 +122,7 @@ impl Planner {
         policy: &impl Limits,
         decision: Decision,
         asked: Option<Asked>,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Next {
         let class = match decision {
             Decision::Retry(class) => class,
@@ -148,8 +148,9 @@ impl Planner {
                 .backoff(class)
                 .delay(schedule.retries[i], schedule.previous_delay[i], rng);
         let wait = policy.retry_after_mode().wait(asked, backoff);
+        // The clock is read only for a deadline.
         if let Some(deadline) = self.deadline {
-            let ends = now.checked_add(wait.duration);
+            let ends = now().checked_add(wait.duration);
             if ends.is_none_or(|ends| ends >= deadline) {
                 return Next::Stop(StopReason::Deadline);
             }
@@ -219,7 +220,7 @@ mod tests {
         now: Instant,
     ) -> Next {
         plan.planner
-            .next(&mut plan.schedule, policy, decision, asked, now)
+            .next(&mut plan.schedule, policy, decision, asked, || now)
     }
 
     fn waits(duration: Duration, reason: WaitReason) -> Next {

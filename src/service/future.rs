@@ -713,13 +713,13 @@ where
             true => Decision::Retry(RetryClass::Transient),
             false => decision,
         };
-        let now = Instant::now();
         // The retry state is made when a retry is asked for, even one the limits then refuse.
         let next = match Planner::stops(planned) {
             Some(reason) => Next::Stop(reason),
             None => {
                 let schedule = &mut retrying(&mut self.retry).schedule;
-                self.planner.next(schedule, policy, planned, asked, now)
+                self.planner
+                    .next(schedule, policy, planned, asked, Instant::now)
             }
         };
         let next = match next {
@@ -768,7 +768,7 @@ where
                 if let Some(throttle) = &policy.throttle {
                     retry.gate = Gate::Ask;
                     if retry.place.is_none() {
-                        retry.place = Some(throttle.place(now));
+                        retry.place = Some(throttle.place(Instant::now()));
                     }
                 }
                 if check_due || retry.next_body.is_none() {
@@ -890,7 +890,7 @@ where
             Decision::Retry(class) => Some(class),
             _ => None,
         });
-        let waited = history.total_wait();
+        let waited = || history.total_wait();
         metrics::call_ended(reason, class, attempts, waited, self.is_grpc());
         history
     }
