@@ -957,11 +957,10 @@ where
         if matches!(retry.gate, Gate::Open) {
             return Turn::Go;
         }
-        let Some(throttle) = self.policy.throttle.clone() else {
+        if self.policy.throttle.is_none() {
             return Turn::Go;
-        };
-        let now = Instant::now();
-        let turn = match std::mem::replace(&mut retry.gate, Gate::Open) {
+        }
+        let (turn, now) = match std::mem::replace(&mut retry.gate, Gate::Open) {
             Gate::Open => return Turn::Go,
             Gate::Ask => {
                 let attempt = self.planner.attempts().saturating_add(1);
@@ -973,9 +972,12 @@ where
                     let head = self.retry_head(attempt);
                     retrying(&mut self.retry).next_head = Some(head);
                 }
-                if !throttle.is_engaged() {
-                    return Turn::Go;
-                }
+                // While no server is throttled: one atomic load, no clock read.
+                let throttle = match &self.policy.throttle {
+                    Some(throttle) if throttle.is_engaged() => throttle.clone(),
+                    _ => return Turn::Go,
+                };
+                let now = Instant::now();
                 let deadline = self.planner.deadline();
                 let retry = retrying(&mut self.retry);
                 let uri = &retry.next_head.as_ref().expect("made above").uri;
@@ -987,12 +989,18 @@ where
                     // In line: ask once more at once, so that those ahead can wake this one.
                     Entered::Wait(waiter, _) => {
                         metrics::throttle_hold();
-                        self.poll_turn(&throttle, waiter, now, cx)
+                        (self.poll_turn(&throttle, waiter, now, cx), now)
                     }
-                    Entered::Refused(why) => Turn::Refused(why),
+                    Entered::Refused(why) => (Turn::Refused(why), now),
                 }
             }
-            Gate::Queued(waiter) => self.poll_turn(&throttle, waiter, now, cx),
+            Gate::Queued(waiter) => {
+                let Some(throttle) = self.policy.throttle.clone() else {
+                    return Turn::Go;
+                };
+                let now = Instant::now();
+                (self.poll_turn(&throttle, waiter, now, cx), now)
+            }
         };
         match turn {
             // Never a timer that has already fired: the requests ahead wake this one when they leave.
@@ -1128,8 +1136,11 @@ where
         if self.policy.observe.mark_attempts {
             head.extensions.insert(Attempt(attempt));
         }
+        // Where the attempt went, for the throttle to learn from its answer: kept only when a
+        // before-retry hook sent it elsewhere than the first attempt.
         if self.policy.throttle.is_some() {
-            retrying(&mut self.retry).sent_to = Some(head.uri.clone());
+            let elsewhere = self.policy.before_retry.is_some() && head.uri != self.head.uri;
+            retrying(&mut self.retry).sent_to = elsewhere.then(|| head.uri.clone());
         }
         self.service.call(Request::from_parts(head, body))
     }
