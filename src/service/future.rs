@@ -401,9 +401,11 @@ where
                             Err(Box::new(AttemptTimedOut) as BoxError)
                         }
                     };
-                    this.state.set(State::Done);
+                    // The attempt's future is dropped when the state changes, once: to `Done` when
+                    // the call ends, to `Waiting` when it retries.
                     match this.call.after_attempt(&result) {
                         Step::PassThrough => {
+                            this.state.set(State::Done);
                             return Poll::Ready(match result {
                                 Ok(response) => Ok(response),
                                 // Never passed through: an error always carries a history.
@@ -411,6 +413,7 @@ where
                             });
                         }
                         Step::Stop(reason, record) => {
+                            this.state.set(State::Done);
                             return Poll::Ready(this.call.finish(result, reason, Some(record)));
                         }
                         Step::Wait(wait, keep) => {
