@@ -29,6 +29,7 @@ use std::fmt;
 use std::time::Duration;
 
 use http::{Extensions, HeaderValue, StatusCode};
+use smallvec::SmallVec;
 
 use crate::body::NotReplayable;
 use crate::classify::{Decision, ErrorKind};
@@ -68,7 +69,9 @@ use crate::wait::{Wait, WaitReason};
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryHistory {
-    attempts: Vec<AttemptRecord>,
+    // Inline up to three attempts (two retries), the common retried call: its history makes no
+    // allocation of its own.
+    attempts: SmallVec<[AttemptRecord; 3]>,
     stop: StopReason,
     idempotency_key: Option<HeaderValue>,
     replayed: bool,
@@ -268,7 +271,7 @@ impl Default for RetryHistory {
     /// No attempt yet.
     fn default() -> Self {
         Self {
-            attempts: Vec::new(),
+            attempts: SmallVec::new(),
             stop: StopReason::Finished,
             idempotency_key: None,
             replayed: false,
