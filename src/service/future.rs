@@ -671,7 +671,13 @@ where
                     let uri = sent_to.unwrap_or(&self.head.uri);
                     throttle.observe(uri, status, headers, sent, policy.max_retry_after);
                 }
-                judge_response(policy, &request, status, headers, response.extensions())
+                // The default table retries no success: without a hook (or gRPC, whose status is
+                // in a header), a 2xx is final at once.
+                if status.is_success() && policy.classify.is_none() && !self.is_grpc() {
+                    (Decision::Done, None, AttemptOutcome::Status(status))
+                } else {
+                    judge_response(policy, &request, status, headers, response.extensions())
+                }
             }
             Err(error) => {
                 let decision = policy.decide(&request, &Outcome::Error(&**error));
