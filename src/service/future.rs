@@ -76,10 +76,6 @@ pin_project! {
         // carries one. Checked whenever a state is pending; `None` when nothing is armed.
         #[pin]
         timer: Option<Sleep>,
-        // The last outcome, kept while the retry waits for the previous attempt to hand the request
-        // body back (if it never does, the call ends with this outcome), or for a check due after it
-        // (a check that says stop returns it). Boxed: rare, and the future stays small.
-        parked: Option<Box<Result<Response<ResB>, BoxError>>>,
         call: Call<S, ReqB, ResB, C>,
     }
 }
@@ -146,12 +142,16 @@ struct Call<S, ReqB, ResB, C> {
     check: C,
     /// What only a retry (or the throttle) needs: `None` until the first retry is planned or the
     /// throttle holds the first attempt, so a call that needs neither neither makes nor moves it.
-    retry: Option<Box<Retrying<ReqB>>>,
+    retry: Option<Box<Retrying<ReqB, ResB>>>,
     _response: PhantomData<fn() -> ResB>,
 }
 
 /// What a call keeps once it may retry, or once the throttle has a say in its first attempt.
-struct Retrying<ReqB> {
+struct Retrying<ReqB, ResB> {
+    /// The last outcome, kept while the retry waits for the previous attempt to hand the request
+    /// body back (if it never does, the call ends with this outcome), or for a check due after it
+    /// (a check that says stop returns it).
+    parked: Option<Result<Response<ResB>, BoxError>>,
     /// What happened so far: the records of the attempts that led to a retry, and the checks.
     history: RetryHistory,
     /// The planner's retry state.
@@ -179,22 +179,32 @@ struct Retrying<ReqB> {
 }
 
 /// The retry state of `slot`, made on first use.
-fn retrying<ReqB>(slot: &mut Option<Box<Retrying<ReqB>>>) -> &mut Retrying<ReqB> {
-    slot.get_or_insert_with(|| {
-        Box::new(Retrying {
-            history: RetryHistory::default(),
-            schedule: Schedule::default(),
-            next_body: None,
-            in_grace: false,
-            gate: Gate::Open,
-            place: None,
-            refusal: None,
-            next_head: None,
-            sent_to: None,
-            sent_at: None,
-            check_due: false,
-            check_log: None,
-        })
+#[inline]
+fn retrying<ReqB, ResB>(slot: &mut Option<Box<Retrying<ReqB, ResB>>>) -> &mut Retrying<ReqB, ResB> {
+    match slot {
+        Some(retry) => retry,
+        None => slot.insert(new_retrying()),
+    }
+}
+
+/// A call's retry state, made once per call that retries: out of line, away from the common path.
+#[cold]
+#[inline(never)]
+fn new_retrying<ReqB, ResB>() -> Box<Retrying<ReqB, ResB>> {
+    Box::new(Retrying {
+        parked: None,
+        history: RetryHistory::default(),
+        schedule: Schedule::default(),
+        next_body: None,
+        in_grace: false,
+        gate: Gate::Open,
+        place: None,
+        refusal: None,
+        next_head: None,
+        sent_to: None,
+        sent_at: None,
+        check_due: false,
+        check_log: None,
     })
 }
 
@@ -334,7 +344,6 @@ where
                 return Self {
                     state: State::Calling { future, timed },
                     timer: alarm.map(sleep_until),
-                    parked: None,
                     call,
                 };
             }
@@ -366,7 +375,6 @@ where
         Self {
             state,
             timer: deadline_at.map(sleep_until),
-            parked: None,
             call,
         }
     }
@@ -419,7 +427,7 @@ where
                         Step::Wait(wait, keep) => {
                             let drain = match keep {
                                 true => {
-                                    *this.parked = Some(Box::new(result));
+                                    retrying(&mut this.call.retry).parked = Some(result);
                                     None
                                 }
                                 false => result.ok().and_then(|response| {
@@ -452,12 +460,11 @@ where
                         Poll::Ready(Ok(())) => {
                             // The body is back: a grace waited for it ends with it, and the kept
                             // outcome is only worth draining now, unless a check will need it.
-                            if this.parked.is_some() && this.call.in_grace() {
+                            if this.call.has_parked() && this.call.in_grace() {
                                 wait.set(None);
                             }
                             if !this.call.check_due()
-                                && let Some(last) = this.parked.take()
-                                && let Ok(response) = *last
+                                && let Some(Ok(response)) = this.call.take_parked()
                             {
                                 let limit = this.call.policy.drain_limit;
                                 drain.set(Drain::new(response.into_body(), limit));
@@ -465,7 +472,7 @@ where
                         }
                         Poll::Ready(Err(why)) => {
                             this.state.set(State::Done);
-                            let last = this.parked.take().map(|last| *last);
+                            let last = this.call.take_parked();
                             return Poll::Ready(this.call.body_lost(last, why));
                         }
                         Poll::Pending => {}
@@ -486,11 +493,11 @@ where
                             continue;
                         }
                         this.state.set(State::Done);
-                        let last = this.parked.take().map(|last| *last);
+                        let last = this.call.take_parked();
                         return Poll::Ready(this.call.body_lost(last, NotReplayable::StillSending));
                     }
                     // The wait is over and the body back: the check, if one is due, before the turn.
-                    if let Some(future) = this.call.start_check(this.parked.as_deref()) {
+                    if let Some(future) = this.call.start_check() {
                         this.state.set(State::Checking { future });
                         continue;
                     }
@@ -519,12 +526,12 @@ where
                     Poll::Pending => {
                         ready!(poll_deadline(this.timer.as_mut(), cx));
                         this.state.set(State::Done);
-                        *this.parked = None;
+                        this.call.take_parked();
                         this.call.check_interrupted();
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
                     }
                     Poll::Ready(verdict) => {
-                        match this.call.after_check(verdict, this.parked.take()) {
+                        match this.call.after_check(verdict) {
                             Some(output) => {
                                 this.state.set(State::Done);
                                 return Poll::Ready(output);
@@ -919,6 +926,18 @@ where
             .is_some_and(|retry| matches!(retry.gate, Gate::Queued(_)))
     }
 
+    /// Whether an outcome is kept for the check or for the body to come back.
+    fn has_parked(&self) -> bool {
+        self.retry
+            .as_ref()
+            .is_some_and(|retry| retry.parked.is_some())
+    }
+
+    /// The outcome kept, if any.
+    fn take_parked(&mut self) -> Option<Result<Response<ResB>, BoxError>> {
+        self.retry.as_mut().and_then(|retry| retry.parked.take())
+    }
+
     /// Whether the wait was stretched for the body to come back.
     fn in_grace(&self) -> bool {
         self.retry.as_ref().is_some_and(|retry| retry.in_grace)
@@ -1051,14 +1070,21 @@ where
     }
 
     /// Starts the check due after `last`, the parked outcome, if one is.
-    fn start_check(&mut self, last: Option<&Result<Response<ResB>, BoxError>>) -> Option<C::Future>
+    fn start_check(&mut self) -> Option<C::Future>
     where
         S: Clone,
     {
-        if !self.check_due() {
+        if !self.check_due() || !self.has_parked() {
             return None;
         }
-        let last = last?;
+        let body = self.body.as_ref().ok().and_then(|body| body.replay().ok());
+        let elapsed = self
+            .first_sent
+            .map_or(Duration::ZERO, |sent| sent.elapsed());
+        let log = CheckLog::default();
+        let retry = retrying(&mut self.retry);
+        retry.check_log = Some(log.clone());
+        let last = retry.parked.as_ref()?;
         let outcome = match last {
             Ok(response) => Outcome::Response {
                 status: response.status(),
@@ -1067,12 +1093,6 @@ where
             },
             Err(error) => Outcome::Error(&**error),
         };
-        let body = self.body.as_ref().ok().and_then(|body| body.replay().ok());
-        let elapsed = self
-            .first_sent
-            .map_or(Duration::ZERO, |sent| sent.elapsed());
-        let log = CheckLog::default();
-        retrying(&mut self.retry).check_log = Some(log.clone());
         let request = CheckRequest {
             head: &self.head,
             body,
@@ -1088,10 +1108,10 @@ where
     fn after_check(
         &mut self,
         verdict: CheckVerdict<ResB>,
-        last: Option<Box<Result<Response<ResB>, BoxError>>>,
     ) -> Option<Result<Response<ResB>, Error>> {
-        retrying(&mut self.retry).check_due = false;
-        let last = last.expect("a check runs only on a parked outcome");
+        let retry = retrying(&mut self.retry);
+        retry.check_due = false;
+        let last = retry.parked.take();
         let answer = match &verdict {
             CheckVerdict::Retry => CheckAnswer::Retry,
             CheckVerdict::Stop => CheckAnswer::Stop,
@@ -1100,7 +1120,10 @@ where
         self.record_check(answer);
         match verdict {
             CheckVerdict::Retry => None,
-            CheckVerdict::Stop => Some(self.finish(*last, StopReason::CheckStopped, None)),
+            CheckVerdict::Stop => {
+                let last = last.expect("a check runs only on a parked outcome");
+                Some(self.finish(last, StopReason::CheckStopped, None))
+            }
             CheckVerdict::Respond(response) => {
                 Some(self.finish(Ok(response), StopReason::CheckAnswered, None))
             }
