@@ -97,6 +97,7 @@ impl Planner {
     }
 
     /// Counts the attempt about to be made; a retry's budget withdrawal (in `schedule`) is spent now.
+    #[inline]
     pub(crate) fn start_attempt(&mut self, schedule: Option<&mut Schedule>) {
         self.attempts = self.attempts.saturating_add(1);
         if let Some(withdrawal) = schedule.and_then(|schedule| schedule.withdrawal.take()) {

@@ -36,6 +36,7 @@ impl Default for Idempotency {
 
 /// Whether the policy gives requests of `method` a key when they carry none: then the key is set
 /// before the first attempt, which must carry it.
+#[inline]
 pub(crate) fn injects_for(settings: &Idempotency, method: &Method) -> bool {
     settings.inject_for.contains(method)
 }
