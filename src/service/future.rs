@@ -654,17 +654,21 @@ where
     ResB: Body,
     C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
-    /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
-    fn after_attempt(&mut self, result: &Result<Response<ResB>, BoxError>) -> Step {
-        let policy = &*self.policy;
-        let request = RequestInfo {
+    /// What the classifier is told of the request: made only for an outcome it is asked about.
+    fn request_info(&self) -> RequestInfo<'_> {
+        RequestInfo {
             method: &self.head.method,
             uri: &self.head.uri,
             headers: &self.head.headers,
             attempt: self.planner.attempts(),
-            idempotency_header: &policy.idempotency_header,
+            idempotency_header: &self.policy.idempotency_header,
             first_sent: self.first_sent,
-        };
+        }
+    }
+
+    /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
+    fn after_attempt(&mut self, result: &Result<Response<ResB>, BoxError>) -> Step {
+        let policy = &*self.policy;
         let (decision, asked, outcome) = match result {
             Ok(response) => {
                 let status = response.status();
@@ -683,11 +687,12 @@ where
                 if status.is_success() && policy.classify.is_none() && !self.is_grpc() {
                     (Decision::Done, None, AttemptOutcome::Status(status))
                 } else {
+                    let request = self.request_info();
                     judge_response(policy, &request, status, headers, response.extensions())
                 }
             }
             Err(error) => {
-                let decision = policy.decide(&request, &Outcome::Error(&**error));
+                let decision = policy.decide(&self.request_info(), &Outcome::Error(&**error));
                 (
                     decision,
                     None,
