@@ -411,8 +411,11 @@ impl Throttle {
         max: Duration,
     ) {
         let code = status.as_u16();
-        if code != 429 && code != 503 && !self.is_engaged() {
-            return;
+        if code != 429 && !self.is_engaged() {
+            // An outage, not a limit: a 503 that asks for no particular wait.
+            if code != 503 || !headers.contains_key(header::RETRY_AFTER) {
+                return;
+            }
         }
         self.learn(uri, status, headers, sent, max);
     }
@@ -425,14 +428,9 @@ impl Throttle {
         sent: Option<Instant>,
         max: Duration,
     ) {
+        // `observe` has let go of every response that says nothing about a rate.
         let code = status.as_u16();
         let maybe_throttling = code == 429 || code == 503;
-        if !maybe_throttling && !self.is_engaged() {
-            return;
-        }
-        if code == 503 && !self.is_engaged() && !headers.contains_key(header::RETRY_AFTER) {
-            return; // an outage, not a limit
-        }
         let now = Instant::now();
         // The wall clock only for a date with no `Date` header to measure it from.
         let asked = maybe_throttling
