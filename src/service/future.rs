@@ -340,11 +340,20 @@ where
                     Some(now) => attempt_alarm(deadline_at, call.policy.attempt_timeout, now),
                     None => (None, false),
                 };
-                // Built where it is returned: the common case moves nothing it need not.
-                return Self {
-                    state: State::Calling { future, timed },
-                    timer: alarm.map(sleep_until),
-                    call,
+                // Built where it is returned: the common case moves nothing it need not (not even
+                // an unarmed timer).
+                let state = State::Calling { future, timed };
+                return match alarm {
+                    None => Self {
+                        state,
+                        timer: None,
+                        call,
+                    },
+                    Some(at) => Self {
+                        state,
+                        timer: Some(sleep_until(at)),
+                        call,
+                    },
                 };
             }
             Some(Entered::Wait(waiter, at)) => {
