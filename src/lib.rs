@@ -125,8 +125,9 @@
 //! # What the caller sees
 //!
 //! The final response, with a [`RetryHistory`] extension whenever the layer had a decision to make or
-//! the request carried an idempotency key, or an [`Error`] with the same history and the last attempt's
-//! error as its source. Every retry is a
+//! set the request's idempotency key, or the request is not idempotent by its method (a POST, a PATCH)
+//! and carried a key of its own; or an [`Error`] with the same history and the last attempt's error as
+//! its source. Every retry is a
 //! `tracing` event at debug level and every retry the layer declines is one at warn level (at most one
 //! line per host per 10 s, with the count of those left out); neither ever records a header value, a
 //! path or a query.

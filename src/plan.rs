@@ -52,16 +52,29 @@ pub(crate) enum Next {
     Stop(StopReason),
 }
 
-/// The per-call state the limits need: attempts so far, each class's retries and previous delay, and
-/// the random source.
+/// The per-call state every attempt needs: attempts so far, and when the whole call must end.
 pub(crate) struct Planner {
     attempts: u32,
+    deadline: Option<Instant>,
+}
+
+/// The per-call state only retries need: each class's retries and previous delay, the random source,
+/// and the budget withdrawn for the retry planned. Kept apart so that a call whose first attempt
+/// needs no retry neither makes nor moves it.
+#[derive(Default)]
+pub(crate) struct Schedule {
     retries: [u32; 2],
     previous_delay: [Option<Duration>; 2],
     rng: Option<SmallRng>,
-    deadline: Option<Instant>,
     /// The budget withdrawn for the retry planned but not sent yet; given back if it never is.
     withdrawal: Option<Withdrawal>,
+}
+
+impl Schedule {
+    /// The planned retry will not be sent: its budget withdrawal is given back.
+    pub(crate) fn cancel_retry(&mut self) {
+        self.withdrawal = None;
+    }
 }
 
 impl Planner {
@@ -69,11 +82,7 @@ impl Planner {
     pub(crate) fn new(deadline: Option<Instant>) -> Self {
         Self {
             attempts: 0,
-            retries: [0; 2],
-            previous_delay: [None; 2],
-            rng: None,
             deadline,
-            withdrawal: None,
         }
     }
 
@@ -87,49 +96,62 @@ impl Planner {
         self.deadline
     }
 
-    /// Counts the attempt about to be made; a retry's budget withdrawal is spent now.
-    pub(crate) fn start_attempt(&mut self) {
+    /// Counts the attempt about to be made; a retry's budget withdrawal (in `schedule`) is spent now.
+    #[inline]
+    pub(crate) fn start_attempt(&mut self, schedule: Option<&mut Schedule>) {
         self.attempts = self.attempts.saturating_add(1);
-        if let Some(withdrawal) = self.withdrawal.take() {
+        if let Some(withdrawal) = schedule.and_then(|schedule| schedule.withdrawal.take()) {
             withdrawal.spend();
         }
     }
 
-    /// The planned retry will not be sent: its budget withdrawal is given back.
-    pub(crate) fn cancel_retry(&mut self) {
-        self.withdrawal = None;
+    /// Why the call stops after an outcome classified `decision`, when that asks for no retry.
+    pub(crate) fn stops(decision: Decision) -> Option<StopReason> {
+        match decision {
+            Decision::Retry(_) => None,
+            Decision::Unsafe => Some(StopReason::NotIdempotent),
+            Decision::Done => Some(StopReason::Finished),
+        }
     }
 
     /// Decides what follows an attempt that was classified `decision` and whose response
-    /// `asked` for a delay.
+    /// `asked` for a delay; `schedule` is the call's retry state, made when the first retry is
+    /// asked for (a call whose outcomes ask for none needs none: see [`Planner::stops`]).
     pub(crate) fn next(
-        &mut self,
+        &self,
+        schedule: &mut Schedule,
         policy: &impl Limits,
         decision: Decision,
         asked: Option<Asked>,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Next {
         let class = match decision {
             Decision::Retry(class) => class,
-            Decision::Unsafe => return Next::Stop(StopReason::NotIdempotent),
-            Decision::Done => return Next::Stop(StopReason::Finished),
+            other => return Next::Stop(Self::stops(other).unwrap_or(StopReason::Finished)),
         };
         let i = index(class);
         if self.attempts >= policy.max_attempts(class)
-            || self.retries[i] >= policy.max_retries(class)
+            || schedule.retries[i] >= policy.max_retries(class)
         {
             return Next::Stop(StopReason::AttemptsExhausted);
         }
         if asked.is_some_and(|(delay, _)| delay > policy.retry_after_cap()) {
             return Next::Stop(StopReason::RetryAfterTooLong);
         }
-        let rng = self.rng.get_or_insert_with(|| policy.rng());
-        let backoff = policy
-            .backoff(class)
-            .delay(self.retries[i], self.previous_delay[i], rng);
+        // Seeded on the first draw: a backoff without jitter, or a zero one, never makes one.
+        let slot = &mut schedule.rng;
+        let rng = move || {
+            let slot = slot; // moved: the closure runs once and hands the generator out
+            slot.get_or_insert_with(|| policy.rng())
+        };
+        let backoff =
+            policy
+                .backoff(class)
+                .delay(schedule.retries[i], schedule.previous_delay[i], rng);
         let wait = policy.retry_after_mode().wait(asked, backoff);
+        // The clock is read only for a deadline.
         if let Some(deadline) = self.deadline {
-            let ends = now.checked_add(wait.duration);
+            let ends = now().checked_add(wait.duration);
             if ends.is_none_or(|ends| ends >= deadline) {
                 return Next::Stop(StopReason::Deadline);
             }
@@ -140,12 +162,12 @@ impl Planner {
         let paced = class == RetryClass::Throttling && policy.throttled();
         if let Some(budget) = policy.budget().filter(|_| !paced) {
             match budget.withdraw(class) {
-                Some(withdrawal) => self.withdrawal = Some(withdrawal),
+                Some(withdrawal) => schedule.withdrawal = Some(withdrawal),
                 None => return Next::Stop(StopReason::BudgetExhausted),
             }
         }
-        self.retries[i] += 1;
-        self.previous_delay[i] = Some(backoff);
+        schedule.retries[i] += 1;
+        schedule.previous_delay[i] = Some(backoff);
         Next::Retry(wait)
     }
 }
@@ -169,21 +191,37 @@ mod tests {
         policy.backoff(Backoff::exponential(secs(1)).jitter(Jitter::None))
     }
 
+    /// A call's planner and retry state.
+    struct Plan {
+        planner: Planner,
+        schedule: Schedule,
+    }
+
+    impl Plan {
+        fn start_attempt(&mut self) {
+            self.planner.start_attempt(Some(&mut self.schedule));
+        }
+    }
+
     /// A planner whose first attempt is in flight.
-    fn started(deadline: Option<Instant>) -> Planner {
-        let mut plan = Planner::new(deadline);
+    fn started(deadline: Option<Instant>) -> Plan {
+        let mut plan = Plan {
+            planner: Planner::new(deadline),
+            schedule: Schedule::default(),
+        };
         plan.start_attempt();
         plan
     }
 
     fn next(
-        plan: &mut Planner,
+        plan: &mut Plan,
         policy: &RetryPolicy,
         decision: Decision,
         asked: Option<Asked>,
         now: Instant,
     ) -> Next {
-        plan.next(policy, decision, asked, now)
+        plan.planner
+            .next(&mut plan.schedule, policy, decision, asked, || now)
     }
 
     fn waits(duration: Duration, reason: WaitReason) -> Next {
@@ -310,6 +348,36 @@ mod tests {
         assert_eq!(
             next(&mut plan, &policy, THROTTLE, too_long, now),
             Next::Stop(StopReason::RetryAfterTooLong)
+        );
+    }
+
+    #[test]
+    fn a_generator_is_made_only_for_a_draw() {
+        // Throttling waits have no jitter, transient ones do; one seeded sequence per generator made.
+        let policy = || {
+            RetryPolicy::new()
+                .no_retry_budget()
+                .seed(3)
+                .backoff_for(
+                    RetryClass::Throttling,
+                    Backoff::constant(secs(2)).jitter(Jitter::None),
+                )
+                .backoff_for(RetryClass::Transient, Backoff::constant(secs(60)))
+        };
+        let now = Instant::now();
+        let first_draw = next(&mut started(None), &policy(), RETRY, None, now);
+        let shared = policy();
+        let mut unjittered = started(None);
+        let wait = next(&mut unjittered, &shared, THROTTLE, None, now);
+        assert_eq!(wait, waits(secs(2), WaitReason::Backoff));
+        assert!(
+            unjittered.schedule.rng.is_none(),
+            "nothing drawn, no generator"
+        );
+        // The call that drew nothing took no sequence: the next call that draws gets the first.
+        assert_eq!(
+            next(&mut started(None), &shared, RETRY, None, now),
+            first_draw
         );
     }
 

@@ -14,16 +14,21 @@ use std::task::{Context, Poll};
 
 use bytes::Buf;
 use http_body::Body;
+use pin_project_lite::pin_project;
 
 /// Frames read in one poll before the drain yields.
 const FRAMES_PER_POLL: u32 = 64;
 /// Bytes read in one poll before the drain yields.
 const BYTES_PER_POLL: u64 = 64 * 1024;
 
-/// A response body being read and thrown away.
-pub(crate) struct Drain<B> {
-    body: Pin<Box<B>>,
-    left: u64,
+pin_project! {
+    /// A response body being read and thrown away. Pinned where it lives (the response future's
+    /// waiting state), so draining allocates nothing.
+    pub(crate) struct Drain<B> {
+        #[pin]
+        body: B,
+        left: u64,
+    }
 }
 
 impl<B: Body> Drain<B> {
@@ -33,23 +38,21 @@ impl<B: Body> Drain<B> {
         if limit == 0 || body.is_end_stream() || body.size_hint().lower() > limit {
             return None;
         }
-        Some(Self {
-            body: Box::pin(body),
-            left: limit,
-        })
+        Some(Self { body, left: limit })
     }
 
     /// Reads what is ready, a bounded amount per call; `Ready` once there is nothing more worth
     /// reading. After a full round it wakes the task and returns `Pending`: the caller looks at its
     /// timers and comes back.
-    pub(crate) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_drain(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
         let (mut frames, mut bytes) = (0u32, 0u64);
         loop {
             if frames >= FRAMES_PER_POLL || bytes >= BYTES_PER_POLL {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            match self.body.as_mut().poll_frame(cx) {
+            match this.body.as_mut().poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) | Poll::Ready(Some(Err(_))) => return Poll::Ready(()),
                 Poll::Ready(Some(Ok(frame))) => {
@@ -57,8 +60,8 @@ impl<B: Body> Drain<B> {
                         u64::try_from(data.remaining()).unwrap_or(u64::MAX)
                     });
                     // An empty frame is not free: a stream of them ends like any other.
-                    match self.left.checked_sub(len.max(1)) {
-                        Some(left) => self.left = left,
+                    match this.left.checked_sub(len.max(1)) {
+                        Some(left) => *this.left = left,
                         None => return Poll::Ready(()),
                     }
                     frames += 1;
@@ -131,8 +134,8 @@ mod tests {
     #[tokio::test]
     async fn draining_stops_at_the_limit() {
         let read = Arc::new(AtomicUsize::new(0));
-        let mut drain = Drain::new(Endless::kib(&read), 10 * 1024).unwrap();
-        poll_fn(|cx| drain.poll_drain(cx)).await;
+        let mut drain = std::pin::pin!(Drain::new(Endless::kib(&read), 10 * 1024).unwrap());
+        poll_fn(|cx| drain.as_mut().poll_drain(cx)).await;
         assert_eq!(
             read.load(Ordering::SeqCst),
             11,
@@ -143,7 +146,7 @@ mod tests {
     #[test]
     fn each_poll_reads_a_bounded_amount_then_yields_and_wakes() {
         let read = Arc::new(AtomicUsize::new(0));
-        let mut drain = Drain::new(Endless::empty(&read), u64::MAX).unwrap();
+        let mut drain = std::pin::pin!(Drain::new(Endless::empty(&read), u64::MAX).unwrap());
         let woken = Arc::new(AtomicUsize::new(0));
         struct Count(Arc<AtomicUsize>);
         impl std::task::Wake for Count {
@@ -153,31 +156,32 @@ mod tests {
         }
         let waker = std::task::Waker::from(Arc::new(Count(woken.clone())));
         let mut cx = Context::from_waker(&waker);
-        assert!(drain.poll_drain(&mut cx).is_pending());
+        assert!(drain.as_mut().poll_drain(&mut cx).is_pending());
         assert_eq!(read.load(Ordering::SeqCst), FRAMES_PER_POLL as usize);
         assert_eq!(
             woken.load(Ordering::SeqCst),
             1,
             "it asks to be polled again"
         );
-        let mut drain = Drain::new(Endless::kib(&read), u64::MAX).unwrap();
+        let mut drain = std::pin::pin!(Drain::new(Endless::kib(&read), u64::MAX).unwrap());
         read.store(0, Ordering::SeqCst);
-        assert!(drain.poll_drain(&mut cx).is_pending());
+        assert!(drain.as_mut().poll_drain(&mut cx).is_pending());
         assert_eq!(read.load(Ordering::SeqCst), 64, "64 KiB in 1 KiB frames");
     }
 
     #[tokio::test]
     async fn a_stream_of_empty_frames_ends_at_the_limit() {
         let read = Arc::new(AtomicUsize::new(0));
-        let mut drain = Drain::new(Endless::empty(&read), 1000).unwrap();
-        poll_fn(|cx| drain.poll_drain(cx)).await;
+        let mut drain = std::pin::pin!(Drain::new(Endless::empty(&read), 1000).unwrap());
+        poll_fn(|cx| drain.as_mut().poll_drain(cx)).await;
         assert_eq!(read.load(Ordering::SeqCst), 1001);
     }
 
     #[tokio::test]
     async fn draining_ends_with_the_body() {
-        let mut drain = Drain::new(Full::new(Bytes::from_static(b"abc")), 1024).unwrap();
-        poll_fn(|cx| drain.poll_drain(cx)).await;
+        let mut drain =
+            std::pin::pin!(Drain::new(Full::new(Bytes::from_static(b"abc")), 1024).unwrap());
+        poll_fn(|cx| drain.as_mut().poll_drain(cx)).await;
         assert_eq!(drain.left, 1021);
     }
 }

@@ -319,6 +319,7 @@ impl fmt::Display for NotReplayable {
 impl std::error::Error for NotReplayable {}
 
 impl ReplayableBody for Full<Bytes> {
+    #[inline]
     fn replay(&self) -> Result<Self, NotReplayable> {
         Ok(self.clone())
     }

@@ -404,7 +404,6 @@ pub fn is_idempotent_method(method: &Method) -> bool {
 /// );
 /// ```
 pub fn default_decision(request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Decision {
-    let idempotent = request.is_idempotent();
     let (class, needs_idempotence) = match outcome {
         Outcome::Response { status, .. } => match status.as_u16() {
             // A 408 may have been made by a layer after the server got the request: see the module docs.
@@ -422,7 +421,9 @@ pub fn default_decision(request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Dec
             (RetryClass::Transient, !kind.is_never_sent())
         }
     };
-    if needs_idempotence && !idempotent {
+    // Asked last: a request that is not idempotent by its method is looked up for its key, and a
+    // final outcome needs no such lookup.
+    if needs_idempotence && !request.is_idempotent() {
         Decision::Unsafe
     } else {
         Decision::Retry(class)

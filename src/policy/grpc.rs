@@ -62,7 +62,7 @@ pub(crate) fn judge(
         }
         ServerPushback::DoNotRetry => (Decision::Done, None, outcome),
         // A proxy's answer may carry Retry-After.
-        ServerPushback::Absent => (decision, server_delay(headers, SystemTime::now()), outcome),
+        ServerPushback::Absent => (decision, server_delay(headers, SystemTime::now), outcome),
     }
 }
 

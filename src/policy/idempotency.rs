@@ -34,23 +34,29 @@ impl Default for Idempotency {
     }
 }
 
-/// Before the first attempt: sets a fresh key on a request that should get one and has none, and
-/// returns the key the request carries, if any. The head is then copied, key included, for every retry.
-/// `header` is the policy's key header, which the classifier reads too.
-pub(crate) fn key_for_first_attempt(
-    settings: &Idempotency,
-    header: &HeaderName,
-    head: &mut Parts,
-) -> Option<HeaderValue> {
-    if let Some(key) = head.headers.get(header).filter(|key| is_key(key)) {
-        return Some(key.clone());
-    }
-    if !settings.inject_for.contains(&head.method) {
-        return None;
+/// Whether the policy gives requests of `method` a key when they carry none: then the key is set
+/// before the first attempt, which must carry it.
+#[inline]
+pub(crate) fn injects_for(settings: &Idempotency, method: &Method) -> bool {
+    settings.inject_for.contains(method)
+}
+
+/// The key a request head carries in `header`, if any (a blank value is none).
+pub(crate) fn key_of(header: &HeaderName, head: &Parts) -> Option<HeaderValue> {
+    head.headers.get(header).filter(|key| is_key(key)).cloned()
+}
+
+/// Before the first attempt of a request whose method gets keys ([`injects_for`]): sets a fresh key
+/// on it if it has none, and returns the key it carries. The head is then copied, key included, for
+/// every retry, and whether the key is a fresh one. `header` is the policy's key header, which the
+/// classifier reads too.
+pub(crate) fn key_for_first_attempt(header: &HeaderName, head: &mut Parts) -> (HeaderValue, bool) {
+    if let Some(key) = key_of(header, head) {
+        return (key, false);
     }
     let key = new_key();
     head.headers.insert(header.clone(), key.clone());
-    Some(key)
+    (key, true)
 }
 
 /// Whether a response is marked as the replay of an earlier execution.
@@ -79,7 +85,10 @@ mod tests {
 
     // The policy is the easiest way to build the settings, as users do.
     fn key_for(policy: &RetryPolicy, head: &mut Parts) -> Option<HeaderValue> {
-        key_for_first_attempt(&policy.idempotency, &policy.idempotency_header, head)
+        match injects_for(&policy.idempotency, &head.method) {
+            true => Some(key_for_first_attempt(&policy.idempotency_header, head).0),
+            false => key_of(&policy.idempotency_header, head),
+        }
     }
 
     fn replayed(policy: &RetryPolicy, headers: &HeaderMap) -> bool {

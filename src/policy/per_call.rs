@@ -190,7 +190,12 @@ impl CallSettings {
 
 /// The policy for a call: the layer's, or, when the request carries [`CallSettings`], the layer's
 /// with them merged over it. The extension is taken off the request.
+#[inline]
 pub(crate) fn policy_for_call(layer: Arc<RetryPolicy>, head: &mut Parts) -> Arc<RetryPolicy> {
+    // Most requests carry no extension at all: then nothing is looked up.
+    if head.extensions.is_empty() {
+        return layer;
+    }
     match head.extensions.remove::<CallSettings>() {
         None => layer,
         Some(settings) => Arc::new(settings.merge(&layer)),

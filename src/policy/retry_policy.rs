@@ -565,9 +565,10 @@ impl RetryPolicy {
     }
 
     /// Draws jitter from sequences derived from `seed`, for reproducible tests: the n-th request of
-    /// this policy (and its clones) to need a wait gets the n-th derived sequence; requests that never
-    /// retry draw nothing. Without a seed each request that retries seeds its own generator from the
-    /// thread-local cryptographic generator.
+    /// this policy (and its clones) to draw a jittered wait gets the n-th derived sequence; requests
+    /// that never retry, or whose waits have no jitter to draw (no jitter, a zero delay), draw nothing.
+    /// Without a seed each request that draws seeds its own generator from the thread-local
+    /// cryptographic generator, on its first draw.
     ///
     /// ```
     /// use std::convert::Infallible;
@@ -796,7 +797,9 @@ impl RetryPolicy {
     /// - A response marked as a replay (`X-Idempotency-Replayed: true` by default,
     ///   [`RetryPolicy::idempotency_replayed_header`]) is reported by [`RetryHistory::is_replayed`]; the key
     ///   the request carried is in [`RetryHistory::idempotency_key`], on responses and on errors, so a caller
-    ///   can try the same operation again later with the same key.
+    ///   can try the same operation again later with the same key. A response the first attempt settled
+    ///   carries a history when the layer set the key, or when a request of a method that is not
+    ///   idempotent carried its own; an idempotent request's own key is not looked up then.
     /// - A [`before_retry`](RetryPolicy::before_retry) hook cannot change the key.
     ///
     /// Turn injection on only for servers that honour the header: a keyed request counts as idempotent, so a

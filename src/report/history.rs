@@ -16,16 +16,20 @@
 //! ```
 //!
 //! The extension is inserted on every response the layer had any decision to make about (a retry, or a
-//! retry it wanted but did not make) and on every response to a request that carried an idempotency key.
-//! Any other response that the first attempt returned and that needed no retry is passed through
-//! untouched, so the common path allocates nothing; an absent extension therefore means "one attempt,
-//! nothing to retry, no key". [`Error::history`](crate::Error::history) gives the same
-//! record for calls that end in an error.
+//! retry it wanted but did not make), on every response to a request that got its idempotency key from
+//! the layer, and on every response to a request of a method that is not idempotent (POST, PATCH, ...)
+//! that carried a key of its own (so that [`RetryHistory::is_replayed`] tells whether the server
+//! replayed it). Any other response that the first attempt returned and that needed no retry is passed
+//! through untouched, so the common path allocates nothing and reads no header: an absent extension
+//! means "one attempt, nothing to retry, no key to report". A history that is made always reports the
+//! key the request carried. [`Error::history`](crate::Error::history) gives the same record for calls
+//! that end in an error.
 
 use std::fmt;
 use std::time::Duration;
 
 use http::{Extensions, HeaderValue, StatusCode};
+use smallvec::SmallVec;
 
 use crate::body::NotReplayable;
 use crate::classify::{Decision, ErrorKind};
@@ -65,7 +69,9 @@ use crate::wait::{Wait, WaitReason};
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryHistory {
-    attempts: Vec<AttemptRecord>,
+    // Inline up to three attempts (two retries), the common retried call: its history makes no
+    // allocation of its own.
+    attempts: SmallVec<[AttemptRecord; 3]>,
     stop: StopReason,
     idempotency_key: Option<HeaderValue>,
     replayed: bool,
@@ -265,7 +271,7 @@ impl Default for RetryHistory {
     /// No attempt yet.
     fn default() -> Self {
         Self {
-            attempts: Vec::new(),
+            attempts: SmallVec::new(),
             stop: StopReason::Finished,
             idempotency_key: None,
             replayed: false,
@@ -277,12 +283,6 @@ impl Default for RetryHistory {
 impl RetryHistory {
     pub(crate) fn push(&mut self, record: AttemptRecord) {
         self.attempts.push(record);
-    }
-
-    pub(crate) fn set_wait(&mut self, wait: Wait) {
-        if let Some(last) = self.attempts.last_mut() {
-            last.wait = Some(wait);
-        }
     }
 
     pub(crate) fn stop(&mut self, reason: StopReason) {
@@ -540,11 +540,10 @@ mod tests {
             outcome: AttemptOutcome::Status(StatusCode::SERVICE_UNAVAILABLE),
             decision: Decision::Retry(RetryClass::Transient),
             retry_after: Some(Duration::from_secs(2)),
-            wait: None,
-        });
-        h.set_wait(Wait {
-            duration: Duration::from_secs(2),
-            reason: WaitReason::RetryAfter,
+            wait: Some(Wait {
+                duration: Duration::from_secs(2),
+                reason: WaitReason::RetryAfter,
+            }),
         });
         h.push(AttemptRecord {
             outcome: AttemptOutcome::Error(ErrorKind::Reset),

@@ -98,7 +98,7 @@ pub(crate) fn call_ended(
     reason: StopReason,
     class: Option<RetryClass>,
     attempts: u32,
-    waited: Duration,
+    waited: impl FnOnce() -> Duration,
     grpc: bool,
 ) {
     metrics::counter!(CALLS, "stop_reason" => stop_label(reason)).increment(1);
@@ -113,7 +113,7 @@ pub(crate) fn call_ended(
             false => (CALL_RETRIES, CALL_RETRY_DELAY),
         };
         metrics::histogram!(retries).record(f64::from(attempts - 1));
-        metrics::histogram!(delay).record(waited);
+        metrics::histogram!(delay).record(waited());
     }
 }
 
@@ -168,7 +168,7 @@ pub(crate) fn call_ended(
     _: crate::report::history::StopReason,
     _: Option<crate::classify::RetryClass>,
     _: u32,
-    _: std::time::Duration,
+    _: impl FnOnce() -> std::time::Duration,
     _: bool,
 ) {
 }

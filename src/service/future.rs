@@ -17,8 +17,10 @@ use tower_service::Service;
 
 use crate::body::drain::Drain;
 use crate::body::{NotReplayable, ReplayableBody};
-use crate::classify::{AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo, RetryClass};
-use crate::plan::{Next, Planner};
+use crate::classify::{
+    is_idempotent_method, AttemptTimedOut, Decision, ErrorKind, Outcome, RequestInfo, RetryClass,
+};
+use crate::plan::{Next, Planner, Schedule};
 use crate::policy::before_retry::head_for_retry;
 use crate::policy::check::{CheckBeforeRetry, CheckRequest, CheckVerdict, NoCheck};
 use crate::policy::idempotency;
@@ -69,14 +71,11 @@ pin_project! {
         // state plus what the whole call keeps.
         #[pin]
         state: State<S::Future, C::Future, ResB>,
-        // The whole call's deadline, armed from the start when the policy has one; checked whenever
-        // another state is pending.
+        // The call's timer: armed at the whole call's deadline when the policy has one, and during
+        // an attempt at the attempt's end when that comes first. One timer for both, so the future
+        // carries one. Checked whenever a state is pending; `None` when nothing is armed.
         #[pin]
-        deadline: Option<Sleep>,
-        // The last outcome, kept while the retry waits for the previous attempt to hand the request
-        // body back (if it never does, the call ends with this outcome), or for a check due after it
-        // (a check that says stop returns it). Boxed: rare, and the future stays small.
-        parked: Option<Box<Result<Response<ResB>, BoxError>>>,
+        timer: Option<Sleep>,
         call: Call<S, ReqB, ResB, C>,
     }
 }
@@ -93,12 +92,13 @@ pin_project! {
     /// ```
     #[project = StateProj]
     enum State<F, CF, ResB> {
-        /// An attempt is in flight: `future` is the inner service's response future, `timeout` the
-        /// policy's per-attempt timeout (none without one). Ends with its outcome, or when `timeout`
-        /// fires (an `AttemptTimedOut` outcome), or when the deadline passes (the call's error). The
-        /// outcome is classified and planned: a retry goes to `Waiting`, anything else returns and
-        /// goes to `Done`.
-        Calling { #[pin] future: F, #[pin] timeout: Option<Sleep> },
+        /// An attempt is in flight: `future` is the inner service's response future; `timed` says
+        /// the call's timer is at the end of the policy's per-attempt timeout, which comes before the
+        /// deadline (else it is at the deadline, or unarmed). Ends with its outcome, or when the
+        /// timer fires: an `AttemptTimedOut` outcome when `timed`, else the deadline (the call's
+        /// error). The outcome is classified and planned: a retry goes to `Waiting`, anything else
+        /// returns and goes to `Done`.
+        Calling { #[pin] future: F, timed: bool },
         /// Waiting before the next attempt, on `wait` (none for a zero wait; also the grace for the
         /// request body to come back, or, in the throttle's line, a fallback for the turn), while
         /// `drain` reads the last response's discarded body so an HTTP/1.1 connection can be reused
@@ -107,7 +107,7 @@ pin_project! {
         /// throttle must give the attempt its turn (waited for in its line, or refused: shed or past
         /// the deadline). Goes to `Readying` then, or returns the deadline error if the deadline
         /// passes first. A first attempt that must wait in the throttle's line starts here.
-        Waiting { #[pin] wait: Option<Sleep>, drain: Option<Drain<ResB>> },
+        Waiting { #[pin] wait: Option<Sleep>, #[pin] drain: Option<Drain<ResB>> },
         /// The last outcome may have taken effect, the wait is over and the body is back: the check
         /// runs (`future`), bounded by the deadline. Retry goes back to `Waiting`, for the throttle's
         /// turn; stop or an answer of its own returns and goes to `Done`. Never entered without a
@@ -134,19 +134,28 @@ struct Call<S, ReqB, ResB, C> {
     /// The body copy kept for later attempts, or why there is none.
     body: Result<ReqB, NotReplayable>,
     planner: Planner,
-    history: RetryHistory,
+    /// What is known of the request's idempotency key.
+    key: Key,
     /// When the call started, for hooks that ask (`RequestInfo::elapsed`); `None` when nothing can
     /// ask, so such calls read no clock for it.
     first_sent: Option<Instant>,
     check: C,
     /// What only a retry (or the throttle) needs: `None` until the first retry is planned or the
     /// throttle holds the first attempt, so a call that needs neither neither makes nor moves it.
-    retry: Option<Box<Retrying<ReqB>>>,
+    retry: Option<Box<Retrying<ReqB, ResB>>>,
     _response: PhantomData<fn() -> ResB>,
 }
 
 /// What a call keeps once it may retry, or once the throttle has a say in its first attempt.
-struct Retrying<ReqB> {
+struct Retrying<ReqB, ResB> {
+    /// The last outcome, kept while the retry waits for the previous attempt to hand the request
+    /// body back (if it never does, the call ends with this outcome), or for a check due after it
+    /// (a check that says stop returns it).
+    parked: Option<Result<Response<ResB>, BoxError>>,
+    /// What happened so far: the records of the attempts that led to a retry, and the checks.
+    history: RetryHistory,
+    /// The planner's retry state.
+    schedule: Schedule,
     /// The body of the next attempt, replayed before the wait so a failure is known before sleeping.
     next_body: Option<ReqB>,
     /// The wait was stretched by [`BODY_HANDBACK_GRACE`] for the body to come back.
@@ -170,21 +179,47 @@ struct Retrying<ReqB> {
 }
 
 /// The retry state of `slot`, made on first use.
-fn retrying<ReqB>(slot: &mut Option<Box<Retrying<ReqB>>>) -> &mut Retrying<ReqB> {
-    slot.get_or_insert_with(|| {
-        Box::new(Retrying {
-            next_body: None,
-            in_grace: false,
-            gate: Gate::Open,
-            place: None,
-            refusal: None,
-            next_head: None,
-            sent_to: None,
-            sent_at: None,
-            check_due: false,
-            check_log: None,
-        })
+#[inline]
+fn retrying<ReqB, ResB>(slot: &mut Option<Box<Retrying<ReqB, ResB>>>) -> &mut Retrying<ReqB, ResB> {
+    match slot {
+        Some(retry) => retry,
+        None => slot.insert(new_retrying()),
+    }
+}
+
+/// A call's retry state, made once per call that retries: out of line, away from the common path.
+#[cold]
+#[inline(never)]
+fn new_retrying<ReqB, ResB>() -> Box<Retrying<ReqB, ResB>> {
+    Box::new(Retrying {
+        parked: None,
+        history: RetryHistory::default(),
+        schedule: Schedule::default(),
+        next_body: None,
+        in_grace: false,
+        gate: Gate::Open,
+        place: None,
+        refusal: None,
+        next_head: None,
+        sent_to: None,
+        sent_at: None,
+        check_due: false,
+        check_log: None,
     })
+}
+
+/// What is known of the request's idempotency key, which is looked up only when something needs it
+/// (a history reports it; the classifier reads it itself).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// Not looked up yet.
+    Unread,
+    /// The request carries none.
+    Absent,
+    /// The request carries the caller's.
+    Caller,
+    /// The layer set it before the first attempt.
+    Injected,
 }
 
 /// The next attempt and the throttle.
@@ -202,16 +237,16 @@ enum Gate {
 /// held longer is taken to be still sending, and the call ends with the last outcome.
 const BODY_HANDBACK_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// What an attempt's outcome leads to.
-enum Step<T, ResB> {
-    Return(T),
-    /// Wait, draining the last response's body; or, while the request body is not back yet, keeping
-    /// the last outcome.
-    Wait(
-        Wait,
-        Option<Drain<ResB>>,
-        Option<Box<Result<Response<ResB>, BoxError>>>,
-    ),
+/// What an attempt's outcome leads to. The outcome itself stays with the caller, which moves a
+/// response no more than it must.
+enum Step {
+    /// A first attempt that needed no retry: its response as it is.
+    PassThrough,
+    /// The call ends with the outcome, for this reason; the outcome's record.
+    Stop(StopReason, AttemptRecord),
+    /// Wait, draining the last response's body; or keeping the outcome (`true`), for the check or
+    /// while the request body is not back yet.
+    Wait(Wait, bool),
 }
 
 impl<S, ReqB, ResB, C> ResponseFuture<S, ReqB, ResB, C>
@@ -239,21 +274,31 @@ where
         if let Some(budget) = &policy.budget {
             budget.deposit();
         }
-        let key = idempotency::key_for_first_attempt(
-            &policy.idempotency,
-            &policy.idempotency_header,
-            &mut head,
-        );
-        let mut history = RetryHistory::default();
-        history.set_idempotency_key(key);
+        // The first attempt must carry a key the policy injects; any other key is read only when a
+        // history reports it, or the classifier asks.
+        let key = match idempotency::injects_for(&policy.idempotency, &head.method) {
+            true => match idempotency::key_for_first_attempt(&policy.idempotency_header, &mut head)
+            {
+                (_, true) => Key::Injected,
+                (_, false) => Key::Caller,
+            },
+            false => Key::Unread,
+        };
         let copy = body.replay();
         let deadline = policy.deadline;
         #[cfg(feature = "grpc")]
         let deadline = crate::policy::grpc::call_deadline(&policy, &head.headers, deadline);
-        let total = deadline;
-        let deadline = deadline.map(sleep);
-        let deadline_at = deadline.as_ref().map(Sleep::deadline);
-        let first_sent = first_sent(&policy, C::RUNS, total.zip(deadline.as_ref()));
+        // The clock is read only for a policy whose timers or hooks need the start.
+        let start = (deadline.is_some()
+            || policy.attempt_timeout.is_some()
+            || C::RUNS
+            || policy.classify.is_some())
+        .then(Instant::now);
+        let deadline_at = start
+            .zip(deadline)
+            .and_then(|(now, total)| now.checked_add(total));
+        let first_sent =
+            start.filter(|_| deadline.is_some() || C::RUNS || policy.classify.is_some());
         let planner = Planner::new(deadline_at);
         let mut place = None;
         // While no server is throttled this is one atomic load: no clock read, no lookup.
@@ -270,7 +315,7 @@ where
             head,
             body: copy,
             planner,
-            history,
+            key,
             first_sent,
             check,
             retry: None,
@@ -284,15 +329,32 @@ where
                 if let Some(Entered::Go { sent }) = entered {
                     retrying(&mut call.retry).sent_at = Some(sent);
                 }
-                call.planner.start_attempt();
+                call.planner.start_attempt(None);
                 let mut first = call.head.clone();
                 // Into the copy sent, not the head kept: retries copy no extension map they replace.
                 if call.policy.observe.mark_attempts {
                     first.extensions.insert(Attempt(1));
                 }
                 let future = call.service.call(Request::from_parts(first, body));
-                let timeout = call.policy.attempt_timeout.map(sleep);
-                State::Calling { future, timeout }
+                let (alarm, timed) = match start {
+                    Some(now) => attempt_alarm(deadline_at, call.policy.attempt_timeout, now),
+                    None => (None, false),
+                };
+                // Built where it is returned: the common case moves nothing it need not (not even
+                // an unarmed timer).
+                let state = State::Calling { future, timed };
+                return match alarm {
+                    None => Self {
+                        state,
+                        timer: None,
+                        call,
+                    },
+                    Some(at) => Self {
+                        state,
+                        timer: Some(sleep_until(at)),
+                        call,
+                    },
+                };
             }
             Some(Entered::Wait(waiter, at)) => {
                 // Waiting: whatever the ready service reserved (a concurrency permit, a buffer slot)
@@ -321,8 +383,7 @@ where
         };
         Self {
             state,
-            deadline,
-            parked: None,
+            timer: deadline_at.map(sleep_until),
             call,
         }
     }
@@ -342,52 +403,85 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Calling { future, timeout } => {
+                StateProj::Calling { future, timed } => {
+                    let timed = *timed;
                     let result = match future.poll(cx) {
                         Poll::Ready(result) => result.map_err(Into::into),
-                        Poll::Pending if poll_timer(timeout, cx) => {
+                        Poll::Pending => {
+                            if !poll_timer(this.timer.as_mut(), cx) {
+                                return Poll::Pending;
+                            }
+                            if !timed {
+                                this.state.set(State::Done);
+                                return Poll::Ready(Err(this.call.deadline_passed(true)));
+                            }
                             Err(Box::new(AttemptTimedOut) as BoxError)
                         }
-                        Poll::Pending => {
-                            ready!(poll_deadline(this.deadline.as_mut(), cx));
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(this.call.deadline_passed(true)));
-                        }
                     };
-                    this.state.set(State::Done);
-                    match this.call.after_attempt(result) {
-                        Step::Return(output) => return Poll::Ready(output),
-                        Step::Wait(wait, drain, parked) => {
-                            *this.parked = parked;
+                    // The attempt's future is dropped when the state changes, once: to `Done` when
+                    // the call ends, to `Waiting` when it retries.
+                    match this.call.after_attempt(&result) {
+                        Step::PassThrough => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(match result {
+                                Ok(response) => Ok(response),
+                                // Never passed through: an error always carries a history.
+                                error => this.call.finish(error, StopReason::Finished, None),
+                            });
+                        }
+                        Step::Stop(reason, record) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(this.call.finish(result, reason, Some(record)));
+                        }
+                        Step::Wait(wait, keep) => {
+                            let drain = match keep {
+                                true => {
+                                    retrying(&mut this.call.retry).parked = Some(result);
+                                    None
+                                }
+                                false => result.ok().and_then(|response| {
+                                    Drain::new(response.into_body(), this.call.policy.drain_limit)
+                                }),
+                            };
+                            if timed {
+                                // Back to the deadline, or unarmed, until the next attempt.
+                                let deadline = this.call.planner.deadline();
+                                match (this.timer.as_mut().as_pin_mut(), deadline) {
+                                    (Some(timer), Some(at)) => timer.reset(at),
+                                    _ => this.timer.set(None),
+                                }
+                            }
                             let wait = (!wait.duration.is_zero()).then(|| sleep(wait.duration));
                             this.state.set(State::Waiting { wait, drain });
                         }
                     }
                 }
-                StateProj::Waiting { mut wait, drain } => {
-                    if let Some(draining) = drain.as_mut()
+                StateProj::Waiting {
+                    mut wait,
+                    mut drain,
+                } => {
+                    if let Some(draining) = drain.as_mut().as_pin_mut()
                         && draining.poll_drain(cx).is_ready()
                     {
-                        *drain = None;
+                        drain.set(None);
                     }
                     match this.call.poll_next_body(cx) {
                         Poll::Ready(Ok(())) => {
                             // The body is back: a grace waited for it ends with it, and the kept
                             // outcome is only worth draining now, unless a check will need it.
-                            if this.parked.is_some() && this.call.in_grace() {
+                            if this.call.has_parked() && this.call.in_grace() {
                                 wait.set(None);
                             }
                             if !this.call.check_due()
-                                && let Some(last) = this.parked.take()
-                                && let Ok(response) = *last
+                                && let Some(Ok(response)) = this.call.take_parked()
                             {
                                 let limit = this.call.policy.drain_limit;
-                                *drain = Drain::new(response.into_body(), limit);
+                                drain.set(Drain::new(response.into_body(), limit));
                             }
                         }
                         Poll::Ready(Err(why)) => {
                             this.state.set(State::Done);
-                            let last = this.parked.take().map(|last| *last);
+                            let last = this.call.take_parked();
                             return Poll::Ready(this.call.body_lost(last, why));
                         }
                         Poll::Pending => {}
@@ -396,7 +490,7 @@ where
                     // one when they leave. Otherwise it is the attempt's own wait.
                     let queued = this.call.is_queued();
                     if !queued && wait.is_some() && !poll_timer(wait.as_mut(), cx) {
-                        ready!(poll_deadline(this.deadline.as_mut(), cx));
+                        ready!(poll_deadline(this.timer.as_mut(), cx));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
                     }
@@ -408,11 +502,11 @@ where
                             continue;
                         }
                         this.state.set(State::Done);
-                        let last = this.parked.take().map(|last| *last);
+                        let last = this.call.take_parked();
                         return Poll::Ready(this.call.body_lost(last, NotReplayable::StillSending));
                     }
                     // The wait is over and the body back: the check, if one is due, before the turn.
-                    if let Some(future) = this.call.start_check(this.parked.as_deref()) {
+                    if let Some(future) = this.call.start_check() {
                         this.state.set(State::Checking { future });
                         continue;
                     }
@@ -424,7 +518,7 @@ where
                             if poll_timer(wait.as_mut(), cx) {
                                 continue;
                             }
-                            ready!(poll_deadline(this.deadline.as_mut(), cx));
+                            ready!(poll_deadline(this.timer.as_mut(), cx));
                             this.state.set(State::Done);
                             return Poll::Ready(Err(this.call.deadline_passed(false)));
                         }
@@ -439,14 +533,14 @@ where
                 }
                 StateProj::Checking { future } => match future.poll(cx) {
                     Poll::Pending => {
-                        ready!(poll_deadline(this.deadline.as_mut(), cx));
+                        ready!(poll_deadline(this.timer.as_mut(), cx));
                         this.state.set(State::Done);
-                        *this.parked = None;
+                        this.call.take_parked();
                         this.call.check_interrupted();
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
                     }
                     Poll::Ready(verdict) => {
-                        match this.call.after_check(verdict, this.parked.take()) {
+                        match this.call.after_check(verdict) {
                             Some(output) => {
                                 this.state.set(State::Done);
                                 return Poll::Ready(output);
@@ -461,7 +555,7 @@ where
                 },
                 StateProj::Readying => match this.call.service.poll_ready(cx) {
                     Poll::Pending => {
-                        ready!(poll_deadline(this.deadline.as_mut(), cx));
+                        ready!(poll_deadline(this.timer.as_mut(), cx));
                         this.state.set(State::Done);
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
                     }
@@ -471,8 +565,23 @@ where
                     }
                     Poll::Ready(Ok(())) => {
                         let future = this.call.dispatch();
-                        let timeout = this.call.policy.attempt_timeout.map(sleep);
-                        this.state.set(State::Calling { future, timeout });
+                        let deadline = this.call.planner.deadline();
+                        let timed = match this.call.policy.attempt_timeout {
+                            Some(timeout) => {
+                                match attempt_alarm(deadline, Some(timeout), Instant::now()) {
+                                    (Some(at), true) => {
+                                        match this.timer.as_mut().as_pin_mut() {
+                                            Some(timer) => timer.reset(at),
+                                            None => this.timer.set(Some(sleep_until(at))),
+                                        }
+                                        true
+                                    }
+                                    _ => false,
+                                }
+                            }
+                            None => false,
+                        };
+                        this.state.set(State::Calling { future, timed });
                     }
                 },
                 StateProj::Refused => {
@@ -509,21 +618,25 @@ fn judge_response(
     let decision = policy.decide(request, &outcome);
     // The success path reads no header beyond what the classifier needs.
     let asked = (decision != Decision::Done || !status.is_success())
-        .then(|| server_delay(headers, SystemTime::now()))
+        .then(|| server_delay(headers, SystemTime::now))
         .flatten();
     (decision, asked, AttemptOutcome::Status(status))
 }
 
-/// When the call starts, if anything can ask: derived from the deadline timer when there is one (no
-/// clock read), else read only for a policy with a classification hook or a check.
-fn first_sent(
-    policy: &RetryPolicy,
-    check: bool,
-    deadline: Option<(Duration, &Sleep)>,
-) -> Option<Instant> {
-    match deadline {
-        Some((total, sleep)) => sleep.deadline().checked_sub(total),
-        None => (check || policy.classify.is_some()).then(Instant::now),
+/// When the call's timer fires during an attempt that starts at `now`: at the attempt's end
+/// (`true`) when its timeout ends it no later than the deadline, else at the deadline; `None`
+/// when neither is set (or the timeout is too long to be reached).
+fn attempt_alarm(
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+    now: Instant,
+) -> (Option<Instant>, bool) {
+    let end = timeout.and_then(|timeout| now.checked_add(timeout));
+    match (end, deadline) {
+        (Some(end), deadline) if deadline.is_none_or(|deadline| end <= deadline) => {
+            (Some(end), true)
+        }
+        (_, deadline) => (deadline, false),
     }
 }
 
@@ -550,21 +663,22 @@ where
     ResB: Body,
     C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
-    /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
-    fn after_attempt(
-        &mut self,
-        result: Result<Response<ResB>, BoxError>,
-    ) -> Step<Result<Response<ResB>, Error>, ResB> {
-        let policy = &*self.policy;
-        let request = RequestInfo {
+    /// What the classifier is told of the request: made only for an outcome it is asked about.
+    fn request_info(&self) -> RequestInfo<'_> {
+        RequestInfo {
             method: &self.head.method,
             uri: &self.head.uri,
             headers: &self.head.headers,
             attempt: self.planner.attempts(),
-            idempotency_header: &policy.idempotency_header,
+            idempotency_header: &self.policy.idempotency_header,
             first_sent: self.first_sent,
-        };
-        let (decision, asked, outcome) = match &result {
+        }
+    }
+
+    /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
+    fn after_attempt(&mut self, result: &Result<Response<ResB>, BoxError>) -> Step {
+        let policy = &*self.policy;
+        let (decision, asked, outcome) = match result {
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers();
@@ -577,10 +691,17 @@ where
                     let uri = sent_to.unwrap_or(&self.head.uri);
                     throttle.observe(uri, status, headers, sent, policy.max_retry_after);
                 }
-                judge_response(policy, &request, status, headers, response.extensions())
+                // The default table retries no success: without a hook (or gRPC, whose status is
+                // in a header), a 2xx is final at once.
+                if status.is_success() && policy.classify.is_none() && !self.is_grpc() {
+                    (Decision::Done, None, AttemptOutcome::Status(status))
+                } else {
+                    let request = self.request_info();
+                    judge_response(policy, &request, status, headers, response.extensions())
+                }
             }
             Err(error) => {
-                let decision = policy.decide(&request, &Outcome::Error(&**error));
+                let decision = policy.decide(&self.request_info(), &Outcome::Error(&**error));
                 (
                     decision,
                     None,
@@ -590,22 +711,31 @@ where
         };
 
         // A first attempt that needed no retry passes through untouched, unless the caller needs the
-        // history for the key it carried.
+        // history for its key: one the layer set, or one a request that is not idempotent carried
+        // (whether the server replayed it). An idempotent request's key is not even looked up.
         if decision == Decision::Done
             && self.planner.attempts() == 1
-            && self.history.idempotency_key().is_none()
-            && let Ok(response) = result
+            && result.is_ok()
+            && !match self.key {
+                Key::Injected => true,
+                _ if is_idempotent_method(&self.head.method) => false,
+                Key::Caller => true,
+                Key::Absent => false,
+                Key::Unread => {
+                    idempotency::key_of(&policy.idempotency_header, &self.head).is_some()
+                }
+            }
         {
             metrics::finished_at_once();
-            return Step::Return(Ok(response));
+            return Step::PassThrough;
         }
 
-        self.history.push(AttemptRecord {
+        let mut record = AttemptRecord {
             outcome,
             decision,
             retry_after: asked.map(|(delay, _)| delay),
             wait: None,
-        });
+        };
         // With a check, an outcome that may have taken effect is a candidate for a retry: the check
         // decides just before the request would be sent again.
         let check_due = C::RUNS && decision == Decision::Unsafe;
@@ -613,8 +743,16 @@ where
             true => Decision::Retry(RetryClass::Transient),
             false => decision,
         };
-        let now = Instant::now();
-        let next = match self.planner.next(policy, planned, asked, now) {
+        // The retry state is made when a retry is asked for, even one the limits then refuse.
+        let next = match Planner::stops(planned) {
+            Some(reason) => Next::Stop(reason),
+            None => {
+                let schedule = &mut retrying(&mut self.retry).schedule;
+                self.planner
+                    .next(schedule, policy, planned, asked, Instant::now)
+            }
+        };
+        let next = match next {
             Next::Retry(wait) => match self
                 .body
                 .as_ref()
@@ -628,7 +766,7 @@ where
                 // The previous attempt may hand the body back in a moment: the wait waits for it.
                 Err(NotReplayable::StillSending) => Next::Retry(wait),
                 Err(why) => {
-                    self.planner.cancel_retry();
+                    retrying(&mut self.retry).schedule.cancel_retry();
                     Next::Stop(StopReason::BodyNotReplayable(why))
                 }
             },
@@ -645,7 +783,8 @@ where
                     reason = ?wait.reason,
                     "retrying"
                 );
-                self.history.set_wait(wait);
+                record.wait = Some(wait);
+                retrying(&mut self.retry).history.push(record);
                 if let Decision::Retry(class) = decision {
                     metrics::retry(class, wait);
                     policy.report(RetryEvent::Retry {
@@ -659,20 +798,17 @@ where
                 if let Some(throttle) = &policy.throttle {
                     retry.gate = Gate::Ask;
                     if retry.place.is_none() {
-                        retry.place = Some(throttle.place(now));
+                        retry.place = Some(throttle.place(Instant::now()));
                     }
                 }
                 if check_due || retry.next_body.is_none() {
                     // Kept, not drained: for the check, or in case the body never comes back.
                     retry.check_due = check_due;
-                    return Step::Wait(wait, None, Some(Box::new(result)));
+                    return Step::Wait(wait, true);
                 }
-                let drain = result
-                    .ok()
-                    .and_then(|response| Drain::new(response.into_body(), policy.drain_limit));
-                Step::Wait(wait, drain, None)
+                Step::Wait(wait, false)
             }
-            Next::Stop(reason) => Step::Return(self.finish(result, reason)),
+            Next::Stop(reason) => Step::Stop(reason, record),
         }
     }
 
@@ -681,8 +817,9 @@ where
         &mut self,
         result: Result<Response<ResB>, BoxError>,
         reason: StopReason,
+        last: Option<AttemptRecord>,
     ) -> Result<Response<ResB>, Error> {
-        let mut history = self.close(reason);
+        let mut history = self.close(reason, last);
         match result {
             Ok(mut response) => {
                 if history.idempotency_key().is_some() {
@@ -700,15 +837,13 @@ where
 
     /// The deadline passed, during an attempt (which is canceled) or between attempts.
     fn deadline_passed(&mut self, during_attempt: bool) -> Error {
-        if during_attempt {
-            self.history.push(AttemptRecord {
-                outcome: AttemptOutcome::Interrupted,
-                decision: Decision::Done,
-                retry_after: None,
-                wait: None,
-            });
-        }
-        Error::new(None, self.close(StopReason::Deadline))
+        let interrupted = during_attempt.then_some(AttemptRecord {
+            outcome: AttemptOutcome::Interrupted,
+            decision: Decision::Done,
+            retry_after: None,
+            wait: None,
+        });
+        Error::new(None, self.close(StopReason::Deadline, interrupted))
     }
 
     /// Polls for the next attempt's body while the previous attempt still holds it; `Ready(Ok)` once
@@ -734,25 +869,37 @@ where
     ) -> Result<Response<ResB>, Error> {
         let reason = StopReason::BodyNotReplayable(why);
         match last {
-            Some(result) => self.finish(result, reason),
-            None => Err(Error::new(None, self.close(reason))),
+            Some(result) => self.finish(result, reason, None),
+            None => Err(Error::new(None, self.close(reason, None))),
         }
     }
 
     /// The inner service failed while getting ready for a retry.
     fn not_ready(&mut self, error: BoxError) -> Error {
-        Error::new(Some(error), self.close(StopReason::Finished))
+        Error::new(Some(error), self.close(StopReason::Finished, None))
     }
 
-    /// Records why the call stops and hands the history over.
-    fn close(&mut self, reason: StopReason) -> RetryHistory {
-        // Out of the throttle's line at once, even if this future is kept after it ends.
-        if let Some(retry) = &mut self.retry {
-            retry.gate = Gate::Open;
+    /// Records why the call stops, and `last`, the record of the outcome it stops with (when that
+    /// is not in the history yet), and hands the history over.
+    fn close(&mut self, reason: StopReason, last: Option<AttemptRecord>) -> RetryHistory {
+        let mut history = match &mut self.retry {
+            Some(retry) => {
+                // Out of the throttle's line at once, even if this future is kept after it ends.
+                retry.gate = Gate::Open;
+                // A retry planned and never sent costs the budget nothing.
+                retry.schedule.cancel_retry();
+                std::mem::take(&mut retry.history)
+            }
+            None => RetryHistory::default(),
+        };
+        if let Some(record) = last {
+            history.push(record);
         }
-        // A retry planned and never sent costs the budget nothing.
-        self.planner.cancel_retry();
-        self.history.stop(reason);
+        if self.key != Key::Absent {
+            let key = idempotency::key_of(&self.policy.idempotency_header, &self.head);
+            history.set_idempotency_key(key);
+        }
+        history.stop(reason);
         let attempts = self.planner.attempts();
         let observe = &self.policy.observe;
         if reason.gave_up() {
@@ -761,7 +908,7 @@ where
                 .give_ups
                 .gave_up(&head.method, &head.uri, attempts, reason);
         }
-        let last = self.history.attempts().last();
+        let last = history.attempts().last();
         if attempts > 1 || reason.gave_up() {
             self.policy.report(RetryEvent::Stop {
                 attempts,
@@ -773,9 +920,9 @@ where
             Decision::Retry(class) => Some(class),
             _ => None,
         });
-        let waited = self.history.total_wait();
+        let waited = || history.total_wait();
         metrics::call_ended(reason, class, attempts, waited, self.is_grpc());
-        std::mem::take(&mut self.history)
+        history
     }
 
     /// Whether the call is a gRPC one, whose metrics take gRPC's names.
@@ -791,6 +938,18 @@ where
         self.retry
             .as_ref()
             .is_some_and(|retry| matches!(retry.gate, Gate::Queued(_)))
+    }
+
+    /// Whether an outcome is kept for the check or for the body to come back.
+    fn has_parked(&self) -> bool {
+        self.retry
+            .as_ref()
+            .is_some_and(|retry| retry.parked.is_some())
+    }
+
+    /// The outcome kept, if any.
+    fn take_parked(&mut self) -> Option<Result<Response<ResB>, BoxError>> {
+        self.retry.as_mut().and_then(|retry| retry.parked.take())
     }
 
     /// Whether the wait was stretched for the body to come back.
@@ -840,11 +999,10 @@ where
         if matches!(retry.gate, Gate::Open) {
             return Turn::Go;
         }
-        let Some(throttle) = self.policy.throttle.clone() else {
+        if self.policy.throttle.is_none() {
             return Turn::Go;
-        };
-        let now = Instant::now();
-        let turn = match std::mem::replace(&mut retry.gate, Gate::Open) {
+        }
+        let (turn, now) = match std::mem::replace(&mut retry.gate, Gate::Open) {
             Gate::Open => return Turn::Go,
             Gate::Ask => {
                 let attempt = self.planner.attempts().saturating_add(1);
@@ -856,9 +1014,12 @@ where
                     let head = self.retry_head(attempt);
                     retrying(&mut self.retry).next_head = Some(head);
                 }
-                if !throttle.is_engaged() {
-                    return Turn::Go;
-                }
+                // While no server is throttled: one atomic load, no clock read.
+                let throttle = match &self.policy.throttle {
+                    Some(throttle) if throttle.is_engaged() => throttle.clone(),
+                    _ => return Turn::Go,
+                };
+                let now = Instant::now();
                 let deadline = self.planner.deadline();
                 let retry = retrying(&mut self.retry);
                 let uri = &retry.next_head.as_ref().expect("made above").uri;
@@ -870,12 +1031,18 @@ where
                     // In line: ask once more at once, so that those ahead can wake this one.
                     Entered::Wait(waiter, _) => {
                         metrics::throttle_hold();
-                        self.poll_turn(&throttle, waiter, now, cx)
+                        (self.poll_turn(&throttle, waiter, now, cx), now)
                     }
-                    Entered::Refused(why) => Turn::Refused(why),
+                    Entered::Refused(why) => (Turn::Refused(why), now),
                 }
             }
-            Gate::Queued(waiter) => self.poll_turn(&throttle, waiter, now, cx),
+            Gate::Queued(waiter) => {
+                let Some(throttle) = self.policy.throttle.clone() else {
+                    return Turn::Go;
+                };
+                let now = Instant::now();
+                (self.poll_turn(&throttle, waiter, now, cx), now)
+            }
         };
         match turn {
             // Never a timer that has already fired: the requests ahead wake this one when they leave.
@@ -908,23 +1075,30 @@ where
     /// The throttle refused the next attempt.
     fn refused(&mut self, why: Refusal) -> Error {
         match why {
-            Refusal::Deadline => Error::new(None, self.close(StopReason::Deadline)),
+            Refusal::Deadline => Error::new(None, self.close(StopReason::Deadline, None)),
             Refusal::Shed(retry_in) => {
                 let shed: BoxError = Box::new(Shed::new(retry_in));
-                Error::new(Some(shed), self.close(StopReason::Shed))
+                Error::new(Some(shed), self.close(StopReason::Shed, None))
             }
         }
     }
 
     /// Starts the check due after `last`, the parked outcome, if one is.
-    fn start_check(&mut self, last: Option<&Result<Response<ResB>, BoxError>>) -> Option<C::Future>
+    fn start_check(&mut self) -> Option<C::Future>
     where
         S: Clone,
     {
-        if !self.check_due() {
+        if !self.check_due() || !self.has_parked() {
             return None;
         }
-        let last = last?;
+        let body = self.body.as_ref().ok().and_then(|body| body.replay().ok());
+        let elapsed = self
+            .first_sent
+            .map_or(Duration::ZERO, |sent| sent.elapsed());
+        let log = CheckLog::default();
+        let retry = retrying(&mut self.retry);
+        retry.check_log = Some(log.clone());
+        let last = retry.parked.as_ref()?;
         let outcome = match last {
             Ok(response) => Outcome::Response {
                 status: response.status(),
@@ -933,12 +1107,6 @@ where
             },
             Err(error) => Outcome::Error(&**error),
         };
-        let body = self.body.as_ref().ok().and_then(|body| body.replay().ok());
-        let elapsed = self
-            .first_sent
-            .map_or(Duration::ZERO, |sent| sent.elapsed());
-        let log = CheckLog::default();
-        retrying(&mut self.retry).check_log = Some(log.clone());
         let request = CheckRequest {
             head: &self.head,
             body,
@@ -954,10 +1122,10 @@ where
     fn after_check(
         &mut self,
         verdict: CheckVerdict<ResB>,
-        last: Option<Box<Result<Response<ResB>, BoxError>>>,
     ) -> Option<Result<Response<ResB>, Error>> {
-        retrying(&mut self.retry).check_due = false;
-        let last = last.expect("a check runs only on a parked outcome");
+        let retry = retrying(&mut self.retry);
+        retry.check_due = false;
+        let last = retry.parked.take();
         let answer = match &verdict {
             CheckVerdict::Retry => CheckAnswer::Retry,
             CheckVerdict::Stop => CheckAnswer::Stop,
@@ -966,9 +1134,12 @@ where
         self.record_check(answer);
         match verdict {
             CheckVerdict::Retry => None,
-            CheckVerdict::Stop => Some(self.finish(*last, StopReason::CheckStopped)),
+            CheckVerdict::Stop => {
+                let last = last.expect("a check runs only on a parked outcome");
+                Some(self.finish(last, StopReason::CheckStopped, None))
+            }
             CheckVerdict::Respond(response) => {
-                Some(self.finish(Ok(response), StopReason::CheckAnswered))
+                Some(self.finish(Ok(response), StopReason::CheckAnswered, None))
             }
         }
     }
@@ -985,8 +1156,9 @@ where
             .take()
             .map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner())))
             .unwrap_or_default();
-        self.history.push_check(CheckRecord {
-            after_attempt: self.planner.attempts(),
+        let after_attempt = self.planner.attempts();
+        retrying(&mut self.retry).history.push_check(CheckRecord {
+            after_attempt,
             requests,
             answer,
         });
@@ -1001,7 +1173,7 @@ where
             .expect("the next body is prepared before every wait");
         retry.in_grace = false;
         let next_head = retry.next_head.take();
-        self.planner.start_attempt();
+        self.planner.start_attempt(Some(&mut retry.schedule));
         let attempt = self.planner.attempts();
         let mut head = match next_head {
             Some(head) => head,
@@ -1010,8 +1182,11 @@ where
         if self.policy.observe.mark_attempts {
             head.extensions.insert(Attempt(attempt));
         }
+        // Where the attempt went, for the throttle to learn from its answer: kept only when a
+        // before-retry hook sent it elsewhere than the first attempt.
         if self.policy.throttle.is_some() {
-            retrying(&mut self.retry).sent_to = Some(head.uri.clone());
+            let elsewhere = self.policy.before_retry.is_some() && head.uri != self.head.uri;
+            retrying(&mut self.retry).sent_to = elsewhere.then(|| head.uri.clone());
         }
         self.service.call(Request::from_parts(head, body))
     }

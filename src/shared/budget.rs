@@ -218,6 +218,7 @@ impl RetryBudget {
     /// // Two requests fund one retry.
     /// assert!(budget.try_withdraw(RetryClass::Transient));
     /// ```
+    #[inline]
     pub fn deposit(&self) {
         self.shared.deposit();
     }
@@ -478,6 +479,7 @@ impl Shared {
         &self.slots[(epoch % SLOTS) as usize]
     }
 
+    #[inline]
     fn deposit(&self) {
         if let Some(account) = &self.account {
             account.deposit();

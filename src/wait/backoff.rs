@@ -293,7 +293,14 @@ impl Backoff {
     }
 
     /// The jittered delay before retry `n`, given the previous jittered delay (for decorrelated jitter).
-    pub(crate) fn delay(&self, n: u32, previous: Option<Duration>, rng: &mut SmallRng) -> Duration {
+    /// `rng` gives the random source: it is asked for only when there is something to draw (never
+    /// without jitter, nor for a zero delay), so a call that draws nothing makes none.
+    pub(crate) fn delay<'r>(
+        &self,
+        n: u32,
+        previous: Option<Duration>,
+        rng: impl FnOnce() -> &'r mut SmallRng,
+    ) -> Duration {
         let d = self.base_delay(n);
         match self.jitter {
             Jitter::None => d,
@@ -327,12 +334,16 @@ fn exponential(base: Duration, multiplier: f64, n: u32) -> Duration {
 }
 
 /// A uniformly random duration in `[low, high]` (nanosecond resolution; `high` below `low` gives `low`).
-fn random_between(rng: &mut SmallRng, low: Duration, high: Duration) -> Duration {
+fn random_between<'r>(
+    rng: impl FnOnce() -> &'r mut SmallRng,
+    low: Duration,
+    high: Duration,
+) -> Duration {
     if high <= low {
         return low;
     }
     let span = (high - low).as_nanos().min(u64::MAX as u128) as u64;
-    low + Duration::from_nanos(rng.random_range(0..=span))
+    low + Duration::from_nanos(rng().random_range(0..=span))
 }
 
 #[cfg(test)]
@@ -393,10 +404,10 @@ mod tests {
     fn no_jitter_is_exact_and_equal_jitter_keeps_half() {
         let mut rng = SmallRng::seed_from_u64(7);
         let exact = Backoff::constant(ms(800)).jitter(Jitter::None);
-        assert_eq!(exact.delay(0, None, &mut rng), ms(800));
+        assert_eq!(exact.delay(0, None, || &mut rng), ms(800));
         let equal = Backoff::constant(ms(800)).jitter(Jitter::Equal);
         for _ in 0..1000 {
-            let d = equal.delay(0, None, &mut rng);
+            let d = equal.delay(0, None, || &mut rng);
             assert!(d >= ms(400) && d <= ms(800), "{d:?}");
         }
     }
@@ -405,7 +416,7 @@ mod tests {
     fn full_jitter_spreads_over_the_whole_range() {
         let mut rng = SmallRng::seed_from_u64(1);
         let b = Backoff::constant(ms(1000));
-        let delays: Vec<_> = (0..2000).map(|_| b.delay(0, None, &mut rng)).collect();
+        let delays: Vec<_> = (0..2000).map(|_| b.delay(0, None, || &mut rng)).collect();
         assert!(delays.iter().any(|d| *d < ms(100)));
         assert!(delays.iter().any(|d| *d > ms(900)));
     }
@@ -441,7 +452,7 @@ mod tests {
             let base = backoff.base_delay(n);
             let cap = backoff.max_delay_value();
             prop_assert!(base <= cap);
-            let d = backoff.delay(n, previous, &mut rng);
+            let d = backoff.delay(n, previous, || &mut rng);
             prop_assert!(d <= cap, "{d:?} over cap {cap:?}");
             match backoff.jitter_value() {
                 Jitter::None => prop_assert_eq!(d, base),

@@ -130,12 +130,20 @@ impl RetryAfterMode {
 /// assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
 /// ```
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    retry_after_with(headers, || now)
+}
+
+/// [`retry_after`], reading `now` only for an HTTP-date without a `Date` to measure it from.
+pub(crate) fn retry_after_with(
+    headers: &HeaderMap,
+    now: impl FnOnce() -> SystemTime,
+) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?;
     if let Some(seconds) = delay_seconds(value) {
         return Some(seconds);
     }
     let at = http_date(value)?;
-    let reference = headers.get(DATE).and_then(http_date).unwrap_or(now);
+    let reference = headers.get(DATE).and_then(http_date).unwrap_or_else(now);
     Some(at.duration_since(reference).unwrap_or(Duration::ZERO))
 }
 

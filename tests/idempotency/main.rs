@@ -10,5 +10,6 @@ mod script;
 #[path = "../support/server.rs"]
 mod server;
 
+mod attached;
 mod keys;
 mod timing;

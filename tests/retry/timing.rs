@@ -210,6 +210,39 @@ async fn attempt_timeouts_until_the_limit() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn attempt_timeouts_and_the_deadline_each_fire_at_their_time() {
+    // Timeouts at 2 s and 4.1 s; the third attempt, from 4.3 s, is cut by the deadline at 5 s.
+    let script = Script::new([Step::Hang]);
+    let policy = exact().attempt_timeout(secs(2)).deadline(secs(5));
+    let started = Instant::now();
+    let error = run(policy, &script, get()).await.unwrap_err();
+
+    assert!(error.is_deadline());
+    assert_eq!(started.elapsed(), secs(5));
+    assert_eq!(script.call_times(), [ms(0), ms(2100), ms(4300)]);
+    let outcomes: Vec<_> = error
+        .history()
+        .attempts()
+        .iter()
+        .map(|a| a.outcome)
+        .collect();
+    let timed_out = AttemptOutcome::Error(ErrorKind::AttemptTimeout);
+    assert_eq!(
+        outcomes,
+        [timed_out, timed_out, AttemptOutcome::Interrupted]
+    );
+
+    // A deadline before the attempt's timeout ends the attempt, as the deadline.
+    let script = Script::new([Step::Hang]);
+    let policy = exact().attempt_timeout(secs(10)).deadline(secs(3));
+    let started = Instant::now();
+    let error = run(policy, &script, get()).await.unwrap_err();
+    assert!(error.is_deadline());
+    assert!(!error.is_attempt_timeout());
+    assert_eq!(started.elapsed(), secs(3));
+}
+
+#[tokio::test(start_paused = true)]
 async fn transport_errors_are_retried_for_get_but_not_post() {
     let script = Script::new([Step::Fail(io::ErrorKind::ConnectionReset), status(200)]);
     let policy = exact();

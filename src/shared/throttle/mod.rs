@@ -122,8 +122,8 @@ use tokio::time::Instant;
 use crate::shared::store::{
     Engage, Inner as StoreInner, ScheduleCall, ScheduleReply, Store, StoreError,
 };
-use crate::wait::rate_limit::rate_limit;
-use crate::wait::retry_after::retry_after;
+use crate::wait::rate_limit::rate_limit_with;
+use crate::wait::retry_after::retry_after_with;
 use authority::Authority;
 use fleet::FleetLane;
 use lane::{Lane, Limits};
@@ -421,6 +421,7 @@ impl Throttle {
     }
 
     /// Whether a call must ask before leaving: one atomic load, unless engaged from the first request.
+    #[inline]
     pub(crate) fn is_engaged(&self) -> bool {
         let shared = &*self.shared;
         shared.config.from_first_request || shared.engaged.load(Ordering::Acquire) > 0
@@ -572,7 +573,8 @@ impl Throttle {
 
     /// Learns from a response of `uri`'s authority to an attempt sent at `sent` (known when the
     /// throttle admitted it). Reads no header and no clock for a response that is neither a 429 nor
-    /// a 503 while no authority is throttled.
+    /// a 503 while no authority is throttled: that check is inlined where the response is judged.
+    #[inline]
     pub(crate) fn observe(
         &self,
         uri: &Uri,
@@ -582,19 +584,32 @@ impl Throttle {
         max: Duration,
     ) {
         let code = status.as_u16();
+        if code != 429 && !self.is_engaged() {
+            // An outage, not a limit: a 503 that asks for no particular wait.
+            if code != 503 || !headers.contains_key(header::RETRY_AFTER) {
+                return;
+            }
+        }
+        self.learn(uri, status, headers, sent, max);
+    }
+
+    fn learn(
+        &self,
+        uri: &Uri,
+        status: StatusCode,
+        headers: &HeaderMap,
+        sent: Option<Instant>,
+        max: Duration,
+    ) {
+        // `observe` has let go of every response that says nothing about a rate.
+        let code = status.as_u16();
         let maybe_throttling = code == 429 || code == 503;
-        if !maybe_throttling && !self.is_engaged() {
-            return;
-        }
-        if code == 503 && !self.is_engaged() && !headers.contains_key(header::RETRY_AFTER) {
-            return; // an outage, not a limit
-        }
         let now = Instant::now();
-        let wall = SystemTime::now();
+        // The wall clock only for a date with no `Date` header to measure it from.
         let asked = maybe_throttling
-            .then(|| retry_after(headers, wall))
+            .then(|| retry_after_with(headers, SystemTime::now))
             .flatten();
-        let quota = rate_limit(headers, wall);
+        let quota = rate_limit_with(headers, SystemTime::now);
         let spent = quota.is_some_and(|q| q.is_exhausted());
         // `Retry-After: 0` says the server needs no pause (a load balancer's hint to try again at
         // once): it is not asking for a lower rate.

@@ -50,6 +50,6 @@ mod vendor;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use read::server_delay;
 pub use read::{exhausted_for, rate_limit};
+pub(crate) use read::{rate_limit_with, server_delay};
 pub use status::RateLimitStatus;

@@ -8,7 +8,7 @@ use super::delta::delta_headers;
 use super::status::RateLimitStatus;
 use super::structured::structured;
 use super::vendor::vendor_headers;
-use crate::wait::retry_after::retry_after;
+use crate::wait::retry_after::retry_after_with;
 use crate::wait::WaitReason;
 
 /// The quota the response's rate-limit headers report, if any of them parses.
@@ -33,6 +33,14 @@ use crate::wait::WaitReason;
 /// assert_eq!(rate_limit(&HeaderMap::new(), SystemTime::now()), None);
 /// ```
 pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> Option<RateLimitStatus> {
+    rate_limit_with(headers, || now)
+}
+
+/// [`rate_limit`], reading `now` only for a Unix-time reset without a `Date` to measure it from.
+pub(crate) fn rate_limit_with(
+    headers: &HeaderMap,
+    now: impl FnOnce() -> SystemTime,
+) -> Option<RateLimitStatus> {
     structured(headers)
         .or_else(|| delta_headers(headers))
         .or_else(|| vendor_headers(headers, now))
@@ -62,15 +70,28 @@ pub fn rate_limit(headers: &HeaderMap, now: SystemTime) -> Option<RateLimitStatu
 /// assert_eq!(exhausted_for(&headers, now), None);
 /// ```
 pub fn exhausted_for(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    rate_limit(headers, now)
+    exhausted_for_with(headers, || now)
+}
+
+fn exhausted_for_with(headers: &HeaderMap, now: impl FnOnce() -> SystemTime) -> Option<Duration> {
+    rate_limit_with(headers, now)
         .filter(RateLimitStatus::is_exhausted)
         .and_then(|status| status.reset)
 }
 
 /// The delay a response asks for: its `Retry-After`, or else the reset of a quota it says is spent.
-pub(crate) fn server_delay(headers: &HeaderMap, now: SystemTime) -> Option<(Duration, WaitReason)> {
-    if let Some(delay) = retry_after(headers, now) {
+/// The wall clock (`now`) is read only when a header gives a date with no `Date` header to measure it
+/// from: a response that asks for nothing, or for a number of seconds, costs no clock read.
+pub(crate) fn server_delay(
+    headers: &HeaderMap,
+    now: impl Fn() -> SystemTime,
+) -> Option<(Duration, WaitReason)> {
+    // Many error responses carry no header at all: then not one of the names is looked up.
+    if headers.is_empty() {
+        return None;
+    }
+    if let Some(delay) = retry_after_with(headers, &now) {
         return Some((delay, WaitReason::RetryAfter));
     }
-    exhausted_for(headers, now).map(|delay| (delay, WaitReason::RateLimitReset))
+    exhausted_for_with(headers, now).map(|delay| (delay, WaitReason::RateLimitReset))
 }

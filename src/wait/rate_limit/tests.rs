@@ -226,7 +226,7 @@ fn retry_after_takes_precedence() {
         ("ratelimit", br#""default";r=0;t=30"#),
     ]);
     assert_eq!(
-        server_delay(&both, now()),
+        server_delay(&both, now),
         Some((Duration::from_secs(3), WaitReason::RetryAfter))
     );
     let broken_retry_after = headers(&[
@@ -234,9 +234,51 @@ fn retry_after_takes_precedence() {
         ("ratelimit", br#""default";r=0;t=30"#),
     ]);
     assert_eq!(
-        server_delay(&broken_retry_after, now()),
+        server_delay(&broken_retry_after, now),
         Some((Duration::from_secs(30), WaitReason::RateLimitReset))
     );
+}
+
+#[test]
+fn the_clock_is_read_only_for_a_date_without_a_date_header() {
+    let reads = std::cell::Cell::new(0);
+    let clock = || {
+        reads.set(reads.get() + 1);
+        now()
+    };
+    let dated = b"Wed, 06 Nov 2024 08:50:07 GMT";
+    let unix_reset = unix(now()) + 30;
+    let unix_reset = unix_reset.to_string();
+    let no_clock: [&[(&'static str, &[u8])]; 7] = [
+        &[],
+        &[("retry-after", b"3")],
+        &[("retry-after", dated), ("date", NOW.as_bytes())],
+        &[("ratelimit", br#""default";r=0;t=30"#)],
+        &[("ratelimit-remaining", b"0"), ("ratelimit-reset", b"30")],
+        &[
+            ("x-ratelimit-remaining", b"0"),
+            ("x-ratelimit-reset", b"30"),
+        ],
+        &[
+            ("x-ratelimit-remaining", b"0"),
+            ("x-ratelimit-reset", unix_reset.as_bytes()),
+            ("date", NOW.as_bytes()),
+        ],
+    ];
+    for fields in no_clock {
+        let _ = server_delay(&headers(fields), clock);
+        assert_eq!(reads.get(), 0, "{fields:?}");
+    }
+    let thirty = Some(Duration::from_secs(30));
+    let retry_at = headers(&[("retry-after", dated)]);
+    assert_eq!(server_delay(&retry_at, clock).map(|d| d.0), thirty);
+    assert_eq!(reads.get(), 1);
+    let reset_at = headers(&[
+        ("x-ratelimit-remaining", b"0"),
+        ("x-ratelimit-reset", unix_reset.as_bytes()),
+    ]);
+    assert_eq!(server_delay(&reset_at, clock).map(|d| d.0), thirty);
+    assert_eq!(reads.get(), 2);
 }
 
 proptest! {
@@ -255,7 +297,7 @@ proptest! {
                     headers.insert(name, value.clone());
                 }
                 let _ = rate_limit(&headers, SystemTime::UNIX_EPOCH);
-                let _ = server_delay(&headers, SystemTime::now());
+                let _ = server_delay(&headers, SystemTime::now);
                 // A structured field alone, and with a valid fallback that must still be reachable.
                 let mut alone = HeaderMap::new();
                 alone.insert(RATELIMIT, value.clone());

@@ -16,7 +16,11 @@ pub(super) const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-rate
 /// An `X-RateLimit-Reset` at or above this is a Unix time; below it, delta-seconds.
 const UNIX_TIME_THRESHOLD: u64 = 1_000_000_000;
 
-pub(super) fn vendor_headers(headers: &HeaderMap, now: SystemTime) -> Option<RateLimitStatus> {
+/// `now` is read only for a Unix-time reset on a response without a valid `Date`.
+pub(super) fn vendor_headers(
+    headers: &HeaderMap,
+    now: impl FnOnce() -> SystemTime,
+) -> Option<RateLimitStatus> {
     let remaining = headers.get(X_RATELIMIT_REMAINING).and_then(integer)?;
     let reset = headers
         .get(X_RATELIMIT_RESET)
@@ -29,7 +33,7 @@ pub(super) fn vendor_headers(headers: &HeaderMap, now: SystemTime) -> Option<Rat
             let reference = headers
                 .get(DATE)
                 .and_then(|date| httpdate::parse_http_date(date.to_str().ok()?.trim()).ok())
-                .unwrap_or(now);
+                .unwrap_or_else(now);
             Some(at.duration_since(reference).unwrap_or(Duration::ZERO))
         });
     Some(RateLimitStatus { remaining, reset })
