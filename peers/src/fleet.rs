@@ -57,9 +57,16 @@ impl Fleet {
         Some(fleet)
     }
 
-    /// Fails unless the store answered its last call: a figure taken while it is down measures
-    /// the fall-back, not fleet mode.
+    /// Fails unless the store answers (its task calls it every 100 ms) within 5 s: a figure taken
+    /// while it is down measures the fall-back, not fleet mode. A call that failed once, on a
+    /// loaded machine or under valgrind, is forgiven when the next one answers.
     pub fn assert_up(&self) {
-        assert!(!self.store.is_down(), "the Redis store answers");
+        for _ in 0..50 {
+            if !self.store.is_down() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the Redis store does not answer");
     }
 }
