@@ -7,7 +7,8 @@
 
 use super::backend::{ScheduleCall, ScheduleReply};
 use crate::shared::throttle::control::{
-    probing, quiet_after, BETA, DOUBLING, MAX_RATE, MIN_PROBE, MIN_RATE, PROBE, START_RATE,
+    margin_after, probing, quiet_after, BETA, DOUBLING, MARGIN, MAX_RATE, MIN_PROBE, MIN_RATE,
+    PROBE, START_RATE,
 };
 
 /// A quiet schedule (nothing sent or held) is forgotten after this long, as a lane is.
@@ -33,6 +34,8 @@ pub(crate) struct Schedule {
     probe: f64,
     /// Seconds at the plateau before probing past the ceiling (0: none).
     quiet: f64,
+    /// How far below the ceiling the plateau is, as a fraction of it.
+    margin: f64,
     /// When the rate was last cut; slots issued before it were the same overshoot.
     decreased: f64,
     /// The next free slot.
@@ -53,6 +56,7 @@ impl Schedule {
             ceiling: 0.0,
             probe: PROBE,
             quiet: 0.0,
+            margin: MARGIN,
             decreased: -1.0,
             tat: if throttled {
                 now + 1e6 / START_RATE
@@ -69,7 +73,14 @@ impl Schedule {
         let doubling = DOUBLING.as_secs_f64();
         let rate = match self.phase {
             Phase::SlowStart => self.base * (t / doubling).min(64.0).exp2(),
-            Phase::Probe => probing(self.base, self.ceiling, self.probe, self.quiet, t),
+            Phase::Probe => probing(
+                self.base,
+                self.ceiling,
+                self.probe,
+                self.quiet,
+                self.margin,
+                t,
+            ),
             Phase::Exact(until) if at < until => self.base,
             Phase::Exact(until) => self.base + self.probe * self.base * (at - until) / 1e6,
         };
@@ -90,7 +101,10 @@ impl Schedule {
                 at = at.min(issued_at);
             }
             let near = self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
-            self.quiet = quiet_after(self.phase == Phase::Probe, near, self.quiet);
+            let probing = self.phase == Phase::Probe;
+            let t = (sent.min(now) - self.since).max(0.0) / 1e6;
+            self.margin = margin_after(probing && self.quiet > 0.0 && t < self.quiet, self.margin);
+            self.quiet = quiet_after(probing, near, self.quiet);
             self.probe = if near {
                 (self.probe / 4.0).max(MIN_PROBE)
             } else {
@@ -231,9 +245,18 @@ mod tests {
         let mut local = Control::new(t0);
         let mut s = Schedule::new(0.0, false);
         let quiet = QUIET.as_secs_f64();
-        // Slow start's overshoot, a probe's near it, one after the quiet time, then a look.
-        let cuts = [2.0, 7.0, 7.0 + quiet + 5.0];
-        let looks = [3.0, 7.5, 20.0, 7.0 + quiet, 7.0 + quiet + 3.0, 60.0, 120.0];
+        // Slow start's overshoot, a probe's near it, one after the quiet time, one at the plateau.
+        let cuts = [2.0, 7.0, 7.0 + quiet + 5.0, 80.0];
+        let looks = [
+            3.0,
+            7.5,
+            20.0,
+            7.0 + quiet,
+            7.0 + quiet + 3.0,
+            60.0,
+            90.0,
+            200.0,
+        ];
         let mut events: Vec<(f64, bool)> = cuts.iter().map(|&t| (t, true)).collect();
         events.extend(looks.iter().map(|&t| (t, false)));
         events.sort_by(|a, b| a.0.total_cmp(&b.0));

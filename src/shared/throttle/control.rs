@@ -12,10 +12,12 @@
 //!   overshoots costs a hold of the whole authority, so a server whose limit does not move is
 //!   probed less and less, in the spirit of CUBIC's plateau: after an overshoot while probing (the
 //!   ceiling is then measured to within a probing step; slow start's overshoot is not that
-//!   precise) the rate climbs to [`PLATEAU`] times the ceiling and stays there until the authority
-//!   has been quiet for [`QUIET`], and only then probes past the ceiling. Every throttling answer
-//!   close to the previous ceiling doubles that quiet time (up to [`MAX_QUIET`]) and quarters the
-//!   probing speed past it.
+//!   precise) the rate climbs to a plateau [`MARGIN`] below the ceiling and stays there until the
+//!   authority has been quiet for [`QUIET`], and only then probes past the ceiling. Every
+//!   throttling answer close to the previous ceiling doubles that quiet time (up to [`MAX_QUIET`])
+//!   and quarters the probing speed past it; one at the plateau, before the quiet time, doubles
+//!   the margin (up to [`MAX_MARGIN`]): the jitter of the sends (timers, several processes
+//!   sharing a schedule) brings requests closer together than the rate says.
 //! - **Exact**: rate-limit headers that give the remaining quota and its reset set the rate to
 //!   remaining over reset until the reset; nothing is guessed while the server says.
 
@@ -37,10 +39,12 @@ pub(crate) const BETA: f64 = 0.95;
 pub(crate) const PROBE: f64 = 0.01;
 /// The slowest probing speed.
 pub(crate) const MIN_PROBE: f64 = 0.001;
-/// After an overshoot while probing, the rate approaches this fraction of the ceiling and does not
-/// pass it for the quiet time: close enough to lose little, far enough that a ceiling measured a
-/// little above the server's limit is not overshot again at once.
-pub(crate) const PLATEAU: f64 = 0.99;
+/// After an overshoot while probing, the rate approaches the ceiling and does not pass a plateau
+/// this fraction below it for the quiet time: close enough to lose little, far enough that a
+/// ceiling measured a little above the server's limit is not overshot again at once.
+pub(crate) const MARGIN: f64 = 0.01;
+/// The widest margin: the rate the cut leaves, so that the plateau is never below it.
+pub(crate) const MAX_MARGIN: f64 = 1.0 - BETA;
 /// How long the rate stays at the plateau, without a throttling answer, before probing past the
 /// ceiling.
 pub(crate) const QUIET: Duration = Duration::from_secs(30);
@@ -52,14 +56,14 @@ pub(crate) const MAX_QUIET: Duration = Duration::from_secs(240);
 pub(crate) const ACCELERATION: f64 = 10.0;
 
 /// The probing rate `t` seconds after a cut to `base` under `ceiling`: a climb at [`PROBE`] to the
-/// plateau, held until `quiet` seconds (none when 0), then probing at `probe` past it. The store's
-/// schedule (`schedule.rs`, `schedule.lua`) follows the same law.
-pub(crate) fn probing(base: f64, ceiling: f64, probe: f64, quiet: f64, t: f64) -> f64 {
+/// plateau `margin` below the ceiling, held until `quiet` seconds (none when 0), then probing at
+/// `probe` past it. The store's schedule (`schedule.rs`, `schedule.lua`) follows the same law.
+pub(crate) fn probing(base: f64, ceiling: f64, probe: f64, quiet: f64, margin: f64, t: f64) -> f64 {
     let grown = |speed: f64, t: f64| speed * ceiling * t * (t / ACCELERATION).exp2();
     if quiet <= 0.0 {
         return base + grown(probe, t);
     }
-    let plateau = PLATEAU * ceiling;
+    let plateau = (1.0 - margin) * ceiling;
     let climbed = (base + grown(PROBE, t.min(quiet))).min(plateau);
     match t > quiet {
         true => climbed + grown(probe, t - quiet),
@@ -75,6 +79,15 @@ pub(crate) fn quiet_after(probing: bool, near: bool, quiet: f64) -> f64 {
         (false, _) => 0.0,
         (true, true) => (2.0 * quiet).min(MAX_QUIET.as_secs_f64()),
         (true, false) => QUIET.as_secs_f64(),
+    }
+}
+
+/// The margin after a throttling answer: doubled when it came at the plateau, before the quiet
+/// time (`early`): the plateau was too close for the jitter of the sends.
+pub(crate) fn margin_after(early: bool, margin: f64) -> f64 {
+    match early {
+        true => (2.0 * margin).min(MAX_MARGIN),
+        false => margin,
     }
 }
 
@@ -99,6 +112,8 @@ pub(crate) struct Control {
     probe: f64,
     /// Seconds at the plateau before probing past the ceiling (0: none).
     quiet: f64,
+    /// How far below the ceiling the plateau is, as a fraction of it.
+    margin: f64,
     last_decrease: Option<Instant>,
     meter: Meter,
 }
@@ -113,6 +128,7 @@ impl Control {
             ceiling: 0.0,
             probe: PROBE,
             quiet: 0.0,
+            margin: MARGIN,
             last_decrease: None,
             meter: Meter::new(now),
         }
@@ -123,7 +139,14 @@ impl Control {
         let t = now.saturating_duration_since(self.since).as_secs_f64();
         let rate = match self.phase {
             Phase::SlowStart => self.base * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
-            Phase::Probe => probing(self.base, self.ceiling, self.probe, self.quiet, t),
+            Phase::Probe => probing(
+                self.base,
+                self.ceiling,
+                self.probe,
+                self.quiet,
+                self.margin,
+                t,
+            ),
             Phase::Exact(until) if now < until => self.base,
             Phase::Exact(until) => {
                 let t = now.saturating_duration_since(until).as_secs_f64();
@@ -179,7 +202,13 @@ impl Control {
             false => sending,
         };
         let near = self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
-        self.quiet = quiet_after(self.phase == Phase::Probe, near, self.quiet);
+        let probing = self.phase == Phase::Probe;
+        let t = sent
+            .min(now)
+            .saturating_duration_since(self.since)
+            .as_secs_f64();
+        self.margin = margin_after(probing && self.quiet > 0.0 && t < self.quiet, self.margin);
+        self.quiet = quiet_after(probing, near, self.quiet);
         self.probe = if near {
             (self.probe / 4.0).max(MIN_PROBE)
         } else {
@@ -334,7 +363,7 @@ mod tests {
         let at = first + secs(5.0);
         let ceiling = c.rate(at);
         c.throttled(at, Some(at), None, true);
-        let plateau = PLATEAU * ceiling;
+        let plateau = (1.0 - MARGIN) * ceiling;
         assert!(c.rate(at + secs(1.0)) < plateau);
         for t in [10.0, 20.0, QUIET.as_secs_f64()] {
             let rate = c.rate(at + secs(t));
@@ -346,17 +375,24 @@ mod tests {
         // Another overshoot near the same ceiling doubles the quiet time.
         let ceiling = c.rate(past);
         c.throttled(past, Some(past), None, true);
-        let plateau = PLATEAU * ceiling;
+        let plateau = (1.0 - MARGIN) * ceiling;
         let held = c.rate(past + QUIET * 2);
         assert!((held - plateau).abs() < 1e-9, "{held} vs {plateau}");
         assert!(c.rate(past + QUIET * 2 + secs(10.0)) > plateau);
         // Holds do not count as quiet time.
         c.pause(past, past + secs(10.0));
         assert!((c.rate(past + QUIET * 2 + secs(10.0)) - plateau).abs() < 1e-9);
+        // An overshoot at the plateau: it was too close, the next one is twice as far below.
+        let early = past + secs(30.0);
+        let ceiling = c.rate(early);
+        c.throttled(early, Some(early), None, true);
+        let plateau = (1.0 - 2.0 * MARGIN) * ceiling;
+        let held = c.rate(early + secs(20.0));
+        assert!((held - plateau).abs() < 1e-9, "{held} vs {plateau}");
     }
 
     #[test]
-    fn the_quiet_time_is_capped() {
+    fn the_quiet_time_and_the_margin_are_capped() {
         let mut quiet = 0.0;
         for _ in 0..10 {
             quiet = quiet_after(true, true, quiet);
@@ -364,6 +400,12 @@ mod tests {
         assert_eq!(quiet, MAX_QUIET.as_secs_f64());
         assert_eq!(quiet_after(true, false, quiet), QUIET.as_secs_f64());
         assert_eq!(quiet_after(false, true, quiet), 0.0);
+        let mut margin = MARGIN;
+        for _ in 0..10 {
+            margin = margin_after(true, margin);
+        }
+        assert_eq!(margin, MAX_MARGIN);
+        assert_eq!(margin_after(false, MARGIN), MARGIN);
     }
 
     #[test]

@@ -37,7 +37,9 @@
 //! rate climbs to 0.99 times the ceiling and stays there until the server has been quiet (no
 //! throttling answer) for 30 s, and only then probes past the ceiling, as CUBIC's plateau does; each
 //! overshoot near the same ceiling doubles that quiet time (up to 4 minutes) and quarters the
-//! probing speed past it. A limit that rises is still found, later. This is AIMD with TCP's slow
+//! probing speed past it, and one at the plateau doubles its distance below the ceiling (up to 5%:
+//! the sends' jitter, larger in a fleet, put requests closer together than the rate). A limit that
+//! rises is still found, later. This is AIMD with TCP's slow
 //! start; AWS's adaptive retry mode (a CUBIC token bucket) and gRPC's retry throttling were the
 //! models.
 //!
