@@ -80,10 +80,11 @@ async fn local_store_four_throttles_share_one_rate() {
     let alone = fleet_run(alone, Kind::NGINX, 75, 7.5).await;
     assert_eq!(shared.completed, 300);
     assert_eq!(shared.early, 0, "no attempt before the server's time");
-    assert!(shared.throttled <= 0.05, "{shared:?}");
-    // Measured 1.18: between probes the fleet's rate is 0.95 to 1 times the limit, and each probe
-    // past it costs the whole fleet a 1 s hold (the server's Retry-After): 4 in 35 s.
-    assert!(shared.completion <= 1.25, "{shared:?}");
+    // Measured 0.7% and 1.09: each probe past the limit costs the whole fleet a 1 s hold (the
+    // server's Retry-After), and after the probe that measures it the fleet's rate stays at 0.99
+    // times the limit, quiet, for 30 s: 2 overshoots in 35 s.
+    assert!(shared.throttled <= 0.02, "{shared:?}");
+    assert!(shared.completion <= 1.15, "{shared:?}");
     // Alone, each process learns the limit as if it were the only client: measured 14% 429s.
     assert!(alone.throttled > 5.0 * shared.throttled, "{alone:?}");
     assert!(alone.early > 0, "{alone:?}");

@@ -33,8 +33,9 @@ async fn run(kind: Kind, policy: RetryPolicy, offsets: &[Duration]) -> Figures {
 async fn the_default_converges_on_bare_429s_alone() {
     let f = run(Kind::BARE, RetryPolicy::default(), &arrivals(200, 30)).await;
     assert_eq!(f.completed, 200);
-    assert!(f.completion <= 1.3, "{f:?}");
-    assert!(f.throttled <= 0.10, "{f:?}");
+    // Measured 1.05 and 1.5%.
+    assert!(f.completion <= 1.1, "{f:?}");
+    assert!(f.throttled <= 0.03, "{f:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -42,9 +43,46 @@ async fn the_default_against_an_nginx_like_limiter_neither_collapses_nor_hammers
     let f = run(Kind::NGINX, RetryPolicy::default(), &arrivals(200, 30)).await;
     assert_eq!(f.completed, 200);
     assert_eq!(f.early, 0, "no attempt before the server's time");
-    // Measured 1.25: each 429 costs a 1 s hold of everyone (the server's Retry-After).
-    assert!(f.completion <= 1.3, "{f:?}");
-    assert!(f.throttled <= 0.05, "{f:?}");
+    // Measured 1.18 and 1.5%: each 429 costs a 1 s hold of everyone (the server's Retry-After):
+    // slow start's overshoot, then the probe that measures the limit; then the plateau below it.
+    assert!(f.completion <= 1.2, "{f:?}");
+    assert!(f.throttled <= 0.02, "{f:?}");
+}
+
+/// The starts of the overshoots in a limiter's log: 429s more than 2 s after the one before.
+fn overshoots(log: &[limiters::Seen]) -> Vec<Duration> {
+    let mut starts: Vec<Duration> = Vec::new();
+    let mut last: Option<Duration> = None;
+    for seen in log.iter().filter(|seen| seen.status == 429) {
+        if last.is_none_or(|last| seen.at > last + secs(2)) {
+            starts.push(seen.at);
+        }
+        last = Some(seen.at);
+    }
+    starts
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_steady_limit_is_probed_past_only_after_the_quiet_time() {
+    // 100 s of work at an nginx-like limiter (10 r/s, no burst, `Retry-After: 1`).
+    let limiter = Limited::new(Kind::NGINX);
+    let policy = RetryPolicy::default().throttle(Throttle::new().from_first_request());
+    let client = Retry::new(limiter.clone(), policy.seed(7));
+    let ended = drive(client, API, &arrivals(1000, 30)).await;
+    assert!(ended.iter().all(|e| e.ok), "every request completes");
+    let log = limiter.log();
+    let starts = overshoots(&log);
+    eprintln!("overshoots at {starts:?}");
+    // Slow start's overshoot and the probe that measures the ceiling, close together; then the
+    // plateau below the ceiling, quiet for 30 s, before probing past it again (which finds the
+    // limit again: one overshoot), then 60 s.
+    assert_eq!(starts.len(), 3, "{starts:?}");
+    assert!(starts[1] < secs(10), "{starts:?}");
+    let quiet = starts[2] - starts[1];
+    assert!(
+        quiet >= secs(30) && quiet < secs(40),
+        "probing resumes after the quiet time: {starts:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -11,7 +11,8 @@ use super::connect;
 use super::error::StoreError;
 use super::schedule::{FORGET_MS, MAX_ENGAGED};
 use crate::shared::throttle::control::{
-    ACCELERATION, BETA, DOUBLING, MAX_RATE, MIN_PROBE, MIN_RATE, PROBE, START_RATE,
+    ACCELERATION, BETA, DOUBLING, MARGIN, MAX_MARGIN, MAX_QUIET, MAX_RATE, MIN_PROBE, MIN_RATE,
+    PROBE, QUIET, START_RATE,
 };
 
 /// A lazily connected, self-reconnecting connection to one Redis.
@@ -100,7 +101,11 @@ impl Backend for Redis {
             .arg(ACCELERATION)
             .arg(MIN_RATE)
             .arg(MAX_RATE)
-            .arg(FORGET_MS);
+            .arg(FORGET_MS)
+            .arg(QUIET.as_secs_f64())
+            .arg(MAX_QUIET.as_secs_f64())
+            .arg(MARGIN)
+            .arg(MAX_MARGIN);
         Box::pin(async move {
             let reply: (i64, i64, i64, u32, i64, i64, i64, i64) = invocation
                 .invoke_async(&mut connection)

@@ -1,11 +1,12 @@
 -- One exchange with a fleet's schedule of sends to one authority, atomic, timed by Redis's own
 -- clock: the twin of schedule.rs, line for line. Times in microseconds.
 -- KEYS[1]: the schedule's hash (phase, since, base, ceiling, probe, decreased, tat, hold, until,
---   last).
+--   last, quiet, margin).
 -- ARGV: want, throttled (0 no, 1 yes), slot issued and slot time (-1 unknown), the rate it was
 --       issued at (0 unknown), hold ms, quota remaining (-1 none),
 --       quota reset ms, then the law: start rate, doubling s, beta, probe, min probe,
---       acceleration s, min rate, max rate, forget ms.
+--       acceleration s, min rate, max rate, forget ms, quiet s, max quiet s, margin,
+--       max margin.
 -- Returns {now, first, interval, granted, hold, rate * 1000, gap before the first slot,
 --   decreased}.
 local time = redis.call('TIME')
@@ -22,19 +23,30 @@ local reset_ms = tonumber(ARGV[8])
 local START, DOUBLING, BETA = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local PROBE, MIN_PROBE, ACCELERATION = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local MIN_RATE, MAX_RATE, FORGET = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+local QUIET, MAX_QUIET = tonumber(ARGV[18]), tonumber(ARGV[19])
+local MARGIN, MAX_MARGIN = tonumber(ARGV[20]), tonumber(ARGV[21])
 
 local f = redis.call('HMGET', key, 'phase', 'since', 'base', 'ceiling', 'probe', 'decreased',
-  'tat', 'hold', 'until', 'last')
-local phase, since, base, ceiling, probe, decreased, tat, hold, untl, last
+  'tat', 'hold', 'until', 'last', 'quiet', 'margin')
+local phase, since, base, ceiling, probe, decreased, tat, hold, untl, last, quiet, margin
 if f[1] then
   phase = f[1]
   since, base, ceiling, probe = tonumber(f[2]), tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
   decreased, tat, hold, untl = tonumber(f[6]), tonumber(f[7]), tonumber(f[8]), tonumber(f[9])
-  last = tonumber(f[10])
+  last, quiet, margin = tonumber(f[10]), tonumber(f[11]) or 0, tonumber(f[12]) or MARGIN
 else
   phase, since, base, ceiling, probe, decreased, hold, untl = 's', now, START, 0, PROBE, -1, 0, 0
-  last = -1
+  last, quiet, margin = -1, 0, MARGIN
   if throttled then tat = now + 1e6 / START else tat = now end
+end
+
+-- The probing rate t seconds after a cut: control.rs's `probing`.
+local function grown(speed, t) return speed * ceiling * t * 2 ^ (t / ACCELERATION) end
+local function probing(t)
+  if quiet <= 0 then return base + grown(probe, t) end
+  local climbed = math.min(base + grown(PROBE, math.min(t, quiet)), (1 - margin) * ceiling)
+  if t > quiet then return climbed + grown(probe, t - quiet) end
+  return climbed
 end
 
 local function rate(at)
@@ -43,7 +55,7 @@ local function rate(at)
   if phase == 's' then
     r = base * 2 ^ math.min(t / DOUBLING, 64)
   elseif phase == 'p' then
-    r = base + probe * ceiling * t * 2 ^ (t / ACCELERATION)
+    r = probing(t)
   elseif at < untl then
     r = base
   else
@@ -56,6 +68,17 @@ if throttled and issued >= 0 and issued >= decreased then
   local at = rate(math.min(sent, now))
   if issued_at > 0 then at = math.min(at, issued_at) end
   local near = ceiling > 0 and math.abs(at - ceiling) <= 0.1 * ceiling
+  -- control.rs's `margin_after`: doubled by an overshoot at the plateau, before the quiet time.
+  local t = math.max(0, math.min(sent, now) - since) / 1e6
+  if phase == 'p' and quiet > 0 and t < quiet then margin = math.min(2 * margin, MAX_MARGIN) end
+  -- control.rs's `quiet_after`.
+  if phase ~= 'p' then
+    quiet = 0
+  elseif near and quiet > 0 then
+    quiet = math.min(2 * quiet, MAX_QUIET)
+  else
+    quiet = QUIET
+  end
   if near then probe = math.max(probe / 4, MIN_PROBE) else probe = PROBE end
   ceiling = at
   base = math.max(at * BETA, MIN_RATE)
@@ -93,7 +116,7 @@ end
 local function s(x) return string.format('%.17g', x) end
 redis.call('HSET', key, 'phase', phase, 'since', s(since), 'base', s(base), 'ceiling', s(ceiling),
   'probe', s(probe), 'decreased', s(decreased), 'tat', s(tat), 'hold', s(hold), 'until', s(untl),
-  'last', s(last))
+  'last', s(last), 'quiet', s(quiet), 'margin', s(margin))
 -- Forgotten once quiet, as a lane is: nothing scheduled or held for the forget time.
 local last = math.max(tat, hold)
 redis.call('PEXPIRE', key, math.floor((last - now) / 1e3) + FORGET)

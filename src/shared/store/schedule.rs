@@ -7,7 +7,8 @@
 
 use super::backend::{ScheduleCall, ScheduleReply};
 use crate::shared::throttle::control::{
-    ACCELERATION, BETA, DOUBLING, MAX_RATE, MIN_PROBE, MIN_RATE, PROBE, START_RATE,
+    margin_after, probing, quiet_after, BETA, DOUBLING, MARGIN, MAX_RATE, MIN_PROBE, MIN_RATE,
+    PROBE, START_RATE,
 };
 
 /// A quiet schedule (nothing sent or held) is forgotten after this long, as a lane is.
@@ -31,6 +32,10 @@ pub(crate) struct Schedule {
     base: f64,
     ceiling: f64,
     probe: f64,
+    /// Seconds at the plateau before probing past the ceiling (0: none).
+    quiet: f64,
+    /// How far below the ceiling the plateau is, as a fraction of it.
+    margin: f64,
     /// When the rate was last cut; slots issued before it were the same overshoot.
     decreased: f64,
     /// The next free slot.
@@ -50,6 +55,8 @@ impl Schedule {
             base: START_RATE,
             ceiling: 0.0,
             probe: PROBE,
+            quiet: 0.0,
+            margin: MARGIN,
             decreased: -1.0,
             tat: if throttled {
                 now + 1e6 / START_RATE
@@ -66,7 +73,14 @@ impl Schedule {
         let doubling = DOUBLING.as_secs_f64();
         let rate = match self.phase {
             Phase::SlowStart => self.base * (t / doubling).min(64.0).exp2(),
-            Phase::Probe => self.base + self.probe * self.ceiling * t * (t / ACCELERATION).exp2(),
+            Phase::Probe => probing(
+                self.base,
+                self.ceiling,
+                self.probe,
+                self.quiet,
+                self.margin,
+                t,
+            ),
             Phase::Exact(until) if at < until => self.base,
             Phase::Exact(until) => self.base + self.probe * self.base * (at - until) / 1e6,
         };
@@ -87,6 +101,10 @@ impl Schedule {
                 at = at.min(issued_at);
             }
             let near = self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
+            let probing = self.phase == Phase::Probe;
+            let t = (sent.min(now) - self.since).max(0.0) / 1e6;
+            self.margin = margin_after(probing && self.quiet > 0.0 && t < self.quiet, self.margin);
+            self.quiet = quiet_after(probing, near, self.quiet);
             self.probe = if near {
                 (self.probe / 4.0).max(MIN_PROBE)
             } else {
@@ -215,6 +233,54 @@ mod tests {
         assert!((unpaced.rate - r.rate).abs() < 0.01);
         let later = s.exchange(at + 5e5, cut(at + 4e5));
         assert!(later.rate < r.rate);
+    }
+
+    #[test]
+    fn the_fleet_follows_a_process_law_through_the_plateau() {
+        use crate::shared::throttle::control::{Control, QUIET};
+        use std::time::Duration;
+        use tokio::time::Instant;
+
+        let t0 = Instant::now();
+        let mut local = Control::new(t0);
+        let mut s = Schedule::new(0.0, false);
+        let quiet = QUIET.as_secs_f64();
+        // Slow start's overshoot, a probe's near it, one after the quiet time, one at the plateau.
+        let cuts = [2.0, 7.0, 7.0 + quiet + 5.0, 80.0];
+        let looks = [
+            3.0,
+            7.5,
+            20.0,
+            7.0 + quiet,
+            7.0 + quiet + 3.0,
+            60.0,
+            90.0,
+            200.0,
+        ];
+        let mut events: Vec<(f64, bool)> = cuts.iter().map(|&t| (t, true)).collect();
+        events.extend(looks.iter().map(|&t| (t, false)));
+        events.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (t, cut) in events {
+            let now = t0 + Duration::from_secs_f64(t);
+            let sent = t - 0.001;
+            let fleet = s.exchange(
+                t * 1e6,
+                ScheduleCall {
+                    throttled: cut.then_some(Some((sent * 1e6, sent * 1e6, 0.0))),
+                    ..call(0)
+                },
+            );
+            if cut {
+                let sent = t0 + Duration::from_secs_f64(sent);
+                local.throttled(now, Some(sent), None, true);
+            }
+            let rate = local.rate(now);
+            assert!(
+                (fleet.rate - rate).abs() < 2e-3,
+                "{t} s: {} vs {rate}",
+                fleet.rate
+            );
+        }
     }
 
     #[test]

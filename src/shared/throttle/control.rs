@@ -7,11 +7,17 @@
 //!   admits.
 //! - **Probe**: after a throttling answer the rate drops to [`BETA`] times the lower of the rate it
 //!   was sent at and the rate the server was measured to admit (a burst allowance makes the former
-//!   overstate the server's rate), then grows (linearly, speeding up over time) to find out whether
-//!   the server admits more. Every throttling answer close to the previous ceiling quarters the
-//!   probing speed: a server whose
-//!   limit does not move is probed less and less, since against a limiter with `Retry-After` every
-//!   probe that overshoots costs a hold of the whole authority.
+//!   overstate the server's rate), the ceiling, then grows (linearly, speeding up over time) to find
+//!   out whether the server admits more. Against a limiter with `Retry-After` every probe that
+//!   overshoots costs a hold of the whole authority, so a server whose limit does not move is
+//!   probed less and less, in the spirit of CUBIC's plateau: after an overshoot while probing (the
+//!   ceiling is then measured to within a probing step; slow start's overshoot is not that
+//!   precise) the rate climbs to a plateau [`MARGIN`] below the ceiling and stays there until the
+//!   authority has been quiet for [`QUIET`], and only then probes past the ceiling. Every
+//!   throttling answer close to the previous ceiling doubles that quiet time (up to [`MAX_QUIET`])
+//!   and quarters the probing speed past it; one at the plateau, before the quiet time, doubles
+//!   the margin (up to [`MAX_MARGIN`]): the jitter of the sends (timers, several processes
+//!   sharing a schedule) brings requests closer together than the rate says.
 //! - **Exact**: rate-limit headers that give the remaining quota and its reset set the rate to
 //!   remaining over reset until the reset; nothing is guessed while the server says.
 
@@ -33,9 +39,57 @@ pub(crate) const BETA: f64 = 0.95;
 pub(crate) const PROBE: f64 = 0.01;
 /// The slowest probing speed.
 pub(crate) const MIN_PROBE: f64 = 0.001;
+/// After an overshoot while probing, the rate approaches the ceiling and does not pass a plateau
+/// this fraction below it for the quiet time: close enough to lose little, far enough that a
+/// ceiling measured a little above the server's limit is not overshot again at once.
+pub(crate) const MARGIN: f64 = 0.01;
+/// The widest margin: the rate the cut leaves, so that the plateau is never below it.
+pub(crate) const MAX_MARGIN: f64 = 1.0 - BETA;
+/// How long the rate stays at the plateau, without a throttling answer, before probing past the
+/// ceiling.
+pub(crate) const QUIET: Duration = Duration::from_secs(30);
+/// The longest quiet time: it doubles at each overshoot near the same ceiling, and a server whose
+/// limit rises is still found within minutes.
+pub(crate) const MAX_QUIET: Duration = Duration::from_secs(240);
 /// Probing doubles its speed every this many seconds without a throttling answer, so that a ceiling
 /// measured too low is left behind in tens of seconds, not minutes.
 pub(crate) const ACCELERATION: f64 = 10.0;
+
+/// The probing rate `t` seconds after a cut to `base` under `ceiling`: a climb at [`PROBE`] to the
+/// plateau `margin` below the ceiling, held until `quiet` seconds (none when 0), then probing at
+/// `probe` past it. The store's schedule (`schedule.rs`, `schedule.lua`) follows the same law.
+pub(crate) fn probing(base: f64, ceiling: f64, probe: f64, quiet: f64, margin: f64, t: f64) -> f64 {
+    let grown = |speed: f64, t: f64| speed * ceiling * t * (t / ACCELERATION).exp2();
+    if quiet <= 0.0 {
+        return base + grown(probe, t);
+    }
+    let plateau = (1.0 - margin) * ceiling;
+    let climbed = (base + grown(PROBE, t.min(quiet))).min(plateau);
+    match t > quiet {
+        true => climbed + grown(probe, t - quiet),
+        false => climbed,
+    }
+}
+
+/// The quiet time after a throttling answer: none after slow start's overshoot (its ceiling may be
+/// well above the server's limit, so probing finds it first), doubled for an overshoot near the
+/// same ceiling, else [`QUIET`].
+pub(crate) fn quiet_after(probing: bool, near: bool, quiet: f64) -> f64 {
+    match (probing, near && quiet > 0.0) {
+        (false, _) => 0.0,
+        (true, true) => (2.0 * quiet).min(MAX_QUIET.as_secs_f64()),
+        (true, false) => QUIET.as_secs_f64(),
+    }
+}
+
+/// The margin after a throttling answer: doubled when it came at the plateau, before the quiet
+/// time (`early`): the plateau was too close for the jitter of the sends.
+pub(crate) fn margin_after(early: bool, margin: f64) -> f64 {
+    match early {
+        true => (2.0 * margin).min(MAX_MARGIN),
+        false => margin,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
@@ -54,8 +108,12 @@ pub(crate) struct Control {
     base: f64,
     /// The rate at the last throttling answer, 0 before any.
     ceiling: f64,
-    /// Fraction of the ceiling added per second while probing.
+    /// Fraction of the ceiling added per second while probing past it.
     probe: f64,
+    /// Seconds at the plateau before probing past the ceiling (0: none).
+    quiet: f64,
+    /// How far below the ceiling the plateau is, as a fraction of it.
+    margin: f64,
     last_decrease: Option<Instant>,
     meter: Meter,
 }
@@ -69,6 +127,8 @@ impl Control {
             base: START_RATE,
             ceiling: 0.0,
             probe: PROBE,
+            quiet: 0.0,
+            margin: MARGIN,
             last_decrease: None,
             meter: Meter::new(now),
         }
@@ -79,7 +139,14 @@ impl Control {
         let t = now.saturating_duration_since(self.since).as_secs_f64();
         let rate = match self.phase {
             Phase::SlowStart => self.base * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
-            Phase::Probe => self.base + self.probe * self.ceiling * t * (t / ACCELERATION).exp2(),
+            Phase::Probe => probing(
+                self.base,
+                self.ceiling,
+                self.probe,
+                self.quiet,
+                self.margin,
+                t,
+            ),
             Phase::Exact(until) if now < until => self.base,
             Phase::Exact(until) => {
                 let t = now.saturating_duration_since(until).as_secs_f64();
@@ -135,6 +202,13 @@ impl Control {
             false => sending,
         };
         let near = self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
+        let probing = self.phase == Phase::Probe;
+        let t = sent
+            .min(now)
+            .saturating_duration_since(self.since)
+            .as_secs_f64();
+        self.margin = margin_after(probing && self.quiet > 0.0 && t < self.quiet, self.margin);
+        self.quiet = quiet_after(probing, near, self.quiet);
         self.probe = if near {
             (self.probe / 4.0).max(MIN_PROBE)
         } else {
@@ -268,12 +342,70 @@ mod tests {
         let base = c.rate(at);
         let one = c.rate(at + secs(1.0)) - base;
         assert!(one > 0.0);
-        // Back at the same ceiling: the next probe is slower.
+        // Back at the same ceiling: past the plateau, the next probe is slower.
         let again = at + secs((c.ceiling - base) / one);
         c.throttled(again, Some(again), None, true);
-        let base = c.rate(again);
-        let two = c.rate(again + secs(1.0)) - base;
-        assert!(two < one * 0.3, "{two} vs {one}");
+        let past = again + QUIET;
+        let two = c.rate(past + secs(1.0)) - c.rate(past);
+        assert!(two > 0.0 && two < one * 0.3, "{two} vs {one}");
+    }
+
+    #[test]
+    fn after_an_overshoot_while_probing_the_rate_holds_below_the_ceiling_until_quiet() {
+        let t0 = Instant::now();
+        let mut c = Control::new(t0);
+        // Slow start's overshoot: probing follows at once, no plateau.
+        let first = t0 + secs(2.0);
+        c.throttled(first, Some(first), None, true);
+        let base = c.rate(first);
+        assert!((c.rate(first + secs(1.0)) - base - PROBE * c.ceiling).abs() < 0.1);
+        // Probing overshoots near that ceiling: the rate climbs to the plateau and stays there.
+        let at = first + secs(5.0);
+        let ceiling = c.rate(at);
+        c.throttled(at, Some(at), None, true);
+        let plateau = (1.0 - MARGIN) * ceiling;
+        assert!(c.rate(at + secs(1.0)) < plateau);
+        for t in [10.0, 20.0, QUIET.as_secs_f64()] {
+            let rate = c.rate(at + secs(t));
+            assert!((rate - plateau).abs() < 1e-9, "{t} s: {rate} vs {plateau}");
+        }
+        // Quiet for the quiet time: probing past the ceiling resumes.
+        let past = at + QUIET + secs(5.0);
+        assert!(c.rate(past) > ceiling, "{} vs {ceiling}", c.rate(past));
+        // Another overshoot near the same ceiling doubles the quiet time.
+        let ceiling = c.rate(past);
+        c.throttled(past, Some(past), None, true);
+        let plateau = (1.0 - MARGIN) * ceiling;
+        let held = c.rate(past + QUIET * 2);
+        assert!((held - plateau).abs() < 1e-9, "{held} vs {plateau}");
+        assert!(c.rate(past + QUIET * 2 + secs(10.0)) > plateau);
+        // Holds do not count as quiet time.
+        c.pause(past, past + secs(10.0));
+        assert!((c.rate(past + QUIET * 2 + secs(10.0)) - plateau).abs() < 1e-9);
+        // An overshoot at the plateau: it was too close, the next one is twice as far below.
+        let early = past + secs(30.0);
+        let ceiling = c.rate(early);
+        c.throttled(early, Some(early), None, true);
+        let plateau = (1.0 - 2.0 * MARGIN) * ceiling;
+        let held = c.rate(early + secs(20.0));
+        assert!((held - plateau).abs() < 1e-9, "{held} vs {plateau}");
+    }
+
+    #[test]
+    fn the_quiet_time_and_the_margin_are_capped() {
+        let mut quiet = 0.0;
+        for _ in 0..10 {
+            quiet = quiet_after(true, true, quiet);
+        }
+        assert_eq!(quiet, MAX_QUIET.as_secs_f64());
+        assert_eq!(quiet_after(true, false, quiet), QUIET.as_secs_f64());
+        assert_eq!(quiet_after(false, true, quiet), 0.0);
+        let mut margin = MARGIN;
+        for _ in 0..10 {
+            margin = margin_after(true, margin);
+        }
+        assert_eq!(margin, MAX_MARGIN);
+        assert_eq!(margin_after(false, MARGIN), MARGIN);
     }
 
     #[test]

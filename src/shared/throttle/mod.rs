@@ -30,11 +30,18 @@
 //!
 //! The rate law: slow start (doubling every 500 ms from 2 requests per second) until the first
 //! throttling answer, then a cut to 0.95 times the rate sent at (or the rate measured as admitted,
-//! when clearly lower while requests were waiting: a burst allowance hid the server's rate), then
-//! probing (1% of that ceiling per second, doubling every 10 s without a throttling answer, and
-//! quartered at each throttling answer near the same ceiling: a steady limit is probed less and less,
-//! since each overshoot costs a hold when the server sends `Retry-After`). This is AIMD with TCP's slow start; AWS's adaptive retry mode (a
-//! CUBIC token bucket) and gRPC's retry throttling were the models.
+//! when clearly lower while requests were waiting: a burst allowance hid the server's rate), the
+//! ceiling, then probing (1% of that ceiling per second, doubling every 10 s without a throttling
+//! answer). A steady limit is probed less and less, since each overshoot costs a hold when the server
+//! sends `Retry-After`: after an overshoot while probing (slow start's is too coarse a measure), the
+//! rate climbs to 0.99 times the ceiling and stays there until the server has been quiet (no
+//! throttling answer) for 30 s, and only then probes past the ceiling, as CUBIC's plateau does; each
+//! overshoot near the same ceiling doubles that quiet time (up to 4 minutes) and quarters the
+//! probing speed past it, and one at the plateau doubles its distance below the ceiling (up to 5%:
+//! the sends' jitter, larger in a fleet, put requests closer together than the rate). A limit that
+//! rises is still found, later. This is AIMD with TCP's slow
+//! start; AWS's adaptive retry mode (a CUBIC token bucket) and gRPC's retry throttling were the
+//! models.
 //!
 //! # When it engages
 //!
