@@ -6,10 +6,7 @@
 //! behave alike; times are microseconds of the store's clock.
 
 use super::backend::{ScheduleCall, ScheduleReply};
-use crate::shared::throttle::control::{
-    margin_after, probing, quiet_after, BETA, DOUBLING, MARGIN, MAX_RATE, MIN_PROBE, MIN_RATE,
-    PROBE, START_RATE,
-};
+use crate::shared::throttle::control::{Law, Stage, MAX_RATE, MIN_RATE, START_RATE};
 
 /// A quiet schedule (nothing sent or held) is forgotten after this long, as a lane is.
 pub(crate) const FORGET_MS: u64 = 60_000;
@@ -29,13 +26,7 @@ enum Phase {
 pub(crate) struct Schedule {
     phase: Phase,
     since: f64,
-    base: f64,
-    ceiling: f64,
-    probe: f64,
-    /// Seconds at the plateau before probing past the ceiling (0: none).
-    quiet: f64,
-    /// How far below the ceiling the plateau is, as a fraction of it.
-    margin: f64,
+    law: Law,
     /// When the rate was last cut; slots issued before it were the same overshoot.
     decreased: f64,
     /// The next free slot.
@@ -52,11 +43,7 @@ impl Schedule {
         Self {
             phase: Phase::SlowStart,
             since: now,
-            base: START_RATE,
-            ceiling: 0.0,
-            probe: PROBE,
-            quiet: 0.0,
-            margin: MARGIN,
+            law: Law::START,
             decreased: -1.0,
             tat: if throttled {
                 now + 1e6 / START_RATE
@@ -70,21 +57,13 @@ impl Schedule {
 
     fn rate(&self, at: f64) -> f64 {
         let t = (at - self.since).max(0.0) / 1e6;
-        let doubling = DOUBLING.as_secs_f64();
-        let rate = match self.phase {
-            Phase::SlowStart => self.base * (t / doubling).min(64.0).exp2(),
-            Phase::Probe => probing(
-                self.base,
-                self.ceiling,
-                self.probe,
-                self.quiet,
-                self.margin,
-                t,
-            ),
-            Phase::Exact(until) if at < until => self.base,
-            Phase::Exact(until) => self.base + self.probe * self.base * (at - until) / 1e6,
+        let stage = match self.phase {
+            Phase::SlowStart => Stage::SlowStart,
+            Phase::Probe => Stage::Probe,
+            Phase::Exact(until) if at < until => Stage::Exact(None),
+            Phase::Exact(until) => Stage::Exact(Some((at - until) / 1e6)),
         };
-        rate.clamp(MIN_RATE, MAX_RATE)
+        self.law.rate(stage, t)
     }
 
     /// Applies `call` at `now`.
@@ -100,18 +79,8 @@ impl Schedule {
             if issued_at > 0.0 {
                 at = at.min(issued_at);
             }
-            let near = self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
-            let probing = self.phase == Phase::Probe;
             let t = (sent.min(now) - self.since).max(0.0) / 1e6;
-            self.margin = margin_after(probing && self.quiet > 0.0 && t < self.quiet, self.margin);
-            self.quiet = quiet_after(probing, near, self.quiet);
-            self.probe = if near {
-                (self.probe / 4.0).max(MIN_PROBE)
-            } else {
-                PROBE
-            };
-            self.ceiling = at;
-            self.base = (at * BETA).max(MIN_RATE);
+            self.law.cut(at, self.phase == Phase::Probe, t);
             self.phase = Phase::Probe;
             self.since = now;
             self.decreased = now;
@@ -133,8 +102,7 @@ impl Schedule {
             let rate = (remaining as f64 * 1e3 / reset_ms as f64).clamp(MIN_RATE, MAX_RATE);
             self.phase = Phase::Exact(now + reset_ms as f64 * 1e3);
             self.since = now;
-            self.base = rate;
-            self.ceiling = rate;
+            self.law.exact(rate);
         }
         // The lease: slots from the next free one (not before the hold), spaced at the rate, so
         // that after a hold the fleet leaves one at a time, not all at once.
@@ -172,6 +140,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::throttle::control::BETA;
 
     fn call(want: u32) -> ScheduleCall {
         ScheduleCall {

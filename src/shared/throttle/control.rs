@@ -91,6 +91,82 @@ pub(crate) fn margin_after(early: bool, margin: f64) -> f64 {
     }
 }
 
+/// The rate law's state apart from its clock: the same for a process's [`Control`] (on tokio's
+/// clock) and a fleet's schedule (`schedule.rs`, on the store's), so that both follow one law.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Law {
+    /// The rate when the phase started.
+    pub(crate) base: f64,
+    /// The rate at the last throttling answer, 0 before any.
+    pub(crate) ceiling: f64,
+    /// Fraction of the ceiling added per second while probing past it.
+    pub(crate) probe: f64,
+    /// Seconds at the plateau before probing past the ceiling (0: none).
+    pub(crate) quiet: f64,
+    /// How far below the ceiling the plateau is, as a fraction of it.
+    pub(crate) margin: f64,
+}
+
+/// Where the law is, for [`Law::rate`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Stage {
+    SlowStart,
+    Probe,
+    /// Paced exactly, as rate-limit headers said: `None` until their reset, then the seconds since.
+    Exact(Option<f64>),
+}
+
+impl Law {
+    /// Slow start's beginning.
+    pub(crate) const START: Self = Self {
+        base: START_RATE,
+        ceiling: 0.0,
+        probe: PROBE,
+        quiet: 0.0,
+        margin: MARGIN,
+    };
+
+    /// Requests per second `t` seconds into `stage`.
+    pub(crate) fn rate(&self, stage: Stage, t: f64) -> f64 {
+        let rate = match stage {
+            Stage::SlowStart => self.base * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
+            Stage::Probe => probing(
+                self.base,
+                self.ceiling,
+                self.probe,
+                self.quiet,
+                self.margin,
+                t,
+            ),
+            Stage::Exact(None) => self.base,
+            Stage::Exact(Some(past)) => self.base + self.probe * self.base * past,
+        };
+        rate.clamp(MIN_RATE, MAX_RATE)
+    }
+
+    /// A throttling answer to a request sent at `at` requests per second, `t` seconds into a
+    /// probing phase (`probing`) or another: the cut to [`BETA`] of it, the new ceiling, and the
+    /// probing speed, quiet time and margin that follow.
+    pub(crate) fn cut(&mut self, at: f64, probing: bool, t: f64) {
+        let near = self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
+        self.margin = margin_after(probing && self.quiet > 0.0 && t < self.quiet, self.margin);
+        self.quiet = quiet_after(probing, near, self.quiet);
+        self.probe = if near {
+            (self.probe / 4.0).max(MIN_PROBE)
+        } else {
+            PROBE
+        };
+        self.ceiling = at;
+        self.base = (at * BETA).max(MIN_RATE);
+    }
+
+    /// Rate-limit headers: exactly `rate` until their reset.
+    pub(crate) fn exact(&mut self, rate: f64) {
+        self.base = rate;
+        self.ceiling = rate;
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
     SlowStart,
@@ -105,15 +181,7 @@ pub(crate) struct Control {
     phase: Phase,
     /// When the phase started, and the rate then.
     since: Instant,
-    base: f64,
-    /// The rate at the last throttling answer, 0 before any.
-    ceiling: f64,
-    /// Fraction of the ceiling added per second while probing past it.
-    probe: f64,
-    /// Seconds at the plateau before probing past the ceiling (0: none).
-    quiet: f64,
-    /// How far below the ceiling the plateau is, as a fraction of it.
-    margin: f64,
+    law: Law,
     last_decrease: Option<Instant>,
     meter: Meter,
 }
@@ -124,11 +192,7 @@ impl Control {
         Self {
             phase: Phase::SlowStart,
             since: now,
-            base: START_RATE,
-            ceiling: 0.0,
-            probe: PROBE,
-            quiet: 0.0,
-            margin: MARGIN,
+            law: Law::START,
             last_decrease: None,
             meter: Meter::new(now),
         }
@@ -137,23 +201,15 @@ impl Control {
     /// Requests per second allowed at `now`.
     pub(crate) fn rate(&self, now: Instant) -> f64 {
         let t = now.saturating_duration_since(self.since).as_secs_f64();
-        let rate = match self.phase {
-            Phase::SlowStart => self.base * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
-            Phase::Probe => probing(
-                self.base,
-                self.ceiling,
-                self.probe,
-                self.quiet,
-                self.margin,
-                t,
-            ),
-            Phase::Exact(until) if now < until => self.base,
+        let stage = match self.phase {
+            Phase::SlowStart => Stage::SlowStart,
+            Phase::Probe => Stage::Probe,
+            Phase::Exact(until) if now < until => Stage::Exact(None),
             Phase::Exact(until) => {
-                let t = now.saturating_duration_since(until).as_secs_f64();
-                self.base + self.probe * self.base * t
+                Stage::Exact(Some(now.saturating_duration_since(until).as_secs_f64()))
             }
         };
-        rate.clamp(MIN_RATE, MAX_RATE)
+        self.law.rate(stage, t)
     }
 
     /// Whether the rate is still growing from its start, so that estimates from it are worthless.
@@ -201,21 +257,11 @@ impl Control {
             true => admitted.max(MIN_RATE),
             false => sending,
         };
-        let near = self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
-        let probing = self.phase == Phase::Probe;
         let t = sent
             .min(now)
             .saturating_duration_since(self.since)
             .as_secs_f64();
-        self.margin = margin_after(probing && self.quiet > 0.0 && t < self.quiet, self.margin);
-        self.quiet = quiet_after(probing, near, self.quiet);
-        self.probe = if near {
-            (self.probe / 4.0).max(MIN_PROBE)
-        } else {
-            PROBE
-        };
-        self.ceiling = at;
-        self.base = (at * BETA).max(MIN_RATE);
+        self.law.cut(at, self.phase == Phase::Probe, t);
         self.phase = Phase::Probe;
         self.since = now;
         self.last_decrease = Some(now);
@@ -229,8 +275,7 @@ impl Control {
         let rate = (remaining as f64 / reset.as_secs_f64()).clamp(MIN_RATE, MAX_RATE);
         self.phase = Phase::Exact(until);
         self.since = now;
-        self.base = rate;
-        self.ceiling = rate;
+        self.law.exact(rate);
     }
 
     /// Nothing may be sent from `from` to `until` (a server-given time): the rate does not grow
@@ -343,7 +388,7 @@ mod tests {
         let one = c.rate(at + secs(1.0)) - base;
         assert!(one > 0.0);
         // Back at the same ceiling: past the plateau, the next probe is slower.
-        let again = at + secs((c.ceiling - base) / one);
+        let again = at + secs((c.law.ceiling - base) / one);
         c.throttled(again, Some(again), None, true);
         let past = again + QUIET;
         let two = c.rate(past + secs(1.0)) - c.rate(past);
@@ -358,7 +403,7 @@ mod tests {
         let first = t0 + secs(2.0);
         c.throttled(first, Some(first), None, true);
         let base = c.rate(first);
-        assert!((c.rate(first + secs(1.0)) - base - PROBE * c.ceiling).abs() < 0.1);
+        assert!((c.rate(first + secs(1.0)) - base - PROBE * c.law.ceiling).abs() < 0.1);
         // Probing overshoots near that ceiling: the rate climbs to the plateau and stays there.
         let at = first + secs(5.0);
         let ceiling = c.rate(at);
