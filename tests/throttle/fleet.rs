@@ -169,6 +169,61 @@ async fn without_a_store_each_throttle_keeps_its_own_schedule() {
     assert!(at < Duration::from_secs(1), "{at:?}");
 }
 
+/// Headers at their extremes, each answered once with a 429 by a server of its own: what a
+/// fleet's schedule keeps must stay numbers the script can read back, or every later exchange
+/// of that server would fail and the fleet would fall apart into lone processes.
+fn hostile() -> Vec<(&'static str, String)> {
+    let mut all = Vec::new();
+    for secs in [
+        "18446744073709551615",
+        "99999999999999999999999",
+        "4294967295",
+        "0",
+    ] {
+        all.push(("retry-after", secs.to_owned()));
+        all.push(("ratelimit", format!("\"default\";r=0;t={secs}")));
+        all.push(("ratelimit", format!("\"default\";r={secs};t={secs}")));
+        all.push(("x-ratelimit-reset", secs.to_owned()));
+    }
+    all.push(("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT".to_owned()));
+    all.push(("retry-after", "-1".to_owned()));
+    all
+}
+
+/// Sends one call per hostile header through a throttle on `store`, each to a server of its own
+/// that answers it with a 429 once; every call ends (at its deadline, when held).
+async fn answer_hostile_headers(store: &Store) {
+    let throttle = Throttle::new().store(store);
+    for (i, (name, value)) in hostile().into_iter().enumerate() {
+        let answered = Arc::new(Mutex::new(false));
+        let server = service_fn(move |_: Request<Full<Bytes>>| {
+            let first = !std::mem::replace(&mut *answered.lock().unwrap(), true);
+            let mut response = Response::new(Full::new(Bytes::new()));
+            if first {
+                *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            async { Ok::<_, Infallible>(response) }
+        });
+        let policy = RetryPolicy::default()
+            .throttle(throttle.clone())
+            .deadline(Duration::from_millis(100));
+        let uri = format!("http://h{i}.test/");
+        let request = Request::get(uri).body(Full::new(Bytes::new())).unwrap();
+        // Held for as long as the header says (capped), the call ends at its deadline.
+        let _ = Retry::new(server, policy).oneshot(request).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_store_hostile_throttling_headers_end_every_call() {
+    let store = Store::local();
+    answer_hostile_headers(&store).await;
+    assert!(!store.is_down());
+    // The schedule still paces a server that was never held.
+    sent_at(&Throttle::new().store(&store)).await;
+}
+
 #[cfg(feature = "redis")]
 mod redis {
     use super::redis_server::RedisServer;
@@ -298,5 +353,33 @@ mod redis {
         sent_at(&a).await;
         sent_at(&a).await;
         assert!(!one.is_down(), "resumed after SIGCONT");
+    }
+
+    #[tokio::test]
+    async fn hostile_throttling_headers_leave_the_shared_schedule_readable() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        // A generous timeout: this is about what the script stores, not about latency.
+        let store = store(&server, "hostile").timeout(Duration::from_secs(2));
+        answer_hostile_headers(&store).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!store.is_down(), "every exchange was answered");
+        let Some(keys) = cli(&server, &["--scan", "--pattern", "{hostile:throttle:*"]) else {
+            return; // no redis-cli: the store staying up is the check
+        };
+        let keys: Vec<_> = keys.lines().map(str::to_owned).collect();
+        assert!(keys.len() >= 10, "{keys:?}");
+        for key in keys {
+            let fields = cli(&server, &["HGETALL", &key]).unwrap();
+            let lines: Vec<_> = fields.lines().collect();
+            for pair in lines.chunks(2) {
+                if pair[0] == "phase" {
+                    continue;
+                }
+                let value: f64 = pair[1].parse().unwrap_or(f64::NAN);
+                assert!(value.is_finite(), "{key} {}: {}", pair[0], pair[1]);
+            }
+        }
     }
 }
