@@ -1,5 +1,6 @@
 //! A redis-server of the test's own, on a free port of 127.0.0.1, killed when dropped; plain, or
-//! TLS-only with a password (`start_tls`).
+//! TLS-only with a password (`start_tls`). The fleet example and the benchmarks (`peers/`) use it
+//! too.
 
 #[cfg(feature = "redis-tls")]
 use std::ffi::OsString;
@@ -7,7 +8,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// A running redis-server, killed when dropped.
 pub struct RedisServer {
+    /// The port it listens on (TLS only when started with `start_tls`).
     pub port: u16,
     child: Option<Child>,
     /// TLS only (`--port 0`): the certificates' and the password's arguments.
@@ -75,10 +78,12 @@ impl RedisServer {
             .is_ok_and(|status| status.success())
     }
 
+    /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Its process id, for signals.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
@@ -122,6 +127,7 @@ impl RedisServer {
         Err(format!("redis-server did not start on port {}", self.port))
     }
 
+    /// Stops it (SIGKILL); `restart` starts it again on the same port.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -147,7 +153,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn installed() -> bool {
+/// Whether redis-server is installed; when it is not, says so, or fails when `CI` is set.
+pub fn installed() -> bool {
     let installed = Command::new(BINARY)
         .arg("--version")
         .stdout(Stdio::null())
