@@ -4,6 +4,7 @@
 //! paused clock in `timing.rs`.
 
 use crate::durations::ms;
+use crate::history::history;
 use crate::server;
 
 use std::time::Duration;
@@ -69,10 +70,7 @@ async fn unavailable_twice_then_ok_takes_three_attempts() {
     let response = send(quick(), Method::GET, &server.url("/")).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
-    let history = response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history");
+    let history = history(&response);
     assert_eq!(outcomes(history), [status(503), status(503), status(200)]);
     assert_eq!(history.stop_reason(), StopReason::Finished);
     assert_eq!(
@@ -109,10 +107,7 @@ async fn post_on_500_is_not_retried() {
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let history = response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history");
+    let history = history(&response);
     assert_eq!(outcomes(history), [status(500)]);
     assert_eq!(history.attempts()[0].decision, Decision::Unsafe);
     assert_eq!(history.stop_reason(), StopReason::NotIdempotent);
@@ -162,10 +157,7 @@ async fn post_on_connection_refused_is_retried() {
     let server = later.await.unwrap();
 
     assert_eq!(response.status(), StatusCode::CREATED);
-    let history = response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history");
+    let history = history(&response);
     assert_eq!(
         outcomes(history),
         [AttemptOutcome::Error(ErrorKind::Connect), status(201)]
@@ -200,10 +192,7 @@ async fn get_on_a_reset_is_retried() {
     let response = send(quick(), Method::GET, &server.url("/")).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
-    let history = response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history");
+    let history = history(&response);
     let first = history.attempts()[0].outcome;
     assert!(
         matches!(first, AttemptOutcome::Error(kind) if !kind.is_never_sent() && kind != ErrorKind::Other),
@@ -245,10 +234,7 @@ async fn retry_after_above_the_cap_is_returned_at_once() {
 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(started.elapsed() < Duration::from_secs(5), "not slept on");
-    let history = response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history");
+    let history = history(&response);
     assert_eq!(history.stop_reason(), StopReason::RetryAfterTooLong);
     assert_eq!(history.retry_after(), Some(Duration::from_secs(120)));
     assert_eq!(server.hits("/"), 1);
@@ -267,10 +253,7 @@ async fn throttled_requests_are_retried_for_any_method() {
     let response = send(quick(), Method::POST, &server.url("/")).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
-    let history = response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history");
+    let history = history(&response);
     assert_eq!(
         history.attempts()[0].decision,
         Decision::Retry(RetryClass::Throttling)
@@ -336,10 +319,7 @@ async fn an_endless_failure_stops_at_the_attempt_limit() {
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let history = response
-        .extensions()
-        .get::<RetryHistory>()
-        .expect("history");
+    let history = history(&response);
     assert_eq!(history.attempt_count(), 5);
     assert_eq!(history.stop_reason(), StopReason::AttemptsExhausted);
     assert_eq!(server.hits("/"), 5);
