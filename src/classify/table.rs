@@ -503,6 +503,20 @@ mod tests {
     const RETRY: Decision = Decision::Retry(RetryClass::Transient);
     const THROTTLE: Decision = Decision::Retry(RetryClass::Throttling);
 
+    /// The response future settles a 2xx without asking the table when no hook or gRPC policy is
+    /// set: that shortcut is only right while the table retries no success.
+    #[test]
+    fn no_success_is_ever_retried_by_the_table() {
+        for code in 200..300 {
+            for method in [Method::GET, Method::PUT, Method::POST, Method::PATCH] {
+                for keyed in [false, true] {
+                    let decision = decide(method.clone(), keyed, status(code));
+                    assert_eq!(decision, Decision::Done, "{code} {method} keyed={keyed}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn statuses_for_idempotent_and_non_idempotent_requests() {
         use Decision::{Done, Unsafe};
