@@ -692,8 +692,8 @@ where
                     throttle.observe(uri, status, headers, sent, policy.max_retry_after);
                 }
                 // The default table retries no success: without a hook (or gRPC, whose status is
-                // in a header), a 2xx is final at once (`no_success_is_ever_retried_by_the_table` holds the
-                // table to it).
+                // in a header), a 2xx is final at once. A table test holds the table to that
+                // (`no_success_is_ever_retried_by_the_table`).
                 if status.is_success() && policy.classify.is_none() && !self.is_grpc() {
                     (Decision::Done, None, AttemptOutcome::Status(status))
                 } else {
