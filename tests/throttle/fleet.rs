@@ -140,6 +140,63 @@ async fn local_store_shares_a_hold_and_spreads_the_fleet_after_it() {
     a_hold_is_shared_and_the_fleet_leaves_it_spread(&Store::local()).await;
 }
 
+/// Sends one request through a client of `throttle` to a server that answers 429 (with no header,
+/// so no hold) when `throttled`: the call is not retried, so the next request is the next slot.
+async fn answered(throttle: &Throttle, throttled: bool) {
+    let server = service_fn(move |_: Request<Full<Bytes>>| {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        if throttled {
+            *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+        }
+        async { Ok::<_, Infallible>(response) }
+    });
+    let policy = RetryPolicy::default()
+        .max_attempts(1)
+        .throttle(throttle.clone());
+    let request = Request::get(API).body(Full::new(Bytes::new())).unwrap();
+    Retry::new(server, policy).oneshot(request).await.unwrap();
+}
+
+/// Throttled at the rate slow start's overshoot was cut to: that ceiling was wrong (the sends lagged
+/// slow start's rate), and the rate halves instead of losing another 5% per overshoot, each of which
+/// costs the fleet a hold against a server that sends `Retry-After`. The rate the throttle reports
+/// is the fleet's, read back from the store once it answered the report.
+async fn a_ceiling_refuted_halves_the_rate(throttle: Throttle) -> (f64, f64) {
+    answered(&throttle, false).await;
+    // Slow start's overshoot, on the slot 500 ms later: 2 r/s, cut to 1.9.
+    answered(&throttle, true).await;
+    let cut = settled_rate(&throttle, |rate| rate < 2.0).await;
+    // The next slot, at that rate: throttled again.
+    answered(&throttle, true).await;
+    let halved = settled_rate(&throttle, |rate| rate < 0.9 * cut).await;
+    assert!(
+        halved > 0.45 * cut && halved < 0.55 * cut,
+        "{halved} after {cut}"
+    );
+    (cut, halved)
+}
+
+/// The throttle's rate once `settled` holds (the store answers a report in the background), or
+/// after 2 s.
+async fn settled_rate(throttle: &Throttle, settled: impl Fn(f64) -> bool) -> f64 {
+    let mut rate = throttle.rate(&api()).unwrap();
+    for _ in 0..200 {
+        if settled(rate) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        rate = throttle.rate(&api()).unwrap();
+    }
+    rate
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ceiling_refuted_halves_the_rate_of_a_process_and_of_a_fleet() {
+    a_ceiling_refuted_halves_the_rate(Throttle::new().from_first_request()).await;
+    let store = Store::local();
+    a_ceiling_refuted_halves_the_rate(Throttle::new().from_first_request().store(&store)).await;
+}
+
 /// A throttle joining a fleet paces at the rate the fleet has reached, not from slow start's
 /// beginning.
 #[tokio::test(start_paused = true)]
@@ -239,12 +296,28 @@ mod redis {
             return;
         };
         // Four processes: four stores, each with its own connection. Short: 4 x 15 at 3x.
-        let throttles = (0..4)
-            .map(|_| Throttle::new().store(&store(&server, "rate")))
-            .collect();
-        let shared = fleet_run(throttles, Kind::NGINX, 15, 7.5).await;
+        let shared = a_fleet_follows_one_schedule(store(&server, "rate"), 15).await;
         assert_eq!(shared.completed, 60);
-        assert!(shared.throttled <= 0.10, "{shared:?}");
+        // In real time the figures follow the machine's load: a timer that fires late brings two
+        // of the fleet's sends closer than the limiter allows, and a process that wakes too late
+        // for its slot leaves it unused while slow start's rate goes on growing. Measured with both
+        // cores busy: 2 to 5 throttled of 60, none early, no cascade of 429s (before a refuted
+        // ceiling halved the rate: up to 14 of 60, 3 x the ideal time). Processes each on their own
+        // schedule: 14% to 37% throttled and 30 to 49 attempts early. The exact figures are the
+        // in-process twin's, under the paused clock.
+        assert!(shared.early <= 1, "a hold holds the fleet: {shared:?}");
+        assert!(shared.throttled <= 0.15, "{shared:?}");
+    }
+
+    #[tokio::test]
+    async fn redis_store_a_ceiling_refuted_halves_the_fleet_rate() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let throttle = Throttle::new()
+            .from_first_request()
+            .store(&store(&server, "refuted"));
+        a_ceiling_refuted_halves_the_rate(throttle).await;
     }
 
     #[tokio::test]

@@ -11,8 +11,8 @@ use super::connect;
 use super::error::StoreError;
 use super::schedule::{FORGET_MS, MAX_ENGAGED};
 use crate::shared::throttle::control::{
-    ACCELERATION, BETA, DOUBLING, MARGIN, MAX_MARGIN, MAX_QUIET, MAX_RATE, MIN_PROBE, MIN_RATE,
-    PROBE, QUIET, START_RATE,
+    ACCELERATION, BETA, BETA_REFUTED, DOUBLING, MARGIN, MAX_MARGIN, MAX_QUIET, MAX_RATE, MIN_PROBE,
+    MIN_RATE, PROBE, QUIET, START_RATE,
 };
 
 /// A lazily connected, self-reconnecting connection to one Redis.
@@ -105,7 +105,8 @@ impl Backend for Redis {
             .arg(QUIET.as_secs_f64())
             .arg(MAX_QUIET.as_secs_f64())
             .arg(MARGIN)
-            .arg(MAX_MARGIN);
+            .arg(MAX_MARGIN)
+            .arg(BETA_REFUTED);
         Box::pin(async move {
             let reply: (i64, i64, i64, u32, i64, i64, i64, i64) = invocation
                 .invoke_async(&mut connection)

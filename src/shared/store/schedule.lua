@@ -6,7 +6,7 @@
 --       issued at (0 unknown), hold ms, quota remaining (-1 none),
 --       quota reset ms, then the law: start rate, doubling s, beta, probe, min probe,
 --       acceleration s, min rate, max rate, forget ms, quiet s, max quiet s, margin,
---       max margin.
+--       max margin, beta when refuted.
 -- Returns {now, first, interval, granted, hold, rate * 1000, gap before the first slot,
 --   decreased}.
 local time = redis.call('TIME')
@@ -25,6 +25,7 @@ local PROBE, MIN_PROBE, ACCELERATION = tonumber(ARGV[12]), tonumber(ARGV[13]), t
 local MIN_RATE, MAX_RATE, FORGET = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
 local QUIET, MAX_QUIET = tonumber(ARGV[18]), tonumber(ARGV[19])
 local MARGIN, MAX_MARGIN = tonumber(ARGV[20]), tonumber(ARGV[21])
+local BETA_REFUTED = tonumber(ARGV[22])
 
 local f = redis.call('HMGET', key, 'phase', 'since', 'base', 'ceiling', 'probe', 'decreased',
   'tat', 'hold', 'until', 'last', 'quiet', 'margin')
@@ -67,10 +68,14 @@ end
 if throttled and issued >= 0 and issued >= decreased then
   local at = rate(math.min(sent, now))
   if issued_at > 0 then at = math.min(at, issued_at) end
-  local near = ceiling > 0 and math.abs(at - ceiling) <= 0.1 * ceiling
+  -- control.rs's `Law::refutes`: sent at no more than the last cut's rate, that ceiling was wrong.
+  local refuted = phase == 'p' and at <= base * (1 + MARGIN)
+  local near = not refuted and ceiling > 0 and math.abs(at - ceiling) <= 0.1 * ceiling
   -- control.rs's `margin_after`: doubled by an overshoot at the plateau, before the quiet time.
   local t = math.max(0, math.min(sent, now) - since) / 1e6
-  if phase == 'p' and quiet > 0 and t < quiet then margin = math.min(2 * margin, MAX_MARGIN) end
+  if not refuted and phase == 'p' and quiet > 0 and t < quiet then
+    margin = math.min(2 * margin, MAX_MARGIN)
+  end
   -- control.rs's `quiet_after`.
   if phase ~= 'p' then
     quiet = 0
@@ -81,7 +86,9 @@ if throttled and issued >= 0 and issued >= decreased then
   end
   if near then probe = math.max(probe / 4, MIN_PROBE) else probe = PROBE end
   ceiling = at
-  base = math.max(at * BETA, MIN_RATE)
+  local beta = BETA
+  if refuted then beta = BETA_REFUTED end
+  base = math.max(at * beta, MIN_RATE)
   phase = 'p'
   since = now
   decreased = now

@@ -80,7 +80,7 @@ impl Schedule {
                 at = at.min(issued_at);
             }
             let t = (sent.min(now) - self.since).max(0.0) / 1e6;
-            self.law.cut(at, self.phase == Phase::Probe, t);
+            self.law.cut(at, at, self.phase == Phase::Probe, t);
             self.phase = Phase::Probe;
             self.since = now;
             self.decreased = now;
@@ -204,28 +204,16 @@ mod tests {
         assert!(later.rate < r.rate);
     }
 
-    #[test]
-    fn the_fleet_follows_a_process_law_through_the_plateau() {
-        use crate::shared::throttle::control::{Control, QUIET};
+    /// A process's law and the fleet's schedule, given throttling answers at `cuts` (seconds, each
+    /// to a request sent 1 ms before), agree on the rate at every cut and at every one of `looks`.
+    fn follow_a_process_law(cuts: &[f64], looks: &[f64]) {
+        use crate::shared::throttle::control::Control;
         use std::time::Duration;
         use tokio::time::Instant;
 
         let t0 = Instant::now();
         let mut local = Control::new(t0);
         let mut s = Schedule::new(0.0, false);
-        let quiet = QUIET.as_secs_f64();
-        // Slow start's overshoot, a probe's near it, one after the quiet time, one at the plateau.
-        let cuts = [2.0, 7.0, 7.0 + quiet + 5.0, 80.0];
-        let looks = [
-            3.0,
-            7.5,
-            20.0,
-            7.0 + quiet,
-            7.0 + quiet + 3.0,
-            60.0,
-            90.0,
-            200.0,
-        ];
         let mut events: Vec<(f64, bool)> = cuts.iter().map(|&t| (t, true)).collect();
         events.extend(looks.iter().map(|&t| (t, false)));
         events.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -250,6 +238,49 @@ mod tests {
                 fleet.rate
             );
         }
+    }
+
+    #[test]
+    fn the_fleet_follows_a_process_law_through_the_plateau() {
+        let quiet = crate::shared::throttle::control::QUIET.as_secs_f64();
+        // Slow start's overshoot, a probe's near it, one after the quiet time, one at the plateau.
+        let cuts = [2.0, 7.0, 7.0 + quiet + 5.0, 80.0];
+        let looks = [
+            3.0,
+            7.5,
+            20.0,
+            7.0 + quiet,
+            7.0 + quiet + 3.0,
+            60.0,
+            90.0,
+            200.0,
+        ];
+        follow_a_process_law(&cuts, &looks);
+    }
+
+    #[test]
+    fn the_fleet_halves_its_rate_as_a_process_does_when_a_ceiling_is_refuted() {
+        // Slow start's overshoot at 16 r/s, then one at the rate it was cut to: halved.
+        let mut s = Schedule::new(0.0, false);
+        let cut = |s: &mut Schedule, t: f64| {
+            let sent = (t - 0.001) * 1e6;
+            s.exchange(
+                t * 1e6,
+                ScheduleCall {
+                    throttled: Some(Some((sent, sent, 0.0))),
+                    ..call(0)
+                },
+            )
+            .rate
+        };
+        let base = cut(&mut s, 1.5);
+        let halved = cut(&mut s, 1.7);
+        // Half the rate sent at, which probing had raised a little since the cut.
+        assert!(
+            halved > 0.5 * base && halved < 0.51 * base,
+            "{halved} vs {base}"
+        );
+        follow_a_process_law(&[1.5, 1.7, 12.0], &[1.6, 3.0, 11.0, 20.0, 60.0]);
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //!   throttling answer close to the previous ceiling doubles that quiet time (up to [`MAX_QUIET`])
 //!   and quarters the probing speed past it; one at the plateau, before the quiet time, doubles
 //!   the margin (up to [`MAX_MARGIN`]): the jitter of the sends (timers, several processes
-//!   sharing a schedule) brings requests closer together than the rate says.
+//!   sharing a schedule) brings requests closer together than the rate says. An overshoot at no
+//!   more than the rate the last cut left refutes that cut's ceiling: the rate halves
+//!   ([`BETA_REFUTED`]).
 //! - **Exact**: rate-limit headers that give the remaining quota and its reset set the rate to
 //!   remaining over reset until the reset; nothing is guessed while the server says.
 
@@ -35,6 +37,10 @@ pub(crate) const START_RATE: f64 = 2.0;
 pub(crate) const DOUBLING: Duration = Duration::from_millis(500);
 /// The multiplicative decrease on a throttling answer.
 pub(crate) const BETA: f64 = 0.95;
+/// The decrease when the rate sent at was no higher than where the last cut left it: that cut's
+/// ceiling was too high (slow start raced past the limit while the sends lagged its rate), and how
+/// far is unknown, so the rate halves, as TCP's does on a loss.
+pub(crate) const BETA_REFUTED: f64 = 0.5;
 /// The first probing speed: this fraction of the ceiling added per second.
 pub(crate) const PROBE: f64 = 0.01;
 /// The slowest probing speed.
@@ -144,12 +150,17 @@ impl Law {
         rate.clamp(MIN_RATE, MAX_RATE)
     }
 
-    /// A throttling answer to a request sent at `at` requests per second, `t` seconds into a
-    /// probing phase (`probing`) or another: the cut to [`BETA`] of it, the new ceiling, and the
-    /// probing speed, quiet time and margin that follow.
-    pub(crate) fn cut(&mut self, at: f64, probing: bool, t: f64) {
-        let near = self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
-        self.margin = margin_after(probing && self.quiet > 0.0 && t < self.quiet, self.margin);
+    /// A throttling answer to a request sent at `sending` requests per second, `t` seconds into a
+    /// probing phase (`probing`) or another, with `at` the server's rate as measured (at most
+    /// `sending`): the cut to [`BETA`] of it, the new ceiling, and the probing speed, quiet time and
+    /// margin that follow. Sent at no more than the last cut's rate ([`refutes`](Self::refutes)),
+    /// the cut is to [`BETA_REFUTED`] of it, and the old ceiling counts for nothing.
+    pub(crate) fn cut(&mut self, at: f64, sending: f64, probing: bool, t: f64) {
+        let refuted = probing && self.refutes(sending) && at >= sending;
+        let near =
+            !refuted && self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
+        let plateau = !refuted && probing && self.quiet > 0.0 && t < self.quiet;
+        self.margin = margin_after(plateau, self.margin);
         self.quiet = quiet_after(probing, near, self.quiet);
         self.probe = if near {
             (self.probe / 4.0).max(MIN_PROBE)
@@ -157,7 +168,14 @@ impl Law {
             PROBE
         };
         self.ceiling = at;
-        self.base = (at * BETA).max(MIN_RATE);
+        let beta = if refuted { BETA_REFUTED } else { BETA };
+        self.base = (at * beta).max(MIN_RATE);
+    }
+
+    /// Whether an overshoot at `sending` requests per second, while probing, came at no more than
+    /// the rate the last cut left (within [`MARGIN`]): the ceiling that cut measured was too high.
+    pub(crate) fn refutes(&self, sending: f64) -> bool {
+        sending <= self.base * (1.0 + MARGIN)
     }
 
     /// Rate-limit headers: exactly `rate` until their reset.
@@ -261,7 +279,7 @@ impl Control {
             .min(now)
             .saturating_duration_since(self.since)
             .as_secs_f64();
-        self.law.cut(at, self.phase == Phase::Probe, t);
+        self.law.cut(at, sending, self.phase == Phase::Probe, t);
         self.phase = Phase::Probe;
         self.since = now;
         self.last_decrease = Some(now);
@@ -376,6 +394,29 @@ mod tests {
         assert!((c.rate(at + secs(0.01)) - after).abs() < 0.01);
         c.throttled(at + secs(0.2), Some(at + secs(0.1)), None, true);
         assert!(c.rate(at + secs(0.2)) < after);
+    }
+
+    #[test]
+    fn an_overshoot_at_the_rate_the_last_cut_left_halves_it() {
+        let t0 = Instant::now();
+        let mut c = Control::new(t0);
+        // Slow start raced to 16 r/s while the sends lagged: its overshoot is far above the limit.
+        let first = t0 + secs(1.5);
+        c.throttled(first, Some(first), None, true);
+        let base = c.rate(first);
+        assert!((base - BETA * 16.0).abs() < 1e-9);
+        // Throttled again at that rate: the ceiling was wrong, and the rate halves.
+        let again = first + secs(0.2);
+        c.throttled(again, Some(again), None, true);
+        let sent = c.law.ceiling;
+        assert!(sent <= base * (1.0 + MARGIN), "{sent} vs {base}");
+        assert!((c.rate(again) - sent / 2.0).abs() < 1e-9);
+        // Once the rate climbed past the cut's, an overshoot is the probe's: BETA again.
+        let later = again + secs(10.0);
+        let climbed = c.rate(later);
+        assert!(climbed > c.law.base * (1.0 + MARGIN));
+        c.throttled(later, Some(later), None, true);
+        assert!((c.rate(later) - BETA * climbed).abs() < 1e-9);
     }
 
     #[test]

@@ -38,8 +38,11 @@
 //! throttling answer) for 30 s, and only then probes past the ceiling, as CUBIC's plateau does; each
 //! overshoot near the same ceiling doubles that quiet time (up to 4 minutes) and quarters the
 //! probing speed past it, and one at the plateau doubles its distance below the ceiling (up to 5%:
-//! the sends' jitter, larger in a fleet, put requests closer together than the rate). A limit that
-//! rises is still found, later. This is AIMD with TCP's slow
+//! the sends' jitter, larger in a fleet, put requests closer together than the rate). An overshoot
+//! at no more than the rate the last cut left refutes that cut's ceiling (slow start raced past the
+//! limit while the sends lagged its rate, as they do on a starved machine or in a fleet whose
+//! processes wake too late for their slots): the rate halves, as TCP's does on a loss, instead of
+//! losing 5% per overshoot, each of which costs a hold. A limit that rises is still found, later. This is AIMD with TCP's slow
 //! start; AWS's adaptive retry mode (a CUBIC token bucket) and gRPC's retry throttling were the
 //! models.
 //!
