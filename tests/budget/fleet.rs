@@ -131,6 +131,27 @@ mod redis {
     }
 
     #[tokio::test]
+    async fn a_longer_timeout_waits_longer_for_redis() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let store = store(&server, "patient").timeout(Duration::from_secs(2));
+        let budget = budget(&store, "api", 1, 0.1);
+        budget.deposit();
+        tokio::time::sleep(SYNC).await;
+        assert!(!store.is_down());
+        // Paused for 300 ms, past the default 50 ms and within the 2 s given: calls wait for it.
+        server.pause(true);
+        budget.deposit();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let waited = !store.is_down();
+        server.pause(false);
+        assert!(waited, "the store's timeout is 2 s, not 50 ms");
+        tokio::time::sleep(SYNC).await;
+        assert!(!store.is_down());
+    }
+
+    #[tokio::test]
     async fn an_unreachable_redis_falls_back_to_the_process_budget() {
         // Nothing listens there: every call fails, and the budget decides alone.
         let store = Store::redis("redis://127.0.0.1:1").unwrap();

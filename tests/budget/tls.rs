@@ -62,8 +62,14 @@ mod with_tls {
             return;
         };
         // Two processes: two stores, each with its own TLS connection; one floor between them.
+        // A generous timeout: this is about trust, and a handshake on a busy machine can take
+        // longer than the default 50 ms, each process then granting its own floor meanwhile.
         let stores: Vec<_> = (0..2)
-            .map(|_| Store::redis_with_ca(&tls.url(PASSWORD), &tls.ca).unwrap())
+            .map(|_| {
+                Store::redis_with_ca(&tls.url(PASSWORD), &tls.ca)
+                    .unwrap()
+                    .timeout(Duration::from_secs(2))
+            })
             .collect();
         let a = budget(&stores[0], "api", 1, 0.0);
         let b = budget(&stores[1], "api", 1, 0.0);

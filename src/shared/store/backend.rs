@@ -2,6 +2,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::error::StoreError;
 
@@ -45,6 +47,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Marks `mark.0` engaged fleet-wide for `mark.1` ms from now (extending, never shortening),
     /// and answers the authorities engaged now, from the index under `key`.
     fn engaged(&self, key: &str, mark: Option<(&str, u64)>) -> Call<'_, Vec<String>>;
+
+    /// The same backend with its own bounds (a connection's, a response's) set to `timeout`, when
+    /// it has any: a fresh connection, not yet made.
+    fn with_timeout(&self, _timeout: Duration) -> Option<Arc<dyn Backend>> {
+        None
+    }
 }
 
 /// One exchange with a fleet's schedule of sends to one authority, applied atomically by the

@@ -238,7 +238,12 @@ impl Store {
     /// ```
     pub fn timeout(self, timeout: Duration) -> Self {
         let timeout = timeout.max(Duration::from_millis(1));
-        self.reconfigured(|inner| inner.timeout = timeout)
+        self.reconfigured(|inner| {
+            inner.timeout = timeout;
+            if let Some(backend) = inner.backend.with_timeout(timeout) {
+                inner.backend = backend;
+            }
+        })
     }
 
     fn reconfigured(self, change: impl FnOnce(&mut Inner)) -> Self {

@@ -1,10 +1,11 @@
 //! The Redis backend: each read-modify-write one Lua script (EVALSHA, loaded again when Redis has
 //! forgotten it), timed by Redis's `TIME` so that clients with skewed clocks agree.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Script;
+use redis::{Client, Script};
 
 use super::backend::{Backend, BudgetCall, BudgetReply, Call, ScheduleCall, ScheduleReply};
 use super::connect;
@@ -17,6 +18,8 @@ use crate::shared::throttle::control::{
 
 /// A lazily connected, self-reconnecting connection to one Redis.
 pub(crate) struct Redis {
+    /// Kept to connect anew with other timeouts ([`Backend::with_timeout`]).
+    client: Client,
     connection: ConnectionManager,
     budget: Script,
     schedule: Script,
@@ -28,16 +31,20 @@ impl Redis {
     /// `redis-tls` feature, trusting `ca` when given), each call bounded by `timeout`. Needs a
     /// tokio runtime.
     pub(crate) fn new(url: &str, ca: Option<&[u8]>, timeout: Duration) -> Result<Self, StoreError> {
-        let client = connect::client(url, ca)?;
+        Self::connect(connect::client(url, ca)?, timeout)
+    }
+
+    fn connect(client: Client, timeout: Duration) -> Result<Self, StoreError> {
         // No retries inside the manager: a failed call falls back at once, and the next call
-        // reconnects.
+        // reconnects. Its bounds are the store's, or a connection would fail sooner than asked.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| StoreError::new(format!("redis: {e}")))?;
         Ok(Self {
+            client,
             connection,
             budget: Script::new(include_str!("budget.lua")),
             schedule: Script::new(include_str!("schedule.lua")),
@@ -51,6 +58,11 @@ fn failed(e: redis::RedisError) -> StoreError {
 }
 
 impl Backend for Redis {
+    fn with_timeout(&self, timeout: Duration) -> Option<Arc<dyn Backend>> {
+        let redis = Self::connect(self.client.clone(), timeout).ok()?;
+        Some(Arc::new(redis))
+    }
+
     fn budget(&self, key: &str, call: BudgetCall) -> Call<'_, BudgetReply> {
         let mut connection = self.connection.clone();
         let mut invocation = self.budget.key(key);
