@@ -12,7 +12,7 @@ use http::request::Parts;
 use http::{Request, Response, Uri};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use tokio::time::{sleep, sleep_until, Instant, Sleep};
+use tokio::time::{sleep_until, Instant, Sleep};
 use tower_service::Service;
 
 use crate::body::drain::Drain;
@@ -32,7 +32,7 @@ use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopRe
 use crate::report::metrics;
 use crate::report::on_retry::RetryEvent;
 use crate::service::check_service::{CheckLog, CheckService};
-use crate::shared::throttle::{Entered, Place, Refusal, Shed, Turn, Waiter};
+use crate::shared::throttle::{later, Entered, Place, Refusal, Shed, Turn, Waiter};
 use crate::wait::rate_limit::server_delay;
 use crate::wait::Wait;
 use crate::{BoxError, Error};
@@ -71,9 +71,10 @@ pin_project! {
         // state plus what the whole call keeps.
         #[pin]
         state: State<S::Future, C::Future, ResB>,
-        // The call's timer: armed at the whole call's deadline when the policy has one, and during
-        // an attempt at the attempt's end when that comes first. One timer for both, so the future
-        // carries one. Checked whenever a state is pending; `None` when nothing is armed.
+        // The call's timer: armed at the whole call's deadline when the policy has one, during an
+        // attempt at the attempt's end, and while waiting at the wait's end, when those come first.
+        // One timer for all, so the future carries one. Checked whenever a state is pending; `None`
+        // when nothing is armed.
         #[pin]
         timer: Option<Sleep>,
         call: Call<S, ReqB, ResB, C>,
@@ -99,15 +100,16 @@ pin_project! {
         /// error). The outcome is classified and planned: a retry goes to `Waiting`, anything else
         /// returns and goes to `Done`.
         Calling { #[pin] future: F, timed: bool },
-        /// Waiting before the next attempt, on `wait` (none for a zero wait; also the grace for the
-        /// request body to come back, or, in the throttle's line, a fallback for the turn), while
+        /// Waiting before the next attempt until `until` (none for a zero wait; also the grace for
+        /// the request body to come back, or, in the throttle's line, a fallback for the turn; the
+        /// call's timer is at it when it comes before the deadline, else at the deadline), while
         /// `drain` reads the last response's discarded body so an HTTP/1.1 connection can be reused
         /// (dropped when the wait ends). Then, in order: the request body must be back from the previous
         /// attempt (waited for up to a grace, else the call ends with the last outcome), and the
         /// throttle must give the attempt its turn (waited for in its line, or refused: shed or past
         /// the deadline). Goes to `Readying` then, or returns the deadline error if the deadline
         /// passes first. A first attempt that must wait in the throttle's line starts here.
-        Waiting { #[pin] wait: Option<Sleep>, #[pin] drain: Option<Drain<ResB>> },
+        Waiting { until: Option<Instant>, #[pin] drain: Option<Drain<ResB>> },
         /// The last outcome may have taken effect, the wait is over and the body is back: the check
         /// runs (`future`), bounded by the deadline. Retry goes back to `Waiting`, for the throttle's
         /// turn; stop or an answer of its own returns and goes to `Done`. Never entered without a
@@ -371,10 +373,15 @@ where
                 retry.gate = Gate::Queued(waiter);
                 retry.next_body = Some(body);
                 retry.next_head = Some(next_head);
-                State::Waiting {
-                    wait: Some(sleep_until(at)),
+                let state = State::Waiting {
+                    until: Some(at),
                     drain: None,
-                }
+                };
+                return Self {
+                    state,
+                    timer: Some(sleep_until(wake_at(at, deadline_at))),
+                    call,
+                };
             }
             Some(Entered::Refused(why)) => {
                 retrying(&mut call.retry).refusal = Some(why);
@@ -443,23 +450,21 @@ where
                                     Drain::new(response.into_body(), this.call.policy.drain_limit)
                                 }),
                             };
-                            if timed {
-                                // Back to the deadline, or unarmed, until the next attempt.
-                                let deadline = this.call.planner.deadline();
-                                match (this.timer.as_mut().as_pin_mut(), deadline) {
-                                    (Some(timer), Some(at)) => timer.reset(at),
-                                    _ => this.timer.set(None),
-                                }
+                            // The timer at the wait's end, or back at the deadline (or unarmed)
+                            // until the next attempt.
+                            let deadline = this.call.planner.deadline();
+                            let until = (!wait.duration.is_zero())
+                                .then(|| later(Instant::now(), wait.duration));
+                            match until {
+                                Some(end) => arm(this.timer.as_mut(), Some(wake_at(end, deadline))),
+                                None if timed => arm(this.timer.as_mut(), deadline),
+                                None => {}
                             }
-                            let wait = (!wait.duration.is_zero()).then(|| sleep(wait.duration));
-                            this.state.set(State::Waiting { wait, drain });
+                            this.state.set(State::Waiting { until, drain });
                         }
                     }
                 }
-                StateProj::Waiting {
-                    mut wait,
-                    mut drain,
-                } => {
+                StateProj::Waiting { until, mut drain } => {
                     if let Some(draining) = drain.as_mut().as_pin_mut()
                         && draining.poll_drain(cx).is_ready()
                     {
@@ -470,7 +475,8 @@ where
                             // The body is back: a grace waited for it ends with it, and the kept
                             // outcome is only worth draining now, unless a check will need it.
                             if this.call.has_parked() && this.call.in_grace() {
-                                wait.set(None);
+                                *until = None;
+                                arm(this.timer.as_mut(), this.call.planner.deadline());
                             }
                             if !this.call.check_due()
                                 && let Some(Ok(response)) = this.call.take_parked()
@@ -489,16 +495,27 @@ where
                     // In the throttle's line the timer is only a fallback: those ahead wake this
                     // one when they leave. Otherwise it is the attempt's own wait.
                     let queued = this.call.is_queued();
-                    if !queued && wait.is_some() && !poll_timer(wait.as_mut(), cx) {
-                        ready!(poll_deadline(this.timer.as_mut(), cx));
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(this.call.deadline_passed(false)));
+                    if !queued && let Some(end) = *until {
+                        if !poll_timer(this.timer.as_mut(), cx) {
+                            return Poll::Pending;
+                        }
+                        // The timer fired at the wait's end, or at the deadline before it.
+                        let deadline = this.call.planner.deadline();
+                        if deadline.is_some_and(|deadline| deadline < end) {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.deadline_passed(false)));
+                        }
+                        *until = None;
+                        arm(this.timer.as_mut(), deadline);
                     }
                     if !this.call.has_next_body() {
                         // The wait is over but the previous attempt still holds the body.
                         if !this.call.in_grace() {
                             retrying(&mut this.call.retry).in_grace = true;
-                            wait.set(Some(sleep(BODY_HANDBACK_GRACE)));
+                            let end = later(Instant::now(), BODY_HANDBACK_GRACE);
+                            *until = Some(end);
+                            let deadline = this.call.planner.deadline();
+                            arm(this.timer.as_mut(), Some(wake_at(end, deadline)));
                             continue;
                         }
                         this.state.set(State::Done);
@@ -507,6 +524,7 @@ where
                     }
                     // The wait is over and the body back: the check, if one is due, before the turn.
                     if let Some(future) = this.call.start_check() {
+                        to_deadline(until, this.timer.as_mut(), &this.call.planner);
                         this.state.set(State::Checking { future });
                         continue;
                     }
@@ -514,13 +532,20 @@ where
                     match this.call.take_turn(cx) {
                         Turn::Go => {}
                         Turn::Until(at) => {
-                            wait.set(Some(sleep_until(at)));
-                            if poll_timer(wait.as_mut(), cx) {
-                                continue;
+                            // A fallback: those ahead wake this one when they leave.
+                            let deadline = this.call.planner.deadline();
+                            arm(this.timer.as_mut(), Some(wake_at(at, deadline)));
+                            if !poll_timer(this.timer.as_mut(), cx) {
+                                *until = Some(at);
+                                return Poll::Pending;
                             }
-                            ready!(poll_deadline(this.timer.as_mut(), cx));
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(this.call.deadline_passed(false)));
+                            if deadline.is_some_and(|deadline| deadline < at) {
+                                this.state.set(State::Done);
+                                return Poll::Ready(Err(this.call.deadline_passed(false)));
+                            }
+                            *until = None;
+                            arm(this.timer.as_mut(), deadline);
+                            continue;
                         }
                         Turn::Refused(why) => {
                             this.state.set(State::Done);
@@ -528,7 +553,8 @@ where
                         }
                     }
                     // The wait is over: whatever of the body is still unread is not worth waiting for
-                    // (dropped with the state, as is the timer).
+                    // (dropped with the state).
+                    to_deadline(until, this.timer.as_mut(), &this.call.planner);
                     this.state.set(State::Readying);
                 }
                 StateProj::Checking { future } => match future.poll(cx) {
@@ -547,7 +573,7 @@ where
                             }
                             // Back to the wait, which is over: the throttle's turn, then the attempt.
                             None => this.state.set(State::Waiting {
-                                wait: None,
+                                until: None,
                                 drain: None,
                             }),
                         }
@@ -637,6 +663,28 @@ fn attempt_alarm(
             (Some(end), true)
         }
         (_, deadline) => (deadline, false),
+    }
+}
+
+/// When the call's timer is to fire for a wait that ends at `end`: then, or at the deadline when
+/// that comes first.
+fn wake_at(end: Instant, deadline: Option<Instant>) -> Instant {
+    deadline.map_or(end, |deadline| end.min(deadline))
+}
+
+/// Sets the call's timer to fire at `at`, or unarms it.
+fn arm(mut timer: Pin<&mut Option<Sleep>>, at: Option<Instant>) {
+    match (timer.as_mut().as_pin_mut(), at) {
+        (Some(sleep), Some(at)) => sleep.reset(at),
+        (None, Some(at)) => timer.set(Some(sleep_until(at))),
+        (_, None) => timer.set(None),
+    }
+}
+
+/// Leaving the wait: the call's timer back at the deadline, if a turn's fallback had moved it.
+fn to_deadline(until: &mut Option<Instant>, timer: Pin<&mut Option<Sleep>>, planner: &Planner) {
+    if until.take().is_some() {
+        arm(timer, planner.deadline());
     }
 }
 

@@ -355,3 +355,32 @@ async fn no_hold_or_header_however_large_makes_a_call_panic() {
     }
     assert!(throttle.held_until(&other.parse().unwrap()).is_some());
 }
+
+/// A call that waited its turn in the line has its whole deadline for the attempt: the timer that
+/// woke it as a fallback is not taken for the deadline once the attempt is under way.
+#[tokio::test(start_paused = true)]
+async fn a_call_that_waited_its_turn_keeps_its_deadline_for_the_attempt() {
+    // Each answer takes 1 s; slow start sends the second request 500 ms after the first.
+    let server = service_fn(|_: Request<Full<Bytes>>| async {
+        tokio::time::sleep(secs(1)).await;
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    let policy = RetryPolicy::default()
+        .throttle(Throttle::new().from_first_request())
+        .deadline(secs(5));
+    let client = Retry::new(server, policy);
+    let start = Instant::now();
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let request = Request::get("http://api.test/")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            tokio::spawn(client.clone().oneshot(request))
+        })
+        .collect();
+    for call in calls {
+        let response = call.await.unwrap().expect("well within the deadline");
+        assert_eq!(response.status(), 200);
+    }
+    assert!(start.elapsed() < secs(3), "{:?}", start.elapsed());
+}

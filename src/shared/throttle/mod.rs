@@ -781,8 +781,8 @@ fn find<'a>(state: &'a mut State, authority: &Authority) -> Option<&'a mut Lane>
         .map(|(_, lane)| lane)
 }
 
-/// `now + delay`, or a year from now when that does not fit the clock.
-fn later(now: Instant, delay: Duration) -> Instant {
+/// `now + delay` (at most a year from now, so that it always fits the clock).
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
     const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
     now.checked_add(delay.min(FAR)).unwrap_or(now)
 }
