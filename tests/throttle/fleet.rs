@@ -105,8 +105,8 @@ async fn sent_at(throttle: &Throttle) -> Instant {
 }
 
 /// A hold one throttle is given holds every throttle on the store, and they leave after it one
-/// interval apart, not all at once.
-async fn a_hold_is_shared_and_the_fleet_leaves_it_spread(store: &Store) {
+/// interval apart, not all at once: no two sends closer than `gap`.
+async fn a_hold_is_shared_and_the_fleet_leaves_it_spread(store: &Store, gap: Duration) {
     let fleet: Vec<_> = (0..4).map(|_| Throttle::new().store(store)).collect();
     let start = Instant::now();
     fleet[0].hold(&api(), Duration::from_millis(600));
@@ -125,19 +125,17 @@ async fn a_hold_is_shared_and_the_fleet_leaves_it_spread(store: &Store) {
     at.sort();
     eprintln!("{at:?}");
     assert!(at[0] >= Duration::from_millis(590), "held: {at:?}");
-    // One schedule: the fleet's slots are 1/rate apart (slow start's 2 r/s: 500 ms, less as it
-    // doubles), never together.
+    // One schedule: the fleet's slots are 1/rate apart (slow start's 2 r/s: 500 ms, then 250,
+    // 177, 138, 114 ms as it doubles), never together.
     for pair in at.windows(2) {
-        assert!(
-            pair[1] - pair[0] >= Duration::from_millis(150),
-            "spread: {at:?}"
-        );
+        assert!(pair[1] - pair[0] >= gap, "spread: {at:?}");
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn local_store_shares_a_hold_and_spreads_the_fleet_after_it() {
-    a_hold_is_shared_and_the_fleet_leaves_it_spread(&Store::local()).await;
+    a_hold_is_shared_and_the_fleet_leaves_it_spread(&Store::local(), Duration::from_millis(150))
+        .await;
 }
 
 /// Sends one request through a client of `throttle` to a server that answers 429 (with no header,
@@ -157,23 +155,23 @@ async fn answered(throttle: &Throttle, throttled: bool) {
     Retry::new(server, policy).oneshot(request).await.unwrap();
 }
 
-/// Throttled at the rate slow start's overshoot was cut to: that ceiling was wrong (the sends lagged
-/// slow start's rate), and the rate halves instead of losing another 5% per overshoot, each of which
-/// costs the fleet a hold against a server that sends `Retry-After`. The rate the throttle reports
-/// is the fleet's, read back from the store once it answered the report.
-async fn a_ceiling_refuted_halves_the_rate(throttle: Throttle) -> (f64, f64) {
+/// Throttled at the rate slow start's overshoot was cut to, twice: that ceiling was wrong (the sends
+/// lagged slow start's rate), and each cut is deeper than the last (0.9, then 0.81) instead of 0.95
+/// per overshoot, each of which costs the fleet a hold against a server that sends `Retry-After`.
+/// The rate the throttle reports is the fleet's, read back from the store once it answered.
+async fn a_ceiling_refuted_cuts_deeper(throttle: Throttle) {
     answered(&throttle, false).await;
     // Slow start's overshoot, on the slot 500 ms later: 2 r/s, cut to 1.9.
     answered(&throttle, true).await;
     let cut = settled_rate(&throttle, |rate| rate < 2.0).await;
-    // The next slot, at that rate: throttled again.
+    // The next slots, at that rate: throttled again, twice.
     answered(&throttle, true).await;
-    let halved = settled_rate(&throttle, |rate| rate < 0.9 * cut).await;
-    assert!(
-        halved > 0.45 * cut && halved < 0.55 * cut,
-        "{halved} after {cut}"
-    );
-    (cut, halved)
+    let once = settled_rate(&throttle, |rate| rate < 0.93 * cut).await;
+    answered(&throttle, true).await;
+    let twice = settled_rate(&throttle, |rate| rate < 0.85 * once).await;
+    // 0.95 each time would leave 0.9025 of the cut's rate.
+    assert!(twice < 0.75 * cut, "{cut}, {once}, {twice}");
+    assert!(twice > 0.7 * cut, "{cut}, {once}, {twice}");
 }
 
 /// The throttle's rate once `settled` holds (the store answers a report in the background), or
@@ -191,10 +189,10 @@ async fn settled_rate(throttle: &Throttle, settled: impl Fn(f64) -> bool) -> f64
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_ceiling_refuted_halves_the_rate_of_a_process_and_of_a_fleet() {
-    a_ceiling_refuted_halves_the_rate(Throttle::new().from_first_request()).await;
+async fn a_ceiling_refuted_cuts_deeper_in_a_process_and_in_a_fleet() {
+    a_ceiling_refuted_cuts_deeper(Throttle::new().from_first_request()).await;
     let store = Store::local();
-    a_ceiling_refuted_halves_the_rate(Throttle::new().from_first_request().store(&store)).await;
+    a_ceiling_refuted_cuts_deeper(Throttle::new().from_first_request().store(&store)).await;
 }
 
 /// A throttle joining a fleet paces at the rate the fleet has reached, not from slow start's
@@ -302,7 +300,7 @@ mod redis {
         // of the fleet's sends closer than the limiter allows, and a process that wakes too late
         // for its slot leaves it unused while slow start's rate goes on growing. Measured with both
         // cores busy: 2 to 5 throttled of 60, none early, no cascade of 429s (before a refuted
-        // ceiling halved the rate: up to 14 of 60, 3 x the ideal time). Processes each on their own
+        // ceiling cut deeper: up to 14 of 60, 3 x the ideal time). Processes each on their own
         // schedule: 14% to 37% throttled and 30 to 49 attempts early. The exact figures are the
         // in-process twin's, under the paused clock.
         assert!(shared.early <= 1, "a hold holds the fleet: {shared:?}");
@@ -310,14 +308,14 @@ mod redis {
     }
 
     #[tokio::test]
-    async fn redis_store_a_ceiling_refuted_halves_the_fleet_rate() {
+    async fn redis_store_a_ceiling_refuted_cuts_deeper() {
         let Some(server) = RedisServer::start() else {
             return;
         };
         let throttle = Throttle::new()
             .from_first_request()
             .store(&store(&server, "refuted"));
-        a_ceiling_refuted_halves_the_rate(throttle).await;
+        a_ceiling_refuted_cuts_deeper(throttle).await;
     }
 
     #[tokio::test]
@@ -325,7 +323,10 @@ mod redis {
         let Some(server) = RedisServer::start() else {
             return;
         };
-        a_hold_is_shared_and_the_fleet_leaves_it_spread(&store(&server, "hold")).await;
+        // In real time a process that wakes too late for its slot (a busy machine) leaves it and
+        // takes a later, closer one: measured under load, 138 ms after one slot left.
+        let gap = Duration::from_millis(90);
+        a_hold_is_shared_and_the_fleet_leaves_it_spread(&store(&server, "hold"), gap).await;
     }
 
     fn cli(server: &RedisServer, args: &[&str]) -> Option<String> {

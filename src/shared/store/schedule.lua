@@ -85,9 +85,14 @@ if throttled and issued >= 0 and issued >= decreased then
     quiet = QUIET
   end
   if near then probe = math.max(probe / 4, MIN_PROBE) else probe = PROBE end
-  ceiling = at
+  -- control.rs's `Law::refuted_beta`: deeper, and the square of the last cut's when that was one.
   local beta = BETA
-  if refuted then beta = BETA_REFUTED end
+  if refuted then
+    local last = BETA
+    if ceiling > 0 then last = base / ceiling end
+    beta = math.min(BETA_REFUTED, last * last)
+  end
+  ceiling = at
   base = math.max(at * beta, MIN_RATE)
   phase = 'p'
   since = now

@@ -259,8 +259,8 @@ mod tests {
     }
 
     #[test]
-    fn the_fleet_halves_its_rate_as_a_process_does_when_a_ceiling_is_refuted() {
-        // Slow start's overshoot at 16 r/s, then one at the rate it was cut to: halved.
+    fn the_fleet_cuts_deeper_as_a_process_does_when_a_ceiling_is_refuted() {
+        // Slow start's overshoot at 16 r/s, then two at the rate the last cut left: 0.9, 0.81.
         let mut s = Schedule::new(0.0, false);
         let cut = |s: &mut Schedule, t: f64| {
             let sent = (t - 0.001) * 1e6;
@@ -274,13 +274,15 @@ mod tests {
             .rate
         };
         let base = cut(&mut s, 1.5);
-        let halved = cut(&mut s, 1.7);
-        // Half the rate sent at, which probing had raised a little since the cut.
+        let once = cut(&mut s, 1.7);
+        let twice = cut(&mut s, 1.9);
+        // Of the rate sent at, which probing had raised a little since each cut.
+        assert!(once > 0.9 * base && once < 0.91 * base, "{once} vs {base}");
         assert!(
-            halved > 0.5 * base && halved < 0.51 * base,
-            "{halved} vs {base}"
+            twice > 0.81 * once && twice < 0.82 * once,
+            "{twice} vs {once}"
         );
-        follow_a_process_law(&[1.5, 1.7, 12.0], &[1.6, 3.0, 11.0, 20.0, 60.0]);
+        follow_a_process_law(&[1.5, 1.7, 1.9, 12.0], &[1.6, 1.8, 3.0, 11.0, 20.0, 60.0]);
     }
 
     #[test]

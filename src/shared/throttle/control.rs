@@ -18,8 +18,8 @@
 //!   and quarters the probing speed past it; one at the plateau, before the quiet time, doubles
 //!   the margin (up to [`MAX_MARGIN`]): the jitter of the sends (timers, several processes
 //!   sharing a schedule) brings requests closer together than the rate says. An overshoot at no
-//!   more than the rate the last cut left refutes that cut's ceiling: the rate halves
-//!   ([`BETA_REFUTED`]).
+//!   more than the rate the last cut left refutes that cut's ceiling: the cut is deeper
+//!   ([`BETA_REFUTED`]), and deeper again for each such overshoot in a row.
 //! - **Exact**: rate-limit headers that give the remaining quota and its reset set the rate to
 //!   remaining over reset until the reset; nothing is guessed while the server says.
 
@@ -38,9 +38,11 @@ pub(crate) const DOUBLING: Duration = Duration::from_millis(500);
 /// The multiplicative decrease on a throttling answer.
 pub(crate) const BETA: f64 = 0.95;
 /// The decrease when the rate sent at was no higher than where the last cut left it: that cut's
-/// ceiling was too high (slow start raced past the limit while the sends lagged its rate), and how
-/// far is unknown, so the rate halves, as TCP's does on a loss.
-pub(crate) const BETA_REFUTED: f64 = 0.5;
+/// ceiling was too high, by how much is unknown. Slow start, growing 15% per interval at 10 r/s,
+/// can leave its cut a little above the limit; a fleet whose processes woke too late for their
+/// slots lets it race far past it. So the first such cut is a little deeper than [`BETA`], and each
+/// further one in a row squares the last (0.9, 0.81, 0.66, 0.43): a few holds, not one per 5%.
+pub(crate) const BETA_REFUTED: f64 = 0.9;
 /// The first probing speed: this fraction of the ceiling added per second.
 pub(crate) const PROBE: f64 = 0.01;
 /// The slowest probing speed.
@@ -154,7 +156,7 @@ impl Law {
     /// probing phase (`probing`) or another, with `at` the server's rate as measured (at most
     /// `sending`): the cut to [`BETA`] of it, the new ceiling, and the probing speed, quiet time and
     /// margin that follow. Sent at no more than the last cut's rate ([`refutes`](Self::refutes)),
-    /// the cut is to [`BETA_REFUTED`] of it, and the old ceiling counts for nothing.
+    /// the cut is deeper ([`Law::refuted_beta`]), and the old ceiling counts for nothing.
     pub(crate) fn cut(&mut self, at: f64, sending: f64, probing: bool, t: f64) {
         let refuted = probing && self.refutes(sending) && at >= sending;
         let near =
@@ -167,9 +169,19 @@ impl Law {
         } else {
             PROBE
         };
+        let beta = if refuted { self.refuted_beta() } else { BETA };
         self.ceiling = at;
-        let beta = if refuted { BETA_REFUTED } else { BETA };
         self.base = (at * beta).max(MIN_RATE);
+    }
+
+    /// The decrease for a refuted ceiling: [`BETA_REFUTED`], or the square of the last cut's when
+    /// that was one too (read from where it left the rate, so that no count is kept).
+    pub(crate) fn refuted_beta(&self) -> f64 {
+        let last = match self.ceiling > 0.0 {
+            true => self.base / self.ceiling,
+            false => BETA,
+        };
+        BETA_REFUTED.min(last * last)
     }
 
     /// Whether an overshoot at `sending` requests per second, while probing, came at no more than
@@ -397,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn an_overshoot_at_the_rate_the_last_cut_left_halves_it() {
+    fn overshoots_at_the_rate_the_last_cut_left_cut_deeper_each_time() {
         let t0 = Instant::now();
         let mut c = Control::new(t0);
         // Slow start raced to 16 r/s while the sends lagged: its overshoot is far above the limit.
@@ -405,12 +417,18 @@ mod tests {
         c.throttled(first, Some(first), None, true);
         let base = c.rate(first);
         assert!((base - BETA * 16.0).abs() < 1e-9);
-        // Throttled again at that rate: the ceiling was wrong, and the rate halves.
-        let again = first + secs(0.2);
-        c.throttled(again, Some(again), None, true);
-        let sent = c.law.ceiling;
-        assert!(sent <= base * (1.0 + MARGIN), "{sent} vs {base}");
-        assert!((c.rate(again) - sent / 2.0).abs() < 1e-9);
+        // Throttled again at that rate: the ceiling was wrong, the cut deeper (0.9, then 0.81,
+        // 0.66: a few holds to come down from 16 to 10 r/s, not one per 5%).
+        let mut at = first;
+        for beta in [0.9, 0.81, 0.6561] {
+            let before = c.rate(at);
+            at += secs(0.2);
+            c.throttled(at, Some(at), None, true);
+            let sent = c.law.ceiling;
+            assert!(sent <= before * (1.0 + MARGIN), "{sent} vs {before}");
+            assert!((c.rate(at) - beta * sent).abs() < 1e-9, "{beta}");
+        }
+        let again = at;
         // Once the rate climbed past the cut's, an overshoot is the probe's: BETA again.
         let later = again + secs(10.0);
         let climbed = c.rate(later);

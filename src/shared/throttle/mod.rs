@@ -41,8 +41,9 @@
 //! the sends' jitter, larger in a fleet, put requests closer together than the rate). An overshoot
 //! at no more than the rate the last cut left refutes that cut's ceiling (slow start raced past the
 //! limit while the sends lagged its rate, as they do on a starved machine or in a fleet whose
-//! processes wake too late for their slots): the rate halves, as TCP's does on a loss, instead of
-//! losing 5% per overshoot, each of which costs a hold. A limit that rises is still found, later. This is AIMD with TCP's slow
+//! processes wake too late for their slots): the cut is to 0.9 of it, and each such cut in a row
+//! squares the last (0.81, 0.66, ...), instead of 0.95 per overshoot, each of which costs a hold. A
+//! limit that rises is still found, later. This is AIMD with TCP's slow
 //! start; AWS's adaptive retry mode (a CUBIC token bucket) and gRPC's retry throttling were the
 //! models.
 //!
