@@ -18,7 +18,7 @@
 //! It checks what it shows and exits 1 when a check fails: every request of the shared fleet
 //! completed, before no time the server gave, with fewer than half the 429s of the processes on
 //! their own; the outage's retries at most 1.15 x what the ratio allows fleet-wide. The completion
-//! time is printed, not checked (the goal of 1.15 x the ideal is reported in BENCHMARKS.md).
+//! time is printed, not checked (the README's "Fleets" reports it against the goal).
 
 #[path = "support/checks.rs"]
 mod checks;
