@@ -226,8 +226,10 @@ impl Store {
         self.reconfigured(|inner| inner.prefix = prefix.to_owned())
     }
 
-    /// Bounds every call to the store (default 50 ms; at least 1 ms): past it the
-    /// processes use their own state until the store answers in time again.
+    /// Bounds every call to the store, connecting (and a TLS handshake) included (default 50 ms;
+    /// at least 1 ms): past it the processes use their own state until the store answers in time
+    /// again. On Redis, set it before making budgets and throttles on the store: the store then
+    /// connects anew with this bound.
     ///
     /// ```
     /// use std::time::Duration;
