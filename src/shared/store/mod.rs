@@ -72,6 +72,8 @@ mod local;
 mod redis;
 mod schedule;
 mod sync;
+#[cfg(all(test, feature = "redis"))]
+mod twin;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};

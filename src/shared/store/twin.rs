@@ -1,0 +1,105 @@
+//! `schedule.lua` against its Rust twin (`schedule.rs`): the same calls, on the same clock (the
+//! Rust schedule is given the time Redis answered at), give the same answers. A rule changed in
+//! one and not the other fails here, whatever the timing of the machine.
+
+#[path = "../../../tests/support/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
+use std::time::Duration;
+
+use super::backend::{Backend, ScheduleCall, ScheduleReply};
+use super::redis::Redis;
+use super::schedule::Schedule;
+
+/// One exchange of the sequence.
+enum Step {
+    /// Slots wanted.
+    Lease(u32),
+    /// A throttling answer to the first slot of the last answer, and a slot.
+    Throttled,
+    /// The server's hold, in ms.
+    Hold(u64),
+    /// Rate-limit headers: remaining, reset in ms; and two slots.
+    Quota(u64, u64),
+}
+
+fn call(want: u32) -> ScheduleCall {
+    ScheduleCall {
+        want,
+        throttled: None,
+        hold_ms: 0,
+        quota: None,
+    }
+}
+
+/// A throttling answer to the first slot `reply` leased, spaced at its interval.
+fn throttled(reply: &ScheduleReply) -> ScheduleCall {
+    ScheduleCall {
+        throttled: Some(Some((reply.now, reply.first, 1e6 / reply.interval))),
+        ..call(1)
+    }
+}
+
+/// Whether two answers agree: times to the microsecond, the rate to the thousandth (the two
+/// languages' `pow` may differ in the last bit, and both floor).
+fn agree(lua: &ScheduleReply, rust: &ScheduleReply) -> bool {
+    let close = |a: f64, b: f64, by: f64| (a - b).abs() <= by;
+    lua.granted == rust.granted
+        && close(lua.first, rust.first, 1.0)
+        && close(lua.interval, rust.interval, 1.0)
+        && close(lua.hold, rust.hold, 1.0)
+        && close(lua.gap, rust.gap, 1.0)
+        && close(lua.decreased, rust.decreased, 1.0)
+        && close(lua.rate, rust.rate, 0.0011)
+}
+
+#[tokio::test]
+async fn the_script_answers_as_its_rust_twin_does() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let redis = Redis::new(&server.url(), None, Duration::from_secs(2)).unwrap();
+    let key = "{twin:throttle:http://api.test:80}";
+    let mut rust: Option<Schedule> = None;
+    let mut last: Option<ScheduleReply> = None;
+    // Slow start, its overshoot, overshoots at the rate the last cut left (refuted: deeper cuts),
+    // a hold, slots after it, then rate-limit headers.
+    use Step::*;
+    let steps = [
+        Lease(2),
+        Lease(1),
+        Throttled,
+        Throttled,
+        Throttled,
+        Lease(3),
+        Hold(300),
+        Lease(2),
+        Throttled,
+        Quota(49, 4900),
+        Lease(1),
+    ];
+    for (i, step) in steps.into_iter().enumerate() {
+        let sent = match step {
+            Lease(want) => call(want),
+            Throttled => throttled(last.as_ref().expect("a lease before")),
+            Hold(ms) => ScheduleCall {
+                hold_ms: ms,
+                ..call(0)
+            },
+            Quota(remaining, reset_ms) => ScheduleCall {
+                quota: Some((remaining, reset_ms)),
+                ..call(2)
+            },
+        };
+        let lua = redis.schedule(key, sent).await.unwrap();
+        let schedule = rust.get_or_insert_with(|| Schedule::new(lua.now, sent.throttled.is_some()));
+        let twin = schedule.exchange(lua.now, sent);
+        assert!(
+            agree(&lua, &twin),
+            "step {i}: {sent:?}\nlua  {lua:?}\nrust {twin:?}"
+        );
+        last = Some(lua);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
