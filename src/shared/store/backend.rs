@@ -71,6 +71,18 @@ pub(crate) struct ScheduleCall {
     pub(crate) quota: Option<(u64, u64)>,
 }
 
+impl ScheduleCall {
+    /// `want` slots (none: a read), nothing reported.
+    pub(crate) fn lease(want: u32) -> Self {
+        Self {
+            want,
+            throttled: None,
+            hold_ms: 0,
+            quota: None,
+        }
+    }
+}
+
 /// What the schedule answered.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct ScheduleReply {

@@ -143,12 +143,7 @@ mod tests {
     use crate::shared::throttle::control::BETA;
 
     fn call(want: u32) -> ScheduleCall {
-        ScheduleCall {
-            want,
-            throttled: None,
-            hold_ms: 0,
-            quota: None,
-        }
+        ScheduleCall::lease(want)
     }
 
     #[test]

@@ -25,12 +25,7 @@ enum Step {
 }
 
 fn call(want: u32) -> ScheduleCall {
-    ScheduleCall {
-        want,
-        throttled: None,
-        hold_ms: 0,
-        quota: None,
-    }
+    ScheduleCall::lease(want)
 }
 
 /// A throttling answer to the first slot `reply` leased, spaced at its interval.

@@ -162,23 +162,13 @@ impl FleetLane {
             }
             self.asking = true;
             self.asked_at = now;
-            return Some(ScheduleCall {
-                want: 0,
-                throttled: None,
-                hold_ms: 0,
-                quota: None,
-            });
+            return Some(ScheduleCall::lease(0));
         }
         // A slot about to be used is confirmed: a read.
         if matches!(self.next(now), Next::Lease) && !self.slots.is_empty() {
             self.asking = true;
             self.asked_at = now;
-            return Some(ScheduleCall {
-                want: 0,
-                throttled: None,
-                hold_ms: 0,
-                quota: None,
-            });
+            return Some(ScheduleCall::lease(0));
         }
         // A lease covers the next sends only: slots held far ahead would be spaced at the rate of
         // when they were leased, and kept from the rest of the fleet.
@@ -188,12 +178,9 @@ impl FleetLane {
         let span = (self.rate * LEASE_SPAN).ceil().max(1.0);
         self.asking = true;
         self.asked_at = now;
-        Some(ScheduleCall {
-            want: (waiting as f64).min(span).max(1.0) as u32,
-            throttled: None,
-            hold_ms: 0,
-            quota: None,
-        })
+        Some(ScheduleCall::lease(
+            (waiting as f64).min(span).max(1.0) as u32
+        ))
     }
 
     /// A report of a server's answer: a throttling answer to a request sent at `sent`, a hold, a
