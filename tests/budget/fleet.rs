@@ -152,6 +152,19 @@ mod redis {
     }
 
     #[tokio::test]
+    async fn the_longest_timeout_is_a_bound_like_any_other() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        // Duration::MAX reaches the connection's own bounds too: no arithmetic on it may panic.
+        let store = store(&server, "forever").timeout(Duration::MAX);
+        let budget = budget(&store, "api", 1, 0.1);
+        budget.deposit();
+        assert_eq!(drain(std::slice::from_ref(&budget)).await, 1);
+        assert!(!store.is_down());
+    }
+
+    #[tokio::test]
     async fn an_unreachable_redis_falls_back_to_the_process_budget() {
         // Nothing listens there: every call fails, and the budget decides alone.
         let store = Store::redis("redis://127.0.0.1:1").unwrap();

@@ -214,6 +214,24 @@ async fn a_throttle_joining_the_fleet_takes_its_rate() {
     assert_eq!(alone.rate(&api()), Some(2.0));
 }
 
+/// The longest store timeout is a bound like any other: a request waiting for a lease neither
+/// panics on it nor waits on it (the store answers).
+#[tokio::test(start_paused = true)]
+async fn the_longest_store_timeout_paces_as_any_other() {
+    let store = Store::local().timeout(Duration::MAX);
+    let throttle = Throttle::new().from_first_request().store(&store);
+    let start = Instant::now();
+    for _ in 0..3 {
+        sent_at(&throttle).await;
+    }
+    // Slow start's 2 r/s, then faster: the third leaves within a second.
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn without_a_store_each_throttle_keeps_its_own_schedule() {
     let a = Throttle::new();

@@ -136,7 +136,7 @@ impl FleetLane {
 
     /// The wait for a lease, at most.
     pub(crate) fn patience(&self) -> Duration {
-        self.patience + Duration::from_millis(1)
+        self.patience.saturating_add(Duration::from_millis(1))
     }
 
     /// A request leaves at `now` on the next slot.

@@ -136,7 +136,7 @@ impl Lane {
             .fleet
             .as_ref()
             .map_or(Duration::ZERO, FleetLane::patience);
-        now.checked_add(wait).unwrap_or(now)
+        super::later(now, wait)
     }
 
     /// Holds the lane from `now` until at least `until`.
