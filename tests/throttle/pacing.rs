@@ -384,3 +384,123 @@ async fn a_call_that_waited_its_turn_keeps_its_deadline_for_the_attempt() {
     }
     assert!(start.elapsed() < secs(3), "{:?}", start.elapsed());
 }
+
+/// A server that answers 429 while `refuse` is set, else 200 at once.
+#[allow(clippy::type_complexity)]
+fn refusing(
+    refuse: Arc<std::sync::atomic::AtomicBool>,
+) -> impl tower::Service<
+    Request<Full<Bytes>>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
+       + Send {
+    service_fn(move |_: Request<Full<Bytes>>| {
+        let status = match refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            true => 429,
+            false => 200,
+        };
+        let response = Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::new()));
+        async move { Ok::<_, Infallible>(response.unwrap()) }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_spell_does_not_raise_the_rate_and_the_burst_after_it_is_paced() {
+    let (server, log) = recorder();
+    let throttle = Throttle::new();
+    let api: Uri = API.parse().unwrap();
+    // Engaged, in slow start at 2 r/s; then nobody sends for 10 s.
+    throttle.hold(&api, Duration::from_millis(1));
+    tokio::time::advance(secs(10)).await;
+    let rate = throttle.rate(&api).unwrap();
+    assert!(rate <= 2.0, "the rate grew while unused: {rate}");
+    // A burst: slow start grows from where it was, while the burst waits, not from a rate that
+    // doubled twenty times unused. 20 requests take about 1.9 s; at once would be a few ms.
+    let client = Retry::new(server, RetryPolicy::default().throttle(throttle));
+    let calls = (0..20)
+        .map(|_| {
+            client
+                .clone()
+                .oneshot(Request::get(API).body(Full::new(Bytes::new())).unwrap())
+        })
+        .collect();
+    futures_join(calls).await;
+    let log = log.lock().unwrap();
+    let span = log.last().unwrap().1 - log.first().unwrap().1;
+    assert!(span >= Duration::from_millis(1500), "{span:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_sending_below_the_rate_does_not_raise_it() {
+    let (server, _) = recorder();
+    let throttle = Throttle::new();
+    let api: Uri = API.parse().unwrap();
+    throttle.hold(&api, Duration::from_millis(1));
+    let client = Retry::new(server, RetryPolicy::default().throttle(throttle.clone()));
+    // One request every 2 s, against 2 r/s: none waits, so nothing says the server takes more.
+    for _ in 0..15 {
+        tokio::time::advance(secs(2)).await;
+        let get = Request::get(API).body(Full::new(Bytes::new())).unwrap();
+        client.clone().oneshot(get).await.unwrap();
+    }
+    let rate = throttle.rate(&api).unwrap();
+    assert!(rate <= 2.0, "{rate}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn probing_does_not_go_on_while_nobody_sends() {
+    use std::sync::atomic::Ordering;
+    let refuse = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let throttle = Throttle::new();
+    let api: Uri = API.parse().unwrap();
+    let policy = RetryPolicy::default()
+        .throttle(throttle.clone())
+        .max_attempts(1);
+    let client = Retry::new(refusing(refuse.clone()), policy);
+    let get = || Request::get(API).body(Full::new(Bytes::new())).unwrap();
+    // Engaged by a 429; slow start grows while requests wait for it; a 429 to a paced one cuts it.
+    client.clone().oneshot(get()).await.unwrap();
+    refuse.store(false, Ordering::SeqCst);
+    for _ in 0..10 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    refuse.store(true, Ordering::SeqCst);
+    client.clone().oneshot(get()).await.unwrap();
+    let cut = throttle.rate(&api).unwrap();
+    // 50 s without a request (the authority is forgotten after 60 s quiet): probing, which would
+    // have passed 16 times the ceiling by now, has learned nothing, so the rate stays where it was.
+    tokio::time::advance(secs(50)).await;
+    let rate = throttle.rate(&api).unwrap();
+    assert!(rate <= 1.05 * cut, "{cut} -> {rate}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_arrives_before_its_turn_lets_the_rate_grow_from_the_last_departure() {
+    let (server, _) = recorder();
+    let throttle = Throttle::new().from_first_request();
+    let api: Uri = API.parse().unwrap();
+    let client = Retry::new(server, RetryPolicy::default().throttle(throttle.clone()));
+    // One request every 100 ms against 2 r/s: the first leaves at once, the second comes before
+    // its turn (500 ms), and from then on a line forms. All of it was the rate holding requests
+    // back, the 100 ms before the second arrived included: slow start doubles every 500 ms from
+    // the first request, 2 -> 32 r/s at 2 s.
+    let calls: Vec<_> = (0..20u64)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(100 * i)).await;
+                let get = Request::get(API).body(Full::new(Bytes::new())).unwrap();
+                client.oneshot(get).await.unwrap()
+            }
+        })
+        .collect();
+    let sending = tokio::spawn(futures_join(calls));
+    tokio::time::sleep(secs(2)).await;
+    let rate = throttle.rate(&api).unwrap();
+    assert!((rate - 32.0).abs() < 0.5, "{rate}");
+    sending.await.unwrap();
+}

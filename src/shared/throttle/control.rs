@@ -4,7 +4,8 @@
 //!
 //! - **Slow start**: the rate doubles every [`DOUBLING`] from [`START_RATE`] until the first
 //!   throttling answer. Growth is continuous, so the rate at that answer is close to what the server
-//!   admits.
+//!   admits. It counts only the time the rate held requests back: the lane pauses the law
+//!   ([`Control::pause`]) for the time it went unused, as it does for a hold.
 //! - **Probe**: after a throttling answer the rate drops to [`BETA`] times the lower of the rate it
 //!   was sent at and the rate the server was measured to admit (a burst allowance makes the former
 //!   overstate the server's rate), the ceiling, then grows (linearly, speeding up over time) to find
@@ -214,6 +215,9 @@ pub(crate) struct Control {
     law: Law,
     last_decrease: Option<Instant>,
     meter: Meter,
+    /// The end of the latest pause: pauses that overlap (a hold while the lane stands unused) stop
+    /// the clock once, not twice.
+    paused_to: Instant,
 }
 
 impl Control {
@@ -225,6 +229,7 @@ impl Control {
             law: Law::START,
             last_decrease: None,
             meter: Meter::new(now),
+            paused_to: now,
         }
     }
 
@@ -294,6 +299,7 @@ impl Control {
         self.law.cut(at, sending, self.phase == Phase::Probe, t);
         self.phase = Phase::Probe;
         self.since = now;
+        self.paused_to = now;
         self.last_decrease = Some(now);
     }
 
@@ -305,13 +311,20 @@ impl Control {
         let rate = (remaining as f64 / reset.as_secs_f64()).clamp(MIN_RATE, MAX_RATE);
         self.phase = Phase::Exact(until);
         self.since = now;
+        self.paused_to = now;
         self.law.exact(rate);
     }
 
-    /// Nothing may be sent from `from` to `until` (a server-given time): the rate does not grow
-    /// meanwhile, since nothing is learned.
+    /// Nothing was learned from `from` to `until`: nothing could be sent (a server-given time), or
+    /// nothing waited for the rate (it did not limit the sends). The rate does not grow meanwhile,
+    /// so it never comes back at a rate nobody tried. The part already paused is not paused again.
     pub(crate) fn pause(&mut self, from: Instant, until: Instant) {
-        if matches!(self.phase, Phase::SlowStart | Phase::Probe) && until > from {
+        let from = from.max(self.paused_to);
+        if until <= from {
+            return;
+        }
+        self.paused_to = until;
+        if matches!(self.phase, Phase::SlowStart | Phase::Probe) {
             self.since = self.since.checked_add(until - from).unwrap_or(self.since);
         }
     }
@@ -391,6 +404,20 @@ mod tests {
         let before = c.rate(at);
         c.throttled(at, Some(at), None, true);
         assert!((c.rate(at) - BETA * before).abs() < 1e-9);
+    }
+
+    #[test]
+    fn overlapping_pauses_stop_the_clock_once() {
+        let t0 = Instant::now();
+        let mut c = Control::new(t0);
+        // A hold from 0 to 1 s, and the lane unused from 0.5 to 1.5 s: 1.5 s paused, not 2.
+        c.pause(t0, t0 + secs(1.0));
+        c.pause(t0 + secs(0.5), t0 + secs(1.5));
+        let expected = Control::new(t0).rate(t0 + secs(0.5));
+        assert!((c.rate(t0 + secs(2.0)) - expected).abs() < 1e-9);
+        // A pause inside one already counted changes nothing.
+        c.pause(t0 + secs(0.2), t0 + secs(1.2));
+        assert!((c.rate(t0 + secs(2.0)) - expected).abs() < 1e-9);
     }
 
     #[test]

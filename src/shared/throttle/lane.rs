@@ -56,6 +56,9 @@ pub(crate) struct Lane {
     departed: Option<Instant>,
     /// The last throttling answer, or when the lane was made.
     pub(crate) last_signal: Instant,
+    /// The rate's growth is accounted for up to here: counted while the rate held requests back,
+    /// paused while it held nobody back (see [`Lane::unused`]).
+    accounted: Instant,
     /// The fleet's schedule, when the throttle shares one through a store.
     pub(crate) fleet: Option<FleetLane>,
 }
@@ -84,6 +87,7 @@ impl Lane {
             spacing: None,
             departed: None,
             last_signal: now,
+            accounted: now,
             fleet: None,
         }
     }
@@ -95,6 +99,12 @@ impl Lane {
             Some(fleet) if fleet.is_online() && fleet.has_answered() => fleet.rate(),
             _ => self.control.rate(now),
         }
+    }
+
+    /// The rate as of `now`, the time nobody waited in line accounted for.
+    pub(crate) fn settled_rate(&mut self, now: Instant) -> f64 {
+        self.unused(now);
+        self.rate(now)
     }
 
     fn interval(&self, now: Instant) -> Duration {
@@ -141,6 +151,7 @@ impl Lane {
 
     /// Holds the lane from `now` until at least `until`.
     pub(crate) fn hold(&mut self, now: Instant, until: Instant) {
+        self.unused(now);
         let held = self.not_before.filter(|held| *held > now).unwrap_or(now);
         if until > held {
             self.control.pause(held, until);
@@ -159,6 +170,7 @@ impl Lane {
         deadline: Option<Instant>,
         limits: Limits,
     ) -> Turn {
+        self.unused(now);
         let (slot, pending) = self.slot(now);
         let ahead = self.line.iter().filter(|w| w.place < place).count();
         if ahead == 0 && earliest <= now && slot <= now && !pending {
@@ -243,7 +255,21 @@ impl Lane {
     pub(crate) fn cancel(&mut self, id: u64, now: Instant) {
         if let Some(at) = self.line.iter().position(|w| w.id == id) {
             self.line.remove(at);
+            self.accounted = self.accounted.max(now);
             self.wake_first(now);
+        }
+    }
+
+    /// Accounts for the time since the last departure if the rate held nobody back: nobody is in
+    /// line and the next request could leave now. The rate did not limit the sends then, so it
+    /// does not grow for that time (as TCP's window does not grow while the application sends
+    /// less than it allows): a client that goes quiet, or sends below the rate, comes back at the
+    /// rate it last used, not at one slow start or probing reached meanwhile. A request that
+    /// arrives before its turn was held back since the last departure, and that time counts.
+    fn unused(&mut self, now: Instant) {
+        if self.line.is_empty() && self.next_free <= now {
+            self.control.pause(self.accounted, now);
+            self.accounted = self.accounted.max(now);
         }
     }
 
@@ -287,6 +313,8 @@ impl Lane {
             .departed
             .map(|last| now.saturating_duration_since(last));
         self.departed = Some(now);
+        // The request waited in line until now, if at all: that time counted.
+        self.accounted = self.accounted.max(now);
         // From the actual departure: a timer that fires late never makes the next one early.
         self.next_free = now.checked_add(interval).unwrap_or(now);
     }

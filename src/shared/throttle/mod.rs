@@ -43,7 +43,11 @@
 //! limit while the sends lagged its rate, as they do on a starved machine or in a fleet whose
 //! processes wake too late for their slots): the cut is to 0.9 of it, and each such cut in a row
 //! squares the last (0.81, 0.66, ...), instead of 0.95 per overshoot, each of which costs a hold. A
-//! limit that rises is still found, later. This is AIMD with TCP's slow
+//! limit that rises is still found, later. The rate grows only while it holds requests back (one
+//! waits in line, or arrives before its turn): while nobody waits and the next request could leave
+//! at once, neither slow start nor probing goes on, as TCP's window does not grow while the
+//! application sends less than it allows. A client that goes quiet, or sends below the rate, comes
+//! back at the rate it last used, not at one the law reached unused. This is AIMD with TCP's slow
 //! start; AWS's adaptive retry mode (a CUBIC token bucket) and gRPC's retry throttling were the
 //! models.
 //!
@@ -428,7 +432,7 @@ impl Throttle {
         let now = Instant::now();
         let mut state = self.lock();
         let lane = self.lane(&mut state, uri, now, false)?;
-        Some(lane.rate(now))
+        Some(lane.settled_rate(now))
     }
 
     /// Whether a call must ask before leaving: one atomic load, unless engaged from the first request.
