@@ -1,7 +1,7 @@
 -- One exchange with a fleet's schedule of sends to one authority, atomic, timed by Redis's own
 -- clock: the twin of schedule.rs, line for line. Times in microseconds.
 -- KEYS[1]: the schedule's hash (phase, since, base, ceiling, probe, decreased, tat, hold, until,
---   last, quiet, margin).
+--   last, quiet, margin, accounted).
 -- ARGV: want, throttled (0 no, 1 yes), slot issued and slot time (-1 unknown), the rate it was
 --       issued at (0 unknown), hold ms, quota remaining (-1 none),
 --       quota reset ms, then the law: start rate, doubling s, beta, probe, min probe,
@@ -28,16 +28,18 @@ local MARGIN, MAX_MARGIN = tonumber(ARGV[20]), tonumber(ARGV[21])
 local BETA_REFUTED = tonumber(ARGV[22])
 
 local f = redis.call('HMGET', key, 'phase', 'since', 'base', 'ceiling', 'probe', 'decreased',
-  'tat', 'hold', 'until', 'last', 'quiet', 'margin')
+  'tat', 'hold', 'until', 'last', 'quiet', 'margin', 'accounted')
 local phase, since, base, ceiling, probe, decreased, tat, hold, untl, last, quiet, margin
+local accounted
 if f[1] then
   phase = f[1]
   since, base, ceiling, probe = tonumber(f[2]), tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
   decreased, tat, hold, untl = tonumber(f[6]), tonumber(f[7]), tonumber(f[8]), tonumber(f[9])
   last, quiet, margin = tonumber(f[10]), tonumber(f[11]) or 0, tonumber(f[12]) or MARGIN
+  accounted = tonumber(f[13]) or now
 else
   phase, since, base, ceiling, probe, decreased, hold, untl = 's', now, START, 0, PROBE, -1, 0, 0
-  last, quiet, margin = -1, 0, MARGIN
+  last, quiet, margin, accounted = -1, 0, MARGIN, now
   if throttled then tat = now + 1e6 / START else tat = now end
 end
 
@@ -97,6 +99,13 @@ if throttled and issued >= 0 and issued >= decreased then
   phase = 'p'
   since = now
   decreased = now
+  accounted = math.max(accounted, now)
+end
+-- schedule.rs: a lease whose first slot is free at once, or a hold while no slot is
+-- outstanding: the rate held nobody back since the last slot, and does not grow for that time.
+if math.max(tat, hold) <= now and (want > 0 or hold_ms > 0) then
+  if now > accounted and (phase == 's' or phase == 'p') then since = since + (now - accounted) end
+  accounted = math.max(accounted, now)
 end
 if hold_ms > 0 then
   local till = now + hold_ms * 1e3
@@ -104,6 +113,7 @@ if hold_ms > 0 then
   if till > held then
     if phase == 's' or phase == 'p' then since = since + (till - held) end
     hold = till
+    accounted = math.max(accounted, till)
   end
 end
 if remaining >= 0 and reset_ms > 0 then
@@ -111,6 +121,7 @@ if remaining >= 0 and reset_ms > 0 then
   phase = 'e'
   untl = now + reset_ms * 1e3
   since = now
+  accounted = math.max(accounted, now)
   base = r
   ceiling = r
 end
@@ -123,12 +134,14 @@ if last >= 0 then gap = first - last end
 if want > 0 then
   tat = first + want * interval
   last = first + (want - 1) * interval
+  -- The requests wait for their slots: that time counts.
+  accounted = math.max(accounted, last)
 end
 
 local function s(x) return string.format('%.17g', x) end
 redis.call('HSET', key, 'phase', phase, 'since', s(since), 'base', s(base), 'ceiling', s(ceiling),
   'probe', s(probe), 'decreased', s(decreased), 'tat', s(tat), 'hold', s(hold), 'until', s(untl),
-  'last', s(last), 'quiet', s(quiet), 'margin', s(margin))
+  'last', s(last), 'quiet', s(quiet), 'margin', s(margin), 'accounted', s(accounted))
 -- Forgotten once quiet, as a lane is: nothing scheduled or held for the forget time.
 local last = math.max(tat, hold)
 redis.call('PEXPIRE', key, math.floor((last - now) / 1e3) + FORGET)

@@ -35,6 +35,10 @@ pub(crate) struct Schedule {
     hold: f64,
     /// The last slot issued.
     last: f64,
+    /// The rate's growth is accounted for up to here: counted while requests waited for their
+    /// slots (up to the last slot issued, and after it if the next lease had to wait), paused by
+    /// holds and while the rate held nobody back.
+    accounted: f64,
 }
 
 impl Schedule {
@@ -52,6 +56,7 @@ impl Schedule {
             },
             hold: 0.0,
             last: -1.0,
+            accounted: now,
         }
     }
 
@@ -84,6 +89,17 @@ impl Schedule {
             self.phase = Phase::Probe;
             self.since = now;
             self.decreased = now;
+            self.accounted = self.accounted.max(now);
+        }
+        // A lease whose first slot is free at once, or a hold while no slot is outstanding: the
+        // rate held nobody back since the last slot, and does not grow for that time (the lane's
+        // rule, `Lane::unused`).
+        let free = self.tat.max(self.hold) <= now;
+        if free && (call.want > 0 || call.hold_ms > 0) {
+            if now > self.accounted && matches!(self.phase, Phase::SlowStart | Phase::Probe) {
+                self.since += now - self.accounted;
+            }
+            self.accounted = self.accounted.max(now);
         }
         if call.hold_ms > 0 {
             let until = now + call.hold_ms as f64 * 1e3;
@@ -94,6 +110,7 @@ impl Schedule {
                     self.since += until - held;
                 }
                 self.hold = until;
+                self.accounted = self.accounted.max(until);
             }
         }
         if let Some((remaining, reset_ms)) = call.quota
@@ -102,6 +119,7 @@ impl Schedule {
             let rate = (remaining as f64 * 1e3 / reset_ms as f64).clamp(MIN_RATE, MAX_RATE);
             self.phase = Phase::Exact(now + reset_ms as f64 * 1e3);
             self.since = now;
+            self.accounted = self.accounted.max(now);
             self.law.exact(rate);
         }
         // The lease: slots from the next free one (not before the hold), spaced at the rate, so
@@ -118,6 +136,8 @@ impl Schedule {
         if call.want > 0 {
             self.tat = first + f64::from(call.want) * interval;
             self.last = first + f64::from(call.want - 1) * interval;
+            // The requests wait for their slots: that time counts.
+            self.accounted = self.accounted.max(self.last);
         }
         ScheduleReply {
             now,
@@ -146,6 +166,14 @@ mod tests {
         ScheduleCall::lease(want)
     }
 
+    /// A schedule whose fleet always has requests waiting for slots: its rate grows with time, as
+    /// a process's law alone does (the lane, not the law, knows whether anyone waits).
+    fn busy() -> Schedule {
+        let mut s = Schedule::new(0.0, false);
+        s.accounted = f64::INFINITY;
+        s
+    }
+
     #[test]
     fn slots_follow_one_another_at_the_rate_and_start_at_the_hold() {
         let mut s = Schedule::new(0.0, false);
@@ -166,6 +194,36 @@ mod tests {
             next.first,
             3_000_000.0 + held.interval,
             "spread after the hold"
+        );
+    }
+
+    #[test]
+    fn the_rate_grows_only_while_requests_wait_for_their_slots() {
+        let mut s = Schedule::new(0.0, false);
+        let first = s.exchange(0.0, call(1));
+        // 10 s later: nobody leased a slot meanwhile, so slow start has not doubled twenty times.
+        let quiet = s.exchange(10e6, call(4));
+        assert_eq!((first.rate, quiet.rate), (START_RATE, START_RATE));
+        // Four slots at 2 r/s, and the next one after them: their requests waited 2 s for it,
+        // and that counts (four doublings).
+        let next = s.exchange(11.5e6, call(1));
+        assert!(
+            (next.rate - START_RATE * 16.0).abs() < 1e-3,
+            "{}",
+            next.rate
+        );
+        // A hold, then a lease long after it: neither the hold nor the quiet after it counts.
+        let held = ScheduleCall {
+            hold_ms: 1000,
+            ..call(0)
+        };
+        s.exchange(12e6, held);
+        let after = s.exchange(20e6, call(1));
+        assert!(
+            (after.rate - next.rate).abs() < 1e-3,
+            "{} vs {}",
+            after.rate,
+            next.rate
         );
     }
 
@@ -208,7 +266,7 @@ mod tests {
 
         let t0 = Instant::now();
         let mut local = Control::new(t0);
-        let mut s = Schedule::new(0.0, false);
+        let mut s = busy();
         let mut events: Vec<(f64, bool)> = cuts.iter().map(|&t| (t, true)).collect();
         events.extend(looks.iter().map(|&t| (t, false)));
         events.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -256,7 +314,7 @@ mod tests {
     #[test]
     fn the_fleet_cuts_deeper_as_a_process_does_when_a_ceiling_is_refuted() {
         // Slow start's overshoot at 16 r/s, then two at the rate the last cut left: 0.9, 0.81.
-        let mut s = Schedule::new(0.0, false);
+        let mut s = busy();
         let cut = |s: &mut Schedule, t: f64| {
             let sent = (t - 0.001) * 1e6;
             s.exchange(

@@ -55,13 +55,10 @@ async fn the_script_answers_as_its_rust_twin_does() {
         return;
     };
     let redis = Redis::new(&server.url(), None, Duration::from_secs(2)).unwrap();
-    let key = "{twin:throttle:http://api.test:80}";
-    let mut rust: Option<Schedule> = None;
-    let mut last: Option<ScheduleReply> = None;
     // Slow start, its overshoot, overshoots at the rate the last cut left (refuted: deeper cuts),
     // a hold, slots after it, then rate-limit headers.
     use Step::*;
-    let steps = [
+    let long = [
         Lease(2),
         Lease(1),
         Throttled,
@@ -74,15 +71,34 @@ async fn the_script_answers_as_its_rust_twin_does() {
         Quota(49, 4900),
         Lease(1),
     ];
-    for (i, step) in steps.into_iter().enumerate() {
-        let sent = match step {
-            Lease(want) => call(want),
-            Throttled => throttled(last.as_ref().expect("a lease before")),
-            Hold(ms) => ScheduleCall {
+    // 25,000 r/s for 40 ms, then cut: each lease's slots are used up well before the next step,
+    // so probing is paused between the leases (nobody waited), by both or neither.
+    let unused = [
+        Quota(1000, 40),
+        Lease(2),
+        Lease(1),
+        Throttled,
+        Lease(1),
+        Lease(1),
+        Lease(1),
+    ];
+    follow(&redis, "{twin:throttle:http://api.test:80}", &long).await;
+    follow(&redis, "{twin:throttle:http://unused.test:80}", &unused).await;
+}
+
+/// Runs `steps` on the script, under `key`, and on a Rust schedule at the times Redis answered.
+async fn follow(redis: &Redis, key: &str, steps: &[Step]) {
+    let mut rust: Option<Schedule> = None;
+    let mut last: Option<ScheduleReply> = None;
+    for (i, step) in steps.iter().enumerate() {
+        let sent = match *step {
+            Step::Lease(want) => call(want),
+            Step::Throttled => throttled(last.as_ref().expect("a lease before")),
+            Step::Hold(ms) => ScheduleCall {
                 hold_ms: ms,
                 ..call(0)
             },
-            Quota(remaining, reset_ms) => ScheduleCall {
+            Step::Quota(remaining, reset_ms) => ScheduleCall {
                 quota: Some((remaining, reset_ms)),
                 ..call(2)
             },
@@ -92,7 +108,7 @@ async fn the_script_answers_as_its_rust_twin_does() {
         let twin = schedule.exchange(lua.now, sent);
         assert!(
             agree(&lua, &twin),
-            "step {i}: {sent:?}\nlua  {lua:?}\nrust {twin:?}"
+            "{key} step {i}: {sent:?}\nlua  {lua:?}\nrust {twin:?}"
         );
         last = Some(lua);
         tokio::time::sleep(Duration::from_millis(20)).await;
