@@ -69,6 +69,9 @@ pub(crate) struct ScheduleCall {
     pub(crate) hold_ms: u64,
     /// The server said how many requests it admits, and until when (rate-limit headers).
     pub(crate) quota: Option<(u64, u64)>,
+    /// The time, in microseconds, that slots of earlier leases stood for and went unused: the
+    /// process woke too late for them. That time held nobody back.
+    pub(crate) unused: u64,
 }
 
 impl ScheduleCall {
@@ -79,6 +82,7 @@ impl ScheduleCall {
             throttled: None,
             hold_ms: 0,
             quota: None,
+            unused: 0,
         }
     }
 }

@@ -118,7 +118,8 @@ impl Backend for Redis {
             .arg(MAX_QUIET.as_secs_f64())
             .arg(MARGIN)
             .arg(MAX_MARGIN)
-            .arg(BETA_REFUTED);
+            .arg(BETA_REFUTED)
+            .arg(call.unused);
         Box::pin(async move {
             let reply: (i64, i64, i64, u32, i64, i64, i64, i64) = invocation
                 .invoke_async(&mut connection)

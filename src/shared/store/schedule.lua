@@ -6,7 +6,8 @@
 --       issued at (0 unknown), hold ms, quota remaining (-1 none),
 --       quota reset ms, then the law: start rate, doubling s, beta, probe, min probe,
 --       acceleration s, min rate, max rate, forget ms, quiet s, max quiet s, margin,
---       max margin, beta when refuted.
+--       max margin, beta when refuted; then the time (µs) that slots of earlier leases stood for
+--       and went unused.
 -- Returns {now, first, interval, granted, hold, rate * 1000, gap before the first slot,
 --   decreased}.
 local time = redis.call('TIME')
@@ -26,6 +27,7 @@ local MIN_RATE, MAX_RATE, FORGET = tonumber(ARGV[15]), tonumber(ARGV[16]), tonum
 local QUIET, MAX_QUIET = tonumber(ARGV[18]), tonumber(ARGV[19])
 local MARGIN, MAX_MARGIN = tonumber(ARGV[20]), tonumber(ARGV[21])
 local BETA_REFUTED = tonumber(ARGV[22])
+local unused = tonumber(ARGV[23])
 
 local f = redis.call('HMGET', key, 'phase', 'since', 'base', 'ceiling', 'probe', 'decreased',
   'tat', 'hold', 'until', 'last', 'quiet', 'margin', 'accounted')
@@ -106,6 +108,11 @@ end
 if math.max(tat, hold) <= now and (want > 0 or hold_ms > 0) then
   if now > accounted and (phase == 's' or phase == 'p') then since = since + (now - accounted) end
   accounted = math.max(accounted, now)
+end
+-- schedule.rs: slots a process woke too late for held nobody back either: their time does not
+-- count (at most back to the phase's start).
+if unused > 0 and (phase == 's' or phase == 'p') and since < now then
+  since = math.min(since + unused, now)
 end
 if hold_ms > 0 then
   local till = now + hold_ms * 1e3

@@ -101,6 +101,14 @@ impl Schedule {
             }
             self.accounted = self.accounted.max(now);
         }
+        // Slots a process woke too late for held nobody back either: their time does not count
+        // (at most back to the phase's start).
+        if call.unused > 0
+            && matches!(self.phase, Phase::SlowStart | Phase::Probe)
+            && self.since < now
+        {
+            self.since = (self.since + call.unused as f64).min(now);
+        }
         if call.hold_ms > 0 {
             let until = now + call.hold_ms as f64 * 1e3;
             let held = self.hold.max(now);
@@ -224,6 +232,48 @@ mod tests {
             "{} vs {}",
             after.rate,
             next.rate
+        );
+    }
+
+    #[test]
+    fn slots_a_process_woke_too_late_for_do_not_count() {
+        let mut s = Schedule::new(0.0, false);
+        let mut twin = Schedule::new(0.0, false);
+        for s in [&mut s, &mut twin] {
+            s.exchange(0.0, call(8));
+        }
+        // Eight slots at 2 r/s; at 3.5 s, the last, the fleet says three of them (1.5 s) went
+        // unused.
+        let used = twin.exchange(3.5e6, call(1));
+        let told = s.exchange(
+            3.5e6,
+            ScheduleCall {
+                unused: 1_500_000,
+                ..call(1)
+            },
+        );
+        // 1.5 s less of slow start (three slots of 500 ms): three doublings less.
+        assert!(
+            (used.rate / told.rate - 8.0).abs() < 1e-3,
+            "{} vs {}",
+            used.rate,
+            told.rate
+        );
+        // However many are reported, the rate falls back no further than the phase starting now
+        // (the next slot, in the future, is given at the rate it will have then).
+        let many = s.exchange(
+            3.6e6,
+            ScheduleCall {
+                unused: 1_000_000_000,
+                ..call(0)
+            },
+        );
+        let t = (many.first - 3.6e6) / 1e6;
+        let from_now = START_RATE * (t / 0.5).exp2();
+        assert!(
+            (many.rate - from_now).abs() < 0.01,
+            "{} vs {from_now}",
+            many.rate
         );
     }
 

@@ -22,6 +22,8 @@ enum Step {
     Hold(u64),
     /// Rate-limit headers: remaining, reset in ms; and two slots.
     Quota(u64, u64),
+    /// The time (µs) slots that went unused stood for, and a slot.
+    Unused(u64),
 }
 
 fn call(want: u32) -> ScheduleCall {
@@ -56,7 +58,7 @@ async fn the_script_answers_as_its_rust_twin_does() {
     };
     let redis = Redis::new(&server.url(), None, Duration::from_secs(2)).unwrap();
     // Slow start, its overshoot, overshoots at the rate the last cut left (refuted: deeper cuts),
-    // a hold, slots after it, then rate-limit headers.
+    // slots that went unused, a hold, slots after it, then rate-limit headers.
     use Step::*;
     let long = [
         Lease(2),
@@ -65,6 +67,7 @@ async fn the_script_answers_as_its_rust_twin_does() {
         Throttled,
         Throttled,
         Lease(3),
+        Unused(150_000),
         Hold(300),
         Lease(2),
         Throttled,
@@ -101,6 +104,10 @@ async fn follow(redis: &Redis, key: &str, steps: &[Step]) {
             Step::Quota(remaining, reset_ms) => ScheduleCall {
                 quota: Some((remaining, reset_ms)),
                 ..call(2)
+            },
+            Step::Unused(n) => ScheduleCall {
+                unused: n,
+                ..call(1)
             },
         };
         let lua = redis.schedule(key, sent).await.unwrap();

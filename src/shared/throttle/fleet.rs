@@ -56,6 +56,9 @@ pub(crate) struct FleetLane {
     /// When the exchange under way was asked for, and the round trip, smoothed.
     asked_at: Instant,
     round_trip: Duration,
+    /// The time the slots dropped too late to use since the last exchange stood for (µs), for
+    /// the store to know.
+    unused: u64,
 }
 
 /// What a lane's next send waits for.
@@ -83,6 +86,7 @@ impl FleetLane {
             clock: None,
             asked_at: now,
             round_trip: Duration::ZERO,
+            unused: 0,
         }
     }
 
@@ -113,7 +117,19 @@ impl FleetLane {
             if !late && !void {
                 break;
             }
-            self.slots.pop_front();
+            // A slot inside a hold was moved by the store; one woken too late for went unused,
+            // and stood for the spacing it was issued at.
+            if let Some((_, slot)) = self.slots.pop_front()
+                && !void
+            {
+                let rate = if slot.rate > 0.0 {
+                    slot.rate
+                } else {
+                    self.rate
+                };
+                let stood = (1e6 / rate.max(1e-3)).min(60e6) as u64;
+                self.unused = self.unused.saturating_add(stood);
+            }
         }
     }
 
@@ -162,13 +178,13 @@ impl FleetLane {
             }
             self.asking = true;
             self.asked_at = now;
-            return Some(ScheduleCall::lease(0));
+            return Some(self.call(0));
         }
         // A slot about to be used is confirmed: a read.
         if matches!(self.next(now), Next::Lease) && !self.slots.is_empty() {
             self.asking = true;
             self.asked_at = now;
-            return Some(ScheduleCall::lease(0));
+            return Some(self.call(0));
         }
         // A lease covers the next sends only: slots held far ahead would be spaced at the rate of
         // when they were leased, and kept from the rest of the fleet.
@@ -178,9 +194,15 @@ impl FleetLane {
         let span = (self.rate * LEASE_SPAN).ceil().max(1.0);
         self.asking = true;
         self.asked_at = now;
-        Some(ScheduleCall::lease(
-            (waiting as f64).min(span).max(1.0) as u32
-        ))
+        Some(self.call((waiting as f64).min(span).max(1.0) as u32))
+    }
+
+    /// A lease of `want` slots (none: a read), telling the store of the slots that went unused.
+    fn call(&mut self, want: u32) -> ScheduleCall {
+        ScheduleCall {
+            unused: std::mem::take(&mut self.unused),
+            ..ScheduleCall::lease(want)
+        }
     }
 
     /// A report of a server's answer: a throttling answer to a request sent at `sent`, a hold, a
@@ -211,6 +233,7 @@ impl FleetLane {
             throttled: throttled.map(|sent| sent.and_then(|sent| self.issued(sent))),
             hold_ms: hold.map_or(0, |d| ms(d).max(1)),
             quota: quota.map(|(remaining, reset)| (remaining, ms(reset))),
+            unused: std::mem::take(&mut self.unused),
         })
     }
 
@@ -294,6 +317,34 @@ mod tests {
             gap: 100_000.0,
             decreased: -1.0,
         }
+    }
+
+    #[test]
+    fn slots_woken_too_late_for_are_reported_unused_once() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut fleet = FleetLane::new("k".into(), ms(50), t0);
+        assert!(fleet.lease(t0, 3).is_some());
+        fleet.answered(t0, &reply(0.0, 0.0, 3), true);
+        // Awake at 203 ms: the slots at 0 and 100 ms are past their 5 ms grace, the one at 200 ms
+        // is not.
+        fleet.prune(t0 + ms(203), None);
+        assert_eq!(fleet.slots.len(), 1);
+        fleet.leave(t0 + ms(203));
+        let call = fleet.lease(t0 + ms(203), 1).expect("a lease");
+        // Two slots of 100 ms.
+        assert_eq!((call.want, call.unused), (1, 200_000));
+        fleet.answered(t0 + ms(204), &reply(204_000.0, 300_000.0, 1), true);
+        // Slots inside a hold were moved by the store, not left unused; nor is anything told twice.
+        fleet.prune(t0 + ms(260), Some(t0 + ms(2000)));
+        let call = fleet.lease(t0 + ms(260), 1).expect("a lease");
+        assert_eq!(call.unused, 0);
+        // A report carries the count too.
+        assert!(fleet.lease(t0 + ms(260), 1).is_none());
+        fleet.answered(t0 + ms(261), &reply(261_000.0, 270_000.0, 1), true);
+        fleet.prune(t0 + ms(400), None);
+        let report = fleet.report(t0 + ms(400), None, Some(ms(1000)), None);
+        assert_eq!(report.map(|call| call.unused), Some(100_000));
     }
 
     #[test]
