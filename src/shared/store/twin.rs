@@ -76,7 +76,7 @@ async fn the_script_answers_as_its_rust_twin_does() {
     ];
     // 25,000 r/s for 40 ms, then cut: each lease's slots are used up well before the next step,
     // so probing is paused between the leases (nobody waited), by both or neither.
-    let unused = [
+    let idle = [
         Quota(1000, 40),
         Lease(2),
         Lease(1),
@@ -86,7 +86,7 @@ async fn the_script_answers_as_its_rust_twin_does() {
         Lease(1),
     ];
     follow(&redis, "{twin:throttle:http://api.test:80}", &long).await;
-    follow(&redis, "{twin:throttle:http://unused.test:80}", &unused).await;
+    follow(&redis, "{twin:throttle:http://idle.test:80}", &idle).await;
 }
 
 /// Runs `steps` on the script, under `key`, and on a Rust schedule at the times Redis answered.

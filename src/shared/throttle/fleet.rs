@@ -105,8 +105,9 @@ impl FleetLane {
         self.rate
     }
 
-    /// Drops slots too late to use (using one late would crowd the next sender's) and slots inside
-    /// a hold (the store has moved the schedule past it).
+    /// Drops slots too late to use (using one late would crowd the next sender's; the time they
+    /// stood for is told to the store with the next exchange, so that the fleet's rate does not
+    /// grow for it) and slots inside a hold (the store has moved the schedule past it).
     pub(crate) fn prune(&mut self, now: Instant, held: Option<Instant>) {
         let grace =
             Duration::from_secs_f64(0.05 / self.rate.max(1e-3)).min(Duration::from_millis(5));
