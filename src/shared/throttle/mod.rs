@@ -106,7 +106,10 @@
 //!
 //! A process leases its next send slots (about 100 ms of them) and uses each at its time; when it
 //! has not heard from the store in the 20 ms before a slot, it reads the schedule first, so that a
-//! slot leased before another process's 429 is not used into the hold it brought. Requests wait for
+//! slot leased before another process's 429 is not used into the hold it brought. A slot the process
+//! wakes too late for (more than 5% of an interval, or 5 ms) is left, since a late send would crowd
+//! the next process's slot, and the time it stood for is told to the store, so that the fleet's
+//! rate, like a process's, grows only while it holds sends back. Requests wait for
 //! a lease at most the store's timeout. While the store fails or is slow, each process paces on its
 //! own state, learned from its own answers all along (one warning per outage), and follows the
 //! fleet's schedule again once the store answers. Not shared: the measure of the rate admitted
