@@ -241,26 +241,30 @@ impl RetryBudget {
     /// assert_eq!(budget.available(), 0.0);
     /// ```
     pub fn try_withdraw(&self, class: RetryClass) -> bool {
-        self.withdraw(class).map(Withdrawal::spend).is_some()
+        // Spent at once: no guard to give it back, so no handle on the budget to clone.
+        self.take(self.shared.cost(class)).is_some()
     }
 
     /// Withdraws a retry of `class` that is given back if it is never sent: the returned guard gives
     /// the cost back when dropped, unless [`Withdrawal::spend`] was called.
     pub(crate) fn withdraw(&self, class: RetryClass) -> Option<Withdrawal> {
         let cost = self.shared.cost(class);
-        if let Some(account) = self.fleet() {
-            return account.take(cost).then(|| Withdrawal {
-                budget: self.clone(),
-                epoch: None,
-                cost,
-            });
-        }
-        let epoch = self.shared.try_withdraw(Instant::now(), cost)?;
+        let epoch = self.take(cost)?;
         Some(Withdrawal {
             budget: self.clone(),
-            epoch: Some(epoch),
+            epoch,
             cost,
         })
+    }
+
+    /// Takes `cost` from the fleet's lease while its store answers, else from this process's
+    /// window: `Some` with the step it was recorded in (`None` for the lease), or `None` when the
+    /// budget does not allow it.
+    fn take(&self, cost: u64) -> Option<Option<u64>> {
+        match self.fleet() {
+            Some(account) => account.take(cost).then_some(None),
+            None => self.shared.try_withdraw(Instant::now(), cost).map(Some),
+        }
     }
 
     /// The fleet's account, while its store answers.
