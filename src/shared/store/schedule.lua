@@ -101,10 +101,11 @@ if throttled and issued >= 0 and issued >= decreased then
   phase = 'p'
   since = now
   decreased = now
-  accounted = math.max(accounted, now)
 end
 -- schedule.rs: a lease whose first slot is free at once, or a hold while no slot is
 -- outstanding: the rate held nobody back since the last slot, and does not grow for that time.
+-- Accounted for up to the latest of: the last time so found, the last slot, the hold, the cut.
+accounted = math.max(accounted, last, hold, decreased)
 if math.max(tat, hold) <= now and (want > 0 or hold_ms > 0) then
   if now > accounted and (phase == 's' or phase == 'p') then since = since + (now - accounted) end
   accounted = math.max(accounted, now)
@@ -120,7 +121,6 @@ if hold_ms > 0 then
   if till > held then
     if phase == 's' or phase == 'p' then since = since + (till - held) end
     hold = till
-    accounted = math.max(accounted, till)
   end
 end
 if remaining >= 0 and reset_ms > 0 then
@@ -128,7 +128,6 @@ if remaining >= 0 and reset_ms > 0 then
   phase = 'e'
   untl = now + reset_ms * 1e3
   since = now
-  accounted = math.max(accounted, now)
   base = r
   ceiling = r
 end
@@ -141,8 +140,6 @@ if last >= 0 then gap = first - last end
 if want > 0 then
   tat = first + want * interval
   last = first + (want - 1) * interval
-  -- The requests wait for their slots: that time counts.
-  accounted = math.max(accounted, last)
 end
 
 local function s(x) return string.format('%.17g', x) end

@@ -35,9 +35,9 @@ pub(crate) struct Schedule {
     hold: f64,
     /// The last slot issued.
     last: f64,
-    /// The rate's growth is accounted for up to here: counted while requests waited for their
-    /// slots (up to the last slot issued, and after it if the next lease had to wait), paused by
-    /// holds and while the rate held nobody back.
+    /// When the rate was last found to hold nobody back (or the schedule began). The rate's growth
+    /// is accounted for up to the latest of this, the last slot issued (its request waited for
+    /// it), the hold's end (paused) and the last cut (the phase began).
     accounted: f64,
 }
 
@@ -89,17 +89,21 @@ impl Schedule {
             self.phase = Phase::Probe;
             self.since = now;
             self.decreased = now;
-            self.accounted = self.accounted.max(now);
         }
         // A lease whose first slot is free at once, or a hold while no slot is outstanding: the
         // rate held nobody back since the last slot, and does not grow for that time (the lane's
         // rule, `Lane::unused`).
+        let accounted = self
+            .accounted
+            .max(self.last)
+            .max(self.hold)
+            .max(self.decreased);
         let free = self.tat.max(self.hold) <= now;
         if free && (call.want > 0 || call.hold_ms > 0) {
-            if now > self.accounted && matches!(self.phase, Phase::SlowStart | Phase::Probe) {
-                self.since += now - self.accounted;
+            if now > accounted && matches!(self.phase, Phase::SlowStart | Phase::Probe) {
+                self.since += now - accounted;
             }
-            self.accounted = self.accounted.max(now);
+            self.accounted = accounted.max(now);
         }
         // Slots a process woke too late for held nobody back either: their time does not count
         // (at most back to the phase's start).
@@ -118,7 +122,6 @@ impl Schedule {
                     self.since += until - held;
                 }
                 self.hold = until;
-                self.accounted = self.accounted.max(until);
             }
         }
         if let Some((remaining, reset_ms)) = call.quota
@@ -127,7 +130,6 @@ impl Schedule {
             let rate = (remaining as f64 * 1e3 / reset_ms as f64).clamp(MIN_RATE, MAX_RATE);
             self.phase = Phase::Exact(now + reset_ms as f64 * 1e3);
             self.since = now;
-            self.accounted = self.accounted.max(now);
             self.law.exact(rate);
         }
         // The lease: slots from the next free one (not before the hold), spaced at the rate, so
@@ -144,8 +146,6 @@ impl Schedule {
         if call.want > 0 {
             self.tat = first + f64::from(call.want) * interval;
             self.last = first + f64::from(call.want - 1) * interval;
-            // The requests wait for their slots: that time counts.
-            self.accounted = self.accounted.max(self.last);
         }
         ScheduleReply {
             now,
