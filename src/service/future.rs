@@ -596,10 +596,7 @@ where
                             Some(timeout) => {
                                 match attempt_alarm(deadline, Some(timeout), Instant::now()) {
                                     (Some(at), true) => {
-                                        match this.timer.as_mut().as_pin_mut() {
-                                            Some(timer) => timer.reset(at),
-                                            None => this.timer.set(Some(sleep_until(at))),
-                                        }
+                                        arm(this.timer.as_mut(), Some(at));
                                         true
                                     }
                                     _ => false,
