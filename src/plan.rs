@@ -27,9 +27,6 @@ pub(crate) trait Limits {
     fn retry_after_mode(&self) -> &RetryAfterMode;
     /// The retry budget shared with other calls, if any.
     fn budget(&self) -> Option<&RetryBudget>;
-    /// Whether a throttle paces the calls to each server, so that a throttling retry leaves at the
-    /// rate the server admits.
-    fn throttled(&self) -> bool;
     /// A random source for one call, never shared with another.
     fn rng(&self) -> SmallRng;
 }
@@ -115,14 +112,16 @@ impl Planner {
     }
 
     /// Decides what follows an attempt that was classified `decision` and whose response
-    /// `asked` for a delay; `schedule` is the call's retry state, made when the first retry is
-    /// asked for (a call whose outcomes ask for none needs none: see [`Planner::stops`]).
+    /// `asked` for a delay; `paced` when a throttle paces the retry at the rate its scope admits.
+    /// `schedule` is the call's retry state, made when the first retry is asked for (a call whose
+    /// outcomes ask for none needs none: see [`Planner::stops`]).
     pub(crate) fn next(
         &self,
         schedule: &mut Schedule,
         policy: &impl Limits,
         decision: Decision,
         asked: Option<Asked>,
+        paced: bool,
         now: impl FnOnce() -> Instant,
     ) -> Next {
         let class = match decision {
@@ -157,9 +156,9 @@ impl Planner {
             }
         }
         // Last, so that a retry refused for any other reason costs the budget nothing.
-        // A throttling retry under a throttle leaves at the rate the server admits: it cannot
-        // multiply the load, which is what the budget is for.
-        let paced = class == RetryClass::Throttling && policy.throttled();
+        // A throttling retry that a throttle paces leaves at the rate its scope admits: it cannot
+        // multiply the load, which is what the budget is for. Any other draws from the budget.
+        let paced = class == RetryClass::Throttling && paced;
         if let Some(budget) = policy.budget().filter(|_| !paced) {
             match budget.withdraw(class) {
                 Some(withdrawal) => schedule.withdrawal = Some(withdrawal),
@@ -221,7 +220,7 @@ mod tests {
         now: Instant,
     ) -> Next {
         plan.planner
-            .next(&mut plan.schedule, policy, decision, asked, || now)
+            .next(&mut plan.schedule, policy, decision, asked, false, || now)
     }
 
     fn waits(duration: Duration, reason: WaitReason) -> Next {

@@ -362,7 +362,7 @@ async fn without_the_throttle_first_attempts_are_not_held() {
 #[tokio::test(start_paused = true)]
 async fn a_request_held_past_its_deadline_ends_at_once_with_the_deadline_error() {
     let throttle = Throttle::new();
-    throttle.hold(&"http://api.test/".parse().unwrap(), secs(30));
+    throttle.hold(&"http://api.test/".parse::<http::Uri>().unwrap(), secs(30));
     let script = Script::new([status(200)]);
     let origin = Instant::now();
     let error = ServiceBuilder::new()
@@ -388,7 +388,7 @@ async fn a_held_request_gives_back_what_the_ready_service_reserved() {
     // One request at a time below the retry layer. A held request must not keep the only permit, or
     // the request to the other authority would wait for the hold to end.
     let throttle = Throttle::new();
-    throttle.hold(&"http://api.test/".parse().unwrap(), secs(30));
+    throttle.hold(&"http://api.test/".parse::<http::Uri>().unwrap(), secs(30));
     let script = Script::new([status(200)]);
     let service = ServiceBuilder::new()
         .layer(RetryLayer::new(exact().throttle(throttle)))

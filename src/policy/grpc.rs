@@ -53,11 +53,10 @@ pub(crate) fn judge(
         return (decision, None, outcome);
     }
     match ServerPushback::of(headers) {
+        // The pushback holds this call (its retry waits it), not the server's other calls: an
+        // answer about one call's method or replica says nothing about the rest (the throttle
+        // learns a rate from RESOURCE_EXHAUSTED itself, as from a 429).
         ServerPushback::After(delay) => {
-            // Under a throttle, the server's word holds every call to it, as Retry-After does.
-            if let Some(shared) = &policy.throttle {
-                shared.hold(request.uri, delay.min(policy.max_retry_after));
-            }
             (decision, Some((delay, WaitReason::GrpcPushback)), outcome)
         }
         ServerPushback::DoNotRetry => (Decision::Done, None, outcome),
@@ -166,7 +165,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn under_a_throttle_a_grpc_pushback_holds_the_authority() {
+    async fn a_grpc_pushback_holds_the_call_not_the_server() {
         let shared = crate::shared::throttle::Throttle::new();
         let policy = RetryPolicy::default()
             .throttle(shared.clone())
@@ -178,28 +177,31 @@ mod tests {
         let key = crate::policy::idempotency::DEFAULT_IDEMPOTENCY_HEADER;
         let request = RequestInfo::new(&Method::POST, &uri, &none, 1, &key);
         let mut headers = HeaderMap::new();
-        headers.insert("grpc-status", HeaderValue::from_static("8"));
-        let judge_now = |headers: &HeaderMap| {
+        headers.insert("grpc-status", HeaderValue::from_static("14"));
+        for pushback in ["0", "10", "3600000"] {
+            headers.insert("grpc-retry-pushback-ms", HeaderValue::from_static(pushback));
             let grpc = policy.grpc.as_deref().unwrap();
-            judge(
+            let (_, asked, _) = judge(
                 &policy,
                 grpc,
                 &request,
                 StatusCode::OK,
-                headers,
+                &headers,
                 &Extensions::new(),
-            )
-        };
-
-        judge_now(&headers);
-        assert_eq!(shared.held_until(&uri), None, "no pushback, no hold");
-        headers.insert("grpc-retry-pushback-ms", HeaderValue::from_static("40"));
-        let now = tokio::time::Instant::now();
-        judge_now(&headers);
-        assert_eq!(
-            shared.held_until(&uri),
-            Some(now + Duration::from_millis(40))
-        );
+            );
+            let ms: u64 = pushback.parse().unwrap();
+            assert_eq!(
+                asked,
+                Some((Duration::from_millis(ms), WaitReason::GrpcPushback)),
+                "the call waits it"
+            );
+            assert_eq!(
+                shared.held_until(&uri),
+                None,
+                "{pushback} ms holds no other call"
+            );
+            assert_eq!(shared.rate(&uri), None, "nor engages pacing");
+        }
     }
 
     #[test]

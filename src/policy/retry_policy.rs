@@ -912,10 +912,6 @@ impl Limits for RetryPolicy {
         self.budget.as_ref()
     }
 
-    fn throttled(&self) -> bool {
-        self.throttle.is_some()
-    }
-
     fn rng(&self) -> SmallRng {
         RetryPolicy::rng(self)
     }

@@ -250,7 +250,7 @@ impl Error {
     ///     Ok::<_, Infallible>(Response::new(String::new()))
     /// });
     /// let throttle = Throttle::new().shed(Duration::ZERO);
-    /// throttle.hold(&"http://api.example/".parse().unwrap(), Duration::from_secs(3));
+    /// throttle.hold(&"http://api.example/".parse::<http::Uri>().unwrap(), Duration::from_secs(3));
     /// let client = Retry::new(server, RetryPolicy::default().throttle(throttle));
     /// let request = Request::get("http://api.example/").body(String::new()).unwrap();
     /// let error = client.oneshot(request).await.unwrap_err();

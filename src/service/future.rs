@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
-use http::{Request, Response, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tokio::time::{sleep_until, Instant, Sleep};
@@ -32,7 +32,7 @@ use crate::report::history::{AttemptOutcome, AttemptRecord, RetryHistory, StopRe
 use crate::report::metrics;
 use crate::report::on_retry::RetryEvent;
 use crate::service::check_service::{CheckLog, CheckService};
-use crate::shared::throttle::{later, Entered, Place, Refusal, Shed, Turn, Waiter};
+use crate::shared::throttle::{later, Entered, Place, Refusal, Sent, Shed, Turn, Waiter};
 use crate::wait::rate_limit::server_delay;
 use crate::wait::Wait;
 use crate::{BoxError, Error};
@@ -142,6 +142,8 @@ struct Call<S, ReqB, ResB, C> {
     /// ask, so such calls read no clock for it.
     first_sent: Option<Instant>,
     check: C,
+    /// Names the wrapped service to the throttle (see [`Retry`](crate::Retry)'s `origin`).
+    origin: u64,
     /// What only a retry (or the throttle) needs: `None` until the first retry is planned or the
     /// throttle holds the first attempt, so a call that needs neither neither makes nor moves it.
     retry: Option<Box<Retrying<ReqB, ResB>>>,
@@ -171,8 +173,9 @@ struct Retrying<ReqB, ResB> {
     /// The head of the next attempt, made before it asks the throttle so that the throttle sees
     /// where it goes.
     next_head: Option<Parts>,
-    /// Where the attempt in flight went (a retry may go elsewhere), and when the throttle let it go.
-    sent_to: Option<Uri>,
+    /// Where the attempt in flight went, when a before-retry hook sent it elsewhere or with other
+    /// headers (another key), and when the throttle let it go.
+    sent_to: Option<Box<(Uri, http::HeaderMap)>>,
     sent_at: Option<Instant>,
     /// A check runs when the wait is over, on the parked outcome.
     check_due: bool,
@@ -267,6 +270,7 @@ where
         policy: Arc<RetryPolicy>,
         check: C,
         request: Request<ReqB>,
+        origin: u64,
     ) -> Self
     where
         S: Clone,
@@ -305,11 +309,19 @@ where
         let mut place = None;
         // While no server is throttled this is one atomic load: no clock read, no lookup.
         let entered = match &policy.throttle {
-            Some(throttle) if throttle.is_engaged() => {
-                let now = Instant::now();
-                Some(throttle.enter(&head.uri, &mut place, now, now, deadline_at))
+            Some(throttle) => {
+                throttle.count();
+                throttle.is_engaged().then(|| {
+                    let now = Instant::now();
+                    let sent = Sent {
+                        uri: &head.uri,
+                        headers: Some(&head.headers),
+                        origin,
+                    };
+                    throttle.enter(sent, &mut place, now, now, deadline_at)
+                })
             }
-            _ => None,
+            None => None,
         };
         let mut call = Call {
             service,
@@ -320,6 +332,7 @@ where
             key,
             first_sent,
             check,
+            origin,
             retry: None,
             _response: PhantomData,
         };
@@ -723,18 +736,34 @@ where
     /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
     fn after_attempt(&mut self, result: &Result<Response<ResB>, BoxError>) -> Step {
         let policy = &*self.policy;
+        // Whether the throttle paces the scope this outcome came from.
+        let mut paced = false;
         let (decision, asked, outcome) = match result {
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers();
                 if let Some(throttle) = &policy.throttle {
-                    // What the server said is about the authority the attempt went to.
-                    let (sent_to, sent) = match &mut self.retry {
-                        Some(retry) => (retry.sent_to.as_ref(), retry.sent_at.take()),
+                    // gRPC's RESOURCE_EXHAUSTED is its 429.
+                    let status = match self.is_grpc() && grpc_exhausted(headers) {
+                        true => StatusCode::TOO_MANY_REQUESTS,
+                        false => status,
+                    };
+                    // What the server said is about the scope the attempt went to.
+                    let (sent_to, sent_at) = match &mut self.retry {
+                        Some(retry) => (retry.sent_to.as_deref(), retry.sent_at.take()),
                         None => (None, None),
                     };
-                    let uri = sent_to.unwrap_or(&self.head.uri);
-                    throttle.observe(uri, status, headers, sent, policy.max_retry_after);
+                    let (uri, request) = match sent_to {
+                        Some((uri, headers)) => (uri, headers),
+                        None => (&self.head.uri, &self.head.headers),
+                    };
+                    let sent = Sent {
+                        uri,
+                        headers: Some(request),
+                        origin: self.origin,
+                    };
+                    paced =
+                        throttle.observe(sent, status, headers, sent_at, policy.max_retry_after);
                 }
                 // The default table retries no success: without a hook (or gRPC, whose status is
                 // in a header), a 2xx is final at once. A table test holds the table to that
@@ -795,7 +824,7 @@ where
             None => {
                 let schedule = &mut retrying(&mut self.retry).schedule;
                 self.planner
-                    .next(schedule, policy, planned, asked, Instant::now)
+                    .next(schedule, policy, planned, asked, paced, Instant::now)
             }
         };
         let next = match next {
@@ -1067,9 +1096,15 @@ where
                 };
                 let now = Instant::now();
                 let deadline = self.planner.deadline();
+                let origin = self.origin;
                 let retry = retrying(&mut self.retry);
-                let uri = &retry.next_head.as_ref().expect("made above").uri;
-                match throttle.enter(uri, &mut retry.place, now, now, deadline) {
+                let head = retry.next_head.as_ref().expect("made above");
+                let sent = Sent {
+                    uri: &head.uri,
+                    headers: Some(&head.headers),
+                    origin,
+                };
+                match throttle.enter(sent, &mut retry.place, now, now, deadline) {
                     Entered::Go { sent } => {
                         retry.sent_at = Some(sent);
                         return Turn::Go;
@@ -1231,9 +1266,19 @@ where
         // Where the attempt went, for the throttle to learn from its answer: kept only when a
         // before-retry hook sent it elsewhere than the first attempt.
         if self.policy.throttle.is_some() {
-            let elsewhere = self.policy.before_retry.is_some() && head.uri != self.head.uri;
-            retrying(&mut self.retry).sent_to = elsewhere.then(|| head.uri.clone());
+            let elsewhere = self.policy.before_retry.is_some()
+                && (head.uri != self.head.uri || head.headers != self.head.headers);
+            retrying(&mut self.retry).sent_to =
+                elsewhere.then(|| Box::new((head.uri.clone(), head.headers.clone())));
         }
         self.service.call(Request::from_parts(head, body))
     }
+}
+
+/// Whether a gRPC response's status (in its headers: a trailers-only answer) is
+/// `RESOURCE_EXHAUSTED`, gRPC's 429.
+fn grpc_exhausted(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-status")
+        .is_some_and(|code| code.as_bytes() == b"8")
 }

@@ -1,5 +1,6 @@
 //! [`Retry`]: the service that retries requests to the one it wraps.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -56,6 +57,15 @@ pub struct Retry<S, C = NoCheck> {
     inner: S,
     policy: Arc<RetryPolicy>,
     check: C,
+    /// Names the wrapped service for the throttle, for requests that name no server (a tonic
+    /// channel's path-only URIs): each wrapped service is a server of its own. Clones share it.
+    origin: u64,
+}
+
+/// The next [`Retry::origin`].
+fn next_origin() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl<S> Retry<S> {
@@ -88,6 +98,7 @@ impl<S> Retry<S> {
             inner,
             policy: Arc::new(policy),
             check: NoCheck,
+            origin: next_origin(),
         }
     }
 }
@@ -98,6 +109,7 @@ impl<S, C> Retry<S, C> {
             inner,
             policy,
             check,
+            origin: next_origin(),
         }
     }
 
@@ -116,7 +128,12 @@ impl<S, C> Retry<S, C> {
     /// # let _ = service;
     /// ```
     pub fn check_before_retry<C2>(self, check: C2) -> Retry<S, C2> {
-        Retry::from_shared(self.inner, self.policy, check)
+        Retry {
+            inner: self.inner,
+            policy: self.policy,
+            check,
+            origin: self.origin,
+        }
     }
 
     /// The wrapped service.
@@ -183,6 +200,12 @@ where
         // The instance that was polled ready goes with the call; `self` keeps a fresh clone.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(ready, self.policy.clone(), self.check.clone(), request)
+        ResponseFuture::new(
+            ready,
+            self.policy.clone(),
+            self.check.clone(),
+            request,
+            self.origin,
+        )
     }
 }

@@ -204,7 +204,10 @@ async fn without_mark_attempts_the_request_is_left_alone() {
 async fn a_first_attempt_held_by_the_throttle_is_still_attempt_one() {
     let (seen, inner) = numbering(Script::new([status(503), status(200)]));
     let throttle = Throttle::new();
-    throttle.hold(&"http://api.test/".parse().unwrap(), Duration::from_secs(1));
+    throttle.hold(
+        &"http://api.test/".parse::<http::Uri>().unwrap(),
+        Duration::from_secs(1),
+    );
     let policy = RetryPolicy::default()
         .backoff(Backoff::none())
         .throttle(throttle)

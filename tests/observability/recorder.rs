@@ -145,7 +145,10 @@ fn give_ups_are_counted_by_reason_and_budget_refusals_by_class() {
 fn throttle_holds_are_counted() {
     let metrics = measure(async {
         let throttle = Throttle::new();
-        throttle.hold(&"http://api.test/".parse().unwrap(), Duration::from_secs(1));
+        throttle.hold(
+            &"http://api.test/".parse::<http::Uri>().unwrap(),
+            Duration::from_secs(1),
+        );
         let policy = RetryPolicy::default().throttle(throttle);
         call(policy, Script::new([status(200)]), get()).await;
     });

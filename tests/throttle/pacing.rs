@@ -206,7 +206,7 @@ fn recorder() -> (
 async fn held_requests_leave_in_arrival_order_at_the_learned_rate() {
     let (server, log) = recorder();
     let throttle = Throttle::new();
-    throttle.hold(&API.parse().unwrap(), secs(2));
+    throttle.hold(&API.parse::<Uri>().unwrap(), secs(2));
     let client = Retry::new(server, RetryPolicy::default().throttle(throttle));
     let mut calls = Vec::new();
     for n in 0..20 {
@@ -237,7 +237,7 @@ async fn held_requests_leave_in_arrival_order_at_the_learned_rate() {
 async fn a_request_whose_turn_would_pass_its_deadline_fails_at_once() {
     let (server, log) = recorder();
     let throttle = Throttle::new();
-    throttle.hold(&API.parse().unwrap(), secs(30));
+    throttle.hold(&API.parse::<Uri>().unwrap(), secs(30));
     let policy = RetryPolicy::default().throttle(throttle).deadline(secs(3));
     let client = Retry::new(server, policy);
     let start = Instant::now();
@@ -258,7 +258,7 @@ async fn a_request_whose_turn_would_pass_its_deadline_fails_at_once() {
 async fn a_full_line_sheds_new_requests_and_keeps_the_rest() {
     let (server, log) = recorder();
     let throttle = Throttle::new().max_queue(5);
-    throttle.hold(&API.parse().unwrap(), secs(1));
+    throttle.hold(&API.parse::<Uri>().unwrap(), secs(1));
     let client = Retry::new(server, RetryPolicy::default().throttle(throttle));
     let calls: Vec<_> = (0..8)
         .map(|_| {
@@ -280,7 +280,7 @@ async fn a_full_line_sheds_new_requests_and_keeps_the_rest() {
 async fn shed_mode_fails_at_once_with_when_to_come_back() {
     let (server, log) = recorder();
     let throttle = Throttle::new().shed(secs(1));
-    throttle.hold(&API.parse().unwrap(), secs(10));
+    throttle.hold(&API.parse::<Uri>().unwrap(), secs(10));
     let client = Retry::new(server, RetryPolicy::default().throttle(throttle));
     let start = Instant::now();
     let error = client
@@ -324,7 +324,7 @@ async fn a_server_that_never_pushes_back_is_never_throttled() {
             .await
             .unwrap();
     }
-    assert_eq!(throttle.rate(&API.parse().unwrap()), None);
+    assert_eq!(throttle.rate(&API.parse::<Uri>().unwrap()), None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -353,7 +353,9 @@ async fn no_hold_or_header_however_large_makes_a_call_panic() {
         // Held for a year, or told to come back in 292 billion years: ends, and never panics.
         let _ = client.clone().oneshot(request).await;
     }
-    assert!(throttle.held_until(&other.parse().unwrap()).is_some());
+    assert!(throttle
+        .held_until(&other.parse::<Uri>().unwrap())
+        .is_some());
 }
 
 /// A call that waited its turn in the line has its whole deadline for the attempt: the timer that

@@ -297,6 +297,10 @@ impl Control {
             .saturating_duration_since(self.since)
             .as_secs_f64();
         self.law.cut(at, sending, self.phase == Phase::Probe, t);
+        // Never below what the scope was measured to admit: what it admitted, it admits.
+        if let Some(admitted) = self.meter.admitted(now) {
+            self.law.base = self.law.base.max(admitted.min(MAX_RATE));
+        }
         self.phase = Phase::Probe;
         self.since = now;
         self.paused_to = now;
@@ -332,6 +336,21 @@ impl Control {
     /// An answer that was not a throttling one.
     pub(crate) fn admitted(&mut self, now: Instant) {
         self.meter.record(now);
+    }
+
+    /// A scope engaged by a throttling answer, while its requests were sent at `sending` per
+    /// second (measured over the throttle's recent calls): the rate starts there, cut as from slow
+    /// start, and probes from it. Unmeasured, or slower than [`START_RATE`], slow start begins.
+    pub(crate) fn engage(&mut self, now: Instant, sending: Option<f64>) {
+        let Some(sending) = sending.filter(|rate| *rate > START_RATE) else {
+            return;
+        };
+        let sending = sending.min(MAX_RATE);
+        self.law.cut(sending, sending, false, 0.0);
+        self.phase = Phase::Probe;
+        self.since = now;
+        self.paused_to = now;
+        self.last_decrease = Some(now);
     }
 }
 
@@ -382,7 +401,7 @@ impl Meter {
         self.roll(now);
         let previous = self.previous?;
         let span = WINDOW + now.saturating_duration_since(self.start);
-        Some(f64::from(previous + self.current) / span.as_secs_f64())
+        Some(f64::from(previous.saturating_add(self.current)) / span.as_secs_f64())
     }
 }
 

@@ -1,4 +1,4 @@
-//! One authority's lane: its rate, the time the server gave, and the line of requests waiting for
+//! One scope's lane: its rate, the time the server gave, and the line of requests waiting for
 //! their turn, in arrival order.
 
 use std::collections::VecDeque;
@@ -22,7 +22,7 @@ pub(crate) enum Turn {
     Go,
     /// Not yet: ask again at this instant at the latest (or when woken).
     Until(Instant),
-    /// The request would wait `Duration` (its estimate): refused.
+    /// Refused, and why.
     Refused(Refusal),
 }
 
@@ -43,7 +43,7 @@ struct Waiting {
     waker: Option<Waker>,
 }
 
-/// The state of one throttled authority.
+/// The state of one throttled scope.
 pub(crate) struct Lane {
     pub(crate) control: Control,
     /// No attempt leaves before this: the latest time the server gave.
@@ -92,6 +92,14 @@ impl Lane {
         }
     }
 
+    /// Engaged by a throttling answer at `now`, while the scope's requests were sent at `sending`
+    /// per second (when measured): the rate starts near it, and the next request waits one
+    /// interval of it.
+    pub(crate) fn engage(&mut self, now: Instant, sending: Option<f64>) {
+        self.control.engage(now, sending);
+        self.next_free = now.checked_add(self.control.interval(now)).unwrap_or(now);
+    }
+
     /// The rate requests leave at now: the fleet's while its schedule is followed, else this
     /// process's own.
     pub(crate) fn rate(&self, now: Instant) -> f64 {
@@ -118,6 +126,11 @@ impl Lane {
 
     pub(crate) fn is_idle(&self) -> bool {
         self.line.is_empty()
+    }
+
+    /// Whether a server-given time holds the lane at `now`.
+    pub(crate) fn is_held(&self, now: Instant) -> bool {
+        self.not_before.is_some_and(|until| until > now)
     }
 
     /// The earliest instant the next request may leave, and whether a lease from the fleet is

@@ -25,7 +25,7 @@ use std::time::Duration;
 /// });
 /// let throttle = Throttle::new().shed(Duration::from_secs(1));
 /// let api = "http://api.example/v1/items";
-/// throttle.hold(&api.parse().unwrap(), Duration::from_secs(30));
+/// throttle.hold(&api.parse::<http::Uri>().unwrap(), Duration::from_secs(30));
 /// let client = Retry::new(server, RetryPolicy::default().throttle(throttle));
 ///
 /// let error = client.oneshot(Request::get(api).body(String::new()).unwrap()).await.unwrap_err();

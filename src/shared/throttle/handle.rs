@@ -1,0 +1,830 @@
+//! [`Throttle`]: the handle every clone of a policy shares, and what a call asks of it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::Context;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode, Uri};
+use tokio::time::Instant;
+
+use super::authority::Authority;
+use super::fleet::FleetLane;
+use super::lane::{Lane, Limits, Place, Refusal, Turn};
+use super::lanes::{Entry, Lanes, FORGET_AFTER};
+use super::scope::{Scope, ScopeFn, Scoping, Target};
+use super::sends::Sends;
+use crate::shared::store::{
+    Engage, Inner as StoreInner, ScheduleCall, ScheduleReply, Store, StoreError,
+};
+use crate::wait::rate_limit::rate_limit_with;
+use crate::wait::retry_after::retry_after_with;
+
+/// The most requests waiting in one scope's line, by default.
+pub(crate) const DEFAULT_MAX_QUEUE: usize = 1024;
+
+/// Per-scope rates and lines, shared by every clone of this handle.
+///
+/// See the [module](super) for what it learns from, what a scope is and how requests wait.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_http_retry::throttle::Throttle;
+/// use tower_http_retry::RetryPolicy;
+///
+/// let batch = RetryPolicy::default().throttle(Throttle::new().from_first_request());
+/// let interactive =
+///     RetryPolicy::default().throttle(Throttle::new().shed(Duration::from_millis(500)));
+/// let unthrottled = RetryPolicy::default().no_throttle();
+/// # let _ = (batch, interactive, unthrottled);
+/// ```
+#[derive(Clone)]
+pub struct Throttle {
+    shared: Arc<Shared>,
+}
+
+#[derive(Clone)]
+struct Config {
+    limits: Limits,
+    from_first_request: bool,
+    scope_by: Option<ScopeFn>,
+}
+
+struct Shared {
+    config: Config,
+    scoping: Scoping,
+    lanes: Lanes,
+    /// The rate calls are sent at before any scope is engaged, for a scope's first rate.
+    sends: Sends,
+    /// Numbers places in line and waiters.
+    ids: AtomicU64,
+    /// The store whose schedules this throttle follows, if any.
+    store: Option<Store>,
+    fleet: Option<Arc<StoreInner>>,
+}
+
+/// An attempt's place in a scope's line; leaving the line when dropped.
+pub(crate) struct Waiter {
+    throttle: Throttle,
+    key: u64,
+    id: u64,
+    entered: Instant,
+}
+
+/// What an attempt that asked to leave was told.
+pub(crate) enum Entered {
+    Go { sent: Instant },
+    Wait(Waiter, Instant),
+    Refused(Refusal),
+}
+
+/// Where an attempt goes, for the throttle: its URI, its headers when known, and the wrapped
+/// service it goes through (for a request that names no server).
+#[derive(Clone, Copy)]
+pub(crate) struct Sent<'a> {
+    pub(crate) uri: &'a Uri,
+    pub(crate) headers: Option<&'a HeaderMap>,
+    pub(crate) origin: u64,
+}
+
+/// A call to a scope's schedule in a fleet's store, made outside the shard's lock.
+struct Exchange {
+    key: u64,
+    name: String,
+    schedule: String,
+    call: ScheduleCall,
+    lease: bool,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self::with(
+            Config {
+                limits: Limits {
+                    max_queue: DEFAULT_MAX_QUEUE,
+                    shed_after: None,
+                },
+                from_first_request: false,
+                scope_by: None,
+            },
+            None,
+        )
+    }
+}
+
+impl Throttle {
+    /// A throttle in pace mode that engages on a scope's first throttling answer.
+    ///
+    /// ```
+    /// use tower_http_retry::throttle::Throttle;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// let throttle = Throttle::new();
+    /// let policy = RetryPolicy::default().throttle(throttle.clone());
+    /// # let _ = policy;
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with(config: Config, store: Option<Store>) -> Self {
+        let fleet = store.as_ref().map(Store::inner);
+        let shared = Arc::new(Shared {
+            scoping: Scoping::new(config.scope_by.clone(), fleet.is_some()),
+            config,
+            lanes: Lanes::new(),
+            sends: Sends::new(Instant::now()),
+            ids: AtomicU64::new(0),
+            fleet,
+            store,
+        });
+        if let Some(store) = &shared.fleet {
+            let me: Weak<dyn Engage> = Arc::downgrade(&shared) as Weak<Shared>;
+            store.follow(me);
+        }
+        Self { shared }
+    }
+
+    /// A throttle with `config` on this throttle's store.
+    fn reconfigured(&self, config: Config) -> Self {
+        Self::with(config, self.shared.store.clone())
+    }
+
+    /// Follows one schedule per scope with every throttle on `store`: across processes when it
+    /// is a [Redis store](Store#fleets-on-redis), the fleet sends to each scope at one rate,
+    /// learned once for the fleet, and waits out a `Retry-After` as one client. See
+    /// [Fleets](crate::throttle#fleets) in the module documentation. Call within a tokio runtime, so that
+    /// the store's task can tell this throttle which scopes the fleet has engaged.
+    ///
+    /// Configure before use: this returns a new throttle that has learned nothing yet.
+    ///
+    /// ```
+    /// use tower_http_retry::store::Store;
+    /// use tower_http_retry::throttle::Throttle;
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let store = Store::local(); // `Store::redis(url)?` for a fleet of processes
+    /// let throttle = Throttle::new().store(&store);
+    /// let policy = RetryPolicy::default().throttle(throttle);
+    /// # let _ = policy;
+    /// # }
+    /// ```
+    pub fn store(self, store: &Store) -> Self {
+        Self::with(self.shared.config.clone(), Some(store.clone()))
+    }
+
+    /// Shed mode: an attempt whose turn is more than `max_wait` away fails at once with a
+    /// [`Shed`](super::Shed) error instead of waiting. `Duration::ZERO` sheds every attempt that
+    /// would wait at all.
+    ///
+    /// Configure before use: this returns a new throttle that has learned nothing yet.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::throttle::Throttle;
+    ///
+    /// let throttle = Throttle::new().shed(Duration::from_secs(1));
+    /// # let _ = throttle;
+    /// ```
+    pub fn shed(self, max_wait: Duration) -> Self {
+        let mut config = self.shared.config.clone();
+        config.limits.shed_after = Some(max_wait);
+        self.reconfigured(config)
+    }
+
+    /// Pace mode (the default): attempts wait in line for their turn.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::throttle::Throttle;
+    ///
+    /// let throttle = Throttle::new().shed(Duration::from_secs(1)).pace();
+    /// # let _ = throttle;
+    /// ```
+    pub fn pace(self) -> Self {
+        let mut config = self.shared.config.clone();
+        config.limits.shed_after = None;
+        self.reconfigured(config)
+    }
+
+    /// At most `max` requests wait in one scope's line (at least 1); a request arriving at a full
+    /// line is shed. Default 1024.
+    ///
+    /// ```
+    /// use tower_http_retry::throttle::Throttle;
+    ///
+    /// let throttle = Throttle::new().max_queue(100);
+    /// # let _ = throttle;
+    /// ```
+    pub fn max_queue(self, max: usize) -> Self {
+        let mut config = self.shared.config.clone();
+        config.limits.max_queue = max.max(1);
+        self.reconfigured(config)
+    }
+
+    /// Engages on the first request to each scope, not on its first throttling answer: the rate
+    /// starts at 2 requests per second and doubles every 500 ms until the server pushes back. For
+    /// batch jobs that start with a burst at a rate-limited API.
+    ///
+    /// ```
+    /// use tower_http_retry::throttle::Throttle;
+    ///
+    /// let throttle = Throttle::new().from_first_request();
+    /// # let _ = throttle;
+    /// ```
+    pub fn from_first_request(self) -> Self {
+        let mut config = self.shared.config.clone();
+        config.from_first_request = true;
+        self.reconfigured(config)
+    }
+
+    /// Narrows each scope by what `by` returns for a request (its URI and headers), past its
+    /// server and credential: for quotas per model, per endpoint or per tenant. `None` leaves the
+    /// scope as it is. What it returns is hashed, never kept.
+    ///
+    /// Configure before use: this returns a new throttle that has learned nothing yet.
+    ///
+    /// ```
+    /// use tower_http_retry::throttle::Throttle;
+    ///
+    /// // One quota per model (`/v1/models/{model}:generate`) and one per tenant header.
+    /// let per_model = Throttle::new().scope_by(|uri, _| {
+    ///     uri.path().strip_prefix("/v1/models/").map(|rest| rest.split(':').next().unwrap_or(rest).to_owned())
+    /// });
+    /// let per_tenant = Throttle::new().scope_by(|_, headers| {
+    ///     headers.get("x-tenant").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    /// });
+    /// # let _ = (per_model, per_tenant);
+    /// ```
+    pub fn scope_by<F>(self, by: F) -> Self
+    where
+        F: Fn(&Uri, &HeaderMap) -> Option<String> + Send + Sync + 'static,
+    {
+        let mut config = self.shared.config.clone();
+        config.scope_by = Some(Arc::new(by));
+        self.reconfigured(config)
+    }
+
+    /// Holds every attempt in `target`'s scope for `delay` from now, as a `Retry-After` would. A
+    /// target that names no server is ignored; a delay too large for the clock holds for a year.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::Uri;
+    /// use tokio::time::Instant;
+    /// use tower_http_retry::throttle::Throttle;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let throttle = Throttle::new();
+    /// let api: Uri = "https://api.example/v1/items".parse().unwrap();
+    /// throttle.hold(&api, Duration::from_secs(30));
+    /// assert_eq!(throttle.held_until(&api), Some(Instant::now() + Duration::from_secs(30)));
+    /// # }
+    /// ```
+    pub fn hold(&self, target: &impl Target, delay: Duration) {
+        let (uri, headers) = target.target();
+        let sent = Sent {
+            uri,
+            headers,
+            origin: 0,
+        };
+        let now = Instant::now();
+        self.shared.lanes.sweep(now);
+        let Some(scope) = self.scope(sent) else {
+            return;
+        };
+        let mut shard = self.shared.lanes.shard(scope.key);
+        let mut exchange = None;
+        if let Some(entry) = self.shared.lane(&mut shard, &scope, now, true, true) {
+            entry.lane.hold(now, later(now, delay));
+            entry.lane.last_signal = now;
+            if !delay.is_zero() {
+                exchange = entry.report(scope.key, |fleet| {
+                    fleet.report(now, None, Some(delay), None)
+                });
+            }
+        }
+        drop(shard);
+        if let Some(exchange) = exchange {
+            self.send(exchange);
+        }
+    }
+
+    /// When attempts in `target`'s scope may leave again, if a server-given time holds it now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::Uri;
+    /// use tower_http_retry::throttle::Throttle;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let throttle = Throttle::new();
+    /// let api: Uri = "https://api.example/".parse().unwrap();
+    /// assert_eq!(throttle.held_until(&api), None);
+    /// throttle.hold(&api, Duration::from_secs(5));
+    /// tokio::time::advance(Duration::from_secs(5)).await;
+    /// assert_eq!(throttle.held_until(&api), None, "the hold has ended");
+    /// # }
+    /// ```
+    pub fn held_until(&self, target: &impl Target) -> Option<Instant> {
+        self.read(target, |lane, now| {
+            lane.not_before.filter(|until| *until > now)
+        })
+        .flatten()
+    }
+
+    /// The rate `target`'s scope is paced at now, in requests per second; `None` when it is not
+    /// throttled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::Uri;
+    /// use tower_http_retry::throttle::Throttle;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let throttle = Throttle::new();
+    /// let api: Uri = "https://api.example/".parse().unwrap();
+    /// assert_eq!(throttle.rate(&api), None);
+    /// throttle.hold(&api, Duration::from_secs(1));
+    /// assert!(throttle.rate(&api).is_some());
+    /// # }
+    /// ```
+    pub fn rate(&self, target: &impl Target) -> Option<f64> {
+        self.read(target, Lane::settled_rate)
+    }
+
+    /// How many scopes are throttled now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::Request;
+    /// use tower_http_retry::throttle::Throttle;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let throttle = Throttle::new();
+    /// for key in ["alice", "bob"] {
+    ///     let request = Request::get("https://api.example/").header("x-api-key", key).body(()).unwrap();
+    ///     throttle.hold(&request, Duration::from_secs(1));
+    /// }
+    /// assert_eq!(throttle.scopes(), 2, "one per key");
+    /// # }
+    /// ```
+    pub fn scopes(&self) -> usize {
+        self.shared.lanes.engaged()
+    }
+
+    fn read<T>(&self, target: &impl Target, f: impl FnOnce(&mut Lane, Instant) -> T) -> Option<T> {
+        let (uri, headers) = target.target();
+        let sent = Sent {
+            uri,
+            headers,
+            origin: 0,
+        };
+        let now = Instant::now();
+        self.shared.lanes.sweep(now);
+        let scope = self.scope(sent)?;
+        let mut shard = self.shared.lanes.shard(scope.key);
+        let entry = self.shared.lanes.find(&mut shard, scope.key, now)?;
+        Some(f(&mut entry.lane, now))
+    }
+
+    fn scope<'a>(&self, sent: Sent<'a>) -> Option<Scope<'a>> {
+        self.shared.scoping.of(sent.uri, sent.headers, sent.origin)
+    }
+
+    /// Whether a call must ask before leaving: one atomic load, unless engaged from the first
+    /// request.
+    #[inline]
+    pub(crate) fn is_engaged(&self) -> bool {
+        let shared = &*self.shared;
+        shared.config.from_first_request || shared.lanes.engaged() > 0
+    }
+
+    /// Counts a call that did not need to ask (nothing engaged): the measure of the rate sent at,
+    /// which a scope engaged later starts from. One relaxed atomic add; a clock read every
+    /// [`Sends`] period.
+    #[inline]
+    pub(crate) fn count(&self) {
+        self.shared.sends.count();
+    }
+
+    /// An attempt to `sent` that may not leave before `earliest` asks to leave at `now`. `place`
+    /// is the call's place in line, given at its first ask.
+    pub(crate) fn enter(
+        &self,
+        sent: Sent<'_>,
+        place: &mut Option<Place>,
+        earliest: Instant,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> Entered {
+        let limits = self.shared.config.limits;
+        self.shared.lanes.sweep(now);
+        let Some(scope) = self.scope(sent) else {
+            return Entered::Go { sent: now };
+        };
+        let id = self.shared.ids.fetch_add(1, Ordering::Relaxed);
+        let place = *place.get_or_insert((now, id));
+        let mut shard = self.shared.lanes.shard(scope.key);
+        let create = self.shared.config.from_first_request;
+        let Some(entry) = self.shared.lane(&mut shard, &scope, now, create, false) else {
+            return Entered::Go { sent: now };
+        };
+        let turn = entry.lane.enter(id, place, earliest, now, deadline, limits);
+        let lease = entry.lease(scope.key, now);
+        drop(shard);
+        if let Some(exchange) = lease {
+            self.send(exchange);
+        }
+        match turn {
+            Turn::Go => Entered::Go { sent: now },
+            Turn::Refused(why) => Entered::Refused(why),
+            Turn::Until(at) => {
+                let waiter = Waiter {
+                    throttle: self.clone(),
+                    key: scope.key,
+                    id,
+                    entered: now,
+                };
+                let at = self.shed_at(&waiter).map_or(at, |shed| at.min(shed));
+                Entered::Wait(waiter, at)
+            }
+        }
+    }
+
+    /// A place in line as of `now`, for a call whose retry will ask later: it keeps the place it
+    /// had when it was told to wait, ahead of those that arrive meanwhile.
+    pub(crate) fn place(&self, now: Instant) -> Place {
+        (now, self.shared.ids.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A waiting attempt asks again.
+    pub(crate) fn poll_turn(&self, waiter: &Waiter, now: Instant, cx: &Context<'_>) -> Turn {
+        let mut shard = self.shared.lanes.shard(waiter.key);
+        let Some(entry) = shard.get_mut(&waiter.key) else {
+            return Turn::Go; // forgotten, so nothing holds it
+        };
+        let lane = &mut entry.lane;
+        if let Some(shed) = self.shed_at(waiter)
+            && now >= shed
+        {
+            let retry_in = lane.estimate(waiter.id, now);
+            lane.cancel(waiter.id, now);
+            return Turn::Refused(Refusal::Shed(retry_in));
+        }
+        let turn = lane.poll(waiter.id, now, cx.waker());
+        let lease = entry.lease(waiter.key, now);
+        drop(shard);
+        if let Some(exchange) = lease {
+            self.send(exchange);
+        }
+        match turn {
+            Turn::Until(at) => Turn::Until(self.shed_at(waiter).map_or(at, |shed| at.min(shed))),
+            turn => turn,
+        }
+    }
+
+    /// Sends `exchange` to its scope's schedule in the background: nothing waits for it but the
+    /// requests that need its slots, and those no longer than the store's timeout.
+    fn send(&self, exchange: Exchange) {
+        let Some(store) = self.shared.fleet.clone() else {
+            return;
+        };
+        let Exchange {
+            key,
+            name,
+            schedule,
+            call,
+            lease,
+        } = exchange;
+        // A throttling answer or a hold engages the scope fleet-wide, for as long as a lane
+        // stays engaged here after it.
+        let mark = (call.throttled.is_some() || call.hold_ms > 0)
+            .then(|| FORGET_AFTER.saturating_add(Duration::from_millis(call.hold_ms)));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let error = StoreError::new("no tokio runtime to reach the store from");
+            self.answered(key, Err(error), lease);
+            return;
+        };
+        store.ensure_task();
+        let throttle = self.clone();
+        runtime.spawn(async move {
+            let result = store.schedule(&schedule, call).await;
+            let ok = result.is_ok();
+            throttle.answered(key, result, lease);
+            if let Some(engaged_for) = mark.filter(|_| ok) {
+                let _ = store.engaged(Some((&name, engaged_for))).await;
+            }
+        });
+    }
+
+    /// The store answered an exchange for scope `key` (or failed to).
+    fn answered(&self, key: u64, result: Result<ScheduleReply, StoreError>, lease: bool) {
+        let now = Instant::now();
+        let mut shard = self.shared.lanes.shard(key);
+        let Some(entry) = shard.get_mut(&key) else {
+            return;
+        };
+        let lane = &mut entry.lane;
+        let Some(fleet) = lane.fleet.as_mut() else {
+            return;
+        };
+        match result {
+            Ok(reply) => {
+                if let Some(until) = fleet.answered(now, &reply, lease) {
+                    lane.hold(now, until);
+                }
+            }
+            Err(_) => fleet.failed(now, lease),
+        }
+        lane.wake_first(now);
+    }
+
+    fn shed_at(&self, waiter: &Waiter) -> Option<Instant> {
+        let limit = self.shared.config.limits.shed_after?;
+        Some(later(waiter.entered, limit))
+    }
+
+    /// Learns from a response to an attempt to `sent`, sent at `sent_at` (known when the throttle
+    /// admitted it); `throttling` when something other than the status says the answer is a
+    /// throttling one (gRPC's `RESOURCE_EXHAUSTED`). Reads no header and no clock for a response
+    /// that is not a 429 while no scope is throttled: that check is inlined where the response is
+    /// judged. Answers whether the scope is now paced, so that a throttling retry leaves at the
+    /// rate it admits.
+    #[inline]
+    pub(crate) fn observe(
+        &self,
+        sent: Sent<'_>,
+        status: StatusCode,
+        headers: &HeaderMap,
+        sent_at: Option<Instant>,
+        max: Duration,
+    ) -> bool {
+        if status != StatusCode::TOO_MANY_REQUESTS && !self.is_engaged() {
+            return false;
+        }
+        self.learn(sent, status, headers, sent_at, max)
+    }
+
+    fn learn(
+        &self,
+        sent: Sent<'_>,
+        status: StatusCode,
+        headers: &HeaderMap,
+        sent_at: Option<Instant>,
+        max: Duration,
+    ) -> bool {
+        let now = Instant::now();
+        self.shared.lanes.sweep(now);
+        let Some(scope) = self.scope(sent) else {
+            return false;
+        };
+        let throttling_status = status == StatusCode::TOO_MANY_REQUESTS;
+        // The wall clock only for a date with no `Date` header to measure it from.
+        let asked = throttling_status
+            .then(|| retry_after_with(headers, SystemTime::now))
+            .flatten();
+        let quota = rate_limit_with(headers, SystemTime::now);
+        let spent = quota.is_some_and(|q| q.is_exhausted());
+        // `Retry-After: 0` says the server needs no pause (a load balancer's hint to try again at
+        // once): it is not asking for a lower rate.
+        let immediate = asked.is_some_and(|delay| delay.is_zero());
+        let throttling = throttling_status && !immediate;
+        let create = throttling || spent || self.shared.config.from_first_request;
+        let mut shard = self.shared.lanes.shard(scope.key);
+        let Some((entry, fresh)) = self.shared.lane_or_new(&mut shard, &scope, now, create) else {
+            return false;
+        };
+        let lane = &mut entry.lane;
+        if fresh && throttling && !self.shared.config.from_first_request {
+            // The answer that engages the scope: its rate starts near the rate it was sent at.
+            lane.engage(now, self.shared.sends.rate(now));
+        }
+        // The rate is judged first: a hold stops the rate's clock from now on.
+        if throttling && !fresh {
+            let backlogged = !lane.is_idle();
+            lane.control
+                .throttled(now, sent_at, lane.spacing, backlogged);
+        } else if !throttling && !spent {
+            lane.control.admitted(now);
+        }
+        if let Some(delay) = asked {
+            lane.hold(now, later(now, delay.min(max)));
+        }
+        if let Some(quota) = quota {
+            match (quota.remaining, quota.reset) {
+                // Retry-After, when given too, is the server's word for this answer.
+                (0, Some(_)) if asked.is_some() => {}
+                (0, Some(reset)) => lane.hold(now, later(now, reset.min(max))),
+                (remaining, Some(reset)) => lane.control.exact(now, remaining, reset),
+                _ => {}
+            }
+        }
+        if throttling || spent {
+            lane.last_signal = now;
+        }
+        lane.wake_first(now);
+        let exchange = entry.report(scope.key, |fleet| {
+            let hold = match quota {
+                Some(q) if asked.is_none() && q.remaining == 0 => q.reset,
+                _ => asked,
+            };
+            let hold = hold.map(|delay| delay.min(max)).filter(|d| !d.is_zero());
+            let exact = quota.and_then(|q| Some((q.remaining, q.reset?)).filter(|(r, _)| *r > 0));
+            fleet.report(
+                now,
+                throttling.then_some(sent_at.filter(|_| !fresh)),
+                hold,
+                exact,
+            )
+        });
+        drop(shard);
+        if let Some(exchange) = exchange {
+            self.send(exchange);
+        }
+        throttling
+    }
+}
+
+impl Shared {
+    /// The lane of `scope`; made when `create` (then counted as engaged), `signal` when a
+    /// throttling answer or a hold makes it.
+    fn lane<'a>(
+        &self,
+        shard: &'a mut super::lanes::Shard,
+        scope: &Scope<'_>,
+        now: Instant,
+        create: bool,
+        signal: bool,
+    ) -> Option<&'a mut Entry> {
+        let found = self.lanes.find(shard, scope.key, now).is_some();
+        if !found && !create {
+            return None;
+        }
+        if found {
+            return shard.get_mut(&scope.key);
+        }
+        self.make(
+            shard,
+            scope.key,
+            scope.authority(),
+            || scope.name(),
+            now,
+            signal,
+        )
+    }
+
+    /// [`lane`](Self::lane) for an answer: whether it was made now, too.
+    fn lane_or_new<'a>(
+        &self,
+        shard: &'a mut super::lanes::Shard,
+        scope: &Scope<'_>,
+        now: Instant,
+        create: bool,
+    ) -> Option<(&'a mut Entry, bool)> {
+        if self.lanes.find(shard, scope.key, now).is_some() {
+            return shard.get_mut(&scope.key).map(|entry| (entry, false));
+        }
+        if !create {
+            return None;
+        }
+        let entry = self.make(
+            shard,
+            scope.key,
+            scope.authority(),
+            || scope.name(),
+            now,
+            true,
+        )?;
+        Some((entry, true))
+    }
+
+    fn make<'a>(
+        &self,
+        shard: &'a mut super::lanes::Shard,
+        key: u64,
+        authority: Authority,
+        name: impl FnOnce() -> String,
+        now: Instant,
+        signal: bool,
+    ) -> Option<&'a mut Entry> {
+        let fleet = &self.fleet;
+        let make = || {
+            let mut lane = Lane::new(now, signal);
+            let name = fleet.as_ref().map(|store| {
+                let name = name();
+                lane.fleet = Some(FleetLane::new(
+                    store.schedule_key(&name),
+                    store.timeout(),
+                    now,
+                ));
+                name
+            });
+            Entry {
+                authority,
+                name,
+                lane,
+            }
+        };
+        self.lanes.insert(shard, key, make, now)
+    }
+}
+
+impl Entry {
+    /// The lease the lane needs now, if any.
+    fn lease(&mut self, key: u64, now: Instant) -> Option<Exchange> {
+        let waiting = self.lane.waiting();
+        let fleet = self.lane.fleet.as_mut()?;
+        let call = fleet.lease(now, waiting)?;
+        Some(self.exchange(key, call, true))
+    }
+
+    /// A report to the fleet's schedule, if `report` makes one.
+    fn report(
+        &mut self,
+        key: u64,
+        report: impl FnOnce(&mut FleetLane) -> Option<ScheduleCall>,
+    ) -> Option<Exchange> {
+        let call = report(self.lane.fleet.as_mut()?)?;
+        Some(self.exchange(key, call, false))
+    }
+
+    fn exchange(&self, key: u64, call: ScheduleCall, lease: bool) -> Exchange {
+        let schedule = self
+            .lane
+            .fleet
+            .as_ref()
+            .map_or_else(String::new, |fleet| fleet.key.clone());
+        let name = self.name.clone().unwrap_or_else(|| self.authority.key());
+        Exchange {
+            key,
+            name,
+            schedule,
+            call,
+            lease,
+        }
+    }
+}
+
+impl Engage for Shared {
+    /// Engages the scopes the fleet has engaged, so that this process paces them too, even before
+    /// its own first throttling answer from them.
+    fn engage(&self, names: &[String]) {
+        let now = Instant::now();
+        for name in names {
+            let server = name
+                .split_once('#')
+                .map_or(name.as_str(), |(server, _)| server);
+            let Some(authority) = Authority::parse(server) else {
+                continue;
+            };
+            let key = self.scoping.key_of_name(name);
+            let mut shard = self.lanes.shard(key);
+            let entry = match self.lanes.find(&mut shard, key, now).is_some() {
+                true => shard.get_mut(&key),
+                false => self.make(&mut shard, key, authority, || name.clone(), now, false),
+            };
+            if let Some(entry) = entry {
+                // Engaged by the fleet: kept while the fleet keeps it engaged.
+                entry.lane.last_signal = entry.lane.last_signal.max(now);
+            }
+        }
+    }
+}
+
+/// `now + delay` (at most a year from now, so that it always fits the clock).
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    now.checked_add(delay.min(FAR)).unwrap_or(now)
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let mut shard = self.throttle.shared.lanes.shard(self.key);
+        if let Some(entry) = shard.get_mut(&self.key) {
+            entry.lane.cancel(self.id, now);
+        }
+    }
+}
+
+impl fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = &self.shared.config;
+        f.debug_struct("Throttle")
+            .field("shed_after", &config.limits.shed_after)
+            .field("max_queue", &config.limits.max_queue)
+            .field("from_first_request", &config.from_first_request)
+            .field("scope_by", &config.scope_by.is_some())
+            .field("scopes", &self.shared.lanes.engaged())
+            .field("store", &self.shared.store)
+            .finish()
+    }
+}
