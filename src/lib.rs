@@ -74,7 +74,7 @@
 //! trouble instead of multiplying it. Throttling and transient outcomes have their own backoff and
 //! attempt limit ([`RetryPolicy::backoff_for`]), and may have a limit on their own retries
 //! ([`RetryPolicy::max_retries_for`]). A spent quota reported by [rate-limit
-//! headers](rate_limit) makes a retry wait for its reset. A per-server [throttle], on by
+//! headers](rate_limit) makes a retry wait for its reset. A per-scope [throttle], on by
 //! default, learns the rate a server admits from its 429s, `Retry-After` and rate-limit headers and
 //! sends at that rate, first attempts included, in arrival order: it paces (waits for capacity) or,
 //! in shed mode, fails at once with an error saying when to come back. Retries it paces cost the
@@ -113,7 +113,7 @@
 //! | jitter | full | AWS's simulation; "full jitter is strictly better" (QuillAI) |
 //! | longest `Retry-After` waited for | 60 s | Supertone's 60 s between tries |
 //! | retry budget | 10% of requests over 10 s, floor of 10 retries | Google SRE book, "Handling Overload"; Finagle's 10 s window |
-//! | throttle | on, pace mode, engaged by a server's first throttling answer | AWS's adaptive retry mode; gRPC retry throttling; [`RetryPolicy::no_throttle`] turns it off |
+//! | throttle | on, pace mode, per quota scope (server and credential), engaged by a scope's first 429 | AWS's adaptive retry mode; gRPC retry throttling; [`RetryPolicy::no_throttle`] turns it off |
 //! | total deadline | none | depends on the endpoint; set one ([`RetryPolicy::deadline`]) |
 //! | per-attempt timeout | none | depends on the endpoint; set one ([`RetryPolicy::attempt_timeout`]) |
 //! | drained from a discarded body | 64 KiB | enough for an error page, small enough to be bounded |
@@ -167,7 +167,7 @@
 //!    which wait, or stop and why.
 //! 5. `wait/`: how long to wait: the [`backoff`] schedules and the pure parsers of the delays a server
 //!    gives ([`retry_after`], [`rate_limit`]). Nothing there knows the policy.
-//! 6. `shared/`: what calls and clones share: the retry [`budget`] and the per-server [`throttle`].
+//! 6. `shared/`: what calls and clones share: the retry [`budget`] and the per-scope [`throttle`].
 //! 7. `body/`: the request bodies that are sent again ([`body`]) and the response bodies drained or
 //!    held until their first byte.
 //! 8. `report/`: what the caller sees: the [`RetryHistory`] and the [`Error`]; and what it watches

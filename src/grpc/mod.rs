@@ -32,7 +32,9 @@
 //!   jitter: A6 gives the server the choice), within
 //!   [`max_retry_after`](crate::RetryPolicy::max_retry_after). A negative or malformed value means
 //!   "do not retry": the response is returned.
-//!   Under the [throttle](crate::throttle) (on by default), the pushback also holds every call to that server.
+//!   The pushback holds that call only: the [throttle](crate::throttle) learns a rate from
+//!   `RESOURCE_EXHAUSTED` as from a 429, per channel (a path-only request's scope is the channel it
+//!   goes through), and holds nothing for a pushback.
 //! - Every retry carries `grpc-previous-rpc-attempts` (the number of attempts before it).
 //! - A request's `grpc-timeout` is the deadline of the whole call, retries included (the sooner of it
 //!   and [`deadline`](crate::RetryPolicy::deadline)); each retry's `grpc-timeout` is the time left.

@@ -13,3 +13,4 @@ mod redis_server;
 mod fleet;
 mod pacing;
 mod regressions;
+mod tenancy;

@@ -152,7 +152,7 @@ impl Throttle {
     }
 
     /// Follows one schedule per scope with every throttle on `store`: across processes when it
-    /// is a [Redis store](Store#fleets-on-redis), the fleet sends to each scope at one rate,
+    /// is a [Redis store](crate::store#backends), the fleet sends to each scope at one rate,
     /// learned once for the fleet, and waits out a `Retry-After` as one client. See
     /// [Fleets](crate::throttle#fleets) in the module documentation. Call within a tokio runtime, so that
     /// the store's task can tell this throttle which scopes the fleet has engaged.

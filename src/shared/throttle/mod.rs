@@ -100,6 +100,7 @@
 //! let store = Store::redis("redis://:secret@redis.internal:6379")?;
 //! let policy = RetryPolicy::default().throttle(Throttle::new().store(&store));
 //! # let _ = policy;
+//! # Ok(())
 //! # }
 //! ```
 //!
