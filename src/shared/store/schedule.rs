@@ -332,7 +332,7 @@ mod tests {
             );
             if cut {
                 let sent = t0 + Duration::from_secs_f64(sent);
-                local.throttled(now, Some(sent), None, true);
+                local.throttled(now, Some(sent), None, true, true);
             }
             let rate = local.rate(now);
             assert!(

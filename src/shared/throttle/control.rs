@@ -28,6 +28,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// How far above the rate it was sent at a scope engaged by a throttling answer starts.
+pub(crate) const ENGAGE_HEADROOM: f64 = 1.1;
+/// Bare throttling answers (no time to come back) under this share of the answers since the
+/// last decrease cut nothing...
+pub(crate) const SPARSE: f64 = 0.05;
+/// ...once at least this many answers have come since.
+pub(crate) const SPARSE_AFTER: u32 = 10;
 /// The slowest pace: one request every 20 s.
 pub(crate) const MIN_RATE: f64 = 0.05;
 /// Past this rate pacing is moot: requests are not spaced at all.
@@ -214,6 +221,8 @@ pub(crate) struct Control {
     since: Instant,
     law: Law,
     last_decrease: Option<Instant>,
+    /// Answers since the last decrease: admitted, refused.
+    since_cut: [u32; 2],
     meter: Meter,
     /// The end of the latest pause: pauses that overlap (a hold while the lane stands unused) stop
     /// the clock once, not twice.
@@ -228,6 +237,7 @@ impl Control {
             since: now,
             law: Law::START,
             last_decrease: None,
+            since_cut: [0; 2],
             meter: Meter::new(now),
             paused_to: now,
         }
@@ -266,6 +276,7 @@ impl Control {
         sent: Option<Instant>,
         spacing: Option<Duration>,
         backlogged: bool,
+        held: bool,
     ) {
         // An answer to a request the throttle did not pace says nothing about the paced rate.
         let Some(sent) = sent else {
@@ -273,6 +284,20 @@ impl Control {
         };
         // Answers to requests sent before the last decrease are the same overshoot.
         if self.last_decrease.is_some_and(|last| sent < last) {
+            return;
+        }
+        // Bare refusals sparse among the answers since the last decrease are about the requests
+        // they refused (a quota per user, per endpoint), not the scope's rate: a cut would not
+        // stop them, only slow everyone else. A limiter the scope overshoots refuses a growing
+        // share. One that gives a time to come back (`held`) holds the scope for each overshoot,
+        // so those are cut at once.
+        let [admitted, refused] = self.since_cut;
+        let answers = admitted.saturating_add(refused);
+        self.since_cut[1] = refused.saturating_add(1);
+        if !held
+            && answers >= SPARSE_AFTER
+            && f64::from(refused + 1) < SPARSE * f64::from(answers + 1)
+        {
             return;
         }
         // The rate the refused request was sent at: the rate keeps growing while its answer travels.
@@ -305,6 +330,7 @@ impl Control {
         self.since = now;
         self.paused_to = now;
         self.last_decrease = Some(now);
+        self.since_cut = [0; 2];
     }
 
     /// The server said how many requests it admits until when: `remaining` over `reset`, exactly.
@@ -336,21 +362,26 @@ impl Control {
     /// An answer that was not a throttling one.
     pub(crate) fn admitted(&mut self, now: Instant) {
         self.meter.record(now);
+        self.since_cut[0] = self.since_cut[0].saturating_add(1);
     }
 
     /// A scope engaged by a throttling answer, while its requests were sent at `sending` per
-    /// second (measured over the throttle's recent calls): the rate starts there, cut as from slow
-    /// start, and probes from it. Unmeasured, or slower than [`START_RATE`], slow start begins.
+    /// second (measured over the throttle's recent calls): the rate starts [`ENGAGE_HEADROOM`]
+    /// above it, so that the load it was carrying is not queued on one answer's word, and probes
+    /// from there; a limit at that rate refuses densely, and is cut at once. Unmeasured, or
+    /// slower than [`START_RATE`], slow start begins.
     pub(crate) fn engage(&mut self, now: Instant, sending: Option<f64>) {
         let Some(sending) = sending.filter(|rate| *rate > START_RATE) else {
             return;
         };
         let sending = sending.min(MAX_RATE);
         self.law.cut(sending, sending, false, 0.0);
+        self.law.base = sending * ENGAGE_HEADROOM;
         self.phase = Phase::Probe;
         self.since = now;
         self.paused_to = now;
         self.last_decrease = Some(now);
+        self.since_cut = [0; 2];
     }
 }
 
@@ -421,7 +452,7 @@ mod tests {
         assert!((c.rate(t0 + DOUBLING) - 2.0 * START_RATE).abs() < 1e-9);
         let at = t0 + secs(1.0);
         let before = c.rate(at);
-        c.throttled(at, Some(at), None, true);
+        c.throttled(at, Some(at), None, true, true);
         assert!((c.rate(at) - BETA * before).abs() < 1e-9);
     }
 
@@ -444,13 +475,13 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Control::new(t0);
         let at = t0 + secs(2.0);
-        c.throttled(at, Some(at), None, true);
+        c.throttled(at, Some(at), None, true, true);
         let after = c.rate(at);
-        c.throttled(at + secs(0.01), Some(at - secs(0.05)), None, true);
+        c.throttled(at + secs(0.01), Some(at - secs(0.05)), None, true, true);
         // Nor does an answer to a request the throttle did not pace.
-        c.throttled(at + secs(0.01), None, None, true);
+        c.throttled(at + secs(0.01), None, None, true, true);
         assert!((c.rate(at + secs(0.01)) - after).abs() < 0.01);
-        c.throttled(at + secs(0.2), Some(at + secs(0.1)), None, true);
+        c.throttled(at + secs(0.2), Some(at + secs(0.1)), None, true, true);
         assert!(c.rate(at + secs(0.2)) < after);
     }
 
@@ -460,7 +491,7 @@ mod tests {
         let mut c = Control::new(t0);
         // Slow start raced to 16 r/s while the sends lagged: its overshoot is far above the limit.
         let first = t0 + secs(1.5);
-        c.throttled(first, Some(first), None, true);
+        c.throttled(first, Some(first), None, true, true);
         let base = c.rate(first);
         assert!((base - BETA * 16.0).abs() < 1e-9);
         // Throttled again at that rate: the ceiling was wrong, the cut deeper (0.9, then 0.81,
@@ -469,7 +500,7 @@ mod tests {
         for beta in [0.9, 0.81, 0.6561] {
             let before = c.rate(at);
             at += secs(0.2);
-            c.throttled(at, Some(at), None, true);
+            c.throttled(at, Some(at), None, true, true);
             let sent = c.law.ceiling;
             assert!(sent <= before * (1.0 + MARGIN), "{sent} vs {before}");
             assert!((c.rate(at) - beta * sent).abs() < 1e-9, "{beta}");
@@ -479,7 +510,7 @@ mod tests {
         let later = again + secs(10.0);
         let climbed = c.rate(later);
         assert!(climbed > c.law.base * (1.0 + MARGIN));
-        c.throttled(later, Some(later), None, true);
+        c.throttled(later, Some(later), None, true, true);
         assert!((c.rate(later) - BETA * climbed).abs() < 1e-9);
     }
 
@@ -488,13 +519,13 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Control::new(t0);
         let at = t0 + secs(2.0);
-        c.throttled(at, Some(at), None, true);
+        c.throttled(at, Some(at), None, true, true);
         let base = c.rate(at);
         let one = c.rate(at + secs(1.0)) - base;
         assert!(one > 0.0);
         // Back at the same ceiling: past the plateau, the next probe is slower.
         let again = at + secs((c.law.ceiling - base) / one);
-        c.throttled(again, Some(again), None, true);
+        c.throttled(again, Some(again), None, true, true);
         let past = again + QUIET;
         let two = c.rate(past + secs(1.0)) - c.rate(past);
         assert!(two > 0.0 && two < one * 0.3, "{two} vs {one}");
@@ -506,13 +537,13 @@ mod tests {
         let mut c = Control::new(t0);
         // Slow start's overshoot: probing follows at once, no plateau.
         let first = t0 + secs(2.0);
-        c.throttled(first, Some(first), None, true);
+        c.throttled(first, Some(first), None, true, true);
         let base = c.rate(first);
         assert!((c.rate(first + secs(1.0)) - base - PROBE * c.law.ceiling).abs() < 0.1);
         // Probing overshoots near that ceiling: the rate climbs to the plateau and stays there.
         let at = first + secs(5.0);
         let ceiling = c.rate(at);
-        c.throttled(at, Some(at), None, true);
+        c.throttled(at, Some(at), None, true, true);
         let plateau = (1.0 - MARGIN) * ceiling;
         assert!(c.rate(at + secs(1.0)) < plateau);
         for t in [10.0, 20.0, QUIET.as_secs_f64()] {
@@ -524,7 +555,7 @@ mod tests {
         assert!(c.rate(past) > ceiling, "{} vs {ceiling}", c.rate(past));
         // Another overshoot near the same ceiling doubles the quiet time.
         let ceiling = c.rate(past);
-        c.throttled(past, Some(past), None, true);
+        c.throttled(past, Some(past), None, true, true);
         let plateau = (1.0 - MARGIN) * ceiling;
         let held = c.rate(past + QUIET * 2);
         assert!((held - plateau).abs() < 1e-9, "{held} vs {plateau}");
@@ -535,7 +566,7 @@ mod tests {
         // An overshoot at the plateau: it was too close, the next one is twice as far below.
         let early = past + secs(30.0);
         let ceiling = c.rate(early);
-        c.throttled(early, Some(early), None, true);
+        c.throttled(early, Some(early), None, true, true);
         let plateau = (1.0 - 2.0 * MARGIN) * ceiling;
         let held = c.rate(early + secs(20.0));
         assert!((held - plateau).abs() < 1e-9, "{held} vs {plateau}");
@@ -564,7 +595,7 @@ mod tests {
         let mut c = Control::new(t0);
         // Slow start far past the server's rate (a burst allowance hid it), then a first cut.
         let first = t0 + secs(4.0);
-        c.throttled(first, Some(first), None, true);
+        c.throttled(first, Some(first), None, true, true);
         assert!(c.rate(first) > 20.0);
         // The server admits 10 a second for 3 s.
         for i in 0..30 {
@@ -572,12 +603,47 @@ mod tests {
         }
         let at = first + secs(3.0);
         let mut idle = c.clone();
-        c.throttled(at, Some(at), None, true);
+        c.throttled(at, Some(at), None, true, true);
         let rate = c.rate(at);
         assert!((9.0..=10.0).contains(&rate), "{rate}");
         // Without a backlog the measure is of the demand: the rate sent at is used.
-        idle.throttled(at, Some(at), None, false);
+        idle.throttled(at, Some(at), None, false, true);
         assert!(idle.rate(at) > 20.0);
+    }
+
+    #[test]
+    fn sparse_bare_refusals_cut_nothing_and_a_refusing_limit_cuts() {
+        let t0 = Instant::now();
+        let mut c = Control::new(t0);
+        c.engage(t0, Some(100.0));
+        let engaged = c.rate(t0);
+        assert!(
+            (engaged - 100.0 * ENGAGE_HEADROOM).abs() < 1e-9,
+            "{engaged}"
+        );
+        // 99 admitted, then a bare refusal: 1% is a quota of its own, not the scope's rate.
+        let mut at = t0;
+        for _ in 0..99 {
+            at += secs(0.01);
+            c.admitted(at);
+        }
+        c.throttled(at, Some(at), None, true, false);
+        assert!(c.rate(at) >= engaged, "no cut: {}", c.rate(at));
+        // The same refusal with a time to come back cuts: each overshoot costs a hold.
+        let mut held = c.clone();
+        held.throttled(at, Some(at), None, true, true);
+        assert!(held.rate(at) < engaged);
+        // A limit refuses a growing share: past 5% of the answers, bare refusals cut too.
+        for _ in 0..5 {
+            at += secs(0.01);
+            c.throttled(at, Some(at), None, true, false);
+        }
+        assert!(c.rate(at) < engaged, "cut: {}", c.rate(at));
+        // Too few answers since the last decrease to tell: the first refusal cuts.
+        let mut young = Control::new(t0);
+        young.engage(t0, Some(100.0));
+        young.throttled(t0 + secs(0.01), Some(t0 + secs(0.01)), None, true, false);
+        assert!(young.rate(t0 + secs(0.01)) < engaged);
     }
 
     #[test]

@@ -611,7 +611,7 @@ impl Throttle {
         if throttling && !fresh {
             let backlogged = !lane.is_idle();
             lane.control
-                .throttled(now, sent_at, lane.spacing, backlogged);
+                .throttled(now, sent_at, lane.spacing, backlogged, asked.is_some());
         } else if !throttling && !spent {
             lane.control.admitted(now);
         }

@@ -29,7 +29,8 @@
 //!
 //! | answer | the call | its scope |
 //! |---|---|---|
-//! | 429 (gRPC: `RESOURCE_EXHAUSTED`) | retried after its backoff or `Retry-After` | engaged: paced from then on, the rate cut, never below what the scope was measured to admit (a sparse 429 among many successes cuts little); `Retry-After` holds it |
+//! | 429 (gRPC: `RESOURCE_EXHAUSTED`) | retried after its backoff or `Retry-After` | engaged: paced from then on, the rate cut, never below what the scope was measured to admit; `Retry-After` holds it |
+//! | bare 429s under 5% of the scope's answers | the same | counted, not cut: a quota of the refused requests' own |
 //! | 503 with `Retry-After`, gRPC pushback | waits what it was told | nothing: an overloaded replica or route, not a rate |
 //! | `Retry-After: 0`, a zero pushback | retried at once | nothing |
 //! | rate-limit headers, quota spent | waits for the reset | held until the reset |
@@ -38,9 +39,14 @@
 //!
 //! # The rate law
 //!
-//! A scope engaged by a throttling answer starts at 0.95 of the rate the throttle's calls were
-//! being sent at (measured over the latest 32 to 64 calls), then probes up; with too few calls to
-//! measure, or with [`Throttle::from_first_request`], it slow-starts from 2 r/s. Then:
+//! A scope engaged by a throttling answer starts 10% above the rate the throttle's calls were
+//! being sent at (measured over the latest 32 to 64 calls), so that one answer does not queue the
+//! load it was carrying, then probes up; with too few calls to measure, or with
+//! [`Throttle::from_first_request`], it slow-starts from 2 r/s. Bare 429s (no time to come back)
+//! that are under 5% of the scope's answers since the last cut (at least 10 of them) cut nothing:
+//! they are about the requests they refused (a quota per user, per endpoint), and a cut would not
+//! stop them, only slow every other request; a limit the scope overshoots refuses a growing
+//! share, and is cut. Then:
 //!
 //! | phase | rate | ends |
 //! |---|---|---|
