@@ -233,6 +233,8 @@ enum Gate {
     Open,
     /// Ask when the attempt's own wait is over.
     Ask,
+    /// Ask when the attempt's own wait is over, from the place in line kept for it meanwhile.
+    Reserved(Waiter),
     /// In line.
     Queued(Waiter),
 }
@@ -872,8 +874,20 @@ where
                 let retry = retrying(&mut self.retry);
                 if let Some(throttle) = &policy.throttle {
                     retry.gate = Gate::Ask;
-                    if retry.place.is_none() {
-                        retry.place = Some(throttle.place(Instant::now()));
+                    let now = Instant::now();
+                    let place = *retry.place.get_or_insert_with(|| throttle.place(now));
+                    // A throttled scope keeps the retry's place while it waits, so that those
+                    // who arrive meanwhile do not take its turn when its wait ends.
+                    if throttle.is_engaged() && !wait.duration.is_zero() {
+                        let sent = Sent {
+                            uri: &self.head.uri,
+                            headers: Some(&self.head.headers),
+                            origin: self.origin,
+                        };
+                        let earliest = later(now, wait.duration);
+                        if let Some(waiter) = throttle.reserve(sent, place, earliest, now) {
+                            retry.gate = Gate::Reserved(waiter);
+                        }
                     }
                 }
                 if check_due || retry.next_body.is_none() {
@@ -1080,15 +1094,7 @@ where
         let (turn, now) = match std::mem::replace(&mut retry.gate, Gate::Open) {
             Gate::Open => return Turn::Go,
             Gate::Ask => {
-                let attempt = self.planner.attempts().saturating_add(1);
-                if self
-                    .retry
-                    .as_ref()
-                    .is_none_or(|retry| retry.next_head.is_none())
-                {
-                    let head = self.retry_head(attempt);
-                    retrying(&mut self.retry).next_head = Some(head);
-                }
+                self.make_next_head();
                 // While no server is throttled: one atomic load, no clock read.
                 let throttle = match &self.policy.throttle {
                     Some(throttle) if throttle.is_engaged() => throttle.clone(),
@@ -1117,6 +1123,43 @@ where
                     Entered::Refused(why) => (Turn::Refused(why), now),
                 }
             }
+            Gate::Reserved(waiter) => {
+                self.make_next_head();
+                let Some(throttle) = self.policy.throttle.clone() else {
+                    return Turn::Go;
+                };
+                let now = Instant::now();
+                let deadline = self.planner.deadline();
+                let origin = self.origin;
+                let retry = retrying(&mut self.retry);
+                let head = retry.next_head.as_ref().expect("made above");
+                let sent = Sent {
+                    uri: &head.uri,
+                    headers: Some(&head.headers),
+                    origin,
+                };
+                match throttle.resume(waiter, sent, &mut retry.place, now, deadline, cx) {
+                    Ok((Turn::Go, _)) => {
+                        retry.sent_at = Some(now);
+                        return Turn::Go;
+                    }
+                    Ok((Turn::Until(at), waiter)) => {
+                        metrics::throttle_hold();
+                        retry.gate = Gate::Queued(waiter);
+                        (Turn::Until(at), now)
+                    }
+                    Ok((refused, _)) => (refused, now),
+                    Err(Entered::Go { sent }) => {
+                        retry.sent_at = Some(sent);
+                        return Turn::Go;
+                    }
+                    Err(Entered::Wait(waiter, _)) => {
+                        metrics::throttle_hold();
+                        (self.poll_turn(&throttle, waiter, now, cx), now)
+                    }
+                    Err(Entered::Refused(why)) => (Turn::Refused(why), now),
+                }
+            }
             Gate::Queued(waiter) => {
                 let Some(throttle) = self.policy.throttle.clone() else {
                     return Turn::Go;
@@ -1129,6 +1172,20 @@ where
             // Never a timer that has already fired: the requests ahead wake this one when they leave.
             Turn::Until(at) => Turn::Until(at.max(now + Duration::from_millis(1))),
             turn => turn,
+        }
+    }
+
+    /// Makes the next attempt's head, once, before it asks the throttle: the throttle sees where
+    /// it goes (a before-retry hook may send it elsewhere, or with another key).
+    fn make_next_head(&mut self) {
+        if self
+            .retry
+            .as_ref()
+            .is_none_or(|retry| retry.next_head.is_none())
+        {
+            let attempt = self.planner.attempts().saturating_add(1);
+            let head = self.retry_head(attempt);
+            retrying(&mut self.retry).next_head = Some(head);
         }
     }
 

@@ -474,11 +474,12 @@ mod redis {
             assert!(!store.is_down(), "every exchange was answered");
             return; // no redis-cli: the store staying up is the check
         };
-        // The last exchanges may still be on their way: until two looks 20 ms apart agree.
+        // The exchanges may still be on their way (the first waits for the connection): until
+        // two looks 20 ms apart agree on some keys.
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(20)).await;
             let again = scan().unwrap();
-            if again == keys {
+            if again == keys && !again.trim().is_empty() {
                 break;
             }
             keys = again;

@@ -11,6 +11,7 @@ mod limiters;
 mod redis_server;
 
 mod fleet;
+mod order;
 mod pacing;
 mod regressions;
 mod tenancy;

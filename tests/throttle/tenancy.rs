@@ -384,3 +384,53 @@ async fn grpc_resource_exhausted_teaches_the_throttle_as_a_429_does() {
         "paced"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_keeps_its_place_ahead_of_the_calls_that_arrived_during_its_wait() {
+    use tower_http_retry::backoff::{Backoff, Jitter};
+    use tower_http_retry::classify::RetryClass;
+    // The first request is told to come back in 1 s; four more arrive during that second.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let server = service_fn(move |request: Request<Body>| {
+        let name = request.headers()["x-call"].to_str().unwrap().to_owned();
+        let first = {
+            let mut log = log.lock().unwrap();
+            log.push(name);
+            log.len() == 1
+        };
+        async move {
+            Ok::<_, Infallible>(match first {
+                true => respond(429, Some("1")),
+                false => respond(200, None),
+            })
+        }
+    });
+    // The retry's own wait ends just after the hold, as its timer does in real time.
+    let backoff = Backoff::constant(Duration::from_micros(1_000_500)).jitter(Jitter::None);
+    let policy = RetryPolicy::default().backoff_for(RetryClass::Throttling, backoff);
+    let client = Retry::new(server, policy);
+    let call = |name: &'static str, after: Duration| {
+        let client = client.clone();
+        async move {
+            tokio::time::sleep(after).await;
+            let request = Request::get("http://api.test/")
+                .header("x-call", name)
+                .body(Body::new(Bytes::new()))
+                .unwrap();
+            client.oneshot(request).await.unwrap().status()
+        }
+    };
+    let calls = vec![
+        tokio::spawn(call("a", Duration::ZERO)),
+        tokio::spawn(call("b", Duration::from_millis(200))),
+        tokio::spawn(call("c", Duration::from_millis(400))),
+        tokio::spawn(call("d", Duration::from_millis(600))),
+        tokio::spawn(call("e", Duration::from_millis(999))),
+    ];
+    for call in calls {
+        assert_eq!(call.await.unwrap(), StatusCode::OK);
+    }
+    let order = seen.lock().unwrap().clone();
+    assert_eq!(order, ["a", "a", "b", "c", "d", "e"], "the retry first");
+}

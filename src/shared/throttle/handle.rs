@@ -459,6 +459,56 @@ impl Throttle {
         }
     }
 
+    /// Keeps `place` in the line of `sent`'s scope for a retry that will ask at `earliest`, when
+    /// the scope is throttled: those who arrive during the retry's wait leave after it. Dropping
+    /// the waiter gives the place up.
+    pub(crate) fn reserve(
+        &self,
+        sent: Sent<'_>,
+        place: Place,
+        earliest: Instant,
+        now: Instant,
+    ) -> Option<Waiter> {
+        let scope = self.scope(sent)?;
+        let mut shard = self.shared.lanes.shard(scope.key);
+        let entry = self.shared.lanes.find(&mut shard, scope.key, now)?;
+        let id = self.shared.ids.fetch_add(1, Ordering::Relaxed);
+        let limits = self.shared.config.limits;
+        if !entry.lane.reserve(id, place, earliest, limits) {
+            return None;
+        }
+        // Its wait in line (for shed mode) starts when its own wait ends.
+        Some(Waiter {
+            throttle: self.clone(),
+            key: scope.key,
+            id,
+            entered: earliest,
+        })
+    }
+
+    /// The retry that reserved `waiter`'s place asks for its turn, going to `sent`: polled in
+    /// line where it reserved; entered anew when it goes to another scope (a before-retry hook
+    /// sent it elsewhere or with another key).
+    pub(crate) fn resume(
+        &self,
+        waiter: Waiter,
+        sent: Sent<'_>,
+        place: &mut Option<Place>,
+        now: Instant,
+        deadline: Option<Instant>,
+        cx: &Context<'_>,
+    ) -> Result<(Turn, Waiter), Entered> {
+        if self
+            .scope(sent)
+            .is_some_and(|scope| scope.key == waiter.key)
+        {
+            let turn = self.poll_turn(&waiter, now, cx);
+            return Ok((turn, waiter));
+        }
+        drop(waiter);
+        Err(self.enter(sent, place, now, now, deadline))
+    }
+
     /// A place in line as of `now`, for a call whose retry will ask later: it keeps the place it
     /// had when it was told to wait, ahead of those that arrive meanwhile.
     pub(crate) fn place(&self, now: Instant) -> Place {

@@ -46,6 +46,15 @@ struct Waiting {
     waker: Option<Waker>,
 }
 
+impl Waiting {
+    /// Whether it stands in line at `now`: its own wait ends within a timer tick. A retry whose
+    /// wait ends with the server's hold keeps its turn, though its timer fires a little after
+    /// those of the requests that waited for the hold.
+    fn is_due(&self, now: Instant) -> bool {
+        self.earliest.checked_sub(TICK).is_none_or(|due| due <= now)
+    }
+}
+
 /// The state of one throttled scope.
 pub(crate) struct Lane {
     pub(crate) control: Control,
@@ -179,6 +188,9 @@ impl Lane {
         if until > held {
             self.control.pause(held, until);
             self.not_before = Some(until);
+            // The server said when to come back: the first request then leaves at that time, not
+            // an interval of the rate after it (a scope engaged in slow start would add 500 ms).
+            self.next_free = self.next_free.min(until);
         }
     }
 
@@ -195,7 +207,13 @@ impl Lane {
     ) -> Turn {
         self.unused(now);
         let (slot, pending) = self.slot(now);
-        let ahead = self.line.iter().filter(|w| w.place < place).count();
+        // Reservations whose time has not come (a retry still waiting out its own wait) hold
+        // their place without holding anyone back.
+        let ahead = self
+            .line
+            .iter()
+            .filter(|w| w.place < place && w.is_due(now))
+            .count();
         if ahead == 0 && earliest <= now && slot <= now && !pending {
             self.leave(now);
             return Turn::Go;
@@ -236,6 +254,32 @@ impl Lane {
         }
     }
 
+    /// Keeps `place` in line as `id` for a retry that will ask at `earliest`, so that those who
+    /// arrive during its wait do not take its turn when the wait ends. `false` when the line is
+    /// full.
+    pub(crate) fn reserve(
+        &mut self,
+        id: u64,
+        place: Place,
+        earliest: Instant,
+        limits: Limits,
+    ) -> bool {
+        if self.line.len() >= limits.max_queue {
+            return false;
+        }
+        let at = self.line.partition_point(|w| w.place < place);
+        self.line.insert(
+            at,
+            Waiting {
+                id,
+                place,
+                earliest,
+                waker: None,
+            },
+        );
+        true
+    }
+
     /// Request `id`, in line, asks again at `now`.
     pub(crate) fn poll(&mut self, id: u64, now: Instant, waker: &Waker) -> Turn {
         let Some(at) = self.line.iter().position(|w| w.id == id) else {
@@ -247,7 +291,7 @@ impl Lane {
             self.park(at, waker);
             return Turn::Until(earliest);
         }
-        let first = self.line.iter().position(|w| w.earliest <= now);
+        let first = self.line.iter().position(|w| w.is_due(now));
         let (slot, pending) = self.slot(now);
         if first == Some(at) && slot <= now && !pending {
             self.line.remove(at);
@@ -257,12 +301,7 @@ impl Lane {
         }
         // Behind others (woken when they leave), or first until the slot: either way, look again
         // at the estimate at the latest, so that no lost wake-up can hang a request.
-        let ahead = self
-            .line
-            .iter()
-            .take(at)
-            .filter(|w| w.earliest <= now)
-            .count();
+        let ahead = self.line.iter().take(at).filter(|w| w.is_due(now)).count();
         let interval = self.interval(now);
         let estimate = slot
             .checked_add(interval.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX)))
@@ -290,7 +329,8 @@ impl Lane {
     /// rate it last used, not at one slow start or probing reached meanwhile. A request that
     /// arrives before its turn was held back since the last departure, and that time counts.
     fn unused(&mut self, now: Instant) {
-        if self.line.is_empty() && self.next_free <= now {
+        let nobody = self.line.iter().all(|w| w.earliest > now);
+        if nobody && self.next_free <= now {
             self.control.pause(self.accounted, now);
             self.accounted = self.accounted.max(now);
         }
@@ -310,7 +350,7 @@ impl Lane {
 
     /// Wakes the first request that may leave, e.g. after the rate went up or the line moved.
     pub(crate) fn wake_first(&mut self, now: Instant) {
-        if let Some(first) = self.line.iter_mut().find(|w| w.earliest <= now)
+        if let Some(first) = self.line.iter_mut().find(|w| w.is_due(now))
             && let Some(waker) = first.waker.take()
         {
             waker.wake();
