@@ -18,8 +18,9 @@
 //! reqwest's errors are classified by their type ([`ErrorKind::of`](crate::classify::ErrorKind::of)):
 //! `is_connect()` (connect failures and connect timeouts: the request never left) is
 //! [`Connect`](crate::classify::ErrorKind::Connect), retried for any method; `is_timeout()` (the
-//! client's `timeout` or `read_timeout`) is [`Timeout`](crate::classify::ErrorKind::Timeout), retried
-//! for idempotent requests; a request that could not be built (a bad URL) or a redirect loop is
+//! client's `timeout` or `read_timeout`) is [`AttemptTimeout`](crate::classify::ErrorKind::AttemptTimeout),
+//! as this layer's own per-attempt timeout (so [`Error::is_attempt_timeout`](crate::Error::is_attempt_timeout)
+//! holds), retried for idempotent requests; a request that could not be built (a bad URL) or a redirect loop is
 //! [`Other`](crate::classify::ErrorKind::Other) and never retried; anything else is classified by its
 //! source (a reset connection, a closed one). Request bodies are replayed as everywhere in this crate:
 //! `Full<Bytes>`, `Bytes`, `String` by sharing or copying, a buffered `reqwest::Body` by copying its
