@@ -180,7 +180,8 @@ use http_body_util::{Empty, Full};
 /// A request body that can produce another copy of itself for the next attempt.
 ///
 /// A body type that can rebuild itself from what it holds implements it by starting the copy over
-/// (a real one also implements [`http_body::Body`]):
+/// (a real one also implements
+/// [`http_body::Body`](https://docs.rs/http-body/1/http_body/trait.Body.html)):
 ///
 /// ```
 /// use std::sync::Arc;

@@ -30,6 +30,8 @@
 //! borrows the client and the extensions for one call, so retrying there means re-implementing this
 //! layer's future around borrowed state, with `reqwest::Request::try_clone` refusing streamed bodies.
 //! A reqwest-middleware stack can call a [`Retry`](crate::Retry) over [`ReqwestService`] instead.
+//!
+//! [`reqwest::Client`]: https://docs.rs/reqwest/0.13/reqwest/struct.Client.html
 
 mod body;
 mod service;

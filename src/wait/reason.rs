@@ -94,6 +94,10 @@ pub enum WaitReason {
     /// with [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact), replaced it.
     RateLimitReset,
     /// The gRPC server's `grpc-retry-pushback-ms`, waited for exactly
-    /// ([`RetryPolicy::grpc`](crate::RetryPolicy::grpc)).
+    #[cfg_attr(
+        feature = "grpc",
+        doc = "([`RetryPolicy::grpc`](crate::RetryPolicy::grpc))."
+    )]
+    #[cfg_attr(not(feature = "grpc"), doc = "(`RetryPolicy::grpc`, feature `grpc`).")]
     GrpcPushback,
 }
