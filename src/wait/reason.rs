@@ -94,10 +94,6 @@ pub enum WaitReason {
     /// with [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact), replaced it.
     RateLimitReset,
     /// The gRPC server's `grpc-retry-pushback-ms`, waited for exactly
-    #[cfg_attr(
-        feature = "grpc",
-        doc = "([`RetryPolicy::grpc`](crate::RetryPolicy::grpc))."
-    )]
-    #[cfg_attr(not(feature = "grpc"), doc = "(`RetryPolicy::grpc`, feature `grpc`).")]
+    /// ([`RetryPolicy::grpc`](crate::RetryPolicy), feature `grpc`).
     GrpcPushback,
 }
