@@ -141,7 +141,8 @@ impl<S, C> Retry<S, C> {
     }
 
     /// Calls a clone of the service with `request` once it is ready, as
-    /// [`tower::ServiceExt::oneshot`] does.
+    /// [`tower::ServiceExt::oneshot`](https://docs.rs/tower/0.5/tower/trait.ServiceExt.html#method.oneshot)
+    /// does.
     ///
     /// It is here for its bound. It takes `&self`, so where `ServiceExt` is in scope and the request
     /// fits, the compiler picks `ServiceExt::oneshot` (which takes the service by value) and this
