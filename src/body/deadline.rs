@@ -35,7 +35,7 @@ pin_project! {
     /// A response body that yields the inner body's frames until the call's deadline, then fails
     /// with [`CallTimedOut`] and ends. Made by [`CallTimeout`](crate::CallTimeout). The deadline is
     /// checked before each frame is read, so a body whose frames are always ready ends at it too; a
-    /// frame asked for at or after the deadline is not read.
+    /// frame asked for at or after the deadline is not read, unless the body has already ended.
     ///
     /// ```
     /// use std::time::Duration;
@@ -102,8 +102,9 @@ where
             return Poll::Ready(None); // timed out before: ended
         };
         // The clock, not only the timer: a body that is always ready never lets the timer be polled
-        // (nor the runtime's timer driver turn), and would be read past the deadline.
-        if Instant::now() >= *this.deadline {
+        // (nor the runtime's timer driver turn), and would be read past the deadline. A body that
+        // has ended still ends.
+        if Instant::now() >= *this.deadline && !this.inner.is_end_stream() {
             *this.timer = None;
             return Poll::Ready(Some(Err(Box::new(CallTimedOut))));
         }

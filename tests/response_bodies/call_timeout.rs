@@ -1,5 +1,6 @@
 //! The call's timeout over the response body (`CallTimeoutLayer`): it ends a body however the body
-//! behaves, an always-ready one included, and any timeout, however long, is accepted.
+//! behaves, an always-ready one included, leaves the end of a body read in time alone, and accepts
+//! any timeout, however long.
 
 use crate::bodies;
 
@@ -7,8 +8,9 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bodies::{Hostile, Kind};
+use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_http_retry::body::CallTimedOut;
 use tower_http_retry::{CallTimeoutLayer, RetryLayer, RetryPolicy};
@@ -77,4 +79,22 @@ async fn a_call_timeout_of_duration_max_is_a_far_deadline_not_a_panic() {
         body.frame().await.unwrap().is_ok(),
         "a year later, still inside the call's time"
     );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_body_read_to_its_end_before_the_call_timeout_still_ends_after_it() {
+    let server = service_fn(|_: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("whole"))))
+    });
+    let client = ServiceBuilder::new()
+        .layer(CallTimeoutLayer::new(Duration::from_secs(1)))
+        .layer(RetryLayer::new(RetryPolicy::default()))
+        .service(server);
+    let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    let mut body = response.into_body();
+
+    let frame = body.frame().await.unwrap().unwrap();
+    assert_eq!(frame.into_data().unwrap(), "whole");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(body.frame().await.is_none(), "its end, not a timeout");
 }
