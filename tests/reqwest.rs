@@ -113,7 +113,7 @@ async fn a_streamed_body_is_replayed_through_the_replay_layer() {
 }
 
 #[tokio::test]
-async fn reqwests_own_timeout_is_a_timeout_retried_for_a_get_and_not_for_a_post() {
+async fn reqwests_own_timeout_is_retried_for_a_get_and_not_for_a_post() {
     let slow_then_fast = || vec![Reply::status(200).after(ms(1000)), Reply::status(200)];
     let server = Server::start([("/get", slow_then_fast()), ("/post", slow_then_fast())]).await;
     let reqwest = reqwest::Client::builder().timeout(ms(100)).build().unwrap();
@@ -127,7 +127,7 @@ async fn reqwests_own_timeout_is_a_timeout_retried_for_a_get_and_not_for_a_post(
     assert_eq!(
         outcomes(history),
         [
-            AttemptOutcome::Error(ErrorKind::Timeout),
+            AttemptOutcome::Error(ErrorKind::AttemptTimeout),
             AttemptOutcome::Status(StatusCode::OK)
         ]
     );
@@ -136,7 +136,7 @@ async fn reqwests_own_timeout_is_a_timeout_retried_for_a_get_and_not_for_a_post(
         .body(String::new())
         .unwrap();
     let error = client(reqwest, quick()).oneshot(post).await.unwrap_err();
-    assert_eq!(error.kind(), Some(ErrorKind::Timeout));
+    assert_eq!(error.kind(), Some(ErrorKind::AttemptTimeout));
     assert_eq!(error.history().stop_reason(), StopReason::NotIdempotent);
     assert_eq!(
         server.hits("/post"),
@@ -180,4 +180,47 @@ async fn a_request_reqwest_cannot_build_is_not_retried() {
         .unwrap_err();
     assert_eq!(error.kind(), Some(ErrorKind::Other));
     assert_eq!(error.history().attempt_count(), 1);
+}
+
+#[tokio::test]
+async fn reqwests_own_timeout_is_an_attempt_timeout() {
+    let server = Server::start([("/silent", vec![Reply::Hang, Reply::Hang])]).await;
+    let reqwest = reqwest::Client::builder().timeout(ms(50)).build().unwrap();
+    let get = Request::get(server.url("/silent"))
+        .body(String::new())
+        .unwrap();
+    let error = client(reqwest, quick().max_attempts(2))
+        .oneshot(get)
+        .await
+        .unwrap_err();
+
+    assert!(error.is_attempt_timeout(), "{error:?}");
+    assert_eq!(error.kind(), Some(ErrorKind::AttemptTimeout));
+    assert!(error.is_attempts_exhausted());
+    assert_eq!(server.hits("/silent"), 2, "a timed-out GET is retried");
+    let cause = error.inner().unwrap();
+    assert!(cause
+        .downcast_ref::<reqwest::Error>()
+        .is_some_and(|e| e.is_timeout()));
+}
+
+#[tokio::test]
+async fn an_errors_display_says_why_the_last_attempt_failed() {
+    let server = Server::start([("/silent", vec![Reply::Hang])]).await;
+    let reqwest = reqwest::Client::builder().timeout(ms(50)).build().unwrap();
+    let get = Request::get(server.url("/silent"))
+        .body(String::new())
+        .unwrap();
+    let error = client(reqwest, quick().max_attempts(1))
+        .oneshot(get)
+        .await
+        .unwrap_err();
+
+    let cause = std::error::Error::source(&error)
+        .expect("the source is kept")
+        .to_string();
+    assert_eq!(cause, error.inner().unwrap().to_string());
+    let line = error.to_string();
+    assert!(line.starts_with("request failed ("), "{line}");
+    assert!(line.ends_with(&format!("): {cause}")), "{line}");
 }

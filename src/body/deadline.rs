@@ -33,8 +33,9 @@ impl std::error::Error for CallTimedOut {}
 
 pin_project! {
     /// A response body that yields the inner body's frames until the call's deadline, then fails
-    /// with [`CallTimedOut`] and ends. Made by [`CallTimeout`](crate::CallTimeout). A frame already
-    /// available at the deadline is still delivered.
+    /// with [`CallTimedOut`] and ends. Made by [`CallTimeout`](crate::CallTimeout). The deadline is
+    /// checked before each frame is read, so a body whose frames are always ready ends at it too; a
+    /// frame asked for at or after the deadline is not read, unless the body has already ended.
     ///
     /// ```
     /// use std::time::Duration;
@@ -56,6 +57,7 @@ pin_project! {
         inner: B,
         // Boxed so the body stays `Unpin` when the inner body is.
         timer: Option<Pin<Box<Sleep>>>,
+        deadline: Instant,
     }
 }
 
@@ -78,6 +80,7 @@ impl<B> CallTimeoutBody<B> {
         Self {
             inner,
             timer: Some(Box::pin(sleep_until(deadline))),
+            deadline,
         }
     }
 }
@@ -98,6 +101,13 @@ where
         let Some(timer) = this.timer.as_mut() else {
             return Poll::Ready(None); // timed out before: ended
         };
+        // The clock, not only the timer: a body that is always ready never lets the timer be polled
+        // (nor the runtime's timer driver turn), and would be read past the deadline. A body that
+        // has ended still ends.
+        if Instant::now() >= *this.deadline && !this.inner.is_end_stream() {
+            *this.timer = None;
+            return Poll::Ready(Some(Err(Box::new(CallTimedOut))));
+        }
         if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
             return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
         }

@@ -180,7 +180,8 @@ use http_body_util::{Empty, Full};
 /// A request body that can produce another copy of itself for the next attempt.
 ///
 /// A body type that can rebuild itself from what it holds implements it by starting the copy over
-/// (a real one also implements [`http_body::Body`]):
+/// (a real one also implements
+/// [`http_body::Body`](https://docs.rs/http-body/1/http_body/trait.Body.html)):
 ///
 /// ```
 /// use std::sync::Arc;
@@ -283,7 +284,8 @@ pub trait ReplayableBody: Sized {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NotReplayable {
-    /// The body's own implementation declines to be replayed (a one-shot body).
+    /// The body's own implementation declines to be replayed (a one-shot body, such as a streamed
+    /// `reqwest::Body`). [`ReplayBodyLayer`], outside the retry layer, makes such a body replayable.
     Declined,
     /// The body is longer than its replay limit: the recording was dropped (or never started, when
     /// the size hint was already over it) and the attempt that was sending it carried on.
@@ -301,7 +303,10 @@ pub enum NotReplayable {
 impl fmt::Display for NotReplayable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NotReplayable::Declined => f.write_str("the body cannot be replayed"),
+            NotReplayable::Declined => f.write_str(
+                "the body could not be replayed: it can be read only once \
+                 (ReplayBodyLayer, outside the retry layer, makes it replayable)",
+            ),
             NotReplayable::TooLarge { limit } => {
                 write!(
                     f,
@@ -366,6 +371,11 @@ mod tests {
 
     #[test]
     fn every_reason_reads_as_a_sentence() {
+        assert_eq!(
+            NotReplayable::Declined.to_string(),
+            "the body could not be replayed: it can be read only once \
+             (ReplayBodyLayer, outside the retry layer, makes it replayable)"
+        );
         assert_eq!(
             NotReplayable::TooLarge { limit: 65536 }.to_string(),
             "the request body is over its replay limit of 65536 bytes"

@@ -34,7 +34,8 @@ pub enum ErrorKind {
     IncompleteMessage,
     /// A timeout below this layer fired (a read timeout, tower's `TimeoutLayer`).
     Timeout,
-    /// This layer's per-attempt timeout fired.
+    /// This layer's per-attempt timeout fired, or the client's own timeout on the request did
+    /// (reqwest's `timeout` or `read_timeout`, with the `reqwest` feature).
     AttemptTimeout,
     /// Not a transport failure this crate recognises; not retried by default.
     Other,
@@ -113,7 +114,8 @@ impl ErrorKind {
             // A connect timeout is both: the request never left, so it is a connect failure.
             Some(ErrorKind::Connect)
         } else if e.is_timeout() {
-            Some(ErrorKind::Timeout)
+            // The client's own timeout on this request (`timeout`, `read_timeout`): the attempt's.
+            Some(ErrorKind::AttemptTimeout)
         } else if e.is_builder() || e.is_redirect() {
             // Another attempt would build the same bad request or follow the same loop.
             Some(ErrorKind::Other)

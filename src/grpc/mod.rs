@@ -43,7 +43,9 @@
 //! [`Error`](crate::Error), which tonic reports as `UNKNOWN` (tonic maps only its own error types to
 //! codes); a wait that would end past the deadline is not started, and the last response is returned.
 //!
-//! The history names gRPC codes: `UNAVAILABLE (wait 30ms grpc-pushback), OK: the outcome was final`.
+//! The history names the gRPC codes that came in a response's head (a failure, sent "trailers-only"):
+//! `UNAVAILABLE (wait 30ms grpc-pushback), 200: the outcome was final`. A success shows as its HTTP
+//! status, `200`: its `grpc-status` comes in the trailers, after the head the layer decides on.
 //!
 //! # tonic
 //!

@@ -11,7 +11,9 @@ use crate::BoxError;
 ///
 /// The [`source`](StdError::source) is the last attempt's own error when there was one, so
 /// `downcast_ref` on it reaches the inner service's error type. The [`history`](Self::history) says
-/// what every attempt produced and why the layer stopped.
+/// what every attempt produced and why the layer stopped. `Display` says how the call ended and, after
+/// a colon, that error's own message: `request failed after 4 attempts (the attempt limit was
+/// reached): connection refused`.
 ///
 /// ```
 /// # use tower_http_retry::Error;
@@ -148,7 +150,9 @@ impl Error {
         self.inner.history.stop_reason() == StopReason::Deadline
     }
 
-    /// Whether the last attempt ended because this layer's per-attempt timeout fired.
+    /// Whether the last attempt ended because its timeout fired: this layer's per-attempt timeout, or
+    /// the client's own timeout on the request (reqwest's `timeout` and `read_timeout`, with the
+    /// `reqwest` feature), both classified [`ErrorKind::AttemptTimeout`].
     ///
     /// ```
     /// use std::convert::Infallible;
@@ -365,6 +369,10 @@ impl fmt::Display for Error {
                 "request failed after {n} attempts ({})",
                 history.stop_reason()
             ),
+        }?;
+        match &self.inner.source {
+            Some(source) => write!(f, ": {source}"),
+            None => Ok(()),
         }
     }
 }

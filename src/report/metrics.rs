@@ -47,15 +47,19 @@ pub const GRPC_CALL_RETRIES: &str = "grpc.client.call.retries";
 pub const GRPC_CALL_RETRY_DELAY: &str = "grpc.client.call.retry_delay";
 
 /// Gives the installed recorder each metric's unit and description. Call it once, after installing
-/// the recorder (recorders keep descriptions from when they are installed on).
+/// the recorder (recorders keep descriptions from when they are installed on). Without the `metrics`
+/// feature it does nothing, so the call compiles with the feature on or off.
 ///
 /// ```
-/// # #[cfg(feature = "metrics")]
 /// tower_http_retry::metrics::describe();
 /// ```
-#[cfg(feature = "metrics")]
-#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub fn describe() {
+    #[cfg(feature = "metrics")]
+    describe_all();
+}
+
+#[cfg(feature = "metrics")]
+fn describe_all() {
     use metrics::{describe_counter, describe_histogram, Unit};
     describe_counter!(RETRIES, Unit::Count, "Retries sent, by class");
     describe_counter!(CALLS, Unit::Count, "Calls, by why the retry layer returned");

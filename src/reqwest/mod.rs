@@ -18,17 +18,41 @@
 //! reqwest's errors are classified by their type ([`ErrorKind::of`](crate::classify::ErrorKind::of)):
 //! `is_connect()` (connect failures and connect timeouts: the request never left) is
 //! [`Connect`](crate::classify::ErrorKind::Connect), retried for any method; `is_timeout()` (the
-//! client's `timeout` or `read_timeout`) is [`Timeout`](crate::classify::ErrorKind::Timeout), retried
-//! for idempotent requests; a request that could not be built (a bad URL) or a redirect loop is
+//! client's `timeout` or `read_timeout`) is
+//! [`AttemptTimeout`](crate::classify::ErrorKind::AttemptTimeout), as this layer's own per-attempt
+//! timeout (so [`Error::is_attempt_timeout`](crate::Error::is_attempt_timeout) holds), retried for
+//! idempotent requests; a request that could not be built (a bad URL) or a redirect loop is
 //! [`Other`](crate::classify::ErrorKind::Other) and never retried; anything else is classified by its
 //! source (a reset connection, a closed one). Request bodies are replayed as everywhere in this crate:
 //! `Full<Bytes>`, `Bytes`, `String` by sharing or copying, a buffered `reqwest::Body` by copying its
 //! bytes, a stream through [`ReplayBodyLayer`](crate::body::ReplayBodyLayer).
 //!
+//! A streamed `reqwest::Body` (`wrap_stream`, `wrap`) sent without
+//! [`ReplayBodyLayer`](crate::body::ReplayBodyLayer) compiles, but cannot be sent twice: its request is
+//! never retried, and the history's stop reason says the body could not be replayed and that
+//! `ReplayBodyLayer` makes it replayable
+//! ([`NotReplayable::Declined`](crate::body::NotReplayable::Declined)). The first such request of the
+//! process also logs a warning naming the layer. Put the layer outside the retry layer:
+//!
+//! ```
+//! use tower::ServiceBuilder;
+//! use tower_http_retry::body::ReplayBodyLayer;
+//! use tower_http_retry::reqwest::ReqwestService;
+//! use tower_http_retry::{RetryLayer, RetryPolicy};
+//!
+//! let client = ServiceBuilder::new()
+//!     .layer(ReplayBodyLayer::new()) // records up to 64 KiB of each body for the retries
+//!     .layer(RetryLayer::new(RetryPolicy::default()))
+//!     .service(ReqwestService::new(reqwest::Client::new()));
+//! # let _ = client;
+//! ```
+//!
 //! There is no `reqwest_middleware::Middleware`: a middleware gets the request once, and its `Next`
 //! borrows the client and the extensions for one call, so retrying there means re-implementing this
 //! layer's future around borrowed state, with `reqwest::Request::try_clone` refusing streamed bodies.
 //! A reqwest-middleware stack can call a [`Retry`](crate::Retry) over [`ReqwestService`] instead.
+//!
+//! [`reqwest::Client`]: https://docs.rs/reqwest/0.13/reqwest/struct.Client.html
 
 mod body;
 mod service;

@@ -18,6 +18,8 @@ use crate::BoxError;
 ///
 /// Cloning it clones the client, which shares its connection pool.
 ///
+/// [`reqwest::Client`]: https://docs.rs/reqwest/0.13/reqwest/struct.Client.html
+///
 /// ```
 /// use std::time::Duration;
 /// use bytes::Bytes;

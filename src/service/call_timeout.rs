@@ -27,7 +27,7 @@ use crate::policy::CallSettings;
 /// is the caller's, and unbounded.
 ///
 /// The cost when used, per call: one clock read, one allocated timer, and the retry layer's copy of
-/// its policy with the call's deadline merged in.
+/// its policy with the call's deadline merged in; and one clock read per frame of the response body.
 ///
 /// ```
 /// use std::convert::Infallible;
@@ -71,7 +71,8 @@ pub struct CallTimeoutLayer {
 }
 
 impl CallTimeoutLayer {
-    /// A layer that gives each call at most `timeout`, its response body included.
+    /// A layer that gives each call at most `timeout`, its response body included. A timeout too
+    /// long to add to the clock (`Duration::MAX`) is a deadline decades away, in effect none.
     ///
     /// ```
     /// use std::time::Duration;
@@ -137,9 +138,16 @@ where
         request.extensions_mut().insert(settings.deadline(timeout));
         CallTimeoutFuture {
             inner: self.inner.call(request),
-            deadline: Instant::now() + timeout,
+            deadline: deadline_after(Instant::now(), timeout),
         }
     }
+}
+
+/// `timeout` after `now`, or, when that is past what the clock can represent, a deadline 30 years
+/// away (tokio's own "far future").
+fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    now.checked_add(timeout.min(FAR)).unwrap_or(now)
 }
 
 pin_project! {

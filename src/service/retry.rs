@@ -1,5 +1,6 @@
 //! [`Retry`]: the service that retries requests to the one it wraps.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -154,6 +155,50 @@ impl<S, C> Retry<S, C> {
     /// The policy in use.
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
+    }
+
+    /// Calls a clone of the service with `request` once it is ready, as
+    /// [`tower::ServiceExt::oneshot`](https://docs.rs/tower/0.5/tower/trait.ServiceExt.html#method.oneshot)
+    /// does.
+    ///
+    /// It is here for its bound. It takes `&self`, so where `ServiceExt` is in scope and the request
+    /// fits, the compiler picks `ServiceExt::oneshot` (which takes the service by value) and this
+    /// method is not used. It is picked when that one does not apply: without `ServiceExt` in scope,
+    /// or with a request body that cannot be sent again (axum's `Body`, hyper's `Incoming`, a boxed
+    /// stream). The compiler then names the body and the fix, a
+    /// [`ReplayBodyLayer`](crate::body::ReplayBodyLayer) right outside the retry layer, where it
+    /// would only say that "the method `oneshot` exists but its trait bounds were not satisfied".
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceBuilder};
+    /// use tower_http_retry::{RetryLayer, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::new(String::from("ok")))
+    /// });
+    /// let client = ServiceBuilder::new()
+    ///     .layer(RetryLayer::new(RetryPolicy::default()))
+    ///     .service(server);
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    /// assert_eq!(response.body(), "ok");
+    /// # }
+    /// ```
+    pub fn oneshot<ReqB, ResB>(
+        &self,
+        request: Request<ReqB>,
+    ) -> impl Future<Output = Result<Response<ResB>, Error>> + use<S, C, ReqB, ResB>
+    where
+        Self: Service<Request<ReqB>, Response = Response<ResB>, Error = Error> + Clone,
+    {
+        let mut service = self.clone();
+        async move {
+            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+            service.call(request).await
+        }
     }
 }
 

@@ -94,6 +94,6 @@ pub enum WaitReason {
     /// with [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact), replaced it.
     RateLimitReset,
     /// The gRPC server's `grpc-retry-pushback-ms`, waited for exactly
-    /// ([`RetryPolicy::grpc`](crate::RetryPolicy::grpc)).
+    /// ([`RetryPolicy::grpc`](crate::RetryPolicy), feature `grpc`).
     GrpcPushback,
 }

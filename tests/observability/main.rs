@@ -1,6 +1,7 @@
 //! What an operator sees of the calls: the `on_retry` hook and attempt numbers (`hook`), `tracing`
 //! events (`events`), the bounded give-up warning (`give_up_warnings`) and, with the `metrics`
-//! feature, what a recorder receives (`recorder`).
+//! feature, what a recorder receives (`recorder`); without it, the same functions, recording nothing
+//! (`metrics_off`).
 
 #[path = "../support/script.rs"]
 mod script;
@@ -9,4 +10,5 @@ mod captured;
 mod events;
 mod give_up_warnings;
 mod hook;
+mod metrics_off;
 mod recorder;
