@@ -6,7 +6,7 @@ use std::fmt;
 /// A [`Store`](super::Store) could not be set up, or a call to it failed or timed out.
 ///
 /// Calls made for requests never surface it: the budget and the throttle fall back to the state of
-/// the process. It is returned by [`Store::redis`](super::Store::redis) for a URL it cannot use.
+/// the process. It is returned by [`Store::redis`](super::Store) for a URL it cannot use.
 ///
 /// ```
 /// use tower_http_retry::store::StoreError;

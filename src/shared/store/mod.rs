@@ -51,7 +51,7 @@
 //! # Backends
 //!
 //! [`Store::local`] keeps the shared state in this process (the same semantics, for tests and for
-//! sharing between runtimes); [`Store::redis`] (cargo feature `redis`) keeps it in Redis, each
+//! sharing between runtimes); [`Store::redis`](Store) (cargo feature `redis`) keeps it in Redis, each
 //! read-modify-write one Lua script timed by Redis's clock, keys under a prefix
 //! ([`Store::prefix`]), each with its own hash tag (Redis Cluster), expiring on their own.
 //!
@@ -152,7 +152,7 @@ impl Store {
     /// A store in the Redis at `url`: `redis://[:password@]host[:port][/db]`, or
     /// `rediss://[:password@]host[:port][/db]` for TLS with the `redis-tls` feature (the server's
     /// certificate checked against the system's trusted roots; for a private CA see
-    /// [`Store::redis_with_ca`]). Without that feature a `rediss://` URL is an error here, as is
+    /// [`Store::redis_with_ca`](Store)). Without that feature a `rediss://` URL is an error here, as is
     /// the `#insecure` fragment (certificate checks cannot be turned off). It connects lazily and
     /// reconnects on its own; the URL's password never shows in `Debug`, errors or logs. Call within
     /// a tokio runtime.
