@@ -10,7 +10,7 @@
 //! and at most 2 x the cost with none engaged. Interleaved rounds, then criterion. The benchmark fails,
 //! in quick test mode too, when the interleaved ratios are clearly past the goal: 1,000 engaged over
 //! none above 2 x, or 1,000 engaged over one above 1.5 x, in three rounds out of four (the lower
-//! quartile past the limit). The median of the first sits near its limit (1.8 to 2.0 on a shared
+//! quartile past the limit). The median of the first sits near its limit (1.75 to 1.99 on a shared
 //! 2-core machine), so a check on the median would fail by chance; BENCHMARKS.md reports it.
 //!
 //! `cargo bench -p peer-benches --bench scopes`
