@@ -177,6 +177,8 @@ struct Retrying<ReqB, ResB> {
     /// headers (another key), and when the throttle let it go.
     sent_to: Option<Box<(Uri, http::HeaderMap)>>,
     sent_at: Option<Instant>,
+    /// The scope's key the throttle found as it let the attempt go.
+    sent_scope: Option<u64>,
     /// A check runs when the wait is over, on the parked outcome.
     check_due: bool,
     /// The requests of the check in progress.
@@ -208,6 +210,7 @@ fn new_retrying<ReqB, ResB>() -> Box<Retrying<ReqB, ResB>> {
         next_head: None,
         sent_to: None,
         sent_at: None,
+        sent_scope: None,
         check_due: false,
         check_log: None,
     })
@@ -319,6 +322,7 @@ where
                         uri: &head.uri,
                         headers: Some(&head.headers),
                         origin,
+                        scope: None,
                     };
                     throttle.enter(sent, &mut place, now, now, deadline_at)
                 })
@@ -343,8 +347,10 @@ where
         }
         let state = match entered {
             None | Some(Entered::Go { .. }) => {
-                if let Some(Entered::Go { sent }) = entered {
-                    retrying(&mut call.retry).sent_at = Some(sent);
+                if let Some(Entered::Go { sent, scope }) = entered {
+                    let retry = retrying(&mut call.retry);
+                    retry.sent_at = Some(sent);
+                    retry.sent_scope = scope;
                 }
                 call.planner.start_attempt(None);
                 let mut first = call.head.clone();
@@ -751,9 +757,13 @@ where
                         false => status,
                     };
                     // What the server said is about the scope the attempt went to.
-                    let (sent_to, sent_at) = match &mut self.retry {
-                        Some(retry) => (retry.sent_to.as_deref(), retry.sent_at.take()),
-                        None => (None, None),
+                    let (sent_to, sent_at, scope) = match &mut self.retry {
+                        Some(retry) => (
+                            retry.sent_to.as_deref(),
+                            retry.sent_at.take(),
+                            retry.sent_scope.take(),
+                        ),
+                        None => (None, None, None),
                     };
                     let (uri, request) = match sent_to {
                         Some((uri, headers)) => (uri, headers),
@@ -763,6 +773,7 @@ where
                         uri,
                         headers: Some(request),
                         origin: self.origin,
+                        scope,
                     };
                     paced =
                         throttle.observe(sent, status, headers, sent_at, policy.max_retry_after);
@@ -883,6 +894,7 @@ where
                             uri: &self.head.uri,
                             headers: Some(&self.head.headers),
                             origin: self.origin,
+                            scope: None,
                         };
                         let earliest = later(now, wait.duration);
                         if let Some(waiter) = throttle.reserve(sent, place, earliest, now) {
@@ -1109,10 +1121,12 @@ where
                     uri: &head.uri,
                     headers: Some(&head.headers),
                     origin,
+                    scope: None,
                 };
                 match throttle.enter(sent, &mut retry.place, now, now, deadline) {
-                    Entered::Go { sent } => {
+                    Entered::Go { sent, scope } => {
                         retry.sent_at = Some(sent);
+                        retry.sent_scope = scope;
                         return Turn::Go;
                     }
                     // In line: ask once more at once, so that those ahead can wake this one.
@@ -1137,10 +1151,12 @@ where
                     uri: &head.uri,
                     headers: Some(&head.headers),
                     origin,
+                    scope: None,
                 };
                 match throttle.resume(waiter, sent, &mut retry.place, now, deadline, cx) {
-                    Ok((Turn::Go, _)) => {
+                    Ok((Turn::Go, waiter)) => {
                         retry.sent_at = Some(now);
+                        retry.sent_scope = Some(waiter.scope());
                         return Turn::Go;
                     }
                     Ok((Turn::Until(at), waiter)) => {
@@ -1149,8 +1165,9 @@ where
                         (Turn::Until(at), now)
                     }
                     Ok((refused, _)) => (refused, now),
-                    Err(Entered::Go { sent }) => {
+                    Err(Entered::Go { sent, scope }) => {
                         retry.sent_at = Some(sent);
+                        retry.sent_scope = scope;
                         return Turn::Go;
                     }
                     Err(Entered::Wait(waiter, _)) => {
@@ -1199,7 +1216,9 @@ where
     ) -> Turn {
         match throttle.poll_turn(&waiter, now, cx) {
             Turn::Go => {
-                retrying(&mut self.retry).sent_at = Some(now);
+                let retry = retrying(&mut self.retry);
+                retry.sent_at = Some(now);
+                retry.sent_scope = Some(waiter.scope());
                 Turn::Go
             }
             Turn::Until(at) => {

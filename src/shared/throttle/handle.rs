@@ -74,7 +74,11 @@ pub(crate) struct Waiter {
 
 /// What an attempt that asked to leave was told.
 pub(crate) enum Entered {
-    Go { sent: Instant },
+    /// Leave now; the scope's key, when the request names one.
+    Go {
+        sent: Instant,
+        scope: Option<u64>,
+    },
     Wait(Waiter, Instant),
     Refused(Refusal),
 }
@@ -86,6 +90,9 @@ pub(crate) struct Sent<'a> {
     pub(crate) uri: &'a Uri,
     pub(crate) headers: Option<&'a HeaderMap>,
     pub(crate) origin: u64,
+    /// The scope's key, when the throttle found it as it let the attempt go: its answer is
+    /// learned from without finding it again.
+    pub(crate) scope: Option<u64>,
 }
 
 /// A call to a scope's schedule in a fleet's store, made outside the shard's lock.
@@ -291,6 +298,7 @@ impl Throttle {
             uri,
             headers,
             origin: 0,
+            scope: None,
         };
         let now = Instant::now();
         self.shared.lanes.sweep(now);
@@ -386,6 +394,7 @@ impl Throttle {
             uri,
             headers,
             origin: 0,
+            scope: None,
         };
         let now = Instant::now();
         self.shared.lanes.sweep(now);
@@ -428,14 +437,20 @@ impl Throttle {
         let limits = self.shared.config.limits;
         self.shared.lanes.sweep(now);
         let Some(scope) = self.scope(sent) else {
-            return Entered::Go { sent: now };
+            return Entered::Go {
+                sent: now,
+                scope: None,
+            };
         };
         let id = self.shared.ids.fetch_add(1, Ordering::Relaxed);
         let place = *place.get_or_insert((now, id));
         let mut shard = self.shared.lanes.shard(scope.key);
         let create = self.shared.config.from_first_request;
         let Some(entry) = self.shared.lane(&mut shard, &scope, now, create, false) else {
-            return Entered::Go { sent: now };
+            return Entered::Go {
+                sent: now,
+                scope: Some(scope.key),
+            };
         };
         let turn = entry.lane.enter(id, place, earliest, now, deadline, limits);
         let lease = entry.lease(scope.key, now);
@@ -444,7 +459,10 @@ impl Throttle {
             self.send(exchange);
         }
         match turn {
-            Turn::Go => Entered::Go { sent: now },
+            Turn::Go => Entered::Go {
+                sent: now,
+                scope: Some(scope.key),
+            },
             Turn::Refused(why) => Entered::Refused(why),
             Turn::Until(at) => {
                 let waiter = Waiter {
@@ -633,8 +651,14 @@ impl Throttle {
     ) -> bool {
         let now = Instant::now();
         self.shared.lanes.sweep(now);
-        let Some(scope) = self.scope(sent) else {
-            return false;
+        let (key, mut scope) = match sent.scope {
+            Some(key) => (key, None),
+            None => {
+                let Some(scope) = self.scope(sent) else {
+                    return false;
+                };
+                (scope.key, Some(scope))
+            }
         };
         let throttling_status = status == StatusCode::TOO_MANY_REQUESTS;
         // The wall clock only for a date with no `Date` header to measure it from.
@@ -648,8 +672,10 @@ impl Throttle {
         let immediate = asked.is_some_and(|delay| delay.is_zero());
         let throttling = throttling_status && !immediate;
         let create = throttling || spent || self.shared.config.from_first_request;
-        let mut shard = self.shared.lanes.shard(scope.key);
-        let Some((entry, fresh)) = self.shared.lane_or_new(&mut shard, &scope, now, create) else {
+        let mut shard = self.shared.lanes.shard(key);
+        let found = || scope.take().or_else(|| self.scope(sent));
+        let Some((entry, fresh)) = self.shared.lane_or_new(&mut shard, key, found, now, create)
+        else {
             return false;
         };
         let lane = &mut entry.lane;
@@ -681,7 +707,7 @@ impl Throttle {
             lane.last_signal = now;
         }
         lane.wake_first(now);
-        let exchange = entry.report(scope.key, |fleet| {
+        let exchange = entry.report(key, |fleet| {
             let hold = match quota {
                 Some(q) if asked.is_none() && q.remaining == 0 => q.reset,
                 _ => asked,
@@ -731,28 +757,24 @@ impl Shared {
         )
     }
 
-    /// [`lane`](Self::lane) for an answer: whether it was made now, too.
-    fn lane_or_new<'a>(
+    /// [`lane`](Self::lane) of the scope `key` for an answer, `found` giving the scope when a
+    /// lane is to be made: whether it was made now, too.
+    fn lane_or_new<'a, 's>(
         &self,
         shard: &'a mut super::lanes::Shard,
-        scope: &Scope<'_>,
+        key: u64,
+        found: impl FnOnce() -> Option<Scope<'s>>,
         now: Instant,
         create: bool,
     ) -> Option<(&'a mut Entry, bool)> {
-        if self.lanes.find(shard, scope.key, now).is_some() {
-            return shard.get_mut(&scope.key).map(|entry| (entry, false));
+        if self.lanes.find(shard, key, now).is_some() {
+            return shard.get_mut(&key).map(|entry| (entry, false));
         }
         if !create {
             return None;
         }
-        let entry = self.make(
-            shard,
-            scope.key,
-            scope.authority(),
-            || scope.name(),
-            now,
-            true,
-        )?;
+        let scope = found()?;
+        let entry = self.make(shard, key, scope.authority(), || scope.name(), now, true)?;
         Some((entry, true))
     }
 
@@ -853,6 +875,13 @@ impl Engage for Shared {
 pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
     const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
     now.checked_add(delay.min(FAR)).unwrap_or(now)
+}
+
+impl Waiter {
+    /// The key of the scope whose line this is.
+    pub(crate) fn scope(&self) -> u64 {
+        self.key
+    }
 }
 
 impl Drop for Waiter {

@@ -3,7 +3,8 @@
 //! among none. Bounded: past [`MAX_SCOPES`] the quietest scope without a hold is forgotten, and a
 //! scope quiet for [`FORGET_AFTER`] is forgotten at the next sweep, whether it is looked up or not.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{self, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -30,8 +31,29 @@ pub(crate) struct Entry {
     pub(crate) lane: Lane,
 }
 
-/// The lanes of one shard.
-pub(crate) type Shard = HashMap<u64, Entry>;
+/// The lanes of one shard, by their scope's key: a keyed hash already, used as it is.
+pub(crate) type Shard = HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>;
+
+/// Hashes a scope's key, itself a keyed hash, to itself.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; anything else is folded in all the same.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
 
 pub(crate) struct Lanes {
     shards: Box<[Mutex<Shard>]>,
@@ -45,7 +67,7 @@ pub(crate) struct Lanes {
 impl Lanes {
     pub(crate) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             engaged: AtomicUsize::new(0),
             next_sweep: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -60,7 +82,8 @@ impl Lanes {
 
     /// The shard `key` lives in, locked.
     pub(crate) fn shard(&self, key: u64) -> MutexGuard<'_, Shard> {
-        let at = (key % SHARDS as u64) as usize;
+        // Middle bits: the map itself places entries by the low bits and tags them by the top.
+        let at = ((key >> 32) % SHARDS as u64) as usize;
         self.shards[at]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -73,15 +96,15 @@ impl Lanes {
         key: u64,
         now: Instant,
     ) -> Option<&'a mut Entry> {
-        if shard
-            .get(&key)
-            .is_some_and(|entry| is_quiet(&entry.lane, now))
-        {
-            shard.remove(&key);
-            self.engaged.fetch_sub(1, Ordering::AcqRel);
-            return None;
+        match shard.entry(key) {
+            hash_map::Entry::Occupied(entry) if is_quiet(&entry.get().lane, now) => {
+                entry.remove();
+                self.engaged.fetch_sub(1, Ordering::AcqRel);
+                None
+            }
+            hash_map::Entry::Occupied(entry) => Some(entry.into_mut()),
+            hash_map::Entry::Vacant(_) => None,
         }
-        shard.get_mut(&key)
     }
 
     /// Makes the lane of `key` in `shard`. When the map is full, the quietest scope of the shard

@@ -9,6 +9,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, Request, Uri};
 use uuid::Uuid;
 
@@ -17,12 +18,12 @@ use super::authority::{Authority, Server};
 /// The headers that carry a credential, in the forms the large APIs use: `Authorization` (bearer
 /// tokens, basic auth), `x-api-key` (Anthropic, AWS API Gateway), `api-key` (Azure OpenAI),
 /// `x-goog-api-key` (Google), `Ocp-Apim-Subscription-Key` (Azure API Management).
-pub(crate) const CREDENTIAL_HEADERS: [&str; 5] = [
-    "authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "ocp-apim-subscription-key",
+pub(crate) const CREDENTIAL_HEADERS: [HeaderName; 5] = [
+    AUTHORIZATION,
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("x-goog-api-key"),
+    HeaderName::from_static("ocp-apim-subscription-key"),
 ];
 
 /// What a request's quota scope is narrowed by, past its server and credential.
@@ -151,10 +152,13 @@ impl Scope<'_> {
     /// what [`scope_by`](super::Throttle::scope_by) said.
     fn parts(&self, mut each: impl FnMut(&[u8])) {
         if let Some(headers) = self.headers {
-            for name in CREDENTIAL_HEADERS {
-                for value in headers.get_all(HeaderName::from_static(name)) {
-                    each(name.as_bytes());
-                    each(value.as_bytes());
+            // Most requests carry one credential header or none: one pass over a short map.
+            if !headers.is_empty() {
+                for name in &CREDENTIAL_HEADERS {
+                    for value in headers.get_all(name) {
+                        each(name.as_str().as_bytes());
+                        each(value.as_bytes());
+                    }
                 }
             }
         }
