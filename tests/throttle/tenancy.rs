@@ -213,8 +213,8 @@ async fn one_429_on_a_sequential_client_keeps_it_near_its_own_pace() {
         .max_attempts(1);
     let client = Retry::new(server, policy);
     let api = "http://api.test/items";
-    // A client at its own pace: one request at a time, 1 ms each.
-    for _ in 0..100 {
+    // A client at its own pace: one request at a time, 1 ms each, for 300 ms.
+    for _ in 0..300 {
         client.clone().oneshot(get(api, None)).await.unwrap();
     }
     refuse.store(1, Ordering::SeqCst);

@@ -141,7 +141,7 @@ impl Throttle {
             scoping: Scoping::new(config.scope_by.clone(), fleet.is_some()),
             config,
             lanes: Lanes::new(),
-            sends: Sends::new(Instant::now()),
+            sends: Sends::new(),
             ids: AtomicU64::new(0),
             fleet,
             store,
