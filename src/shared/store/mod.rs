@@ -26,9 +26,9 @@
 //! the store, and retries are drawn from it, so a fleet in an outage retries at most the ratio of
 //! the fleet's requests (plus one floor), not the ratio once per process.
 //!
-//! A [throttle](crate::throttle::Throttle::store) given a store follows one schedule per server
-//! with the fleet: one rate, learned once and cut once per overshoot, and one hold when a server
-//! says `Retry-After` (see [Fleets](crate::throttle#fleets)).
+//! A [throttle](crate::throttle::Throttle::store) given a store follows one schedule per quota
+//! scope with the fleet: one rate, learned once and cut once per overshoot, and one hold when a
+//! server says `Retry-After` (see [Fleets](crate::throttle#fleets)).
 //!
 //! # Off the hot path
 //!

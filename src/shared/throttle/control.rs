@@ -1,4 +1,4 @@
-//! The control law: the rate one authority is sent at, learned from what it answers.
+//! The control law: the rate one scope is sent at, learned from what it answers.
 //!
 //! Three phases, in the spirit of TCP's and of AWS's adaptive retry mode (a CUBIC token bucket):
 //!
@@ -10,11 +10,11 @@
 //!   was sent at and the rate the server was measured to admit (a burst allowance makes the former
 //!   overstate the server's rate), the ceiling, then grows (linearly, speeding up over time) to find
 //!   out whether the server admits more. Against a limiter with `Retry-After` every probe that
-//!   overshoots costs a hold of the whole authority, so a server whose limit does not move is
+//!   overshoots costs a hold of the whole scope, so a server whose limit does not move is
 //!   probed less and less, in the spirit of CUBIC's plateau: after an overshoot while probing (the
 //!   ceiling is then measured to within a probing step; slow start's overshoot is not that
 //!   precise) the rate climbs to a plateau [`MARGIN`] below the ceiling and stays there until the
-//!   authority has been quiet for [`QUIET`], and only then probes past the ceiling. Every
+//!   scope has been quiet for [`QUIET`], and only then probes past the ceiling. Every
 //!   throttling answer close to the previous ceiling doubles that quiet time (up to [`MAX_QUIET`])
 //!   and quarters the probing speed past it; one at the plateau, before the quiet time, doubles
 //!   the margin (up to [`MAX_MARGIN`]): the jitter of the sends (timers, several processes
@@ -213,7 +213,7 @@ enum Phase {
     Exact(Instant),
 }
 
-/// The rate of one authority.
+/// The rate of one scope.
 #[derive(Clone, Debug)]
 pub(crate) struct Control {
     phase: Phase,
