@@ -318,12 +318,7 @@ where
                 throttle.count();
                 throttle.is_engaged().then(|| {
                     let now = Instant::now();
-                    let sent = Sent {
-                        uri: &head.uri,
-                        headers: Some(&head.headers),
-                        origin,
-                        scope: None,
-                    };
+                    let sent = Sent::head(&head, origin);
                     throttle.enter(sent, &mut place, now, now, deadline_at)
                 })
             }
@@ -890,12 +885,7 @@ where
                     // A throttled scope keeps the retry's place while it waits, so that those
                     // who arrive meanwhile do not take its turn when its wait ends.
                     if throttle.is_engaged() && !wait.duration.is_zero() {
-                        let sent = Sent {
-                            uri: &self.head.uri,
-                            headers: Some(&self.head.headers),
-                            origin: self.origin,
-                            scope: None,
-                        };
+                        let sent = Sent::head(&self.head, self.origin);
                         let earliest = later(now, wait.duration);
                         if let Some(waiter) = throttle.reserve(sent, place, earliest, now) {
                             retry.gate = Gate::Reserved(waiter);
@@ -1117,12 +1107,7 @@ where
                 let origin = self.origin;
                 let retry = retrying(&mut self.retry);
                 let head = retry.next_head.as_ref().expect("made above");
-                let sent = Sent {
-                    uri: &head.uri,
-                    headers: Some(&head.headers),
-                    origin,
-                    scope: None,
-                };
+                let sent = Sent::head(head, origin);
                 match throttle.enter(sent, &mut retry.place, now, now, deadline) {
                     Entered::Go { sent, scope } => {
                         retry.sent_at = Some(sent);
@@ -1147,12 +1132,7 @@ where
                 let origin = self.origin;
                 let retry = retrying(&mut self.retry);
                 let head = retry.next_head.as_ref().expect("made above");
-                let sent = Sent {
-                    uri: &head.uri,
-                    headers: Some(&head.headers),
-                    origin,
-                    scope: None,
-                };
+                let sent = Sent::head(head, origin);
                 match throttle.resume(waiter, sent, &mut retry.place, now, deadline, cx) {
                     Ok((Turn::Go, waiter)) => {
                         retry.sent_at = Some(now);

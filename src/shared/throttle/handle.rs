@@ -95,6 +95,29 @@ pub(crate) struct Sent<'a> {
     pub(crate) scope: Option<u64>,
 }
 
+impl<'a> Sent<'a> {
+    /// A request to `target`, through no service in particular.
+    fn of(target: &'a impl Target) -> Self {
+        let (uri, headers) = target.target();
+        Self {
+            uri,
+            headers,
+            origin: 0,
+            scope: None,
+        }
+    }
+
+    /// A request with `head`, through the service `origin` wraps.
+    pub(crate) fn head(head: &'a http::request::Parts, origin: u64) -> Self {
+        Self {
+            uri: &head.uri,
+            headers: Some(&head.headers),
+            origin,
+            scope: None,
+        }
+    }
+}
+
 /// A call to a scope's schedule in a fleet's store, made outside the shard's lock.
 struct Exchange {
     key: u64,
@@ -293,13 +316,7 @@ impl Throttle {
     /// # }
     /// ```
     pub fn hold(&self, target: &impl Target, delay: Duration) {
-        let (uri, headers) = target.target();
-        let sent = Sent {
-            uri,
-            headers,
-            origin: 0,
-            scope: None,
-        };
+        let sent = Sent::of(target);
         let now = Instant::now();
         self.shared.lanes.sweep(now);
         let Some(scope) = self.scope(sent) else {
@@ -389,13 +406,7 @@ impl Throttle {
     }
 
     fn read<T>(&self, target: &impl Target, f: impl FnOnce(&mut Lane, Instant) -> T) -> Option<T> {
-        let (uri, headers) = target.target();
-        let sent = Sent {
-            uri,
-            headers,
-            origin: 0,
-            scope: None,
-        };
+        let sent = Sent::of(target);
         let now = Instant::now();
         self.shared.lanes.sweep(now);
         let scope = self.scope(sent)?;

@@ -237,16 +237,7 @@ impl Lane {
         {
             return Turn::Refused(Refusal::Shed(wait));
         }
-        let at = self.line.partition_point(|w| w.place < place);
-        self.line.insert(
-            at,
-            Waiting {
-                id,
-                place,
-                earliest,
-                waker: None,
-            },
-        );
+        self.join(id, place, earliest);
         let until = estimate.unwrap_or(now).max(earliest);
         match pending {
             true => Turn::Until(until.max(self.patience(now))),
@@ -267,17 +258,20 @@ impl Lane {
         if self.line.len() >= limits.max_queue {
             return false;
         }
-        let at = self.line.partition_point(|w| w.place < place);
-        self.line.insert(
-            at,
-            Waiting {
-                id,
-                place,
-                earliest,
-                waker: None,
-            },
-        );
+        self.join(id, place, earliest);
         true
+    }
+
+    /// Puts `id` in line at `place`, not to leave before `earliest`.
+    fn join(&mut self, id: u64, place: Place, earliest: Instant) {
+        let at = self.line.partition_point(|w| w.place < place);
+        let waiting = Waiting {
+            id,
+            place,
+            earliest,
+            waker: None,
+        };
+        self.line.insert(at, waiting);
     }
 
     /// Request `id`, in line, asks again at `now`.
