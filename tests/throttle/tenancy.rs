@@ -434,3 +434,42 @@ async fn a_retry_keeps_its_place_ahead_of_the_calls_that_arrived_during_its_wait
     let order = seen.lock().unwrap().clone();
     assert_eq!(order, ["a", "a", "b", "c", "d", "e"], "the retry first");
 }
+
+#[cfg(feature = "grpc")]
+#[tokio::test(start_paused = true)]
+async fn a_storm_of_resource_exhausted_stays_within_one_and_a_bit_attempts_per_call() {
+    use tower_http_retry::grpc::GrpcPolicy;
+    let attempts = Arc::new(AtomicU64::new(0));
+    let counted = attempts.clone();
+    let server = service_fn(move |_: Request<Body>| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        async {
+            let response = Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "8")
+                .body(Body::new(Bytes::new()))
+                .unwrap();
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let policy = RetryPolicy::default()
+        .grpc(GrpcPolicy::new())
+        .deadline(secs(5));
+    let client = Retry::new(server, policy);
+    // 1,000 calls at 100 r/s, every one refused.
+    let start = Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..1000u32 {
+        tokio::time::sleep_until(start + Duration::from_millis(10) * i).await;
+        let call = client.clone().oneshot(
+            Request::post("http://svc.test/pkg.Svc/Call")
+                .body(Body::new(Bytes::new()))
+                .unwrap(),
+        );
+        calls.spawn(call);
+    }
+    while calls.join_next().await.is_some() {}
+    let per_call = attempts.load(Ordering::Relaxed) as f64 / 1000.0;
+    eprintln!("RESOURCE_EXHAUSTED storm: {per_call:.3} attempts per call");
+    assert!(per_call <= 1.15, "{per_call}");
+}
