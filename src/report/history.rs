@@ -175,6 +175,20 @@ pub enum AttemptOutcome {
     Interrupted,
 }
 
+impl AttemptOutcome {
+    /// OpenTelemetry's `error.type` for the outcome: the status code, the failure's kind, the
+    /// gRPC code's name, or `interrupted`.
+    pub(crate) fn error_type(&self) -> &str {
+        match self {
+            AttemptOutcome::Status(status) => status.as_str(),
+            AttemptOutcome::Error(kind) => kind.as_str(),
+            #[cfg(feature = "grpc")]
+            AttemptOutcome::Grpc(code) => code.as_str(),
+            AttemptOutcome::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// Why the layer returned what it returned.
 ///
 /// A response comes back with a reason too, when the layer gave up on it:

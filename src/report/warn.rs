@@ -47,8 +47,8 @@ impl GiveUpLog {
             return;
         };
         tracing::warn!(
-            method = %method,
-            host,
+            http.request.method = %method,
+            server.address = host,
             attempts,
             reason = %reason,
             suppressed,

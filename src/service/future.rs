@@ -379,8 +379,8 @@ where
                 // is given back now, and a fresh clone is made ready when the turn comes.
                 call.service = call.service.clone();
                 tracing::debug!(
-                    method = %call.head.method,
-                    host = call.head.uri.host(),
+                    http.request.method = %call.head.method,
+                    server.address = call.head.uri.host(),
                     "waiting for the throttle"
                 );
                 metrics::throttle_hold();
@@ -857,10 +857,13 @@ where
         };
         match next {
             Next::Retry(wait) => {
+                // OpenTelemetry's HTTP field names where one exists: the resend to come is the
+                // `attempts`-th (the first attempt is no resend).
                 tracing::debug!(
-                    method = %self.head.method,
-                    host = self.head.uri.host(),
-                    attempt = self.planner.attempts(),
+                    http.request.method = %self.head.method,
+                    server.address = self.head.uri.host(),
+                    http.request.resend_count = self.planner.attempts(),
+                    error.type = outcome.error_type(),
                     outcome = ?outcome,
                     wait_ms = u64::try_from(wait.duration.as_millis()).unwrap_or(u64::MAX),
                     reason = ?wait.reason,

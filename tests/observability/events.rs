@@ -112,3 +112,31 @@ async fn an_injected_key_never_reaches_the_log() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn retries_are_logged_with_opentelemetry_http_field_names() {
+    let (captured, _guard) = capture(tracing::Level::TRACE);
+    let script = Script::new([status(503), status(502), status(200)]);
+    let service = ServiceBuilder::new()
+        .layer(RetryLayer::new(
+            RetryPolicy::default().backoff(Backoff::none()),
+        ))
+        .service(script);
+    let request = Request::get("http://api.test/items")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(service.oneshot(request).await.unwrap().status(), 200);
+    let log = captured.text();
+    let retries: Vec<&str> = log.lines().filter(|l| l.contains("retrying")).collect();
+    assert_eq!(retries.len(), 2, "{log}");
+    for (line, (resend, error)) in retries.iter().zip([(1, "503"), (2, "502")]) {
+        for field in [
+            "http.request.method=GET".to_owned(),
+            "server.address=\"api.test\"".to_owned(),
+            format!("http.request.resend_count={resend}"),
+            format!("error.type=\"{error}\""),
+        ] {
+            assert!(line.contains(&field), "{field} in {line}");
+        }
+    }
+}

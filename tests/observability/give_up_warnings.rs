@@ -14,7 +14,9 @@ use tower_http_retry::{RetryLayer, RetryPolicy};
 /// The `suppressed` field of each "not retrying" line for `host`.
 fn suppressed_counts(log: &str, host: &str) -> Vec<u64> {
     log.lines()
-        .filter(|line| line.contains("not retrying") && line.contains(&format!("host=\"{host}\"")))
+        .filter(|line| {
+            line.contains("not retrying") && line.contains(&format!("server.address=\"{host}\""))
+        })
         .map(|line| {
             let field = line.split("suppressed=").nth(1).expect("a count");
             field.split_whitespace().next().unwrap().parse().unwrap()
