@@ -198,3 +198,179 @@ async fn the_deadline_ends_a_check_that_does_not() {
         "its lookup is recorded"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn without_a_deadline_the_attempt_timeout_bounds_a_check_that_never_answers() {
+    let started = Instant::now();
+    let policy = policy().attempt_timeout(Duration::from_secs(2));
+    let (result, _, runs) = call(Answer::Never, policy, Method::POST, vec![status(503)]).await;
+    let history = history(&result);
+    // The 1 s backoff, then the check for at most the attempt timeout: the last outcome returned.
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    assert_eq!(result.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(runs, 1);
+    assert_eq!(
+        history.stop_reason(),
+        StopReason::CheckTimedOut,
+        "{history}"
+    );
+    assert_eq!(history.checks()[0].answer, CheckAnswer::Interrupted);
+}
+
+/// Over real sockets: a response kept for the check holds its HTTP/2 stream while its body is
+/// unread; a server that allows one stream at a time must still see the check's lookup.
+mod sockets {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http::{Method, Request, Response, StatusCode};
+    use std::future::Future;
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::{Frame, Incoming};
+    use hyper::server::conn::http2;
+    use hyper::service::service_fn;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::net::TcpListener;
+    use tower::{Service, ServiceExt};
+    use tower_http_retry::check::{CheckBeforeRetry, CheckRequest, CheckVerdict};
+    use tower_http_retry::history::{CheckAnswer, StopReason};
+    use tower_http_retry::{BoxError, RetryLayer, RetryPolicy};
+
+    type Answer = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+    /// POST answers 503 with a body that starts and then stalls for seconds; GET answers 200.
+    /// One stream at a time per connection.
+    async fn one_stream_server() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let service = service_fn(|request: Request<Incoming>| async move {
+                    let response = match request.method() == Method::POST {
+                        true => {
+                            let body = Stalling {
+                                started: false,
+                                stall: Box::pin(tokio::time::sleep(Duration::from_secs(5))),
+                            };
+                            Response::builder().status(503).body(body.boxed()).unwrap()
+                        }
+                        false => Response::new(Full::new(Bytes::from_static(b"found")).boxed()),
+                    };
+                    Ok::<Response<Answer>, Infallible>(response)
+                });
+                tokio::spawn(
+                    http2::Builder::new(TokioExecutor::new())
+                        .max_concurrent_streams(1)
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        format!("http://{addr}/v1/jobs")
+    }
+
+    /// A body that sends a few bytes, then nothing for seconds.
+    struct Stalling {
+        started: bool,
+        stall: std::pin::Pin<Box<tokio::time::Sleep>>,
+    }
+
+    impl http_body::Body for Stalling {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            if !self.started {
+                self.started = true;
+                return std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"busy")))));
+            }
+            self.stall.as_mut().poll(cx).map(|()| None)
+        }
+    }
+
+    /// A check that looks the job up with a GET and answers as told.
+    #[derive(Clone)]
+    struct LookUp {
+        url: String,
+        stop: bool,
+    }
+
+    impl<S> CheckBeforeRetry<S, Full<Bytes>, Incoming> for LookUp
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<Incoming>> + Send + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError>,
+    {
+        type Future =
+            std::pin::Pin<Box<dyn std::future::Future<Output = CheckVerdict<Incoming>> + Send>>;
+
+        fn check(&self, service: S, _: CheckRequest<'_, Full<Bytes>>) -> Self::Future {
+            let (url, stop) = (self.url.clone(), self.stop);
+            Box::pin(async move {
+                let lookup = Request::get(url).body(Full::default()).unwrap();
+                let found = service.oneshot(lookup).await.ok();
+                match (stop, found) {
+                    (false, Some(found)) => CheckVerdict::Respond(found),
+                    _ => CheckVerdict::Stop,
+                }
+            })
+        }
+    }
+
+    async fn call(stop: bool) -> Result<Response<Incoming>, tower_http_retry::Error> {
+        let url = one_stream_server().await;
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http::<Full<Bytes>>();
+        let policy = RetryPolicy::default()
+            .backoff(tower_http_retry::backoff::Backoff::none())
+            .deadline(Duration::from_millis(500));
+        let check = LookUp {
+            url: url.clone(),
+            stop,
+        };
+        let service = tower::ServiceBuilder::new()
+            .layer(RetryLayer::new(policy).check_before_retry(check))
+            .service(client);
+        let request = Request::post(url)
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        service.oneshot(request).await
+    }
+
+    #[tokio::test]
+    async fn the_check_runs_when_the_kept_response_holds_the_only_stream() {
+        let response = call(false).await.expect("the check answered");
+        assert_eq!(response.status(), StatusCode::OK);
+        let history = response
+            .extensions()
+            .get::<tower_http_retry::RetryHistory>()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            history.stop_reason(),
+            StopReason::CheckAnswered,
+            "{history}"
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"found");
+    }
+
+    #[tokio::test]
+    async fn stop_after_the_kept_response_was_released_ends_with_its_history() {
+        let error = call(true).await.expect_err("released, then stopped");
+        let history = error.history();
+        assert_eq!(history.stop_reason(), StopReason::CheckStopped, "{history}");
+        assert_eq!(history.checks()[0].answer, CheckAnswer::Stop, "{history}");
+        assert!(history.to_string().starts_with("503"), "{history}");
+        assert!(!error.is_deadline(), "not the deadline: {error}");
+    }
+}

@@ -13,9 +13,18 @@
 //! - [`CheckVerdict::Respond`]: stop, and return this response instead (the job the check found).
 //!
 //! Outcomes that are safe to retry (an idempotent request, a keyed one, a 429) are retried without a
-//! check. The last response is kept, its body unread, until the check answers (it is what `Stop`
-//! returns), so its connection is not reused meanwhile: the check's own requests take another. The check runs within the call's deadline: when it passes, the check is dropped and the call
-//! ends with the deadline error. Its requests are not attempts; the history records them
+//! check. A last response whose body has not ended is let go of before the check's requests go
+//! out: its unread body may hold the connection or stream they need (a server that allows one
+//! HTTP/2 stream at a time, a limit on connections), and the check would wait for it forever. Its
+//! status stays in the history; `Stop` then ends the call with an [`Error`](crate::Error) whose
+//! history holds it (stop reason [`CheckStopped`](crate::history::StopReason::CheckStopped)). A
+//! failure, or a response whose body had ended, is kept and returned as it is.
+//!
+//! The check runs within the call's deadline and, like an attempt, within the attempt timeout:
+//! when the deadline passes first, the check is dropped and the call ends with the deadline error;
+//! when the attempt timeout does, the call ends as if the check had said stop, with stop reason
+//! [`CheckTimedOut`](crate::history::StopReason::CheckTimedOut). With neither, a check is as
+//! unbounded as an attempt is. Its requests are not attempts; the history records them
 //! ([`RetryHistory::checks`](crate::RetryHistory::checks)).
 //!
 //! # Why a type parameter
@@ -135,7 +144,8 @@ pub enum CheckVerdict<ResB> {
     /// Nothing took effect: send the request again.
     Retry,
     /// Stop, and return the last attempt's outcome (when the check cannot tell, this is the safe
-    /// answer).
+    /// answer); an error carrying it in its history when the response was let go of for the check
+    /// (see the [module](self)).
     Stop,
     /// Stop, and return this response instead of the last outcome.
     Respond(Response<ResB>),

@@ -242,6 +242,9 @@ pub enum StopReason {
     /// A [check](crate::check) before the retry found what the request was for (the job it created,
     /// say) and returned that response instead of sending the request again.
     CheckAnswered,
+    /// A [check](crate::check) before the retry did not answer within the attempt timeout (a check
+    /// is bounded as an attempt is, and by the deadline); the last attempt's outcome is returned.
+    CheckTimedOut,
     /// The [throttle](crate::throttle) in shed mode refused the attempt without sending it: its turn
     /// was further away than the mode allows, or the server's line was full.
     Shed,
@@ -276,6 +279,9 @@ impl fmt::Display for StopReason {
             StopReason::BudgetExhausted => f.write_str("the retry budget was spent"),
             StopReason::CheckStopped => f.write_str("the check before the retry said stop"),
             StopReason::CheckAnswered => f.write_str("the check before the retry found the answer"),
+            StopReason::CheckTimedOut => {
+                f.write_str("the check before the retry did not answer within the attempt timeout")
+            }
             StopReason::Shed => f.write_str("the throttle shed the request"),
         }
     }

@@ -149,6 +149,7 @@ fn stop_label(reason: StopReason) -> &'static str {
         StopReason::Shed => "shed",
         StopReason::CheckStopped => "check_stopped",
         StopReason::CheckAnswered => "check_answered",
+        StopReason::CheckTimedOut => "check_timed_out",
     }
 }
 

@@ -14,7 +14,23 @@ use crate::report::history::AttemptOutcome;
 use crate::BoxError;
 
 /// The outcomes of a check's requests, shared by the clones of its service.
-pub(crate) type CheckLog = Arc<Mutex<Vec<AttemptOutcome>>>;
+/// What a check's service shares with the call: the outcomes of its requests.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CheckLog(Arc<Mutex<Vec<AttemptOutcome>>>);
+
+impl CheckLog {
+    /// The outcomes of the check's requests, taken.
+    pub(crate) fn take(&self) -> Vec<AttemptOutcome> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn push(&self, outcome: AttemptOutcome) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(outcome);
+    }
+}
 
 /// A clone of the inner service, handed to a [check](crate::check) before a retry: it sends requests
 /// as the inner service does and records each one's status or error kind in the call's
@@ -99,9 +115,7 @@ where
             Ok(response) => AttemptOutcome::Status(response.status()),
             Err(error) => AttemptOutcome::Error(ErrorKind::of(&**error)),
         };
-        if let Ok(mut log) = this.log.lock() {
-            log.push(outcome);
-        }
+        this.log.push(outcome);
         Poll::Ready(result)
     }
 }

@@ -540,7 +540,8 @@ where
                     }
                     // The wait is over and the body back: the check, if one is due, before the turn.
                     if let Some(future) = this.call.start_check() {
-                        to_deadline(until, this.timer.as_mut(), &this.call.planner);
+                        *until = None;
+                        arm(this.timer.as_mut(), this.call.check_bound());
                         this.state.set(State::Checking { future });
                         continue;
                     }
@@ -575,8 +576,16 @@ where
                 }
                 StateProj::Checking { future } => match future.poll(cx) {
                     Poll::Pending => {
-                        ready!(poll_deadline(this.timer.as_mut(), cx));
+                        if !poll_timer(this.timer.as_mut(), cx) {
+                            return Poll::Pending;
+                        }
                         this.state.set(State::Done);
+                        let deadline = this.call.planner.deadline();
+                        if deadline.is_none_or(|deadline| Instant::now() < deadline) {
+                            // The check's own bound, the attempt timeout, passed first.
+                            this.call.check_interrupted();
+                            return Poll::Ready(this.call.check_timed_out());
+                        }
                         this.call.take_parked();
                         this.call.check_interrupted();
                         return Poll::Ready(Err(this.call.deadline_passed(false)));
@@ -1255,7 +1264,18 @@ where
             elapsed,
         };
         let service = CheckService::new(self.service.clone(), log);
-        Some(self.check.check(service, request))
+        let future = self.check.check(service, request);
+        // The kept response is let go of before the check's requests go out: its unread body may
+        // hold the connection or stream they need (a server that allows one stream at a time, a
+        // limit on connections). Its status stays in the history; a check that says stop ends
+        // the call with an error carrying it. A body already at its end holds nothing, and stays.
+        let retry = retrying(&mut self.retry);
+        if let Some(Ok(response)) = &retry.parked
+            && !response.body().is_end_stream()
+        {
+            retry.parked = None;
+        }
+        Some(future)
     }
 
     /// Records what the check answered and acts on it: `None` to retry, or the call's output.
@@ -1274,13 +1294,42 @@ where
         self.record_check(answer);
         match verdict {
             CheckVerdict::Retry => None,
-            CheckVerdict::Stop => {
-                let last = last.expect("a check runs only on a parked outcome");
-                Some(self.finish(last, StopReason::CheckStopped, None))
-            }
+            CheckVerdict::Stop => Some(self.stop_after_check(last, StopReason::CheckStopped)),
             CheckVerdict::Respond(response) => {
                 Some(self.finish(Ok(response), StopReason::CheckAnswered, None))
             }
+        }
+    }
+
+    /// When a check must have answered: the deadline, or the attempt timeout from now when that
+    /// is sooner (a check is bounded as an attempt is).
+    fn check_bound(&self) -> Option<Instant> {
+        let timeout = self
+            .policy
+            .attempt_timeout
+            .map(|timeout| later(Instant::now(), timeout));
+        match (self.planner.deadline(), timeout) {
+            (Some(deadline), Some(timeout)) => Some(deadline.min(timeout)),
+            (deadline, timeout) => deadline.or(timeout),
+        }
+    }
+
+    /// The check did not answer within its bound: the call ends as if it had said stop.
+    fn check_timed_out(&mut self) -> Result<Response<ResB>, Error> {
+        let last = retrying(&mut self.retry).parked.take();
+        self.stop_after_check(last, StopReason::CheckTimedOut)
+    }
+
+    /// Ends the call after a check: with the kept outcome, or, when it was let go of while the
+    /// check waited, with an error whose history holds it.
+    fn stop_after_check(
+        &mut self,
+        last: Option<Result<Response<ResB>, BoxError>>,
+        reason: StopReason,
+    ) -> Result<Response<ResB>, Error> {
+        match last {
+            Some(last) => self.finish(last, reason, None),
+            None => Err(Error::new(None, self.close(reason, None))),
         }
     }
 
@@ -1294,7 +1343,7 @@ where
         let requests = retrying(&mut self.retry)
             .check_log
             .take()
-            .map(|log| std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner())))
+            .map(|log| log.take())
             .unwrap_or_default();
         let after_attempt = self.planner.attempts();
         retrying(&mut self.retry).history.push_check(CheckRecord {
