@@ -13,12 +13,13 @@
 //! - [`CheckVerdict::Respond`]: stop, and return this response instead (the job the check found).
 //!
 //! Outcomes that are safe to retry (an idempotent request, a keyed one, a 429) are retried without a
-//! check. A last response whose body has not ended is let go of before the check's requests go
-//! out: its unread body may hold the connection or stream they need (a server that allows one
-//! HTTP/2 stream at a time, a limit on connections), and the check would wait for it forever. Its
-//! status stays in the history; `Stop` then ends the call with an [`Error`](crate::Error) whose
-//! history holds it (stop reason [`CheckStopped`](crate::history::StopReason::CheckStopped)). A
-//! failure, or a response whose body had ended, is kept and returned as it is.
+//! check. The last response is kept for `Stop` until the check sends a request of its own and
+//! waits for it; then, unless its body has ended, it is let go of: its unread body may hold the
+//! connection or stream that request needs (a server that allows one HTTP/2 stream at a time, a
+//! limit on connections), and the check would wait for it forever. Its status stays in the
+//! history; `Stop` then ends the call with an [`Error`](crate::Error) whose history holds it (stop
+//! reason [`CheckStopped`](crate::history::StopReason::CheckStopped)). A check that answers without
+//! a request of its own, a failure, or a response whose body had ended return the outcome as it is.
 //!
 //! The check runs within the call's deadline and, like an attempt, within the attempt timeout:
 //! when the deadline passes first, the check is dropped and the call ends with the deadline error;

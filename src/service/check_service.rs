@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
@@ -14,18 +15,32 @@ use crate::report::history::AttemptOutcome;
 use crate::BoxError;
 
 /// The outcomes of a check's requests, shared by the clones of its service.
-/// What a check's service shares with the call: the outcomes of its requests.
+/// What a check's service shares with the call: the outcomes of its requests, and whether it has
+/// sent one (the call then lets go of the response it kept, whose unread body may hold the
+/// connection or stream that request needs).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct CheckLog(Arc<Mutex<Vec<AttemptOutcome>>>);
+pub(crate) struct CheckLog(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    requests: Mutex<Vec<AttemptOutcome>>,
+    sent: AtomicBool,
+}
 
 impl CheckLog {
     /// The outcomes of the check's requests, taken.
     pub(crate) fn take(&self) -> Vec<AttemptOutcome> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *self.0.requests.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether the check has sent a request of its own.
+    pub(crate) fn has_sent(&self) -> bool {
+        self.0.sent.load(Ordering::Acquire)
     }
 
     fn push(&self, outcome: AttemptOutcome) {
         self.0
+            .requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(outcome);
@@ -77,6 +92,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        self.log.0.sent.store(true, Ordering::Release);
         CheckServiceFuture {
             inner: self.inner.call(request),
             log: self.log.clone(),

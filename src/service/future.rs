@@ -576,6 +576,10 @@ where
                 }
                 StateProj::Checking { future } => match future.poll(cx) {
                     Poll::Pending => {
+                        if this.call.release_parked_for_check() {
+                            // What the check's request waited for may be free now: look again.
+                            cx.waker().wake_by_ref();
+                        }
                         if !poll_timer(this.timer.as_mut(), cx) {
                             return Poll::Pending;
                         }
@@ -1264,18 +1268,24 @@ where
             elapsed,
         };
         let service = CheckService::new(self.service.clone(), log);
-        let future = self.check.check(service, request);
-        // The kept response is let go of before the check's requests go out: its unread body may
-        // hold the connection or stream they need (a server that allows one stream at a time, a
-        // limit on connections). Its status stays in the history; a check that says stop ends
-        // the call with an error carrying it. A body already at its end holds nothing, and stays.
-        let retry = retrying(&mut self.retry);
-        if let Some(Ok(response)) = &retry.parked
-            && !response.body().is_end_stream()
-        {
+        Some(self.check.check(service, request))
+    }
+
+    /// Lets go of the kept response once the check has sent a request of its own: its unread body
+    /// may hold the connection or stream that request needs (a server that allows one HTTP/2
+    /// stream at a time, a limit on connections). Its status stays in the history; a check that
+    /// then says stop ends the call with an error carrying it. A failure, or a response whose
+    /// body has ended, holds nothing and is kept.
+    fn release_parked_for_check(&mut self) -> bool {
+        let Some(retry) = &mut self.retry else {
+            return false;
+        };
+        let sent = retry.check_log.as_ref().is_some_and(CheckLog::has_sent);
+        let holds = matches!(&retry.parked, Some(Ok(response)) if !response.body().is_end_stream());
+        if sent && holds {
             retry.parked = None;
         }
-        Some(future)
+        sent && holds
     }
 
     /// Records what the check answered and acts on it: `None` to retry, or the call's output.
