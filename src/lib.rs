@@ -37,6 +37,74 @@
 //! # }
 //! ```
 //!
+//! # With your client
+//!
+//! The layer wraps any `Service<http::Request<B>>`. The [README] has the quick start, the policy for
+//! each kind of API in one table ([Choosing a policy]), and [`examples/recipes.rs`] a policy per
+//! vendor's guidance, each checked against a server that behaves as the guidance says.
+//!
+//! **hyper-util**: its legacy client, as it is (the quick start above, over a real socket):
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::ServiceBuilder;
+//! use tower_http_retry::{RetryLayer, RetryPolicy};
+//!
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let service = ServiceBuilder::new()
+//!     .layer(RetryLayer::new(RetryPolicy::default()))
+//!     .service(client);
+//! # let _ = service;
+//! ```
+//!
+//! **axum** (a proxy of streamed bodies): one more layer outside the retry records each body once
+//! for its retries ([`body`]; `examples/axum_proxy.rs`):
+//!
+//! ```no_run
+//! use axum::body::Body;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::ServiceBuilder;
+//! use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
+//! use tower_http_retry::{RetryLayer, RetryPolicy};
+//!
+//! let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
+//! let upstream = ServiceBuilder::new()
+//!     .layer(ReplayBodyLayer::new())
+//!     .layer(RetryLayer::new(RetryPolicy::default()))
+//!     .service(client);
+//! # let _ = upstream;
+//! ```
+//!
+//! **tonic** (feature `grpc`): a `Channel` takes `grpc::GrpcRetryLayer` in one line, and the
+//! generated client wraps the result unchanged; codes, pushback and deadlines as gRFC A6 says
+//! ([README: gRPC and tonic]).
+//!
+//! ```ignore
+//! let channel = ServiceBuilder::new()
+//!     .layer(GrpcRetryLayer::new(tonic::body::Body::new))
+//!     .service(Channel::from_static("http://127.0.0.1:50051").connect().await?);
+//! let mut client = HealthClient::new(channel);
+//! ```
+//!
+//! **reqwest** (feature `reqwest`): `reqwest::ReqwestService` is a `reqwest::Client` as a service,
+//! and reqwest's errors are classified by type ([README: reqwest]).
+//!
+//! ```ignore
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new(RetryPolicy::default()))
+//!     .service(ReqwestService::new(reqwest::Client::new()));
+//! ```
+//!
+//! [README]: https://github.com/tower-http-retry/tower-http-retry#readme
+//! [Choosing a policy]: https://github.com/tower-http-retry/tower-http-retry#choosing-a-policy
+//! [`examples/recipes.rs`]: https://github.com/tower-http-retry/tower-http-retry/blob/main/examples/recipes.rs
+//! [README: gRPC and tonic]: https://github.com/tower-http-retry/tower-http-retry#grpc-and-tonic
+//! [README: reqwest]: https://github.com/tower-http-retry/tower-http-retry#reqwest
+//!
 //! # What is retried
 //!
 //! 408, 429, 500, 502, 503, 504 and transport failures; never any other 4xx. A POST or PATCH without an

@@ -146,7 +146,7 @@ pub enum CheckVerdict<ResB> {
     Retry,
     /// Stop, and return the last attempt's outcome (when the check cannot tell, this is the safe
     /// answer); an error carrying it in its history when the response was let go of for the check
-    /// (see the [module](self)).
+    /// (see the [module](crate::check)).
     Stop,
     /// Stop, and return this response instead of the last outcome.
     Respond(Response<ResB>),
