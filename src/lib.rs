@@ -213,6 +213,7 @@
 //! | `http2` | on | `h2` errors recognised (REFUSED_STREAM, graceful GOAWAY: never sent) |
 //! | `grpc` | off | the `grpc` module: `grpc-status`, pushback, attempt headers, a layer for tonic's `Channel` |
 //! | `reqwest` | off | the `reqwest` module: `reqwest::Client` as a tower service, its errors classified |
+//! | `reqwest-middleware` | off | `reqwest`, and `reqwest::RetryMiddleware`: the same retries in a reqwest-middleware stack |
 //! | `metrics` | off | counters and histograms through the `metrics` facade ([`metrics`] lists the names) |
 //! | `redis` | off | fleet mode on Redis: `Store::redis`, one retry [`budget`] and one [`throttle`] shared by many processes ([`store`]) |
 //! | `redis-tls` | off | `redis` over TLS: `rediss://` URLs (rustls, the system's roots) and `Store::redis_with_ca` |

@@ -47,14 +47,33 @@
 //! # let _ = client;
 //! ```
 //!
-//! There is no `reqwest_middleware::Middleware`: a middleware gets the request once, and its `Next`
-//! borrows the client and the extensions for one call, so retrying there means re-implementing this
-//! layer's future around borrowed state, with `reqwest::Request::try_clone` refusing streamed bodies.
-//! A reqwest-middleware stack can call a [`Retry`](crate::Retry) over [`ReqwestService`] instead.
+//! With the `reqwest-middleware` feature, `RetryMiddleware` runs the same retries, by the same
+//! [`RetryPolicy`](crate::RetryPolicy), as a `reqwest_middleware::Middleware`: each attempt runs the
+//! rest of the middleware stack and the client. A buffered body is replayed from a copy; a streamed one
+//! is sent once and never retried, since a middleware stack has no place for `ReplayBodyLayer`.
+//!
+//! ```
+//! # #[cfg(feature = "reqwest-middleware")]
+//! # {
+//! use reqwest_middleware::ClientBuilder;
+//! use tower_http_retry::reqwest::RetryMiddleware;
+//! use tower_http_retry::RetryPolicy;
+//!
+//! let client = ClientBuilder::new(reqwest::Client::new())
+//!     .with(RetryMiddleware::new(RetryPolicy::default()))
+//!     .build();
+//! # let _ = client;
+//! # }
+//! ```
 //!
 //! [`reqwest::Client`]: https://docs.rs/reqwest/0.13/reqwest/struct.Client.html
 
 mod body;
+#[cfg(feature = "reqwest-middleware")]
+mod middleware;
 mod service;
 
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub use middleware::RetryMiddleware;
 pub use service::{ReqwestFuture, ReqwestService};
