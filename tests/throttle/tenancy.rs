@@ -473,3 +473,34 @@ async fn a_storm_of_resource_exhausted_stays_within_one_and_a_bit_attempts_per_c
     eprintln!("RESOURCE_EXHAUSTED storm: {per_call:.3} attempts per call");
     assert!(per_call <= 1.15, "{per_call}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_scope_is_forgotten_without_being_looked_up_again() {
+    let throttle = Throttle::new();
+    throttle.hold(&get("http://api.test/", Some("alice")), secs(1));
+    assert_eq!(throttle.scopes(), 1);
+    tokio::time::advance(secs(61)).await;
+    // Any lookup sweeps the map: alice's scope is not looked up, and goes.
+    assert_eq!(throttle.rate(&get("http://other.test/", None)), None);
+    assert_eq!(throttle.scopes(), 0, "forgotten after 60 s of quiet");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_map_never_forgets_a_held_scope() {
+    let throttle = Throttle::new();
+    let key = |i: usize| {
+        Request::get("http://api.test/")
+            .header("x-api-key", i.to_string())
+            .body(())
+            .unwrap()
+    };
+    for i in 0..4096 {
+        throttle.hold(&key(i), secs(3600));
+    }
+    assert_eq!(throttle.scopes(), 4096);
+    // One more: no held scope is forgotten for it; it goes unpaced (documented).
+    throttle.hold(&key(4096), secs(3600));
+    assert_eq!(throttle.scopes(), 4096);
+    assert!((0..4096).all(|i| throttle.held_until(&key(i)).is_some()));
+    assert_eq!(throttle.held_until(&key(4096)), None);
+}
