@@ -238,7 +238,8 @@
 //!    which wait, or stop and why.
 //! 5. `wait/`: how long to wait: the [`backoff`] schedules and the pure parsers of the delays a server
 //!    gives ([`retry_after`], [`rate_limit`]). Nothing there knows the policy.
-//! 6. `shared/`: what calls and clones share: the retry [`budget`] and the per-scope [`throttle`].
+//! 6. `shared/`: what calls and clones share: the retry [`budget`] and the per-scope [`throttle`]
+//!    (one file per role: scopes, the sharded map of lanes, a lane, the rate law, fleets).
 //! 7. `body/`: the request bodies that are sent again ([`body`]) and the response bodies drained or
 //!    held until their first byte.
 //! 8. `report/`: what the caller sees: the [`RetryHistory`] and the [`Error`]; and what it watches
