@@ -21,6 +21,9 @@ const QUOTA_EVERY: Duration = Duration::from_millis(100);
 /// not used into the hold that answer brought. Three round trips when they are longer, so that the
 /// answer comes before the slot, not after it (a slot used late crowds the next sender's).
 const CONFIRM: Duration = Duration::from_millis(20);
+/// The resolution of tokio's timers: a process woken for a slot is often this late, and that is
+/// no reason to leave the slot.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 /// Departures remembered, to find the slot an answered request left on.
 const DEPARTURES: usize = 64;
 
@@ -109,8 +112,11 @@ impl FleetLane {
     /// stood for is told to the store with the next exchange, so that the fleet's rate does not
     /// grow for it) and slots inside a hold (the store has moved the schedule past it).
     pub(crate) fn prune(&mut self, now: Instant, held: Option<Instant>) {
-        let grace =
-            Duration::from_secs_f64(0.05 / self.rate.max(1e-3)).min(Duration::from_millis(5));
+        // Never under two timer ticks: at 200 r/s and above, 5% of an interval is shorter than a
+        // timer can keep to, and every slot would be left (the fleet then sent at a fifth of its
+        // rate).
+        let grace = Duration::from_secs_f64(0.05 / self.rate.max(1e-3))
+            .clamp(TIMER_TICK * 2, Duration::from_millis(5));
         while let Some(&(slot, _)) = self.slots.front() {
             let late = slot.checked_add(grace).is_some_and(|end| end < now);
             let void =
@@ -346,6 +352,28 @@ mod tests {
         fleet.prune(t0 + ms(400), None);
         let report = fleet.report(t0 + ms(400), None, Some(ms(1000)), None);
         assert_eq!(report.map(|call| call.unused), Some(100_000));
+    }
+
+    #[test]
+    fn a_slot_woken_for_within_two_timer_ticks_is_used_at_any_rate() {
+        let t0 = Instant::now();
+        let us = Duration::from_micros;
+        let mut fleet = FleetLane::new("k".into(), Duration::from_millis(50), t0);
+        assert!(fleet.lease(t0, 3).is_some());
+        // 200 r/s: slots 5 ms apart, whose 5% is 250 µs, below what a timer can keep to.
+        let fast = ScheduleReply {
+            interval: 5_000.0,
+            rate: 200.0,
+            gap: 5_000.0,
+            ..reply(0.0, 0.0, 3)
+        };
+        fleet.answered(t0, &fast, true);
+        // Woken 1.5 ms late, as tokio's timers are: the slot is used, not left.
+        fleet.prune(t0 + us(1_500), None);
+        assert_eq!(fleet.slots.len(), 3);
+        // At 6.5 ms the first is 6.5 ms late, too late still; the second, 1.5 ms late, is not.
+        fleet.prune(t0 + us(6_500), None);
+        assert_eq!(fleet.slots.len(), 2, "the first is left");
     }
 
     #[test]
