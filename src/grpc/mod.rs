@@ -57,9 +57,11 @@
 //! type can wrap another body.
 
 mod layer;
+mod status;
 
 pub use crate::classify::grpc::{
     GrpcCode, GrpcPolicy, GRPC_PREVIOUS_RPC_ATTEMPTS, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS,
     GRPC_TIMEOUT,
 };
 pub use layer::{GrpcRetryLayer, IntoBody};
+pub use status::{GrpcStatus, GrpcStatusFuture, RETRY_ATTEMPTS, RETRY_HISTORY, RETRY_STOP};
