@@ -3,7 +3,12 @@
 //! histograms go there. Without the feature every function here is empty and compiles away.
 //!
 //! Labels are drawn from the crate's own enums only (class, stop reason, wait reason): never a header
-//! value, a path, a query or a host, so the number of series stays fixed whatever the traffic.
+//! value, a path, a query or a host, so the number of series stays fixed whatever the traffic. gRPC's
+//! A96 instruments are the exception A96 defines: [`GRPC_METHOD`] is the method from the service
+//! definition (bounded by the services the client calls) and [`GRPC_TARGET`] the channel's target.
+//!
+//! `http.client.retries` counts gRPC retries too, per retry and class; `grpc.client.call.retries` counts
+//! the same retries per call (A96's instrument). Neither counts a retry twice, but adding the two does.
 
 #[cfg(feature = "metrics")]
 use std::time::Duration;
