@@ -21,7 +21,8 @@ use crate::Error;
 /// successful one that retried.
 pub const RETRY_ATTEMPTS: &str = "x-retry-attempts";
 /// Response metadata: why the layer stopped, as a short name (`attempts_exhausted`, `deadline`,
-/// `finished`, ...: the `stop_reason` label of the metrics).
+/// `finished`, ...: the `stop_reason` label of the metrics). A call that ended `DEADLINE_EXCEEDED` says
+/// `deadline`, whichever timer saw the deadline first: the layer's, or the channel's own.
 pub const RETRY_STOP: &str = "x-retry-stop";
 /// Response metadata: the retry history in one line, as [`RetryHistory`]'s `Display` writes it
 /// (`UNAVAILABLE (wait 5ms backoff), UNAVAILABLE: the attempt limit was reached`), in ASCII
@@ -82,8 +83,11 @@ where
             .map(|timeout| Instant::now() + timeout);
         let call = Call {
             deadline,
+            // The labels are made only for a call that retried: the URI is kept, not copied out.
             #[cfg(feature = "metrics")]
-            labels: metrics_labels(&request, self.target.as_ref()),
+            uri: request.uri().clone(),
+            #[cfg(feature = "metrics")]
+            target: self.target.clone(),
         };
         #[cfg(not(feature = "metrics"))]
         let _ = &self.target;
@@ -97,7 +101,9 @@ where
 struct Call {
     deadline: Option<Instant>,
     #[cfg(feature = "metrics")]
-    labels: Vec<metrics::Label>,
+    uri: http::Uri,
+    #[cfg(feature = "metrics")]
+    target: Option<HeaderValue>,
 }
 
 pin_project! {
@@ -131,12 +137,14 @@ where
                 let history = response.extensions().get::<RetryHistory>();
                 #[cfg(feature = "metrics")]
                 if let Some(history) = history {
-                    record_metrics(history, &call.labels);
+                    record_metrics(history, &call);
                 }
-                let failed = response
-                    .headers()
-                    .get(GRPC_STATUS)
-                    .is_some_and(|status| status != "0");
+                // A status in the head (trailers-only), or an HTTP error that tonic makes one of.
+                let failed = !response.status().is_success()
+                    || response
+                        .headers()
+                        .get(GRPC_STATUS)
+                        .is_some_and(|status| status != "0");
                 match history {
                     Some(history) => {
                         let history = history.clone();
@@ -154,7 +162,7 @@ where
             }
             Err(error) => {
                 #[cfg(feature = "metrics")]
-                record_metrics(error.history(), &call.labels);
+                record_metrics(error.history(), &call);
                 match status_of(&error, call.deadline) {
                     Some((code, message)) => {
                         let mut response = Response::new(RB::default());
@@ -169,6 +177,11 @@ where
                             HeaderValue::from_static("application/grpc"),
                         );
                         put_history(headers, error.history());
+                        // The channel's own timer (tonic's, at the request's `grpc-timeout`) may see
+                        // the deadline before the layer's: the call stopped at the deadline either way.
+                        if code == GrpcCode::DeadlineExceeded {
+                            headers.insert(RETRY_STOP, HeaderValue::from_static("deadline"));
+                        }
                         Ok(response)
                     }
                     None => Err(error),
@@ -238,10 +251,10 @@ fn percent_encode(message: &str) -> String {
 }
 
 #[cfg(feature = "metrics")]
-fn metrics_labels<B>(request: &Request<B>, target: Option<&HeaderValue>) -> Vec<metrics::Label> {
+fn metrics_labels(call: &Call) -> Vec<metrics::Label> {
     // A96's `grpc.method`: the full method name, `package.Service/Method`, from the service definition.
-    let method = request.uri().path().trim_start_matches('/').to_owned();
-    let target = match (target, request.uri().authority()) {
+    let method = call.uri.path().trim_start_matches('/').to_owned();
+    let target = match (&call.target, call.uri.authority()) {
         (Some(target), _) => target.to_str().unwrap_or("unknown").to_owned(),
         (None, Some(authority)) => authority.as_str().to_owned(),
         (None, None) => "unknown".to_owned(),
@@ -255,7 +268,7 @@ fn metrics_labels<B>(request: &Request<B>, target: Option<&HeaderValue>) -> Vec<
 /// gRFC A96's per-call instruments, for a call that retried: retries, transparent retries (of
 /// attempts the server never saw) and the total delay.
 #[cfg(feature = "metrics")]
-fn record_metrics(history: &RetryHistory, labels: &[metrics::Label]) {
+fn record_metrics(history: &RetryHistory, call: &Call) {
     use crate::report::history::AttemptOutcome;
     let attempts = history.attempts();
     if attempts.len() < 2 {
@@ -268,6 +281,7 @@ fn record_metrics(history: &RetryHistory, labels: &[metrics::Label]) {
         .filter(|a| matches!(a.outcome, AttemptOutcome::Error(kind) if kind.is_never_sent()))
         .count();
     let retries = retried.len() - transparent;
+    let labels = metrics_labels(call);
     if retries > 0 {
         metrics::histogram!(crate::metrics::GRPC_CALL_RETRIES, labels.to_vec())
             .record(retries as f64);
