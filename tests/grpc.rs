@@ -501,3 +501,25 @@ async fn a_refused_stream_is_retried_and_then_unavailable() {
         Some("attempts_exhausted")
     );
 }
+
+#[tokio::test]
+async fn any_other_failure_keeps_the_history_in_the_status_source() {
+    // A port nobody listens on: every attempt fails to connect.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let channel = ServiceBuilder::new()
+        .layer(GrpcRetryLayer::new(tonic::body::Body::new).policy(policy().max_attempts(2)))
+        .service(channel);
+    let mut client = HealthClient::new(channel);
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let error = std::error::Error::source(&status)
+        .and_then(|source| source.downcast_ref::<tower_http_retry::Error>())
+        .expect("the layer's error is the status's source");
+    assert_eq!(error.history().attempt_count(), 2);
+}
