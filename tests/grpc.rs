@@ -24,30 +24,36 @@ use tower_http_retry::grpc::{GrpcCode, GrpcRetryLayer};
 use tower_http_retry::history::{AttemptOutcome, WaitReason};
 use tower_http_retry::{RetryHistory, RetryPolicy};
 
-/// One answer of the scripted server: a status code (`Ok` means SERVING) and its pushback header.
+/// One answer of the scripted server: a status code (`Ok` means SERVING), its pushback header, and how
+/// long the server takes to give it.
 #[derive(Clone, Copy)]
 struct Answer {
     code: Code,
     pushback: Option<&'static str>,
+    delay: Duration,
 }
 
 const SERVING: Answer = Answer {
     code: Code::Ok,
     pushback: None,
+    delay: Duration::ZERO,
 };
 
 fn fail(code: Code) -> Answer {
-    Answer {
-        code,
-        pushback: None,
-    }
+    Answer { code, ..SERVING }
 }
 
 fn pushback(code: Code, ms: &'static str) -> Answer {
     Answer {
         code,
         pushback: Some(ms),
+        ..SERVING
     }
+}
+
+/// SERVING, after `delay`.
+fn slow(delay: Duration) -> Answer {
+    Answer { delay, ..SERVING }
 }
 
 /// What the server saw of one call.
@@ -92,6 +98,7 @@ impl Health for Scripted {
                 _ => script.pop_front().unwrap(),
             }
         };
+        tokio::time::sleep(answer.delay).await;
         if answer.code == Code::Ok {
             return Ok(Response::new(HealthCheckResponse {
                 status: ServingStatus::Serving as i32,
@@ -285,12 +292,9 @@ async fn the_callers_grpc_timeout_bounds_every_retry() {
     let ended = Instant::now();
     // Usually the layer declines a wait that would end past the deadline and returns the last
     // UNAVAILABLE. On a loaded machine an attempt may still be in flight when the deadline passes: then
-    // the layer's deadline error (UNKNOWN to tonic) or the channel's own timeout (CANCELLED) ends it.
+    // the call is DEADLINE_EXCEEDED.
     assert!(
-        matches!(
-            status.code(),
-            Code::Unavailable | Code::Unknown | Code::Cancelled
-        ),
+        matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded),
         "{status:?}"
     );
     let seen = seen.lock().unwrap().clone();
@@ -309,4 +313,213 @@ async fn the_callers_grpc_timeout_bounds_every_retry() {
         );
         assert!(grpc_timeout(&left) < Duration::from_millis(100), "{left}");
     }
+}
+
+fn metadata(status: &Status, name: &str) -> Option<String> {
+    header(status.metadata(), name)
+}
+
+#[tokio::test]
+async fn a_failed_call_carries_its_attempts_and_why_it_stopped_in_the_status_metadata() {
+    let (addr, _) = serve(&[fail(Code::Unavailable)]).await;
+    let mut client = connect(addr, policy().max_attempts(3)).await;
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        status.message(),
+        "scripted",
+        "the server's own status is kept"
+    );
+    assert_eq!(metadata(&status, "x-retry-attempts").as_deref(), Some("3"));
+    assert_eq!(
+        metadata(&status, "x-retry-stop").as_deref(),
+        Some("attempts_exhausted")
+    );
+    assert_eq!(
+        metadata(&status, "x-retry-history").as_deref(),
+        Some(
+            "UNAVAILABLE (wait 5ms backoff), UNAVAILABLE (wait 5ms backoff), UNAVAILABLE: the attempt limit was reached"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_call_that_fails_for_good_at_once_says_it_made_one_attempt() {
+    let (addr, _) = serve(&[fail(Code::InvalidArgument)]).await;
+    let mut client = connect(addr, policy()).await;
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(metadata(&status, "x-retry-attempts").as_deref(), Some("1"));
+    assert_eq!(
+        metadata(&status, "x-retry-stop").as_deref(),
+        Some("finished")
+    );
+}
+
+#[tokio::test]
+async fn a_successful_call_that_retried_carries_its_history_in_the_response_metadata() {
+    let (addr, _) = serve(&[fail(Code::Unavailable), SERVING]).await;
+    let mut client = connect(addr, policy()).await;
+
+    let response = client.check(check()).await.unwrap();
+    assert_eq!(
+        header(response.metadata(), "x-retry-attempts").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        header(response.metadata(), "x-retry-history").as_deref(),
+        Some("UNAVAILABLE (wait 5ms backoff), 200: the outcome was final")
+    );
+}
+
+#[tokio::test]
+async fn the_stop_event_fires_for_a_failed_call() {
+    use tower_http_retry::history::StopReason;
+    use tower_http_retry::RetryEvent;
+
+    let (addr, _) = serve(&[fail(Code::Unavailable)]).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let policy = policy()
+        .max_attempts(2)
+        .on_retry(move |event| seen.lock().unwrap().push(*event));
+    let mut client = connect(addr, policy).await;
+
+    client.check(check()).await.unwrap_err();
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        matches!(events[0], RetryEvent::Retry { attempt: 1, .. }),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            events[1],
+            RetryEvent::Stop {
+                attempts: 2,
+                outcome: Some(AttemptOutcome::Grpc(GrpcCode::Unavailable)),
+                reason: StopReason::AttemptsExhausted,
+                ..
+            }
+        ),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_grpc_timeout_passing_during_an_attempt_is_deadline_exceeded() {
+    let (addr, seen) = serve(&[slow(Duration::from_millis(500))]).await;
+    let mut client = connect(addr, policy()).await;
+    let mut request = check();
+    request.set_timeout(Duration::from_millis(100));
+
+    let status = client.check(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        metadata(&status, "x-retry-stop").as_deref(),
+        Some("deadline")
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_policys_deadline_passing_during_an_attempt_is_deadline_exceeded() {
+    let (addr, _) = serve(&[slow(Duration::from_millis(500))]).await;
+    let mut client = connect(addr, policy().deadline(Duration::from_millis(100))).await;
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(metadata(&status, "x-retry-attempts").as_deref(), Some("1"));
+}
+
+/// An h2 server that resets every stream with `reason` as soon as it has the request's head; returns
+/// its address and how many streams it reset.
+#[cfg(feature = "http2")]
+async fn resetting(reason: h2::Reason) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let resets = Arc::new(AtomicUsize::new(0));
+    let count = resets.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    respond.send_reset(reason);
+                }
+            });
+        }
+    });
+    (addr, resets)
+}
+
+#[cfg(feature = "http2")]
+#[tokio::test]
+async fn a_stream_reset_with_internal_error_or_protocol_error_is_internal() {
+    for reason in [h2::Reason::INTERNAL_ERROR, h2::Reason::PROTOCOL_ERROR] {
+        let (addr, resets) = resetting(reason).await;
+        let mut client = connect(addr, policy()).await;
+
+        let status = client.check(check()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Internal, "{reason:?}: {status:?}");
+        // The server may have processed it: not sent again.
+        assert_eq!(resets.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(metadata(&status, "x-retry-attempts").as_deref(), Some("1"));
+    }
+}
+
+#[cfg(feature = "http2")]
+#[tokio::test]
+async fn a_stream_reset_with_cancel_is_cancelled() {
+    let (addr, _) = resetting(h2::Reason::CANCEL).await;
+    let mut client = connect(addr, policy()).await;
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    assert_eq!(metadata(&status, "x-retry-attempts").as_deref(), Some("1"));
+}
+
+#[cfg(feature = "http2")]
+#[tokio::test]
+async fn a_refused_stream_is_retried_and_then_unavailable() {
+    let (addr, resets) = resetting(h2::Reason::REFUSED_STREAM).await;
+    let mut client = connect(addr, policy().max_attempts(3)).await;
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(resets.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(metadata(&status, "x-retry-attempts").as_deref(), Some("3"));
+    assert_eq!(
+        metadata(&status, "x-retry-stop").as_deref(),
+        Some("attempts_exhausted")
+    );
+}
+
+#[tokio::test]
+async fn any_other_failure_keeps_the_history_in_the_status_source() {
+    // A port nobody listens on: every attempt fails to connect.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let channel = ServiceBuilder::new()
+        .layer(GrpcRetryLayer::new(tonic::body::Body::new).policy(policy().max_attempts(2)))
+        .service(channel);
+    let mut client = HealthClient::new(channel);
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let error = std::error::Error::source(&status)
+        .and_then(|source| source.downcast_ref::<tower_http_retry::Error>())
+        .expect("the layer's error is the status's source");
+    assert_eq!(error.history().attempt_count(), 2);
 }

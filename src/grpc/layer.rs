@@ -5,10 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::Request;
+use http::{HeaderValue, Request};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::status::GrpcStatus;
 use super::GrpcPolicy;
 use crate::body::{ReplayBody, ReplayBodyLayer, ReplayBodyService, DEFAULT_REPLAY_LIMIT};
 use crate::check::NoCheck;
@@ -19,8 +20,10 @@ use crate::{Retry, RetryPolicy};
 /// by default), runs a [`Retry`] with a gRPC policy ([`RetryPolicy::grpc`]), and hands each attempt's
 /// copy to the client in its own body type through `into_body` (for tonic, `tonic::body::Body::new`).
 ///
-/// The stack is `ReplayBodyLayer`, `RetryLayer`, then the conversion: the service it makes takes and
-/// returns what the client takes and returns, so a generated client wraps it unchanged.
+/// The stack is [`GrpcStatus`] (the history as response metadata, a passed deadline or a reset stream as
+/// a gRPC status, A96's metrics), `ReplayBodyLayer`, `RetryLayer`, then the conversion: the service it
+/// makes takes and returns what the client takes and returns, so a generated client wraps it
+/// unchanged.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -54,6 +57,7 @@ use crate::{Retry, RetryPolicy};
 pub struct GrpcRetryLayer<F> {
     policy: Arc<RetryPolicy>,
     replay_limit: u64,
+    target: Option<HeaderValue>,
     into_body: F,
 }
 
@@ -77,6 +81,7 @@ impl<F> GrpcRetryLayer<F> {
         Self {
             policy: Arc::new(RetryPolicy::default().grpc(GrpcPolicy::default())),
             replay_limit: DEFAULT_REPLAY_LIMIT,
+            target: None,
             into_body,
         }
     }
@@ -126,6 +131,31 @@ impl<F> GrpcRetryLayer<F> {
         self.replay_limit = bytes;
         self
     }
+
+    /// The channel's target, for the `grpc.target` label of gRFC A96's metrics (`dns:///svc:50051`).
+    /// Without it the label is the request URI's authority, or `unknown` for tonic's path-only URIs.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::{combinators::UnsyncBoxBody, BodyExt};
+    /// use tower_http_retry::grpc::GrpcRetryLayer;
+    /// use tower_http_retry::body::ReplayBody;
+    /// use tower_http_retry::BoxError;
+    ///
+    /// type ClientBody = UnsyncBoxBody<Bytes, BoxError>;
+    /// let layer = GrpcRetryLayer::new(|body: ReplayBody<ClientBody>| body.boxed_unsync())
+    ///     .target("dns:///payments:50051");
+    /// # let _ = layer;
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `target` is not printable ASCII.
+    pub fn target(mut self, target: &str) -> Self {
+        let value = HeaderValue::from_str(target).expect("a target in printable ASCII");
+        self.target = Some(value);
+        self
+    }
 }
 
 impl<F> fmt::Debug for GrpcRetryLayer<F> {
@@ -133,12 +163,13 @@ impl<F> fmt::Debug for GrpcRetryLayer<F> {
         f.debug_struct("GrpcRetryLayer")
             .field("policy", &self.policy)
             .field("replay_limit", &self.replay_limit)
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }
 
 impl<S, F: Clone> Layer<S> for GrpcRetryLayer<F> {
-    type Service = ReplayBodyService<Retry<IntoBody<S, F>>>;
+    type Service = GrpcStatus<ReplayBodyService<Retry<IntoBody<S, F>>>>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let into_body = IntoBody {
@@ -146,7 +177,8 @@ impl<S, F: Clone> Layer<S> for GrpcRetryLayer<F> {
             into_body: self.into_body.clone(),
         };
         let retry = Retry::from_shared(into_body, self.policy.clone(), NoCheck);
-        ReplayBodyLayer::new().limit(self.replay_limit).layer(retry)
+        let replay = ReplayBodyLayer::new().limit(self.replay_limit).layer(retry);
+        GrpcStatus::new(replay, self.target.clone())
     }
 }
 
@@ -168,7 +200,7 @@ impl<S, F: Clone> Layer<S> for GrpcRetryLayer<F> {
 /// });
 /// let into_body = |body: ReplayBody<ClientBody>| body.boxed_unsync();
 /// let client = GrpcRetryLayer::new(into_body).layer(channel);
-/// let inner: &IntoBody<_, _> = client.get_ref().get_ref();
+/// let inner: &IntoBody<_, _> = client.get_ref().get_ref().get_ref();
 /// # let _ = inner;
 /// ```
 #[derive(Clone, Debug)]

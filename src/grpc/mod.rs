@@ -39,9 +39,37 @@
 //! - A request's `grpc-timeout` is the deadline of the whole call, retries included (the sooner of it
 //!   and [`deadline`](crate::RetryPolicy::deadline)); each retry's `grpc-timeout` is the time left.
 //!
-//! When the deadline passes during an attempt the call ends with this crate's
-//! [`Error`](crate::Error), which tonic reports as `UNKNOWN` (tonic maps only its own error types to
-//! codes); a wait that would end past the deadline is not started, and the last response is returned.
+//! When the deadline passes during an attempt the call ends with `DEADLINE_EXCEEDED`: [`GrpcRetryLayer`]
+//! answers a trailers-only response (`grpc-status: 4`), which tonic reads as that status, rather than an
+//! error it would report as `UNKNOWN` (or `CANCELLED 'Timeout expired'`, its channel's timeout). A wait
+//! that would end past the deadline is not started, and the last response is returned.
+//!
+//! # When a call fails
+//!
+//! tonic's `Status` keeps no extensions, so the [`RetryHistory`](crate::RetryHistory) of a failed call
+//! travels as response metadata, which `Status::metadata()` keeps (a successful call that retried
+//! carries it too, beside the history in its extensions):
+//!
+//! | metadata | value |
+//! |---|---|
+//! | [`x-retry-attempts`](RETRY_ATTEMPTS) | the attempts made: `3` |
+//! | [`x-retry-stop`](RETRY_STOP) | why the layer stopped: `attempts_exhausted`, `deadline`, `finished`, ... (the metrics' `stop_reason`) |
+//! | [`x-retry-history`](RETRY_HISTORY) | the history's line: `UNAVAILABLE (wait 5ms backoff), UNAVAILABLE: the attempt limit was reached` |
+//!
+//! A stream the server reset ends with the code gRPC's own clients give it (PROTOCOL-HTTP2's table, as
+//! grpc-go and grpc-java): `REFUSED_STREAM` (retried first: the server never saw it) `UNAVAILABLE`,
+//! `CANCEL` `CANCELLED`, `ENHANCE_YOUR_CALM` `RESOURCE_EXHAUSTED`, `INADEQUATE_SECURITY`
+//! `PERMISSION_DENIED`, any other reason `INTERNAL` (the `http2` feature reads the reason). Any other
+//! error reaches tonic as this crate's [`Error`](crate::Error): tonic's `Status::source()` is that error
+//! (or has it in its chain) and [`Error::history`](crate::Error::history) is the history. The
+//! [`on_retry`](crate::RetryPolicy::on_retry) hook's `Stop` event fires for a failed call as for any.
+//!
+//! # Metrics
+//!
+//! With the `metrics` feature, gRFC A96's per-call instruments, labelled `grpc.method`
+//! (`package.Service/Method`, from the request path) and `grpc.target`
+//! ([`GrpcRetryLayer::target`], else the request URI's authority, else `unknown`: tonic's clients send
+//! path-only URIs): see [`metrics`](crate::metrics).
 //!
 //! The history names the gRPC codes that came in a response's head (a failure, sent "trailers-only"):
 //! `UNAVAILABLE (wait 30ms grpc-pushback), 200: the outcome was final`. A success shows as its HTTP
@@ -57,9 +85,11 @@
 //! type can wrap another body.
 
 mod layer;
+mod status;
 
 pub use crate::classify::grpc::{
     GrpcCode, GrpcPolicy, GRPC_PREVIOUS_RPC_ATTEMPTS, GRPC_RETRY_PUSHBACK_MS, GRPC_STATUS,
     GRPC_TIMEOUT,
 };
 pub use layer::{GrpcRetryLayer, IntoBody};
+pub use status::{GrpcStatus, GrpcStatusFuture, RETRY_ATTEMPTS, RETRY_HISTORY, RETRY_STOP};

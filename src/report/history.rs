@@ -263,6 +263,24 @@ impl StopReason {
     pub fn gave_up(self) -> bool {
         !matches!(self, StopReason::Finished | StopReason::CheckAnswered)
     }
+
+    /// A short snake-case name: the metrics' `stop_reason` label, and gRPC's `x-retry-stop`.
+    #[cfg(any(feature = "grpc", feature = "metrics"))]
+    pub(crate) fn as_label(self) -> &'static str {
+        match self {
+            StopReason::Finished => "finished",
+            StopReason::NotIdempotent => "not_idempotent",
+            StopReason::AttemptsExhausted => "attempts_exhausted",
+            StopReason::Deadline => "deadline",
+            StopReason::RetryAfterTooLong => "retry_after_too_long",
+            StopReason::BodyNotReplayable(_) => "body_not_replayable",
+            StopReason::BudgetExhausted => "budget_exhausted",
+            StopReason::Shed => "shed",
+            StopReason::CheckStopped => "check_stopped",
+            StopReason::CheckAnswered => "check_answered",
+            StopReason::CheckTimedOut => "check_timed_out",
+        }
+    }
 }
 
 impl fmt::Display for StopReason {

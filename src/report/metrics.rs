@@ -3,7 +3,12 @@
 //! histograms go there. Without the feature every function here is empty and compiles away.
 //!
 //! Labels are drawn from the crate's own enums only (class, stop reason, wait reason): never a header
-//! value, a path, a query or a host, so the number of series stays fixed whatever the traffic.
+//! value, a path, a query or a host, so the number of series stays fixed whatever the traffic. gRPC's
+//! A96 instruments are the exception A96 defines: [`GRPC_METHOD`] is the method from the service
+//! definition (bounded by the services the client calls) and [`GRPC_TARGET`] the channel's target.
+//!
+//! `http.client.retries` counts gRPC retries too, per retry and class; `grpc.client.call.retries` counts
+//! the same retries per call (A96's instrument). Neither counts a retry twice, but adding the two does.
 
 #[cfg(feature = "metrics")]
 use std::time::Duration;
@@ -36,15 +41,33 @@ pub const THROTTLE_HOLDS: &str = "http.client.retry.throttle_holds";
 /// Each wait before a retry (histogram, seconds; label `reason`).
 pub const WAIT: &str = "http.client.retry.wait";
 /// Retries per call that retried (histogram, `{retry}`): gRPC A96's `grpc.client.call.retries` for
-/// HTTP; a gRPC policy records [`GRPC_CALL_RETRIES`] instead.
+/// HTTP. Not recorded under a gRPC policy: [`GrpcRetryLayer`](crate::grpc::GrpcRetryLayer) records
+/// A96's own instruments ([`GRPC_CALL_RETRIES`]), with their labels.
 pub const CALL_RETRIES: &str = "http.client.call.retries";
 /// Total wait per call that retried (histogram, seconds): A96's `grpc.client.call.retry_delay` for
-/// HTTP; a gRPC policy records [`GRPC_CALL_RETRY_DELAY`] instead.
+/// HTTP. Not recorded under a gRPC policy, as [`CALL_RETRIES`].
 pub const CALL_RETRY_DELAY: &str = "http.client.call.retry_delay";
-/// gRPC A96's retries per call, recorded instead of [`CALL_RETRIES`] under a gRPC policy.
+/// gRPC A96's retries per call that retried (histogram, `{retry}`; labels [`GRPC_METHOD`],
+/// [`GRPC_TARGET`]), recorded by [`GrpcRetryLayer`](crate::grpc::GrpcRetryLayer): the retries of
+/// attempts the server may have seen; those it never saw are [`GRPC_CALL_TRANSPARENT_RETRIES`].
 pub const GRPC_CALL_RETRIES: &str = "grpc.client.call.retries";
-/// gRPC A96's total wait per call, recorded instead of [`CALL_RETRY_DELAY`] under a gRPC policy.
+/// gRPC A96's transparent retries per call that made any (histogram, `{transparent_retry}`; labels
+/// [`GRPC_METHOD`], [`GRPC_TARGET`]): retries of attempts that never reached the server
+/// application (a refused stream, a failed connect).
+pub const GRPC_CALL_TRANSPARENT_RETRIES: &str = "grpc.client.call.transparent_retries";
+/// gRPC A96's hedges per call. The layer does not hedge: never recorded; the name is here so a
+/// dashboard built on A96 can refer to it.
+pub const GRPC_CALL_HEDGES: &str = "grpc.client.call.hedges";
+/// gRPC A96's total wait per call that retried (histogram, seconds; labels [`GRPC_METHOD`],
+/// [`GRPC_TARGET`]), recorded by [`GrpcRetryLayer`](crate::grpc::GrpcRetryLayer).
 pub const GRPC_CALL_RETRY_DELAY: &str = "grpc.client.call.retry_delay";
+/// A96's method label: the full method name from the service definition (`package.Service/Method`,
+/// the request path without its `/`), a bounded set.
+pub const GRPC_METHOD: &str = "grpc.method";
+/// A96's target label: the target given to [`GrpcRetryLayer::target`](crate::grpc::GrpcRetryLayer::target),
+/// else the request URI's authority, else `unknown` (tonic's generated clients send path-only URIs:
+/// the channel adds its origin inside the layer).
+pub const GRPC_TARGET: &str = "grpc.target";
 
 /// Gives the installed recorder each metric's unit and description. Call it once, after installing
 /// the recorder (recorders keep descriptions from when they are installed on). Without the `metrics`
@@ -77,6 +100,11 @@ fn describe_all() {
     for name in [CALL_RETRIES, GRPC_CALL_RETRIES] {
         describe_histogram!(name, Unit::Count, "Retries per call that retried");
     }
+    describe_histogram!(
+        GRPC_CALL_TRANSPARENT_RETRIES,
+        Unit::Count,
+        "Transparent retries per call that made any"
+    );
     for name in [CALL_RETRY_DELAY, GRPC_CALL_RETRY_DELAY] {
         describe_histogram!(name, Unit::Seconds, "Total wait per call that retried");
     }
@@ -110,14 +138,11 @@ pub(crate) fn call_ended(
         let class = class.map_or("unknown", class_label);
         metrics::counter!(BUDGET_REFUSALS, "class" => class).increment(1);
     }
-    // As A96: a call that did not retry records no retry count.
-    if attempts > 1 {
-        let (retries, delay) = match grpc {
-            true => (GRPC_CALL_RETRIES, GRPC_CALL_RETRY_DELAY),
-            false => (CALL_RETRIES, CALL_RETRY_DELAY),
-        };
-        metrics::histogram!(retries).record(f64::from(attempts - 1));
-        metrics::histogram!(delay).record(waited());
+    // As A96: a call that did not retry records no retry count. A gRPC call's per-call
+    // instruments are A96's, recorded with their labels by the gRPC layer, which sees the request.
+    if attempts > 1 && !grpc {
+        metrics::histogram!(CALL_RETRIES).record(f64::from(attempts - 1));
+        metrics::histogram!(CALL_RETRY_DELAY).record(waited());
     }
 }
 
@@ -138,19 +163,7 @@ fn class_label(class: RetryClass) -> &'static str {
 
 #[cfg(feature = "metrics")]
 fn stop_label(reason: StopReason) -> &'static str {
-    match reason {
-        StopReason::Finished => "finished",
-        StopReason::NotIdempotent => "not_idempotent",
-        StopReason::AttemptsExhausted => "attempts_exhausted",
-        StopReason::Deadline => "deadline",
-        StopReason::RetryAfterTooLong => "retry_after_too_long",
-        StopReason::BodyNotReplayable(_) => "body_not_replayable",
-        StopReason::BudgetExhausted => "budget_exhausted",
-        StopReason::Shed => "shed",
-        StopReason::CheckStopped => "check_stopped",
-        StopReason::CheckAnswered => "check_answered",
-        StopReason::CheckTimedOut => "check_timed_out",
-    }
+    reason.as_label()
 }
 
 #[cfg(feature = "metrics")]

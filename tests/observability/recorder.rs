@@ -177,19 +177,116 @@ fn no_label_carries_a_header_a_path_or_a_host() {
     }
 }
 
-#[cfg(feature = "grpc")]
+/// A gRPC client's channel, answering each call from `codes` in turn (`grpc-status` in the head; `0` as
+/// a plain 200 whose status would come in the trailers), or resetting it with REFUSED_STREAM (`None`).
+/// A gRPC client's body, as tonic's is: boxed.
+#[cfg(all(feature = "grpc", feature = "http2"))]
+type GrpcBody = http_body_util::combinators::UnsyncBoxBody<Bytes, tower_http_retry::BoxError>;
+
+/// The layer over such a client, with its body conversion as a plain function.
+#[cfg(all(feature = "grpc", feature = "http2"))]
+type GrpcLayer = tower_http_retry::grpc::GrpcRetryLayer<
+    fn(tower_http_retry::body::ReplayBody<GrpcBody>) -> GrpcBody,
+>;
+
+#[cfg(all(feature = "grpc", feature = "http2"))]
+fn grpc_channel(
+    answers: &'static [Option<&'static str>],
+) -> impl tower::Service<
+    Request<GrpcBody>,
+    Response = http::Response<Full<Bytes>>,
+    Error = tower_http_retry::BoxError,
+    Future = impl Send,
+> + Clone {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let next = Arc::new(AtomicUsize::new(0));
+    tower::service_fn(move |_: Request<_>| {
+        let answer = answers[next.fetch_add(1, Ordering::SeqCst).min(answers.len() - 1)];
+        async move {
+            match answer {
+                Some("0") => Ok(http::Response::new(Full::new(Bytes::new()))),
+                Some(code) => Ok(http::Response::builder()
+                    .header("grpc-status", code)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap()),
+                None => Err(h2::Error::from(h2::Reason::REFUSED_STREAM).into()),
+            }
+        }
+    })
+}
+
+#[cfg(all(feature = "grpc", feature = "http2"))]
+async fn grpc_call(layer: GrpcLayer, answers: &'static [Option<&'static str>], uri: &str) {
+    use http_body_util::BodyExt;
+    let client = ServiceBuilder::new()
+        .layer(layer)
+        .service(grpc_channel(answers));
+    let body = Full::new(Bytes::new()).map_err(Into::into).boxed_unsync();
+    let request = Request::post(uri).body(body).unwrap();
+    let _ = client.oneshot(request).await;
+}
+
+#[cfg(all(feature = "grpc", feature = "http2"))]
+fn grpc_layer() -> GrpcLayer {
+    use http_body_util::BodyExt;
+    let into_body: fn(_) -> _ = |body: tower_http_retry::body::ReplayBody<_>| body.boxed_unsync();
+    let policy = RetryPolicy::default()
+        .no_retry_budget()
+        .backoff(Backoff::constant(Duration::from_millis(100)).jitter(Jitter::None));
+    tower_http_retry::grpc::GrpcRetryLayer::new(into_body).policy(policy)
+}
+
+#[cfg(all(feature = "grpc", feature = "http2"))]
 #[test]
-fn a_grpc_policy_records_a96_names() {
-    use tower_http_retry::grpc::GrpcPolicy;
+fn grpc_calls_record_a96_instruments_labelled_by_method_and_target() {
     let metrics = measure(async {
-        let policy = RetryPolicy::default()
-            .no_retry_budget()
-            .backoff(Backoff::none())
-            .grpc(GrpcPolicy::default());
-        let script = Script::new([with_header(200, "grpc-status", "14"), status(200)]);
-        call(policy, script, get()).await;
+        // Tonic's path-only URI: the target is what the layer was told.
+        let layer = grpc_layer().target("dns:///health.test:50051");
+        grpc_call(
+            layer,
+            &[Some("14"), Some("14"), Some("0")],
+            "/grpc.health.v1.Health/Check",
+        )
+        .await;
+        // No target given: the URI's authority. A refused stream is a transparent retry.
+        grpc_call(
+            grpc_layer(),
+            &[None, Some("14"), Some("0")],
+            "http://health.test:50051/grpc.health.v1.Health/Watch",
+        )
+        .await;
+        // A call that did not retry records none of the per-call instruments.
+        grpc_call(grpc_layer(), &[Some("0")], "/grpc.health.v1.Health/Check").await;
     });
-    assert_eq!(metrics[GRPC_CALL_RETRIES], [1.0]);
-    assert_eq!(metrics[GRPC_CALL_RETRY_DELAY], [0.0]);
+    let check = "grpc.method=grpc.health.v1.Health/Check,grpc.target=dns:///health.test:50051";
+    let watch = "grpc.method=grpc.health.v1.Health/Watch,grpc.target=health.test:50051";
+    let per_call: BTreeMap<String, Vec<f64>> = metrics
+        .iter()
+        .filter(|(name, _)| name.starts_with("grpc."))
+        .map(|(name, values)| (name.clone(), values.clone()))
+        .collect();
+    let expected: BTreeMap<String, Vec<f64>> = [
+        (format!("grpc.client.call.retries{{{check}}}"), vec![2.0]),
+        (
+            format!("grpc.client.call.retry_delay{{{check}}}"),
+            vec![0.2],
+        ),
+        (format!("grpc.client.call.retries{{{watch}}}"), vec![1.0]),
+        (
+            format!("grpc.client.call.transparent_retries{{{watch}}}"),
+            vec![1.0],
+        ),
+        (
+            format!("grpc.client.call.retry_delay{{{watch}}}"),
+            vec![0.2],
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(per_call, expected);
+    // The retries are counted once more, per retry and class, by the layer's own counter: the same
+    // retries as the per-call histogram's samples add up to, not other ones.
+    assert_eq!(metrics[&format!("{RETRIES}{{class=transient}}")], [4.0]);
     assert!(!metrics.contains_key(CALL_RETRIES), "{metrics:?}");
 }
