@@ -899,8 +899,11 @@ where
                     let now = Instant::now();
                     let place = *retry.place.get_or_insert_with(|| throttle.place(now));
                     // A throttled scope keeps the retry's place while it waits, so that those
-                    // who arrive meanwhile do not take its turn when its wait ends.
-                    if throttle.is_engaged() && !wait.duration.is_zero() {
+                    // who arrive meanwhile do not take its turn when its wait ends. Not for a
+                    // retry that may be held up past its wait (a check to run first, a body not
+                    // handed back yet): its place would hold up the line meanwhile.
+                    let on_time = !check_due && retry.next_body.is_some();
+                    if on_time && throttle.is_engaged() && !wait.duration.is_zero() {
                         let sent = Sent::head(&self.head, self.origin);
                         let earliest = later(now, wait.duration);
                         if let Some(waiter) = throttle.reserve(sent, place, earliest, now) {

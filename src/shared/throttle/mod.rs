@@ -40,7 +40,8 @@
 //! # The rate law
 //!
 //! A scope engaged by a throttling answer starts 10% above the rate the throttle's calls were
-//! being sent at (measured over the latest 32 to 64 calls), so that one answer does not queue the
+//! being sent at (measured over at least the last 250 ms and 32 calls; a burst sent at once has no
+//! rate, and slow-starts), so that one answer does not queue the
 //! load it was carrying, then probes up; with too few calls to measure, or with
 //! [`Throttle::from_first_request`], it slow-starts from 2 r/s. Bare 429s (no time to come back)
 //! that are under 5% of the scope's answers since the last cut (at least 10 of them) cut nothing:
