@@ -41,14 +41,14 @@ pub const THROTTLE_HOLDS: &str = "http.client.retry.throttle_holds";
 /// Each wait before a retry (histogram, seconds; label `reason`).
 pub const WAIT: &str = "http.client.retry.wait";
 /// Retries per call that retried (histogram, `{retry}`): gRPC A96's `grpc.client.call.retries` for
-/// HTTP. Not recorded under a gRPC policy: [`GrpcRetryLayer`](crate::grpc::GrpcRetryLayer) records
+/// HTTP. Not recorded under a gRPC policy: `grpc::GrpcRetryLayer` records
 /// A96's own instruments ([`GRPC_CALL_RETRIES`]), with their labels.
 pub const CALL_RETRIES: &str = "http.client.call.retries";
 /// Total wait per call that retried (histogram, seconds): A96's `grpc.client.call.retry_delay` for
 /// HTTP. Not recorded under a gRPC policy, as [`CALL_RETRIES`].
 pub const CALL_RETRY_DELAY: &str = "http.client.call.retry_delay";
 /// gRPC A96's retries per call that retried (histogram, `{retry}`; labels [`GRPC_METHOD`],
-/// [`GRPC_TARGET`]), recorded by [`GrpcRetryLayer`](crate::grpc::GrpcRetryLayer): the retries of
+/// [`GRPC_TARGET`]), recorded by `grpc::GrpcRetryLayer`: the retries of
 /// attempts the server may have seen; those it never saw are [`GRPC_CALL_TRANSPARENT_RETRIES`].
 pub const GRPC_CALL_RETRIES: &str = "grpc.client.call.retries";
 /// gRPC A96's transparent retries per call that made any (histogram, `{transparent_retry}`; labels
@@ -59,12 +59,12 @@ pub const GRPC_CALL_TRANSPARENT_RETRIES: &str = "grpc.client.call.transparent_re
 /// dashboard built on A96 can refer to it.
 pub const GRPC_CALL_HEDGES: &str = "grpc.client.call.hedges";
 /// gRPC A96's total wait per call that retried (histogram, seconds; labels [`GRPC_METHOD`],
-/// [`GRPC_TARGET`]), recorded by [`GrpcRetryLayer`](crate::grpc::GrpcRetryLayer).
+/// [`GRPC_TARGET`]), recorded by `grpc::GrpcRetryLayer`.
 pub const GRPC_CALL_RETRY_DELAY: &str = "grpc.client.call.retry_delay";
 /// A96's method label: the full method name from the service definition (`package.Service/Method`,
 /// the request path without its `/`), a bounded set.
 pub const GRPC_METHOD: &str = "grpc.method";
-/// A96's target label: the target given to [`GrpcRetryLayer::target`](crate::grpc::GrpcRetryLayer::target),
+/// A96's target label: the target given to `grpc::GrpcRetryLayer::target`,
 /// else the request URI's authority, else `unknown` (tonic's generated clients send path-only URIs:
 /// the channel adds its origin inside the layer).
 pub const GRPC_TARGET: &str = "grpc.target";
