@@ -145,15 +145,16 @@ impl<F> GrpcRetryLayer<F> {
     /// type ClientBody = UnsyncBoxBody<Bytes, BoxError>;
     /// let layer = GrpcRetryLayer::new(|body: ReplayBody<ClientBody>| body.boxed_unsync())
     ///     .target("dns:///payments:50051");
-    /// # let _ = layer;
+    /// // Not printable ASCII: ignored, as if no target were given.
+    /// let unlabelled = GrpcRetryLayer::new(|body: ReplayBody<ClientBody>| body.boxed_unsync())
+    ///     .target("payments\n");
+    /// # let _ = (layer, unlabelled);
     /// ```
     ///
-    /// # Panics
-    ///
-    /// If `target` is not printable ASCII.
+    /// A target that is not printable ASCII cannot be a label value: it is ignored, and the label
+    /// falls back as without one (never a panic on a configured string).
     pub fn target(mut self, target: &str) -> Self {
-        let value = HeaderValue::from_str(target).expect("a target in printable ASCII");
-        self.target = Some(value);
+        self.target = HeaderValue::from_str(target).ok();
         self
     }
 }

@@ -48,6 +48,20 @@ const GRPC_MESSAGE: &str = "grpc-message";
 ///
 /// With the `metrics` feature it records gRFC A96's per-call instruments, labelled `grpc.method` and
 /// `grpc.target` (see the [`metrics`](crate::metrics) module).
+///
+/// A tonic client reads the history of a failed call from its `Status`:
+///
+/// ```ignore
+/// let status = client.check(request).await.unwrap_err();
+/// let attempts = status.metadata().get(tower_http_retry::grpc::RETRY_ATTEMPTS);
+/// ```
+///
+/// ```
+/// use tower_http_retry::grpc::{RETRY_ATTEMPTS, RETRY_HISTORY, RETRY_STOP};
+///
+/// assert_eq!((RETRY_ATTEMPTS, RETRY_STOP, RETRY_HISTORY),
+///     ("x-retry-attempts", "x-retry-stop", "x-retry-history"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct GrpcStatus<S> {
     inner: S,

@@ -632,8 +632,8 @@ impl Throttle {
     }
 
     /// Learns from a response to an attempt to `sent`, sent at `sent_at` (known when the throttle
-    /// admitted it); `throttling` when something other than the status says the answer is a
-    /// throttling one (gRPC's `RESOURCE_EXHAUSTED`). Reads no header and no clock for a response
+    /// admitted it); the caller passes gRPC's `RESOURCE_EXHAUSTED` as a 429. Reads no header and no
+    /// clock for a response
     /// that is not a 429 while no scope is throttled: that check is inlined where the response is
     /// judged. Answers whether the scope is now paced, so that a throttling retry leaves at the
     /// rate it admits.
