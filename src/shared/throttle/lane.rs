@@ -232,9 +232,10 @@ impl Lane {
         if deadline.is_some_and(|deadline| sure.is_none_or(|at| at >= deadline)) {
             return Turn::Refused(Refusal::Deadline);
         }
-        if limits.shed_after.is_some_and(|limit| sure_wait > limit)
-            || self.line.len() >= limits.max_queue
-        {
+        // The bound is on requests waiting now: retries whose own wait has not ended keep their
+        // place without taking a new arrival's (they are at most as many again: see `reserve`).
+        let waiting = self.line.iter().filter(|w| w.is_due(now)).count();
+        if limits.shed_after.is_some_and(|limit| sure_wait > limit) || waiting >= limits.max_queue {
             return Turn::Refused(Refusal::Shed(wait));
         }
         self.join(id, place, earliest);
