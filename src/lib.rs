@@ -229,7 +229,16 @@
 //! above are re-exported from them:
 //!
 //! 1. `service/`: the tower plumbing where the request enters: [`RetryLayer`], [`Retry`] and the
-//!    [`ResponseFuture`] state machine that runs the attempts and the waits.
+//!    [`ResponseFuture`] state machine that runs the attempts and the waits. Each state owns what it
+//!    waits for, and each step has a file of its own in `service/future/` (the first attempt, the
+//!    outcome, the pause, the throttle's turn, the check, sending):
+//!
+//!    ```text
+//!    Calling ──(retry)──▶ Pausing ──(over)──▶ Readying ──(ready)──▶ Calling
+//!       │                 Backoff ─▶ BodyBack ─▶ Turn ─▶ InLine
+//!       │                    └──(a check due)──▶ Checking ──(retry)──▶ Pausing (Turn)
+//!       └──(final outcome, deadline, not ready, shed)──▶ Done
+//!    ```
 //! 2. `policy/`: the configuration. [`RetryPolicy`] holds every setter and composes what each component
 //!    owns: the per-class limits, the idempotency settings, the before-retry hook.
 //! 3. `classify/`: what one attempt's outcome calls for: the status table and the transport-error

@@ -1,0 +1,285 @@
+//! An attempt's outcome: what the throttle learns from it, how it is classified, and whether the
+//! call returns it or retries.
+
+use std::time::SystemTime;
+
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::body::{NotReplayable, ReplayableBody};
+use crate::classify::{
+    is_idempotent_method, Decision, ErrorKind, Outcome, RequestInfo, RetryClass,
+};
+use crate::plan::{Asked, Next, Planner};
+use crate::policy::check::CheckBeforeRetry;
+use crate::policy::idempotency;
+use crate::policy::retry_policy::RetryPolicy;
+use crate::report::history::{AttemptOutcome, AttemptRecord, StopReason};
+use crate::report::metrics;
+use crate::report::on_retry::RetryEvent;
+use crate::service::check_service::CheckService;
+use crate::shared::throttle::{later, Sent, Waiter};
+use crate::wait::rate_limit::server_delay;
+use crate::wait::Wait;
+use crate::BoxError;
+
+use super::call::{retrying, Call, Key};
+use super::state::Attempted;
+
+/// What an attempt's outcome leads to. The outcome itself stays with the caller, which moves a
+/// response no more than it must.
+pub(super) enum Step {
+    /// A first attempt that needed no retry: its response as it is.
+    PassThrough,
+    /// The call ends with the outcome, for this reason; the outcome's record.
+    Stop(StopReason, AttemptRecord),
+    /// Another attempt, after a pause.
+    Retry(Retry),
+}
+
+/// A planned retry: how long it waits, what becomes of the outcome it follows, and the place kept
+/// for it in the throttle's line meanwhile.
+pub(super) struct Retry {
+    pub(super) wait: Wait,
+    pub(super) keep: Keep,
+    pub(super) reserved: Option<Waiter>,
+}
+
+/// What becomes of the outcome a retry follows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Keep {
+    /// Its body is drained during the wait (a response), or it is dropped (an error).
+    Drain,
+    /// Kept until the request body comes back from the attempt: if it never does, the call ends
+    /// with this outcome.
+    UntilBodyBack,
+    /// Kept for the check that runs before the retry.
+    ForCheck,
+}
+
+impl<S, ReqB, ResB, C> Call<S, ReqB, ResB, C>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ReqB: ReplayableBody,
+    ResB: Body,
+    C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
+{
+    /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
+    pub(super) fn after_attempt(&mut self, result: &Attempted<ResB>) -> Step {
+        // Whether the throttle paces the scope this outcome came from.
+        let mut paced = false;
+        let (decision, asked, outcome) = match result {
+            Ok(response) => {
+                let status = response.status();
+                let headers = response.headers();
+                if self.policy.throttle.is_some() {
+                    paced = self.teach_throttle(status, headers);
+                }
+                // The default table retries no success: without a hook (or gRPC, whose status is
+                // in a header), a 2xx is final at once. A table test holds the table to that
+                // (`no_success_is_ever_retried_by_the_table`).
+                if status.is_success() && self.policy.classify.is_none() && !self.is_grpc() {
+                    (Decision::Done, None, AttemptOutcome::Status(status))
+                } else {
+                    let request = self.request_info();
+                    judge_response(&self.policy, &request, response)
+                }
+            }
+            Err(error) => {
+                let outcome = Outcome::Error(&**error);
+                let decision = self.policy.decide(&self.request_info(), &outcome);
+                let kind = ErrorKind::of(&**error);
+                (decision, None, AttemptOutcome::Error(kind))
+            }
+        };
+        if decision == Decision::Done
+            && self.planner.attempts() == 1
+            && result.is_ok()
+            && !self.needs_history()
+        {
+            metrics::finished_at_once();
+            return Step::PassThrough;
+        }
+        let record = AttemptRecord {
+            outcome,
+            decision,
+            retry_after: asked.map(|(delay, _)| delay),
+            wait: None,
+        };
+        self.plan(record, asked, paced)
+    }
+
+    /// Whether a first attempt that needs no retry must still carry a history: when the caller
+    /// needs it for its key, one the layer set, or one a request that is not idempotent carried
+    /// (whether the server replayed it). An idempotent request's key is not even looked up.
+    fn needs_history(&self) -> bool {
+        match self.key {
+            Key::Injected => true,
+            _ if is_idempotent_method(&self.head.method) => false,
+            Key::Caller => true,
+            Key::Absent => false,
+            Key::Unread => {
+                idempotency::key_of(&self.policy.idempotency_header, &self.head).is_some()
+            }
+        }
+    }
+
+    /// Tells the throttle what the server answered, about the scope the attempt went to; `true`
+    /// when the throttle paces that scope.
+    fn teach_throttle(&mut self, status: StatusCode, headers: &http::HeaderMap) -> bool {
+        let Some(throttle) = &self.policy.throttle else {
+            return false;
+        };
+        // gRPC's RESOURCE_EXHAUSTED is its 429.
+        let status = match self.is_grpc() && grpc_exhausted(headers) {
+            true => StatusCode::TOO_MANY_REQUESTS,
+            false => status,
+        };
+        let (sent_to, sent_at, scope) = match &mut self.retry {
+            Some(retry) => (
+                retry.sent_to.as_deref(),
+                retry.sent_at.take(),
+                retry.sent_scope.take(),
+            ),
+            None => (None, None, None),
+        };
+        let (uri, request) = match sent_to {
+            Some((uri, headers)) => (uri, headers),
+            None => (&self.head.uri, &self.head.headers),
+        };
+        let sent = Sent {
+            uri,
+            headers: Some(request),
+            origin: self.origin,
+            scope,
+        };
+        throttle.observe(sent, status, headers, sent_at, self.policy.max_retry_after)
+    }
+
+    /// Plans what follows an outcome that does not pass through: a retry (its body replayed now,
+    /// its place in line kept) or the end of the call.
+    fn plan(&mut self, mut record: AttemptRecord, asked: Option<Asked>, paced: bool) -> Step {
+        let decision = record.decision;
+        // With a check, an outcome that may have taken effect is a candidate for a retry: the check
+        // decides just before the request would be sent again.
+        let check_due = C::RUNS && decision == Decision::Unsafe;
+        let planned = match check_due {
+            true => Decision::Retry(RetryClass::Transient),
+            false => decision,
+        };
+        // The retry state is made when a retry is asked for, even one the limits then refuse.
+        let next = match Planner::stops(planned) {
+            Some(reason) => Next::Stop(reason),
+            None => {
+                let schedule = &mut retrying(&mut self.retry).schedule;
+                self.planner
+                    .next(schedule, &*self.policy, planned, asked, paced, Instant::now)
+            }
+        };
+        let wait = match next {
+            Next::Retry(wait) => wait,
+            Next::Stop(reason) => return Step::Stop(reason, record),
+        };
+        match self
+            .body
+            .as_ref()
+            .map_err(|why| *why)
+            .and_then(ReqB::replay)
+        {
+            Ok(body) => retrying(&mut self.retry).next_body = Some(body),
+            // The previous attempt may hand the body back in a moment: the pause waits for it.
+            Err(NotReplayable::StillSending) => {}
+            Err(why) => {
+                retrying(&mut self.retry).schedule.cancel_retry();
+                return Step::Stop(StopReason::BodyNotReplayable(why), record);
+            }
+        }
+        let outcome = record.outcome;
+        // OpenTelemetry's HTTP field names where one exists: the resend to come is the
+        // `attempts`-th (the first attempt is no resend).
+        tracing::debug!(
+            http.request.method = %self.head.method,
+            server.address = self.head.uri.host(),
+            http.request.resend_count = self.planner.attempts(),
+            error.type = outcome.error_type(),
+            outcome = ?outcome,
+            wait_ms = u64::try_from(wait.duration.as_millis()).unwrap_or(u64::MAX),
+            reason = ?wait.reason,
+            "retrying"
+        );
+        record.wait = Some(wait);
+        retrying(&mut self.retry).history.push(record);
+        if let Decision::Retry(class) = decision {
+            metrics::retry(class, wait);
+            self.policy.report(RetryEvent::Retry {
+                attempt: self.planner.attempts(),
+                outcome,
+                class,
+                wait,
+            });
+        }
+        let keep = match (check_due, self.has_next_body()) {
+            (true, _) => Keep::ForCheck,
+            (false, false) => Keep::UntilBodyBack,
+            (false, true) => Keep::Drain,
+        };
+        let reserved = self.reserve(wait, keep == Keep::Drain);
+        Step::Retry(Retry {
+            wait,
+            keep,
+            reserved,
+        })
+    }
+
+    /// Takes the call's place in the throttle's line for a retry, and keeps it during the retry's
+    /// wait when the scope is throttled, so that those who arrive meanwhile do not take its turn
+    /// when the wait ends. Not for a retry that may be held up past its wait (`on_time` false: a
+    /// check to run first, a body not handed back yet): its place would hold up the line.
+    fn reserve(&mut self, wait: Wait, on_time: bool) -> Option<Waiter> {
+        let throttle = self.policy.throttle.as_ref()?;
+        let now = Instant::now();
+        let retry = retrying(&mut self.retry);
+        let place = *retry.place.get_or_insert_with(|| throttle.place(now));
+        if !on_time || !throttle.is_engaged() || wait.duration.is_zero() {
+            return None;
+        }
+        let sent = Sent::head(&self.head, self.origin);
+        throttle.reserve(sent, place, later(now, wait.duration), now)
+    }
+}
+
+/// Judges a response: the decision, the delay the server asked for, and the outcome to record.
+fn judge_response<ResB>(
+    policy: &RetryPolicy,
+    request: &RequestInfo<'_>,
+    response: &Response<ResB>,
+) -> (Decision, Option<Asked>, AttemptOutcome) {
+    let (status, headers) = (response.status(), response.headers());
+    let extensions = response.extensions();
+    #[cfg(feature = "grpc")]
+    if let Some(grpc) = &policy.grpc {
+        return crate::policy::grpc::judge(policy, grpc, request, status, headers, extensions);
+    }
+    let outcome = Outcome::Response {
+        status,
+        headers,
+        extensions,
+    };
+    let decision = policy.decide(request, &outcome);
+    // The success path reads no header beyond what the classifier needs.
+    let asked = (decision != Decision::Done || !status.is_success())
+        .then(|| server_delay(headers, SystemTime::now))
+        .flatten();
+    (decision, asked, AttemptOutcome::Status(status))
+}
+
+/// Whether a gRPC response's status (in its headers: a trailers-only answer) is
+/// `RESOURCE_EXHAUSTED`, gRPC's 429.
+fn grpc_exhausted(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-status")
+        .is_some_and(|code| code.as_bytes() == b"8")
+}
