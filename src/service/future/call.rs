@@ -118,6 +118,7 @@ where
     C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
     /// What the classifier is told of the request: made only for an outcome it is asked about.
+    #[inline]
     pub(super) fn request_info(&self) -> RequestInfo<'_> {
         RequestInfo {
             method: &self.head.method,
@@ -130,6 +131,7 @@ where
     }
 
     /// Whether the call is a gRPC one, whose metrics take gRPC's names.
+    #[inline]
     pub(super) fn is_grpc(&self) -> bool {
         #[cfg(feature = "grpc")]
         return self.policy.grpc.is_some();
@@ -138,6 +140,7 @@ where
     }
 
     /// Whether the next attempt's body is ready.
+    #[inline]
     pub(super) fn has_next_body(&self) -> bool {
         self.retry
             .as_ref()

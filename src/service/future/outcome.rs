@@ -68,6 +68,7 @@ where
     C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
     /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
+    #[inline]
     pub(super) fn after_attempt(&mut self, result: &Attempted<ResB>) -> Step {
         // Whether the throttle paces the scope this outcome came from.
         let mut paced = false;
@@ -115,6 +116,7 @@ where
     /// Whether a first attempt that needs no retry must still carry a history: when the caller
     /// needs it for its key, one the layer set, or one a request that is not idempotent carried
     /// (whether the server replayed it). An idempotent request's key is not even looked up.
+    #[inline]
     fn needs_history(&self) -> bool {
         match self.key {
             Key::Injected => true,
@@ -129,6 +131,7 @@ where
 
     /// Tells the throttle what the server answered, about the scope the attempt went to; `true`
     /// when the throttle paces that scope.
+    #[inline]
     fn teach_throttle(&mut self, status: StatusCode, headers: &http::HeaderMap) -> bool {
         let Some(throttle) = &self.policy.throttle else {
             return false;
@@ -161,6 +164,7 @@ where
 
     /// Plans what follows an outcome that does not pass through: a retry (its body replayed now,
     /// its place in line kept) or the end of the call.
+    #[inline]
     fn plan(&mut self, mut record: AttemptRecord, asked: Option<Asked>, paced: bool) -> Step {
         let decision = record.decision;
         // With a check, an outcome that may have taken effect is a candidate for a retry: the check
@@ -238,6 +242,7 @@ where
     /// wait when the scope is throttled, so that those who arrive meanwhile do not take its turn
     /// when the wait ends. Not for a retry that may be held up past its wait (`on_time` false: a
     /// check to run first, a body not handed back yet): its place would hold up the line.
+    #[inline]
     fn reserve(&mut self, wait: Wait, on_time: bool) -> Option<Waiter> {
         let throttle = self.policy.throttle.as_ref()?;
         let now = Instant::now();
@@ -252,6 +257,7 @@ where
 }
 
 /// Judges a response: the decision, the delay the server asked for, and the outcome to record.
+#[inline]
 fn judge_response<ResB>(
     policy: &RetryPolicy,
     request: &RequestInfo<'_>,
@@ -278,6 +284,7 @@ fn judge_response<ResB>(
 
 /// Whether a gRPC response's status (in its headers: a trailers-only answer) is
 /// `RESOURCE_EXHAUSTED`, gRPC's 429.
+#[inline]
 fn grpc_exhausted(headers: &http::HeaderMap) -> bool {
     headers
         .get("grpc-status")

@@ -50,6 +50,7 @@ where
 {
     /// The pause before a planned retry of `result`: the timer at the wait's end (or back at the
     /// deadline after an attempt's timeout, `timed`), the outcome drained or kept.
+    #[inline]
     pub(super) fn pause(
         &self,
         retry: Retry,
@@ -93,6 +94,7 @@ where
 
     /// Polls the pause through its phases, in order: the wait, the body's hand-back, the throttle's
     /// turn.
+    #[inline]
     pub(super) fn poll_pause(
         &mut self,
         pause: &mut Pause<ResB>,
@@ -100,7 +102,9 @@ where
         cx: &mut Context<'_>,
     ) -> Paused<ResB> {
         loop {
-            match pause {
+            // What is kept of the pause once the wait is over and the body back: the place
+            // reserved in the throttle's line, for the turn that follows at once.
+            let reserved = match pause {
                 Pause::Backoff {
                     until,
                     reserved,
@@ -123,23 +127,22 @@ where
                         *until = None;
                         arm(timer.as_mut(), deadline);
                     }
-                    let (reserved, kept) = (reserved.take(), kept.take());
-                    *pause = match self.has_next_body() {
-                        true => match after_wait(reserved, kept) {
-                            Ok(pause) => pause,
-                            Err(last) => return Paused::Check(last),
-                        },
+                    if !self.has_next_body() {
                         // The wait is over but the previous attempt still holds the body.
-                        false => {
-                            let end = later(Instant::now(), BODY_HANDBACK_GRACE);
-                            arm(timer.as_mut(), Some(wake_at(end, self.planner.deadline())));
-                            Pause::BodyBack {
-                                until: end,
-                                reserved,
-                                kept,
-                            }
-                        }
-                    };
+                        let end = later(Instant::now(), BODY_HANDBACK_GRACE);
+                        arm(timer.as_mut(), Some(wake_at(end, self.planner.deadline())));
+                        let (reserved, kept) = (reserved.take(), kept.take());
+                        *pause = Pause::BodyBack {
+                            until: end,
+                            reserved,
+                            kept,
+                        };
+                        continue;
+                    }
+                    if let Some(last) = take_for_check(kept) {
+                        return Paused::Check(last);
+                    }
+                    reserved.take()
                 }
                 Pause::BodyBack {
                     until,
@@ -151,10 +154,10 @@ where
                             return paused;
                         }
                         arm(timer.as_mut(), self.planner.deadline());
-                        *pause = match after_wait(reserved.take(), kept.take()) {
-                            Ok(pause) => pause,
-                            Err(last) => return Paused::Check(last),
-                        };
+                        if let Some(last) = take_for_check(kept) {
+                            return Paused::Check(last);
+                        }
+                        reserved.take()
                     }
                     Poll::Pending => {
                         if !fired(timer.as_mut(), cx) {
@@ -168,21 +171,7 @@ where
                         return Paused::End(self.body_lost(last, why));
                     }
                 },
-                Pause::Turn { reserved } => match self.take_turn(reserved.take(), cx) {
-                    Taken::Go => return Paused::Over,
-                    Taken::InLine(waiter, until) => {
-                        let deadline = self.planner.deadline();
-                        arm(timer.as_mut(), Some(wake_at(until, deadline)));
-                        *pause = Pause::InLine { waiter };
-                        if !fired(timer.as_mut(), cx) {
-                            return Paused::Pending;
-                        }
-                        if cut_short(until, deadline) {
-                            return Paused::End(Err(self.deadline_passed(false)));
-                        }
-                    }
-                    Taken::Refused(why) => return Paused::End(Err(self.refused(why))),
-                },
+                Pause::Turn { reserved } => reserved.take(),
                 Pause::InLine { waiter } => {
                     let deadline = self.planner.deadline();
                     match self.poll_line(waiter, cx) {
@@ -199,16 +188,34 @@ where
                             if cut_short(at, deadline) {
                                 return Paused::End(Err(self.deadline_passed(false)));
                             }
+                            continue;
                         }
                         Turn::Refused(why) => return Paused::End(Err(self.refused(why))),
                     }
                 }
+            };
+            // The wait is over and the body back: the throttle's turn.
+            match self.take_turn(reserved, cx) {
+                Taken::Go => return Paused::Over,
+                Taken::InLine(waiter, until) => {
+                    let deadline = self.planner.deadline();
+                    arm(timer.as_mut(), Some(wake_at(until, deadline)));
+                    *pause = Pause::InLine { waiter };
+                    if !fired(timer.as_mut(), cx) {
+                        return Paused::Pending;
+                    }
+                    if cut_short(until, deadline) {
+                        return Paused::End(Err(self.deadline_passed(false)));
+                    }
+                }
+                Taken::Refused(why) => return Paused::End(Err(self.refused(why))),
             }
         }
     }
 
     /// The request body came back (`Ok`) or cannot (`Err`): a kept outcome no check needs is
     /// drained now; a lost body ends the call with the kept outcome.
+    #[inline]
     fn body_back(
         &mut self,
         back: Result<(), NotReplayable>,
@@ -229,6 +236,7 @@ where
 
     /// Polls for the next attempt's body while the previous attempt still holds it; `Ready(Ok)` once
     /// it is there.
+    #[inline]
     fn poll_next_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), NotReplayable>> {
         if self.has_next_body() {
             return Poll::Ready(Ok(()));
@@ -243,18 +251,15 @@ where
     }
 }
 
-/// What follows the wait once the body is back: the check, on the kept outcome (`Err`), or the
-/// throttle's turn.
-#[allow(clippy::type_complexity)]
-fn after_wait<ResB>(
-    reserved: Option<crate::shared::throttle::Waiter>,
-    kept: Option<Kept<ResB>>,
-) -> Result<Pause<ResB>, Box<Attempted<ResB>>> {
-    match kept {
+/// The kept outcome, when a check is due on it before the turn.
+#[inline]
+fn take_for_check<ResB>(kept: &mut Option<Kept<ResB>>) -> Option<Box<Attempted<ResB>>> {
+    match kept.take() {
         Some(Kept {
             outcome,
             for_check: true,
-        }) => Err(outcome),
-        _ => Ok(Pause::Turn { reserved }),
+        }) => Some(outcome),
+        // Drained already, or dropped with it: nothing else waits for it.
+        _ => None,
     }
 }

@@ -43,6 +43,7 @@ where
         head
     }
 
+    #[inline]
     fn retry_head(&self, attempt: u32) -> Parts {
         #[allow(unused_mut)]
         let mut head = head_for_retry(
@@ -63,6 +64,7 @@ where
     }
 
     /// Makes the next attempt's head, once.
+    #[inline]
     pub(super) fn make_next_head(&mut self) {
         if self
             .retry
@@ -76,14 +78,19 @@ where
 
     /// Sends the next attempt on the (ready) service, and arms the timer at its timeout when that
     /// comes before the deadline (`true`).
+    #[inline]
     pub(super) fn send_next(&mut self, timer: Pin<&mut Option<Sleep>>) -> (S::Future, bool) {
-        self.make_next_head();
+        let attempt = self.planner.attempts().saturating_add(1);
+        // Made already when the attempt asked the throttle for its turn.
+        let head = match self.retry.as_mut().and_then(|retry| retry.next_head.take()) {
+            Some(head) => head,
+            None => self.head_for(attempt),
+        };
         let retry = retrying(&mut self.retry);
         let body = retry
             .next_body
             .take()
             .expect("the next body is prepared before every pause");
-        let head = retry.next_head.take().expect("made above");
         self.planner.start_attempt(Some(&mut retry.schedule));
         // Where the attempt went, for the throttle to learn from its answer: kept only when a
         // before-retry hook sent it elsewhere than the first attempt.

@@ -37,6 +37,7 @@ where
 {
     /// Asks the throttle whether the next attempt may leave now, from the place `reserved` for it
     /// during its wait, if any.
+    #[inline]
     pub(super) fn take_turn(&mut self, reserved: Option<Waiter>, cx: &mut Context<'_>) -> Taken {
         let throttle = match &self.policy.throttle {
             // While no scope is throttled: one atomic load, no clock read.
@@ -86,6 +87,7 @@ where
     }
 
     /// Polls the throttle's line for the turn of the attempt waiting as `waiter`.
+    #[inline]
     pub(super) fn poll_line(&mut self, waiter: &Waiter, cx: &mut Context<'_>) -> Turn {
         let Some(throttle) = &self.policy.throttle else {
             return Turn::Go;
@@ -96,6 +98,7 @@ where
     }
 
     /// What the line's answer means for the attempt waiting as `waiter`.
+    #[inline]
     fn answered(&mut self, turn: Turn, waiter: &Waiter, now: Instant) -> Turn {
         match turn {
             Turn::Go => {
@@ -112,6 +115,7 @@ where
 }
 
 /// The line's answer to the attempt waiting as `waiter`, as the pause takes it.
+#[inline]
 fn taken(turn: Turn, waiter: Waiter) -> Taken {
     match turn {
         Turn::Go => Taken::Go,
