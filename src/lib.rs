@@ -239,6 +239,9 @@
 //!       │                    └──(a check due)──▶ Checking ──(retry)──▶ Pausing (Turn)
 //!       └──(final outcome, deadline, not ready, shed)──▶ Done
 //!    ```
+//!
+//!    Beside it, `call_timeout/`: [`CallTimeoutLayer`], one deadline over the whole call, outside
+//!    the retry.
 //! 2. `policy/`: the configuration. [`RetryPolicy`] holds every setter and composes what each component
 //!    owns: the per-class limits, the idempotency settings, the before-retry hook.
 //! 3. `classify/`: what one attempt's outcome calls for: the status table and the transport-error
@@ -257,8 +260,8 @@
 //!
 //! Imports only go down this list's dependency order and never round in a circle: `wait/`,
 //! `classify/` and `body/` depend on nothing else of the crate; `report/` and `shared/` on those;
-//! the planner on them; the policy on the planner; the service on everything. `tests/layout.rs`
-//! checks it.
+//! the planner on them; the policy on the planner; the service and the call timeout on everything.
+//! `tests/layout.rs` checks it.
 //!
 //! [tower]: https://docs.rs/tower
 
@@ -267,6 +270,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod body;
+mod call_timeout;
 pub mod classify;
 #[cfg(feature = "grpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
@@ -281,15 +285,14 @@ mod service;
 mod shared;
 mod wait;
 
+pub use call_timeout::{CallTimeout, CallTimeoutFuture, CallTimeoutLayer};
 pub use policy::{CallSettings, RetryPolicy};
 pub use report::attempt::Attempt;
 pub use report::error::Error;
 pub use report::history::RetryHistory;
 pub use report::metrics;
 pub use report::on_retry::RetryEvent;
-pub use service::{
-    CallTimeout, CallTimeoutFuture, CallTimeoutLayer, ResponseFuture, Retry, RetryLayer,
-};
+pub use service::{ResponseFuture, Retry, RetryLayer};
 pub use shared::{budget, store, throttle};
 pub use wait::{backoff, rate_limit, retry_after};
 

@@ -158,12 +158,12 @@
 //! [`attempt_timeout`](crate::RetryPolicy::attempt_timeout) becomes a time-to-first-byte limit.
 //! Other statuses are passed through without waiting: the retry layer discards their bodies anyway.
 
-mod deadline;
+mod call_timeout;
 pub(crate) mod drain;
 mod first_byte;
 mod replay;
 
-pub use deadline::{CallTimedOut, CallTimeoutBody};
+pub use call_timeout::{CallTimedOut, CallTimeoutBody};
 pub use first_byte::{
     BodyFailedBeforeFirstByte, FirstByte, FirstByteBody, FirstByteFuture, FirstByteLayer,
 };

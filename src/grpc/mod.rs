@@ -83,6 +83,19 @@
 //! given (`tonic::body::Body::new`), so the stack takes and returns exactly what the channel does.
 //! Taking a function keeps tonic out of this crate's dependencies and works for any client whose body
 //! type can wrap another body.
+//!
+//! # Where the code is
+//!
+//! gRPC support sits in three places, each where the crate's import order (lowest first: `classify/`,
+//! then the policy, then the service) lets it be. `classify/grpc/` has gRPC's vocabulary: the codes,
+//! which are retried as which class ([`GrpcPolicy`]), the header names and the parsers of
+//! `grpc-timeout` and the pushback; the policy holds a `GrpcPolicy` and the future writes the retry
+//! headers, so it sits below both. `policy/grpc.rs` judges a response head by its code and takes the
+//! call's deadline from `grpc-timeout`: it reads the [`RetryPolicy`](crate::RetryPolicy), so it sits
+//! with it, and the future calls it from its `cfg(feature = "grpc")` blocks (with the retry headers
+//! and the choice of metric names). This module is what only a gRPC caller uses, [`GrpcRetryLayer`]
+//! and [`GrpcStatus`]: built on [`Retry`](crate::Retry), it sits above everything, and re-exports
+//! the vocabulary.
 
 mod layer;
 mod status;

@@ -6,6 +6,7 @@
 //! target/release/instructions                  # both paths at 2,000 and 12,000 requests
 //! target/release/instructions --calls 200,1200 # quicker (CI)
 //! target/release/instructions --keep DIR       # keep callgrind's files, for callgrind_annotate
+//! target/release/instructions --max-success-ratio 1.02 --max-retry-ratio 1.20 # the guard (CI)
 //! ```
 //!
 //! For each path and contender the binary runs itself twice under
@@ -24,6 +25,10 @@
 //! thread costs the counted function instructions of its own (glibc's malloc leaves its single-thread
 //! fast path), so fleet mode is compared with the latter.
 //! Every run checks that every request ended in 200 after the expected number of inner calls.
+//!
+//! The guard: `--max-success-ratio R` and `--max-retry-ratio R` make the binary fail when
+//! tower-http-retry's instructions per request (the `tower_http_retry` row, not the fleet rows) over
+//! `tower::retry`'s (the `tower_retry` row) are above `R` on that path.
 
 use std::convert::Infallible;
 use std::fmt::Debug;
@@ -59,6 +64,10 @@ const FLEET: &str = "fleet_budget_on_redis";
 /// Its baseline: the same process (a Redis store and its thread running), the budget in the process.
 /// A second thread alone changes the count: glibc's malloc leaves its single-thread fast path.
 const FLEET_BASELINE: &str = "fleet_budget_in_process";
+/// The contender the guard watches (`--max-success-ratio`, `--max-retry-ratio`): the default policy.
+const GUARDED: &str = "tower_http_retry";
+/// The contender the guard compares it with, on both paths: `tower::retry`.
+const REFERENCE: &str = "tower_retry";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scenario {
@@ -320,12 +329,17 @@ fn count(path: Scenario, name: &str, calls: u64, keep: Option<&Path>) -> Result<
     })
 }
 
-/// Prints one Markdown table per path.
-fn table(paths: &[Scenario], (n1, n2): (u64, u64), keep: Option<&Path>) -> Result<(), String> {
+/// Prints one Markdown table per path; returns each path's ratio of [`GUARDED`] to [`REFERENCE`].
+fn table(
+    paths: &[Scenario],
+    (n1, n2): (u64, u64),
+    keep: Option<&Path>,
+) -> Result<Vec<(Scenario, f64)>, String> {
     println!(
         "Instructions per request: (I({n2}) - I({n1})) / {}, counted by callgrind.",
         n2 - n1
     );
+    let mut ratios = Vec::new();
     for &path in paths {
         let mut rows = Vec::new();
         for &name in path.contenders() {
@@ -340,7 +354,7 @@ fn table(paths: &[Scenario], (n1, n2): (u64, u64), keep: Option<&Path>) -> Resul
         let floor = rows[0].1;
         let tower = rows
             .iter()
-            .find(|(name, _, _)| *name == "tower_retry")
+            .find(|(name, _, _)| *name == REFERENCE)
             .map_or(f64::NAN, |row| row.1);
         println!();
         println!(
@@ -362,6 +376,7 @@ fn table(paths: &[Scenario], (n1, n2): (u64, u64), keep: Option<&Path>) -> Resul
             );
         }
         let per = |name: &str| rows.iter().find(|row| row.0 == name).map(|row| row.1);
+        ratios.push((path, per(GUARDED).unwrap_or(f64::NAN) / tower));
         if let (Some(fleet), Some(local)) = (per(FLEET), per(FLEET_BASELINE)) {
             println!();
             println!(
@@ -370,7 +385,47 @@ fn table(paths: &[Scenario], (n1, n2): (u64, u64), keep: Option<&Path>) -> Resul
             );
         }
     }
-    Ok(())
+    Ok(ratios)
+}
+
+/// The guard: an error naming every path whose ratio is over its limit, or was not measured.
+fn check(ratios: &[(Scenario, f64)], limits: &[(Scenario, f64)]) -> Result<(), String> {
+    if limits.is_empty() {
+        return Ok(());
+    }
+    println!();
+    let mut failed = Vec::new();
+    for &(path, limit) in limits {
+        let ratio = ratios
+            .iter()
+            .find(|(measured, _)| *measured == path)
+            .map(|&(_, ratio)| ratio)
+            .filter(|ratio| ratio.is_finite());
+        let line = match ratio {
+            Some(ratio) => format!(
+                "{} path: {GUARDED} / {REFERENCE} = {ratio:.3}, limit {limit:.3}",
+                path.name()
+            ),
+            None => format!(
+                "{} path: {GUARDED} / {REFERENCE} not measured, limit {limit:.3}",
+                path.name()
+            ),
+        };
+        if ratio.is_some_and(|ratio| ratio <= limit) {
+            println!("guard: {line}: ok");
+        } else {
+            println!("guard: {line}: FAILED");
+            failed.push(line);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the instruction-count guard failed: {}",
+            failed.join("; ")
+        ))
+    }
 }
 
 fn parse_calls(text: &str) -> Option<(u64, u64)> {
@@ -392,6 +447,7 @@ fn main() -> ExitCode {
             let mut calls = DEFAULT_CALLS;
             let mut keep = None;
             let mut paths = vec![Scenario::Success, Scenario::Retry];
+            let mut limits = Vec::new();
             let mut rest = rest.iter();
             let mut error = None;
             while let Some(arg) = rest.next() {
@@ -407,12 +463,24 @@ fn main() -> ExitCode {
                         Some(path) => paths = vec![path],
                         None => error = Some(format!("--path {name}: success or retry")),
                     },
+                    (flag @ ("--max-success-ratio" | "--max-retry-ratio"), Some(value)) => {
+                        let path = match flag {
+                            "--max-success-ratio" => Scenario::Success,
+                            _ => Scenario::Retry,
+                        };
+                        match value.parse::<f64>() {
+                            Ok(limit) if limit > 0.0 => limits.push((path, limit)),
+                            _ => error = Some(format!("{flag} {value}: a positive ratio")),
+                        }
+                    }
                     (other, _) => error = Some(format!("unknown argument {other}")),
                 }
             }
             match error {
                 Some(error) => Err(error),
-                None => table(&paths, calls, keep.as_deref()),
+                None => {
+                    table(&paths, calls, keep.as_deref()).and_then(|ratios| check(&ratios, &limits))
+                }
             }
         }
     };

@@ -215,7 +215,3 @@ impl<B> std::fmt::Debug for ReplayBody<B> {
             .finish()
     }
 }
-
-#[cfg(test)]
-#[path = "tests.rs"]
-mod tests;

@@ -3,11 +3,14 @@
 //!
 //! - `body`: [`ReplayBody`], the copy callers see and send;
 //! - `tape`: the recording every copy shares, and which copy holds it when;
-//! - `layer`: [`ReplayBodyLayer`], which wraps every request's body.
+//! - `layer`: [`ReplayBodyLayer`], which wraps every request's body;
+//! - `tests`: the recording and its copies, driven by scripted bodies.
 
 mod body;
 mod layer;
 mod tape;
+#[cfg(test)]
+mod tests;
 
 pub use body::ReplayBody;
 #[cfg(feature = "grpc")]

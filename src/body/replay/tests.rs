@@ -1,13 +1,20 @@
 //! The recording and its copies, driven by scripted bodies.
 
-use super::*;
-use crate::body::replay::tape::BLOCK;
-use crate::body::ReplayBodyService;
 use std::collections::VecDeque;
 use std::io;
-use std::task::Waker;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+
+use super::tape::BLOCK;
+use super::{ReplayBody, ReplayBodyService};
+use crate::body::{NotReplayable, ReplayableBody};
+use crate::BoxError;
 
 /// What a scripted body does on each poll.
 enum Item {

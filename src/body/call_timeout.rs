@@ -1,5 +1,10 @@
 //! [`CallTimeoutBody`]: a response body that fails once the call's time is up, so that a timeout
 //! covers the whole response, not only its head.
+//!
+//! The body of the call-timeout middleware, whose layer and service are in `src/call_timeout/`. It
+//! stays here because it is public as `body::CallTimeoutBody`: re-exported from a body in
+//! `call_timeout/`, it would make `body/` import a folder that needs the policy's `CallSettings`,
+//! and `policy/` depends on `body/` (through `report/`), a circle `tests/layout.rs` forbids.
 
 use std::fmt;
 use std::future::Future;
