@@ -10,7 +10,7 @@ use http::{HeaderMap, StatusCode, Uri};
 use tokio::time::Instant;
 
 use super::authority::Authority;
-use super::fleet::FleetLane;
+use super::fleet::{FleetLane, Throttled};
 use super::lane::{Lane, Limits, Place, Refusal, Turn};
 use super::lanes::{Entry, Lanes, FORGET_AFTER};
 use super::scope::{Scope, ScopeFn, Scoping, Target};
@@ -690,17 +690,22 @@ impl Throttle {
             return false;
         };
         let lane = &mut entry.lane;
-        if fresh && throttling && !self.shared.config.from_first_request {
-            // The answer that engages the scope: its rate starts near the rate it was sent at.
-            lane.engage(now, self.shared.sends.rate(now));
+        // The answer that engages the scope: its rate starts near the rate it was sent at.
+        let engages = fresh && throttling && !self.shared.config.from_first_request;
+        let sending = engages.then(|| self.shared.sends.rate(now)).flatten();
+        if engages {
+            lane.engage(now, sending);
         }
         // The rate is judged first: a hold stops the rate's clock from now on.
+        let backlogged = !lane.is_idle();
         if throttling && !fresh {
-            let backlogged = !lane.is_idle();
             lane.control
                 .throttled(now, sent_at, lane.spacing, backlogged, asked.is_some());
         } else if !throttling && !spent {
             lane.control.admitted(now);
+            if let Some(fleet) = lane.fleet.as_mut() {
+                fleet.admitted();
+            }
         }
         if let Some(delay) = asked {
             lane.hold(now, later(now, delay.min(max)));
@@ -725,12 +730,13 @@ impl Throttle {
             };
             let hold = hold.map(|delay| delay.min(max)).filter(|d| !d.is_zero());
             let exact = quota.and_then(|q| Some((q.remaining, q.reset?)).filter(|(r, _)| *r > 0));
-            fleet.report(
-                now,
-                throttling.then_some(sent_at.filter(|_| !fresh)),
-                hold,
-                exact,
-            )
+            let throttled = throttling.then_some(Throttled {
+                sent: sent_at.filter(|_| !fresh),
+                held: asked.is_some(),
+                backlogged,
+                sending,
+            });
+            fleet.report(now, throttled, hold, exact)
         });
         drop(shard);
         if let Some(exchange) = exchange {
