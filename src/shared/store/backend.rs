@@ -61,10 +61,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
 pub(crate) struct ScheduleCall {
     /// Send slots wanted for the lease (0: none, only report or read).
     pub(crate) want: u32,
-    /// A throttling answer is reported: when the refused request's slot was issued, its time,
-    /// and the rate it was spaced at from the slot before it (for a request sent on a process's own pacing, when it was
-    /// sent for both times, on the store's clock, and 0); `None` for a request no throttle paced.
-    pub(crate) throttled: Option<Option<(f64, f64, f64)>>,
+    /// A throttling answer is reported.
+    pub(crate) throttled: Option<Refused>,
     /// The server asked for no sends to the authority for this long (`Retry-After`).
     pub(crate) hold_ms: u64,
     /// The server said how many requests it admits, and until when (rate-limit headers).
@@ -72,6 +70,33 @@ pub(crate) struct ScheduleCall {
     /// The time, in microseconds, that slots of earlier leases stood for and went unused: the
     /// process woke too late for them. That time held nobody back.
     pub(crate) unused: u64,
+    /// Answers admitted since the last exchange, for the fleet's rate admitted and sparse rule.
+    pub(crate) admitted: u32,
+}
+
+/// A throttling answer, as reported to a fleet's slot schedule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Refused {
+    /// The send the refused request left on; `None` for a request no throttle paced.
+    pub(crate) slot: Option<SlotSent>,
+    /// It gave a time to come back (bare refusals may be sparse: see the law's sparse rule).
+    pub(crate) held: bool,
+    /// Requests were waiting in the reporting process's line: the rate admitted is the server's.
+    pub(crate) backlogged: bool,
+    /// The rate the reporting process was sending at, per second, when this answer engaged the
+    /// scope (0: not measured).
+    pub(crate) sending: f64,
+}
+
+/// The send a refused request left on, on the store's clock (µs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct SlotSent {
+    /// When its slot was issued, and its time. A request sent on a process's own pacing has
+    /// both at when it was sent.
+    pub(crate) issued: f64,
+    pub(crate) at: f64,
+    /// The rate it was spaced at from the slot before it (0: unknown).
+    pub(crate) rate: f64,
 }
 
 impl ScheduleCall {
@@ -83,6 +108,7 @@ impl ScheduleCall {
             hold_ms: 0,
             quota: None,
             unused: 0,
+            admitted: 0,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use tokio::time::Instant;
 
 use super::backend::{Backend, BudgetCall, BudgetReply, Call, ScheduleCall, ScheduleReply};
-use super::schedule::{Schedule, MAX_ENGAGED};
+use super::schedule::{SlotSchedule, MAX_ENGAGED};
 
 /// Budgets in a map, timed by tokio's clock.
 pub(crate) struct Local {
@@ -20,7 +20,7 @@ struct State {
     /// Per budget: step -> (deposits, units withdrawn).
     budgets: HashMap<String, BTreeMap<u64, (u64, u64)>>,
     /// Per authority: its schedule (quiet ones dropped, as the script's keys expire).
-    schedules: HashMap<String, Schedule>,
+    schedules: HashMap<String, SlotSchedule>,
     /// Per index: authority -> engaged until (µs).
     engaged: HashMap<String, BTreeMap<String, f64>>,
 }
@@ -73,7 +73,7 @@ impl Backend for Local {
         let reply = state
             .schedules
             .entry(key.to_owned())
-            .or_insert_with(|| Schedule::new(now, call.throttled.is_some()))
+            .or_insert_with(|| SlotSchedule::new(now, &call))
             .exchange(now, call);
         Box::pin(async move { Ok(reply) })
     }

@@ -84,7 +84,7 @@ use tokio::sync::Notify;
 
 pub(crate) use account::{Account, Settings as AccountSettings};
 use backend::Backend;
-pub(crate) use backend::{ScheduleCall, ScheduleReply};
+pub(crate) use backend::{Refused, ScheduleCall, ScheduleReply, SlotSent};
 
 /// A throttle, as the store's task sees it.
 pub(crate) trait Engage: Send + Sync + 'static {

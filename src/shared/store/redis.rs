@@ -11,9 +11,10 @@ use super::backend::{Backend, BudgetCall, BudgetReply, Call, ScheduleCall, Sched
 use super::connect;
 use super::error::StoreError;
 use super::schedule::{FORGET_MS, MAX_ENGAGED};
-use crate::shared::throttle::control::{
-    ACCELERATION, BETA, BETA_REFUTED, DOUBLING, MARGIN, MAX_MARGIN, MAX_QUIET, MAX_RATE, MIN_PROBE,
-    MIN_RATE, PROBE, QUIET, START_RATE,
+use crate::shared::throttle::law::{
+    ACCELERATION, BETA, BETA_REFUTED, CLEAR_GAP, DOUBLING, ENGAGE_HEADROOM, MARGIN, MAX_MARGIN,
+    MAX_QUIET, MAX_RATE, MIN_PROBE, MIN_RATE, PROBE, QUIET, SPARSE, SPARSE_AFTER, START_RATE,
+    WINDOW,
 };
 
 /// A lazily connected, self-reconnecting connection to one Redis.
@@ -91,16 +92,14 @@ impl Backend for Redis {
         let (remaining, reset) = call.quota.map_or((-1, 0), |(remaining, reset)| {
             (i64::try_from(remaining).unwrap_or(i64::MAX), reset)
         });
+        let refused = call.throttled;
+        let slot = refused.and_then(|refused| refused.slot);
         invocation
             .arg(call.want)
-            .arg(u8::from(call.throttled.is_some()))
-            .arg(
-                call.throttled
-                    .flatten()
-                    .map_or(-1.0, |(issued, _, _)| issued),
-            )
-            .arg(call.throttled.flatten().map_or(-1.0, |(_, sent, _)| sent))
-            .arg(call.throttled.flatten().map_or(0.0, |(_, _, rate)| rate))
+            .arg(u8::from(refused.is_some()))
+            .arg(slot.map_or(-1.0, |slot| slot.issued))
+            .arg(slot.map_or(-1.0, |slot| slot.at))
+            .arg(slot.map_or(0.0, |slot| slot.rate))
             .arg(call.hold_ms)
             .arg(remaining)
             .arg(reset)
@@ -119,7 +118,16 @@ impl Backend for Redis {
             .arg(MARGIN)
             .arg(MAX_MARGIN)
             .arg(BETA_REFUTED)
-            .arg(call.unused);
+            .arg(call.unused)
+            .arg(call.admitted)
+            .arg(u8::from(refused.is_some_and(|refused| refused.held)))
+            .arg(u8::from(refused.is_some_and(|refused| refused.backlogged)))
+            .arg(refused.map_or(0.0, |refused| refused.sending))
+            .arg(SPARSE)
+            .arg(SPARSE_AFTER)
+            .arg(CLEAR_GAP)
+            .arg(ENGAGE_HEADROOM)
+            .arg(WINDOW);
         Box::pin(async move {
             let reply: (i64, i64, i64, u32, i64, i64, i64, i64) = invocation
                 .invoke_async(&mut connection)

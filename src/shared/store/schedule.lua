@@ -1,13 +1,18 @@
--- One exchange with a fleet's schedule of sends to one authority, atomic, timed by Redis's own
--- clock: the twin of schedule.rs, line for line. Times in microseconds.
+-- One exchange with a fleet's slot schedule for one scope, atomic, timed by Redis's own clock:
+-- the twin of schedule.rs, line for line, and the copy of the rate law (throttle/law.rs) for
+-- Redis. Times in microseconds; the law's in seconds.
 -- KEYS[1]: the schedule's hash (phase, since, base, ceiling, probe, decreased, tat, hold, until,
---   last, quiet, margin, accounted).
+--   last, quiet, margin, accounted, the tally since the cut: tadm, tref; the meter of the rate
+--   admitted: mstart, mcur, mprev).
 -- ARGV: want, throttled (0 no, 1 yes), slot issued and slot time (-1 unknown), the rate it was
 --       issued at (0 unknown), hold ms, quota remaining (-1 none),
 --       quota reset ms, then the law: start rate, doubling s, beta, probe, min probe,
 --       acceleration s, min rate, max rate, forget ms, quiet s, max quiet s, margin,
---       max margin, beta when refuted; then the time (µs) that slots of earlier leases stood for
---       and went unused.
+--       max margin, beta when refuted; then the time (us) that slots of earlier leases stood for
+--       and went unused; answers admitted since the last exchange; whether the throttling
+--       answer gave a time to come back, whether requests were waiting, the rate the reporter
+--       was sending at (0 unknown); then the law's sparse share, sparse count, clear gap,
+--       engage headroom and meter window (s).
 -- Returns {now, first, interval, granted, hold, rate * 1000, gap before the first slot,
 --   decreased}.
 local time = redis.call('TIME')
@@ -28,24 +33,34 @@ local QUIET, MAX_QUIET = tonumber(ARGV[18]), tonumber(ARGV[19])
 local MARGIN, MAX_MARGIN = tonumber(ARGV[20]), tonumber(ARGV[21])
 local BETA_REFUTED = tonumber(ARGV[22])
 local unused = tonumber(ARGV[23])
+local admitted = tonumber(ARGV[24])
+local held = tonumber(ARGV[25]) == 1
+local backlogged = tonumber(ARGV[26]) == 1
+local sending = tonumber(ARGV[27])
+local SPARSE, SPARSE_AFTER = tonumber(ARGV[28]), tonumber(ARGV[29])
+local CLEAR_GAP, HEADROOM, WINDOW = tonumber(ARGV[30]), tonumber(ARGV[31]), tonumber(ARGV[32])
 
 local f = redis.call('HMGET', key, 'phase', 'since', 'base', 'ceiling', 'probe', 'decreased',
-  'tat', 'hold', 'until', 'last', 'quiet', 'margin', 'accounted')
+  'tat', 'hold', 'until', 'last', 'quiet', 'margin', 'accounted', 'tadm', 'tref', 'mstart',
+  'mcur', 'mprev')
 local phase, since, base, ceiling, probe, decreased, tat, hold, untl, last, quiet, margin
-local accounted
+local accounted, tadm, tref, mstart, mcur, mprev
+local fresh = not f[1]
 if f[1] then
   phase = f[1]
   since, base, ceiling, probe = tonumber(f[2]), tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
   decreased, tat, hold, untl = tonumber(f[6]), tonumber(f[7]), tonumber(f[8]), tonumber(f[9])
   last, quiet, margin = tonumber(f[10]), tonumber(f[11]) or 0, tonumber(f[12]) or MARGIN
   accounted = tonumber(f[13]) or now
+  tadm, tref = tonumber(f[14]) or 0, tonumber(f[15]) or 0
+  mstart, mcur, mprev = tonumber(f[16]) or now / 1e6, tonumber(f[17]) or 0, tonumber(f[18]) or -1
 else
   phase, since, base, ceiling, probe, decreased, hold, untl = 's', now, START, 0, PROBE, -1, 0, 0
   last, quiet, margin, accounted = -1, 0, MARGIN, now
-  if throttled then tat = now + 1e6 / START else tat = now end
+  tadm, tref, mstart, mcur, mprev = 0, 0, now / 1e6, 0, -1
 end
 
--- The probing rate t seconds after a cut: control.rs's `probing`.
+-- law.rs's `probing`: the rate t seconds after a cut.
 local function grown(speed, t) return speed * ceiling * t * 2 ^ (t / ACCELERATION) end
 local function probing(t)
   if quiet <= 0 then return base + grown(probe, t) end
@@ -69,19 +84,18 @@ local function rate(at)
   return math.min(math.max(r, MIN_RATE), MAX_RATE)
 end
 
-if throttled and issued >= 0 and issued >= decreased then
-  local at = rate(math.min(sent, now))
-  if issued_at > 0 then at = math.min(at, issued_at) end
-  -- control.rs's `Law::refutes`: sent at no more than the last cut's rate, that ceiling was wrong.
-  local refuted = phase == 'p' and at <= base * (1 + MARGIN)
+-- law.rs's `Law::cut`: to `at` (the rate sent at, or the rate admitted when clearly lower) under
+-- the new ceiling, never below the rate admitted (`adm`, nil when unmeasured).
+local function cut(at, sent_rate, probing_now, t, adm)
+  -- `Law::refutes`: sent at no more than the last cut's rate, that ceiling was wrong.
+  local refuted = probing_now and sent_rate <= base * (1 + MARGIN) and at >= sent_rate
   local near = not refuted and ceiling > 0 and math.abs(at - ceiling) <= 0.1 * ceiling
-  -- control.rs's `margin_after`: doubled by an overshoot at the plateau, before the quiet time.
-  local t = math.max(0, math.min(sent, now) - since) / 1e6
-  if not refuted and phase == 'p' and quiet > 0 and t < quiet then
+  -- `margin_after`: doubled by an overshoot at the plateau, before the quiet time.
+  if not refuted and probing_now and quiet > 0 and t < quiet then
     margin = math.min(2 * margin, MAX_MARGIN)
   end
-  -- control.rs's `quiet_after`.
-  if phase ~= 'p' then
+  -- `quiet_after`.
+  if not probing_now then
     quiet = 0
   elseif near and quiet > 0 then
     quiet = math.min(2 * quiet, MAX_QUIET)
@@ -89,18 +103,71 @@ if throttled and issued >= 0 and issued >= decreased then
     quiet = QUIET
   end
   if near then probe = math.max(probe / 4, MIN_PROBE) else probe = PROBE end
-  -- control.rs's `Law::refuted_beta`: deeper, and the square of the last cut's when that was one.
+  -- `Law::refuted_beta`: deeper, and the square of the last cut's when that was one.
   local beta = BETA
   if refuted then
-    local last = BETA
-    if ceiling > 0 then last = base / ceiling end
-    beta = math.min(BETA_REFUTED, last * last)
+    local l = BETA
+    if ceiling > 0 then l = base / ceiling end
+    beta = math.min(BETA_REFUTED, l * l)
   end
   ceiling = at
   base = math.max(at * beta, MIN_RATE)
+  if adm then base = math.max(base, math.min(adm, MAX_RATE)) end
+end
+
+-- law.rs's `Meter`: answers admitted per second over the last one or two windows.
+local function roll(t)
+  local elapsed = t - mstart
+  if elapsed >= 2 * WINDOW then
+    mprev, mcur, mstart = 0, 0, t
+  elseif elapsed >= WINDOW then
+    mprev, mcur, mstart = mcur, 0, mstart + WINDOW
+  end
+end
+local function admitted_rate(t)
+  roll(t)
+  if mprev < 0 then return nil end
+  return (mprev + mcur) / (WINDOW + math.max(t - mstart, 0))
+end
+
+-- law.rs's `Tally::refuse`, the sparse rule: whether a throttling answer cuts.
+local function refuse(h)
+  local answers = tadm + tref
+  tref = tref + 1
+  return h or answers < SPARSE_AFTER or tref >= SPARSE * (answers + 1)
+end
+
+if fresh then
+  -- law.rs's `Law::engage`: probing from above the rate the reporter was sending at.
+  if throttled and sending > START then
+    local s0 = math.min(sending, MAX_RATE)
+    cut(s0, s0, false, 0, nil)
+    base = s0 * HEADROOM
+    phase = 'p'
+    decreased = now
+  end
+  if throttled then tat = now + 1e6 / rate(now) else tat = now end
+end
+
+if admitted > 0 then
+  roll(now / 1e6)
+  mcur = mcur + admitted
+  tadm = tadm + admitted
+end
+if throttled and issued >= 0 and issued >= decreased and refuse(held) then
+  local sent_rate = rate(math.min(sent, now))
+  if issued_at > 0 then sent_rate = math.min(sent_rate, issued_at) end
+  local steady = backlogged and phase == 'p' and mprev >= 0 and mstart >= since / 1e6 + WINDOW
+  local adm = admitted_rate(now / 1e6)
+  -- law.rs's `cut_from`.
+  local at = sent_rate
+  if steady and adm and adm < CLEAR_GAP * sent_rate then at = math.max(adm, MIN_RATE) end
+  local t = math.max(0, math.min(sent, now) - since) / 1e6
+  cut(at, sent_rate, phase == 'p', t, adm)
   phase = 'p'
   since = now
   decreased = now
+  tadm, tref = 0, 0
 end
 -- schedule.rs: a lease whose first slot is free at once, or a hold while no slot is
 -- outstanding: the rate held nobody back since the last slot, and does not grow for that time.
@@ -145,7 +212,8 @@ end
 local function s(x) return string.format('%.17g', x) end
 redis.call('HSET', key, 'phase', phase, 'since', s(since), 'base', s(base), 'ceiling', s(ceiling),
   'probe', s(probe), 'decreased', s(decreased), 'tat', s(tat), 'hold', s(hold), 'until', s(untl),
-  'last', s(last), 'quiet', s(quiet), 'margin', s(margin), 'accounted', s(accounted))
+  'last', s(last), 'quiet', s(quiet), 'margin', s(margin), 'accounted', s(accounted),
+  'tadm', s(tadm), 'tref', s(tref), 'mstart', s(mstart), 'mcur', s(mcur), 'mprev', s(mprev))
 -- Forgotten once quiet, as a lane is: nothing scheduled or held for the forget time.
 local last = math.max(tat, hold)
 redis.call('PEXPIRE', key, math.floor((last - now) / 1e3) + FORGET)

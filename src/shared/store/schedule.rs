@@ -1,12 +1,12 @@
-//! A fleet's schedule of sends to one authority, GCRA-style: the next free send time (TAT), the
-//! hold the server gave, and the throttle's rate law (slow start, then AIMD probing, or the exact
-//! rate of rate-limit headers) kept once for the whole fleet.
+//! A fleet's slot schedule for one scope, GCRA-style: the next free send time (TAT), the hold the
+//! server gave, and the [rate law](crate::throttle::law) kept once for the whole fleet, fed by
+//! the answers its processes report.
 //!
 //! This is the in-memory twin of `schedule.lua`, line for line, so that the local store and Redis
-//! behave alike; times are microseconds of the store's clock.
+//! behave alike; times are microseconds of the store's clock (the law's, seconds).
 
 use super::backend::{ScheduleCall, ScheduleReply};
-use crate::shared::throttle::control::{Law, Stage, MAX_RATE, MIN_RATE, START_RATE};
+use crate::shared::throttle::law::{cut_from, Law, Meter, Stage, Tally, MAX_RATE, MIN_RATE};
 
 /// A quiet schedule (nothing sent or held) is forgotten after this long, as a lane is.
 pub(crate) const FORGET_MS: u64 = 60_000;
@@ -21,9 +21,9 @@ enum Phase {
     Exact(f64),
 }
 
-/// One authority's schedule.
+/// One scope's slot schedule.
 #[derive(Clone, Debug)]
-pub(crate) struct Schedule {
+pub(crate) struct SlotSchedule {
     phase: Phase,
     since: f64,
     law: Law,
@@ -39,25 +39,39 @@ pub(crate) struct Schedule {
     /// is accounted for up to the latest of this, the last slot issued (its request waited for
     /// it), the hold's end (paused) and the last cut (the phase began).
     accounted: f64,
+    /// The fleet's answers since the last cut, and its rate admitted (on the law's clock).
+    tally: Tally,
+    meter: Meter,
 }
 
-impl Schedule {
-    /// Slow start from `now`; engaged by a throttling answer, the first slot is one interval away.
-    pub(crate) fn new(now: f64, throttled: bool) -> Self {
-        Self {
-            phase: Phase::SlowStart,
-            since: now,
-            law: Law::START,
-            decreased: -1.0,
-            tat: if throttled {
-                now + 1e6 / START_RATE
+impl SlotSchedule {
+    /// Slow start from `now`, or probing from the rate the reporting process was sending at when
+    /// `call` engages the scope; engaged by a throttling answer, the first slot is one interval
+    /// away.
+    pub(crate) fn new(now: f64, call: &ScheduleCall) -> Self {
+        let mut law = Law::START;
+        let sending = call.throttled.map(|refused| refused.sending);
+        let engaged = law.engage(sending.filter(|rate| *rate > 0.0));
+        let mut schedule = Self {
+            phase: if engaged {
+                Phase::Probe
             } else {
-                now
+                Phase::SlowStart
             },
+            since: now,
+            law,
+            decreased: if engaged { now } else { -1.0 },
+            tat: now,
             hold: 0.0,
             last: -1.0,
             accounted: now,
+            tally: Tally::default(),
+            meter: Meter::new(now / 1e6),
+        };
+        if call.throttled.is_some() {
+            schedule.tat = now + 1e6 / schedule.rate(now);
         }
+        schedule
     }
 
     fn rate(&self, at: f64) -> f64 {
@@ -73,22 +87,36 @@ impl Schedule {
 
     /// Applies `call` at `now`.
     pub(crate) fn exchange(&mut self, now: f64, call: ScheduleCall) -> ScheduleReply {
+        if call.admitted > 0 {
+            self.meter.record(now / 1e6, call.admitted);
+            self.tally.admit(call.admitted);
+        }
         // A throttling answer to a slot issued after the last cut: the rate it was issued at
-        // overshot. Answers to slots issued before the cut are that same overshoot.
-        if let Some(Some((issued, sent, issued_at))) = call.throttled
-            && issued >= self.decreased
+        // overshot, unless the sparse rule says otherwise. Answers to slots issued before the cut
+        // are that same overshoot.
+        if let Some(refused) = call.throttled
+            && let Some(slot) = refused.slot
+            && slot.issued >= self.decreased
+            && self.tally.refuse(refused.held)
         {
             // The rate it was sent at: the rate grows while a slot waits, but the slot keeps the
             // spacing it was issued with, after the slot before it.
-            let mut at = self.rate(sent.min(now));
-            if issued_at > 0.0 {
-                at = at.min(issued_at);
+            let mut sending = self.rate(slot.at.min(now));
+            if slot.rate > 0.0 {
+                sending = sending.min(slot.rate);
             }
-            let t = (sent.min(now) - self.since).max(0.0) / 1e6;
-            self.law.cut(at, at, self.phase == Phase::Probe, t);
+            let steady = refused.backlogged
+                && self.phase == Phase::Probe
+                && self.meter.since(self.since / 1e6);
+            let admitted = self.meter.admitted(now / 1e6);
+            let at = cut_from(sending, admitted.filter(|_| steady));
+            let t = (slot.at.min(now) - self.since).max(0.0) / 1e6;
+            self.law
+                .cut(at, sending, self.phase == Phase::Probe, t, admitted);
             self.phase = Phase::Probe;
             self.since = now;
             self.decreased = now;
+            self.tally = Tally::default();
         }
         // A lease whose first slot is free at once, or a hold while no slot is outstanding: the
         // rate held nobody back since the last slot, and does not grow for that time (the lane's
@@ -167,24 +195,36 @@ impl Schedule {
 
 #[cfg(test)]
 mod tests {
+    use super::super::backend::{Refused, SlotSent};
     use super::*;
-    use crate::shared::throttle::control::BETA;
+    use crate::shared::throttle::law::BETA;
+    use crate::shared::throttle::law::START_RATE;
 
     fn call(want: u32) -> ScheduleCall {
         ScheduleCall::lease(want)
     }
 
+    /// A throttling answer with a time to come back, to the slot issued at `issued` for `at`.
+    fn held(issued: f64, at: f64, rate: f64) -> Refused {
+        Refused {
+            slot: Some(SlotSent { issued, at, rate }),
+            held: true,
+            backlogged: true,
+            sending: 0.0,
+        }
+    }
+
     /// A schedule whose fleet always has requests waiting for slots: its rate grows with time, as
     /// a process's law alone does (the lane, not the law, knows whether anyone waits).
-    fn busy() -> Schedule {
-        let mut s = Schedule::new(0.0, false);
+    fn busy() -> SlotSchedule {
+        let mut s = SlotSchedule::new(0.0, &call(0));
         s.accounted = f64::INFINITY;
         s
     }
 
     #[test]
     fn slots_follow_one_another_at_the_rate_and_start_at_the_hold() {
-        let mut s = Schedule::new(0.0, false);
+        let mut s = SlotSchedule::new(0.0, &call(0));
         let a = s.exchange(0.0, call(2));
         assert_eq!((a.first, a.interval, a.granted), (0.0, 500_000.0, 2));
         let b = s.exchange(0.0, call(1));
@@ -207,7 +247,7 @@ mod tests {
 
     #[test]
     fn the_rate_grows_only_while_requests_wait_for_their_slots() {
-        let mut s = Schedule::new(0.0, false);
+        let mut s = SlotSchedule::new(0.0, &call(0));
         let first = s.exchange(0.0, call(1));
         // 10 s later: nobody leased a slot meanwhile, so slow start has not doubled twenty times.
         let quiet = s.exchange(10e6, call(4));
@@ -237,8 +277,8 @@ mod tests {
 
     #[test]
     fn slots_a_process_woke_too_late_for_do_not_count() {
-        let mut s = Schedule::new(0.0, false);
-        let mut twin = Schedule::new(0.0, false);
+        let mut s = SlotSchedule::new(0.0, &call(0));
+        let mut twin = SlotSchedule::new(0.0, &call(0));
         for s in [&mut s, &mut twin] {
             s.exchange(0.0, call(8));
         }
@@ -279,11 +319,11 @@ mod tests {
 
     #[test]
     fn one_cut_per_overshoot() {
-        let mut s = Schedule::new(0.0, false);
+        let mut s = SlotSchedule::new(0.0, &call(0));
         let at = 2e6;
         let issued_rate = s.rate(at - 1e3);
         let cut = |issued| ScheduleCall {
-            throttled: Some(Some((issued, issued, 0.0))),
+            throttled: Some(held(issued, issued, 0.0)),
             ..call(0)
         };
         let r = s.exchange(at, cut(at - 1e3));
@@ -298,7 +338,10 @@ mod tests {
         let unpaced = s.exchange(
             at + 2e3,
             ScheduleCall {
-                throttled: Some(None),
+                throttled: Some(Refused {
+                    slot: None,
+                    ..held(0.0, 0.0, 0.0)
+                }),
                 ..call(0)
             },
         );
@@ -326,7 +369,7 @@ mod tests {
             let fleet = s.exchange(
                 t * 1e6,
                 ScheduleCall {
-                    throttled: cut.then_some(Some((sent * 1e6, sent * 1e6, 0.0))),
+                    throttled: cut.then_some(held(sent * 1e6, sent * 1e6, 0.0)),
                     ..call(0)
                 },
             );
@@ -345,7 +388,7 @@ mod tests {
 
     #[test]
     fn the_fleet_follows_a_process_law_through_the_plateau() {
-        let quiet = crate::shared::throttle::control::QUIET.as_secs_f64();
+        let quiet = crate::shared::throttle::law::QUIET.as_secs_f64();
         // Slow start's overshoot, a probe's near it, one after the quiet time, one at the plateau.
         let cuts = [2.0, 7.0, 7.0 + quiet + 5.0, 80.0];
         let looks = [
@@ -365,12 +408,12 @@ mod tests {
     fn the_fleet_cuts_deeper_as_a_process_does_when_a_ceiling_is_refuted() {
         // Slow start's overshoot at 16 r/s, then two at the rate the last cut left: 0.9, 0.81.
         let mut s = busy();
-        let cut = |s: &mut Schedule, t: f64| {
+        let cut = |s: &mut SlotSchedule, t: f64| {
             let sent = (t - 0.001) * 1e6;
             s.exchange(
                 t * 1e6,
                 ScheduleCall {
-                    throttled: Some(Some((sent, sent, 0.0))),
+                    throttled: Some(held(sent, sent, 0.0)),
                     ..call(0)
                 },
             )
@@ -389,8 +432,71 @@ mod tests {
     }
 
     #[test]
+    fn the_fleet_engages_counts_sparse_refusals_and_keeps_the_floor_as_a_process_does() {
+        use crate::shared::throttle::law::ENGAGE_HEADROOM;
+        // Engaged by a process sending at 40 r/s: probing from 44, the first slot one interval on.
+        let engage = ScheduleCall {
+            throttled: Some(Refused {
+                slot: None,
+                sending: 40.0,
+                ..held(0.0, 0.0, 0.0)
+            }),
+            ..call(0)
+        };
+        let mut s = SlotSchedule::new(0.0, &engage);
+        let r = s.exchange(0.0, engage);
+        assert!((r.rate - 40.0 * ENGAGE_HEADROOM).abs() < 0.05, "{}", r.rate);
+        assert!((r.first - 1e6 / (40.0 * ENGAGE_HEADROOM)).abs() < 1.0);
+        // 40 answers admitted, then a bare refusal: sparse, no cut; with a time to come back, a cut.
+        s.exchange(
+            10_000.0,
+            ScheduleCall {
+                admitted: 40,
+                ..call(0)
+            },
+        );
+        let bare = |at: f64| ScheduleCall {
+            throttled: Some(Refused {
+                held: false,
+                ..held(at, at, 0.0)
+            }),
+            ..call(0)
+        };
+        let mut held_too = s.clone();
+        let kept = s.exchange(20_000.0, bare(15_000.0));
+        assert!(kept.rate >= r.rate, "{} vs {}", kept.rate, r.rate);
+        let cut = held_too.exchange(
+            20_000.0,
+            ScheduleCall {
+                throttled: Some(held(15_000.0, 15_000.0, 0.0)),
+                ..call(0)
+            },
+        );
+        assert!(cut.rate < r.rate);
+        // The fleet admitted 30 a second for two seconds: a cut at 20 r/s stops at that floor.
+        let mut f = busy();
+        for i in 1..=60 {
+            f.exchange(
+                f64::from(i) * 33_333.0,
+                ScheduleCall {
+                    admitted: 1,
+                    ..call(0)
+                },
+            );
+        }
+        let floor = f.exchange(
+            2.01e6,
+            ScheduleCall {
+                throttled: Some(held(2e6, 2e6, 20.0)),
+                ..call(0)
+            },
+        );
+        assert!(floor.rate > 25.0, "{}", floor.rate);
+    }
+
+    #[test]
     fn quota_sets_the_rate_exactly() {
-        let mut s = Schedule::new(0.0, false);
+        let mut s = SlotSchedule::new(0.0, &call(0));
         let r = s.exchange(
             0.0,
             ScheduleCall {

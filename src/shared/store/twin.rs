@@ -8,9 +8,9 @@ mod redis_server;
 
 use std::time::Duration;
 
-use super::backend::{Backend, ScheduleCall, ScheduleReply};
+use super::backend::{Backend, Refused, ScheduleCall, ScheduleReply, SlotSent};
 use super::redis::Redis;
-use super::schedule::Schedule;
+use super::schedule::SlotSchedule;
 
 /// One exchange of the sequence.
 enum Step {
@@ -18,6 +18,14 @@ enum Step {
     Lease(u32),
     /// A throttling answer to the first slot of the last answer, and a slot.
     Throttled,
+    /// The same without a time to come back: bare, perhaps sparse.
+    Bare,
+    /// Answers admitted since the last exchange, and a slot.
+    Admitted(u32),
+    /// A throttling answer that engages the scope, from a process sending at this rate.
+    Engage(f64),
+    /// Nothing for this many ms.
+    Pause(u64),
     /// The server's hold, in ms.
     Hold(u64),
     /// Rate-limit headers: remaining, reset in ms; and two slots.
@@ -30,10 +38,21 @@ fn call(want: u32) -> ScheduleCall {
     ScheduleCall::lease(want)
 }
 
-/// A throttling answer to the first slot `reply` leased, spaced at its interval.
-fn throttled(reply: &ScheduleReply) -> ScheduleCall {
+/// A throttling answer (`held`: with a time to come back) to the first slot `reply` leased,
+/// spaced at its interval.
+fn throttled(reply: &ScheduleReply, held: bool) -> ScheduleCall {
+    let slot = SlotSent {
+        issued: reply.now,
+        at: reply.first,
+        rate: 1e6 / reply.interval,
+    };
     ScheduleCall {
-        throttled: Some(Some((reply.now, reply.first, 1e6 / reply.interval))),
+        throttled: Some(Refused {
+            slot: Some(slot),
+            held,
+            backlogged: true,
+            sending: 0.0,
+        }),
         ..call(1)
     }
 }
@@ -88,18 +107,58 @@ async fn the_script_answers_as_its_rust_twin_does() {
         Lease(1),
         Lease(1),
     ];
+    // Engaged at 1.1 x the reporter's 40 r/s; bare refusals sparse among 40 answers cut nothing
+    // until they pass 5%; a second of answers measured, and a cut that stops at the rate
+    // admitted (the floor); a refused rate well above what is admitted cuts from the latter.
+    let rules = [
+        Engage(40.0),
+        Lease(2),
+        Admitted(40),
+        Bare,
+        Bare,
+        Bare,
+        Lease(1),
+        Pause(1100),
+        Admitted(30),
+        Throttled,
+        Lease(4),
+        Pause(1100),
+        Admitted(5),
+        Lease(1),
+        Throttled,
+        Lease(2),
+    ];
     follow(&redis, "{twin:throttle:http://api.test:80}", &long).await;
     follow(&redis, "{twin:throttle:http://idle.test:80}", &idle).await;
+    follow(&redis, "{twin:throttle:http://rules.test:80}", &rules).await;
 }
 
 /// Runs `steps` on the script, under `key`, and on a Rust schedule at the times Redis answered.
 async fn follow(redis: &Redis, key: &str, steps: &[Step]) {
-    let mut rust: Option<Schedule> = None;
+    let mut rust: Option<SlotSchedule> = None;
     let mut last: Option<ScheduleReply> = None;
     for (i, step) in steps.iter().enumerate() {
         let sent = match *step {
             Step::Lease(want) => call(want),
-            Step::Throttled => throttled(last.as_ref().expect("a lease before")),
+            Step::Throttled => throttled(last.as_ref().expect("a lease before"), true),
+            Step::Bare => throttled(last.as_ref().expect("a lease before"), false),
+            Step::Admitted(n) => ScheduleCall {
+                admitted: n,
+                ..call(1)
+            },
+            Step::Engage(sending) => ScheduleCall {
+                throttled: Some(Refused {
+                    slot: None,
+                    held: true,
+                    backlogged: false,
+                    sending,
+                }),
+                ..call(0)
+            },
+            Step::Pause(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                continue;
+            }
             Step::Hold(ms) => ScheduleCall {
                 hold_ms: ms,
                 ..call(0)
@@ -114,7 +173,7 @@ async fn follow(redis: &Redis, key: &str, steps: &[Step]) {
             },
         };
         let lua = redis.schedule(key, sent).await.unwrap();
-        let schedule = rust.get_or_insert_with(|| Schedule::new(lua.now, sent.throttled.is_some()));
+        let schedule = rust.get_or_insert_with(|| SlotSchedule::new(lua.now, &sent));
         let twin = schedule.exchange(lua.now, sent);
         assert!(
             agree(&lua, &twin),

@@ -1,209 +1,12 @@
-//! The control law: the rate one scope is sent at, learned from what it answers.
-//!
-//! Three phases, in the spirit of TCP's and of AWS's adaptive retry mode (a CUBIC token bucket):
-//!
-//! - **Slow start**: the rate doubles every [`DOUBLING`] from [`START_RATE`] until the first
-//!   throttling answer. Growth is continuous, so the rate at that answer is close to what the server
-//!   admits. It counts only the time the rate held requests back: the lane pauses the law
-//!   ([`Control::pause`]) for the time it went unused, as it does for a hold.
-//! - **Probe**: after a throttling answer the rate drops to [`BETA`] times the lower of the rate it
-//!   was sent at and the rate the server was measured to admit (a burst allowance makes the former
-//!   overstate the server's rate), the ceiling, then grows (linearly, speeding up over time) to find
-//!   out whether the server admits more. Against a limiter with `Retry-After` every probe that
-//!   overshoots costs a hold of the whole scope, so a server whose limit does not move is
-//!   probed less and less, in the spirit of CUBIC's plateau: after an overshoot while probing (the
-//!   ceiling is then measured to within a probing step; slow start's overshoot is not that
-//!   precise) the rate climbs to a plateau [`MARGIN`] below the ceiling and stays there until the
-//!   scope has been quiet for [`QUIET`], and only then probes past the ceiling. Every
-//!   throttling answer close to the previous ceiling doubles that quiet time (up to [`MAX_QUIET`])
-//!   and quarters the probing speed past it; one at the plateau, before the quiet time, doubles
-//!   the margin (up to [`MAX_MARGIN`]): the jitter of the sends (timers, several processes
-//!   sharing a schedule) brings requests closer together than the rate says. An overshoot at no
-//!   more than the rate the last cut left refutes that cut's ceiling: the cut is deeper
-//!   ([`BETA_REFUTED`]), and deeper again for each such overshoot in a row.
-//! - **Exact**: rate-limit headers that give the remaining quota and its reset set the rate to
-//!   remaining over reset until the reset; nothing is guessed while the server says.
+//! One scope's rate in this process: the [rate law](super::law) on tokio's clock, fed by the
+//! scope's answers. The lane pauses it ([`Control::pause`]) for the time the rate held nobody
+//! back, as it does for a hold ([`Control::hold`]).
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How far above the rate it was sent at a scope engaged by a throttling answer starts.
-pub(crate) const ENGAGE_HEADROOM: f64 = 1.1;
-/// Bare throttling answers (no time to come back) under this share of the answers since the
-/// last decrease cut nothing...
-pub(crate) const SPARSE: f64 = 0.05;
-/// ...once at least this many answers have come since.
-pub(crate) const SPARSE_AFTER: u32 = 10;
-/// The slowest pace: one request every 20 s.
-pub(crate) const MIN_RATE: f64 = 0.05;
-/// Past this rate pacing is moot: requests are not spaced at all.
-pub(crate) const MAX_RATE: f64 = 1.0e6;
-/// Where slow start begins, in requests per second.
-pub(crate) const START_RATE: f64 = 2.0;
-/// How long slow start takes to double the rate.
-pub(crate) const DOUBLING: Duration = Duration::from_millis(500);
-/// The multiplicative decrease on a throttling answer.
-pub(crate) const BETA: f64 = 0.95;
-/// The decrease when the rate sent at was no higher than where the last cut left it: that cut's
-/// ceiling was too high, by how much is unknown. Slow start, growing 15% per interval at 10 r/s,
-/// can leave its cut a little above the limit; a fleet whose processes woke too late for their
-/// slots lets it race far past it. So the first such cut is a little deeper than [`BETA`], and each
-/// further one in a row squares the last (0.9, 0.81, 0.66, 0.43): a few holds, not one per 5%.
-pub(crate) const BETA_REFUTED: f64 = 0.9;
-/// The first probing speed: this fraction of the ceiling added per second.
-pub(crate) const PROBE: f64 = 0.01;
-/// The slowest probing speed.
-pub(crate) const MIN_PROBE: f64 = 0.001;
-/// After an overshoot while probing, the rate approaches the ceiling and does not pass a plateau
-/// this fraction below it for the quiet time: close enough to lose little, far enough that a
-/// ceiling measured a little above the server's limit is not overshot again at once.
-pub(crate) const MARGIN: f64 = 0.01;
-/// The widest margin: the rate the cut leaves, so that the plateau is never below it.
-pub(crate) const MAX_MARGIN: f64 = 1.0 - BETA;
-/// How long the rate stays at the plateau, without a throttling answer, before probing past the
-/// ceiling.
-pub(crate) const QUIET: Duration = Duration::from_secs(30);
-/// The longest quiet time: it doubles at each overshoot near the same ceiling, and a server whose
-/// limit rises is still found within minutes.
-pub(crate) const MAX_QUIET: Duration = Duration::from_secs(240);
-/// Probing doubles its speed every this many seconds without a throttling answer, so that a ceiling
-/// measured too low is left behind in tens of seconds, not minutes.
-pub(crate) const ACCELERATION: f64 = 10.0;
-
-/// The probing rate `t` seconds after a cut to `base` under `ceiling`: a climb at [`PROBE`] to the
-/// plateau `margin` below the ceiling, held until `quiet` seconds (none when 0), then probing at
-/// `probe` past it. The store's schedule (`schedule.rs`, `schedule.lua`) follows the same law.
-pub(crate) fn probing(base: f64, ceiling: f64, probe: f64, quiet: f64, margin: f64, t: f64) -> f64 {
-    let grown = |speed: f64, t: f64| speed * ceiling * t * (t / ACCELERATION).exp2();
-    if quiet <= 0.0 {
-        return base + grown(probe, t);
-    }
-    let plateau = (1.0 - margin) * ceiling;
-    let climbed = (base + grown(PROBE, t.min(quiet))).min(plateau);
-    match t > quiet {
-        true => climbed + grown(probe, t - quiet),
-        false => climbed,
-    }
-}
-
-/// The quiet time after a throttling answer: none after slow start's overshoot (its ceiling may be
-/// well above the server's limit, so probing finds it first), doubled for an overshoot near the
-/// same ceiling, else [`QUIET`].
-pub(crate) fn quiet_after(probing: bool, near: bool, quiet: f64) -> f64 {
-    match (probing, near && quiet > 0.0) {
-        (false, _) => 0.0,
-        (true, true) => (2.0 * quiet).min(MAX_QUIET.as_secs_f64()),
-        (true, false) => QUIET.as_secs_f64(),
-    }
-}
-
-/// The margin after a throttling answer: doubled when it came at the plateau, before the quiet
-/// time (`early`): the plateau was too close for the jitter of the sends.
-pub(crate) fn margin_after(early: bool, margin: f64) -> f64 {
-    match early {
-        true => (2.0 * margin).min(MAX_MARGIN),
-        false => margin,
-    }
-}
-
-/// The rate law's state apart from its clock: the same for a process's [`Control`] (on tokio's
-/// clock) and a fleet's schedule (`schedule.rs`, on the store's), so that both follow one law.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Law {
-    /// The rate when the phase started.
-    pub(crate) base: f64,
-    /// The rate at the last throttling answer, 0 before any.
-    pub(crate) ceiling: f64,
-    /// Fraction of the ceiling added per second while probing past it.
-    pub(crate) probe: f64,
-    /// Seconds at the plateau before probing past the ceiling (0: none).
-    pub(crate) quiet: f64,
-    /// How far below the ceiling the plateau is, as a fraction of it.
-    pub(crate) margin: f64,
-}
-
-/// Where the law is, for [`Law::rate`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Stage {
-    SlowStart,
-    Probe,
-    /// Paced exactly, as rate-limit headers said: `None` until their reset, then the seconds since.
-    Exact(Option<f64>),
-}
-
-impl Law {
-    /// Slow start's beginning.
-    pub(crate) const START: Self = Self {
-        base: START_RATE,
-        ceiling: 0.0,
-        probe: PROBE,
-        quiet: 0.0,
-        margin: MARGIN,
-    };
-
-    /// Requests per second `t` seconds into `stage`.
-    pub(crate) fn rate(&self, stage: Stage, t: f64) -> f64 {
-        let rate = match stage {
-            Stage::SlowStart => self.base * (t / DOUBLING.as_secs_f64()).min(64.0).exp2(),
-            Stage::Probe => probing(
-                self.base,
-                self.ceiling,
-                self.probe,
-                self.quiet,
-                self.margin,
-                t,
-            ),
-            Stage::Exact(None) => self.base,
-            Stage::Exact(Some(past)) => self.base + self.probe * self.base * past,
-        };
-        rate.clamp(MIN_RATE, MAX_RATE)
-    }
-
-    /// A throttling answer to a request sent at `sending` requests per second, `t` seconds into a
-    /// probing phase (`probing`) or another, with `at` the server's rate as measured (at most
-    /// `sending`): the cut to [`BETA`] of it, the new ceiling, and the probing speed, quiet time and
-    /// margin that follow. Sent at no more than the last cut's rate ([`refutes`](Self::refutes)),
-    /// the cut is deeper ([`Law::refuted_beta`]), and the old ceiling counts for nothing.
-    pub(crate) fn cut(&mut self, at: f64, sending: f64, probing: bool, t: f64) {
-        let refuted = probing && self.refutes(sending) && at >= sending;
-        let near =
-            !refuted && self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
-        let plateau = !refuted && probing && self.quiet > 0.0 && t < self.quiet;
-        self.margin = margin_after(plateau, self.margin);
-        self.quiet = quiet_after(probing, near, self.quiet);
-        self.probe = if near {
-            (self.probe / 4.0).max(MIN_PROBE)
-        } else {
-            PROBE
-        };
-        let beta = if refuted { self.refuted_beta() } else { BETA };
-        self.ceiling = at;
-        self.base = (at * beta).max(MIN_RATE);
-    }
-
-    /// The decrease for a refuted ceiling: [`BETA_REFUTED`], or the square of the last cut's when
-    /// that was one too (read from where it left the rate, so that no count is kept).
-    pub(crate) fn refuted_beta(&self) -> f64 {
-        let last = match self.ceiling > 0.0 {
-            true => self.base / self.ceiling,
-            false => BETA,
-        };
-        BETA_REFUTED.min(last * last)
-    }
-
-    /// Whether an overshoot at `sending` requests per second, while probing, came at no more than
-    /// the rate the last cut left (within [`MARGIN`]): the ceiling that cut measured was too high.
-    pub(crate) fn refutes(&self, sending: f64) -> bool {
-        sending <= self.base * (1.0 + MARGIN)
-    }
-
-    /// Rate-limit headers: exactly `rate` until their reset.
-    pub(crate) fn exact(&mut self, rate: f64) {
-        self.base = rate;
-        self.ceiling = rate;
-    }
-}
+use super::law::{cut_from, Law, Meter, Stage, Tally, MAX_RATE, MIN_RATE};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
@@ -221,9 +24,11 @@ pub(crate) struct Control {
     since: Instant,
     law: Law,
     last_decrease: Option<Instant>,
-    /// Answers since the last decrease: admitted, refused.
-    since_cut: [u32; 2],
+    /// Answers since the last decrease.
+    tally: Tally,
     meter: Meter,
+    /// The meter's clock: seconds since this instant.
+    origin: Instant,
     /// The end of the latest pause: pauses that overlap (a hold while the lane stands unused) stop
     /// the clock once, not twice.
     paused_to: Instant,
@@ -237,10 +42,16 @@ impl Control {
             since: now,
             law: Law::START,
             last_decrease: None,
-            since_cut: [0; 2],
-            meter: Meter::new(now),
+            tally: Tally::default(),
+            meter: Meter::new(0.0),
+            origin: now,
             paused_to: now,
         }
+    }
+
+    /// `at` on the meter's clock.
+    fn secs(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.origin).as_secs_f64()
     }
 
     /// Requests per second allowed at `now`.
@@ -267,9 +78,10 @@ impl Control {
         Duration::from_secs_f64(1.0 / self.rate(now))
     }
 
-    /// A throttling answer to a request sent at `sent`, `spacing` after the one before it (unknown for requests the throttle did not
-    /// pace: those do not count). Several answers to requests sent before one decrease are one
-    /// overshoot, not several.
+    /// A throttling answer to a request sent at `sent`, `spacing` after the one before it (unknown
+    /// for requests the throttle did not pace: those do not count); `held` when it gave a time to
+    /// come back. Several answers to requests sent before one decrease are one overshoot, not
+    /// several.
     pub(crate) fn throttled(
         &mut self,
         now: Instant,
@@ -282,22 +94,7 @@ impl Control {
         let Some(sent) = sent else {
             return;
         };
-        // Answers to requests sent before the last decrease are the same overshoot.
-        if self.last_decrease.is_some_and(|last| sent < last) {
-            return;
-        }
-        // Bare refusals sparse among the answers since the last decrease are about the requests
-        // they refused (a quota per user, per endpoint), not the scope's rate: a cut would not
-        // stop them, only slow everyone else. A limiter the scope overshoots refuses a growing
-        // share. One that gives a time to come back (`held`) holds the scope for each overshoot,
-        // so those are cut at once.
-        let [admitted, refused] = self.since_cut;
-        let answers = admitted.saturating_add(refused);
-        self.since_cut[1] = refused.saturating_add(1);
-        if !held
-            && answers >= SPARSE_AFTER
-            && f64::from(refused + 1) < SPARSE * f64::from(answers + 1)
-        {
+        if self.last_decrease.is_some_and(|last| sent < last) || !self.tally.refuse(held) {
             return;
         }
         // The rate the refused request was sent at: the rate keeps growing while its answer travels.
@@ -307,30 +104,22 @@ impl Control {
         // The server's rate is at most what it was measured to admit while probing (a burst allowance
         // makes the rate sent at overstate it); during slow start the measure lags the rising rate.
         // Without a backlog the measure is of the demand, not of the server.
-        let steady = backlogged && self.phase == Phase::Probe && self.meter.since(self.since);
-        let admitted = match steady {
-            true => self.meter.admitted(now).unwrap_or(f64::INFINITY),
-            false => f64::INFINITY,
-        };
-        // Only a clear gap is a burst allowance; otherwise the rate sent at is the better measure.
-        let at = match admitted < 0.8 * sending {
-            true => admitted.max(MIN_RATE),
-            false => sending,
-        };
+        let steady =
+            backlogged && self.phase == Phase::Probe && self.meter.since(self.secs(self.since));
+        let secs = self.secs(now);
+        let admitted = self.meter.admitted(secs);
+        let at = cut_from(sending, admitted.filter(|_| steady));
         let t = sent
             .min(now)
             .saturating_duration_since(self.since)
             .as_secs_f64();
-        self.law.cut(at, sending, self.phase == Phase::Probe, t);
-        // Never below what the scope was measured to admit: what it admitted, it admits.
-        if let Some(admitted) = self.meter.admitted(now) {
-            self.law.base = self.law.base.max(admitted.min(MAX_RATE));
-        }
+        self.law
+            .cut(at, sending, self.phase == Phase::Probe, t, admitted);
         self.phase = Phase::Probe;
         self.since = now;
         self.paused_to = now;
         self.last_decrease = Some(now);
-        self.since_cut = [0; 2];
+        self.tally = Tally::default();
     }
 
     /// The server said how many requests it admits until when: `remaining` over `reset`, exactly.
@@ -361,83 +150,28 @@ impl Control {
 
     /// An answer that was not a throttling one.
     pub(crate) fn admitted(&mut self, now: Instant) {
-        self.meter.record(now);
-        self.since_cut[0] = self.since_cut[0].saturating_add(1);
+        let secs = self.secs(now);
+        self.meter.record(secs, 1);
+        self.tally.admit(1);
     }
 
     /// A scope engaged by a throttling answer, while its requests were sent at `sending` per
-    /// second (measured over the throttle's recent calls): the rate starts [`ENGAGE_HEADROOM`]
-    /// above it, so that the load it was carrying is not queued on one answer's word, and probes
-    /// from there; a limit at that rate refuses densely, and is cut at once. Unmeasured, or
-    /// slower than [`START_RATE`], slow start begins.
+    /// second (measured over the throttle's recent calls): see [`Law::engage`].
     pub(crate) fn engage(&mut self, now: Instant, sending: Option<f64>) {
-        let Some(sending) = sending.filter(|rate| *rate > START_RATE) else {
+        if !self.law.engage(sending) {
             return;
-        };
-        let sending = sending.min(MAX_RATE);
-        self.law.cut(sending, sending, false, 0.0);
-        self.law.base = sending * ENGAGE_HEADROOM;
+        }
         self.phase = Phase::Probe;
         self.since = now;
         self.paused_to = now;
         self.last_decrease = Some(now);
-        self.since_cut = [0; 2];
-    }
-}
-
-/// Answers admitted per second, over the last one to two seconds.
-#[derive(Clone, Debug)]
-struct Meter {
-    start: Instant,
-    current: u32,
-    previous: Option<u32>,
-}
-
-const WINDOW: Duration = Duration::from_secs(1);
-
-impl Meter {
-    fn new(now: Instant) -> Self {
-        Self {
-            start: now,
-            current: 0,
-            previous: None,
-        }
-    }
-
-    fn roll(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.start);
-        if elapsed >= WINDOW * 2 {
-            self.previous = Some(0);
-            self.current = 0;
-            self.start = now;
-        } else if elapsed >= WINDOW {
-            self.previous = Some(self.current);
-            self.current = 0;
-            self.start += WINDOW;
-        }
-    }
-
-    fn record(&mut self, now: Instant) {
-        self.roll(now);
-        self.current = self.current.saturating_add(1);
-    }
-
-    /// Whether every window measured started at or after `at`.
-    fn since(&self, at: Instant) -> bool {
-        self.previous.is_some() && at.checked_add(WINDOW).is_some_and(|at| self.start >= at)
-    }
-
-    /// `None` until a whole window has been measured.
-    fn admitted(&mut self, now: Instant) -> Option<f64> {
-        self.roll(now);
-        let previous = self.previous?;
-        let span = WINDOW + now.saturating_duration_since(self.start);
-        Some(f64::from(previous.saturating_add(self.current)) / span.as_secs_f64())
+        self.tally = Tally::default();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::law::*;
     use super::*;
 
     fn secs(s: f64) -> Duration {

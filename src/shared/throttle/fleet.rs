@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::shared::store::{ScheduleCall, ScheduleReply};
-use crate::shared::throttle::control::START_RATE;
+use crate::shared::store::{Refused, ScheduleCall, ScheduleReply, SlotSent};
+use crate::shared::throttle::law::START_RATE;
 
 /// How long a lease lasts at the fleet's rate: a process leases its next sends this far ahead.
 const LEASE_SPAN: f64 = 0.1;
@@ -62,6 +62,21 @@ pub(crate) struct FleetLane {
     /// The time the slots dropped too late to use since the last exchange stood for (µs), for
     /// the store to know.
     unused: u64,
+    /// Answers admitted since the last exchange, for the fleet's rate admitted.
+    admitted: u32,
+}
+
+/// A throttling answer, as a process saw it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Throttled {
+    /// When the refused request was sent, if the throttle paced it.
+    pub(crate) sent: Option<Instant>,
+    /// It gave a time to come back.
+    pub(crate) held: bool,
+    /// Requests were waiting in line.
+    pub(crate) backlogged: bool,
+    /// The rate this process was sending at, when the answer engaged the scope.
+    pub(crate) sending: Option<f64>,
 }
 
 /// What a lane's next send waits for.
@@ -90,7 +105,13 @@ impl FleetLane {
             asked_at: now,
             round_trip: Duration::ZERO,
             unused: 0,
+            admitted: 0,
         }
+    }
+
+    /// An answer that was not a throttling one: told to the store with the next exchange.
+    pub(crate) fn admitted(&mut self) {
+        self.admitted = self.admitted.saturating_add(1);
     }
 
     /// Whether sends follow the fleet's schedule now.
@@ -208,16 +229,17 @@ impl FleetLane {
     fn call(&mut self, want: u32) -> ScheduleCall {
         ScheduleCall {
             unused: std::mem::take(&mut self.unused),
+            admitted: std::mem::take(&mut self.admitted),
             ..ScheduleCall::lease(want)
         }
     }
 
-    /// A report of a server's answer: a throttling answer to a request sent at `sent`, a hold, a
-    /// quota (sent at most every [`QUOTA_EVERY`]). `None` when there is nothing to tell.
+    /// A report of a server's answer: a throttling answer, a hold, a quota (sent at most every
+    /// [`QUOTA_EVERY`]). `None` when there is nothing to tell.
     pub(crate) fn report(
         &mut self,
         now: Instant,
-        throttled: Option<Option<Instant>>,
+        throttled: Option<Throttled>,
         hold: Option<Duration>,
         quota: Option<(u64, Duration)>,
     ) -> Option<ScheduleCall> {
@@ -235,28 +257,43 @@ impl FleetLane {
             self.last_quota = Some(now);
         }
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let throttled = throttled.map(|t| Refused {
+            slot: t.sent.and_then(|sent| self.issued(sent)),
+            held: t.held,
+            backlogged: t.backlogged,
+            sending: t.sending.unwrap_or(0.0),
+        });
         Some(ScheduleCall {
             want: 0,
-            throttled: throttled.map(|sent| sent.and_then(|sent| self.issued(sent))),
+            throttled,
             hold_ms: hold.map_or(0, |d| ms(d).max(1)),
             quota: quota.map(|(remaining, reset)| (remaining, ms(reset))),
             unused: std::mem::take(&mut self.unused),
+            admitted: std::mem::take(&mut self.admitted),
         })
     }
 
     /// The slot the request sent at `sent` left on: when it was issued, its time and its rate;
     /// for a request sent on this process's own pacing, `sent` on the store's clock for both
     /// times, and no rate.
-    fn issued(&self, sent: Instant) -> Option<(f64, f64, f64)> {
+    fn issued(&self, sent: Instant) -> Option<SlotSent> {
         if let Some(&(_, slot)) = self.departed.iter().rev().find(|(at, _)| *at == sent) {
-            return Some((slot.issued, slot.at, slot.rate));
+            return Some(SlotSent {
+                issued: slot.issued,
+                at: slot.at,
+                rate: slot.rate,
+            });
         }
         let (local, store) = self.clock?;
         let at = match sent.checked_duration_since(local) {
             Some(after) => store + after.as_secs_f64() * 1e6,
             None => store - local.saturating_duration_since(sent).as_secs_f64() * 1e6,
         };
-        Some((at, at, 0.0))
+        Some(SlotSent {
+            issued: at,
+            at,
+            rate: 0.0,
+        })
     }
 
     /// The store answered at `now`: the slots leased, and the fleet's hold (returned, on tokio's

@@ -10,8 +10,8 @@ use http::{HeaderMap, StatusCode, Uri};
 use tokio::time::Instant;
 
 use super::authority::Authority;
-use super::fleet::FleetLane;
-use super::lane::{Lane, Limits, Place, Refusal, Turn};
+use super::fleet::{FleetLane, Throttled};
+use super::lane::{Bounds, Lane, Place, Refusal, Turn};
 use super::lanes::{Entry, Lanes, FORGET_AFTER};
 use super::scope::{Scope, ScopeFn, Scoping, Target};
 use super::sends::Sends;
@@ -46,7 +46,7 @@ pub struct Throttle {
 
 #[derive(Clone)]
 struct Config {
-    limits: Limits,
+    bounds: Bounds,
     from_first_request: bool,
     scope_by: Option<ScopeFn>,
 }
@@ -131,7 +131,7 @@ impl Default for Throttle {
     fn default() -> Self {
         Self::with(
             Config {
-                limits: Limits {
+                bounds: Bounds {
                     max_queue: DEFAULT_MAX_QUEUE,
                     shed_after: None,
                 },
@@ -221,7 +221,7 @@ impl Throttle {
     /// ```
     pub fn shed(self, max_wait: Duration) -> Self {
         let mut config = self.shared.config.clone();
-        config.limits.shed_after = Some(max_wait);
+        config.bounds.shed_after = Some(max_wait);
         self.reconfigured(config)
     }
 
@@ -236,7 +236,7 @@ impl Throttle {
     /// ```
     pub fn pace(self) -> Self {
         let mut config = self.shared.config.clone();
-        config.limits.shed_after = None;
+        config.bounds.shed_after = None;
         self.reconfigured(config)
     }
 
@@ -251,7 +251,7 @@ impl Throttle {
     /// ```
     pub fn max_queue(self, max: usize) -> Self {
         let mut config = self.shared.config.clone();
-        config.limits.max_queue = max.max(1);
+        config.bounds.max_queue = max.max(1);
         self.reconfigured(config)
     }
 
@@ -445,7 +445,7 @@ impl Throttle {
         now: Instant,
         deadline: Option<Instant>,
     ) -> Entered {
-        let limits = self.shared.config.limits;
+        let bounds = self.shared.config.bounds;
         self.shared.lanes.sweep(now);
         let Some(scope) = self.scope(sent) else {
             return Entered::Go {
@@ -463,7 +463,7 @@ impl Throttle {
                 scope: Some(scope.key),
             };
         };
-        let turn = entry.lane.enter(id, place, earliest, now, deadline, limits);
+        let turn = entry.lane.enter(id, place, earliest, now, deadline, bounds);
         let lease = entry.lease(scope.key, now);
         drop(shard);
         if let Some(exchange) = lease {
@@ -502,8 +502,8 @@ impl Throttle {
         let mut shard = self.shared.lanes.shard(scope.key);
         let entry = self.shared.lanes.find(&mut shard, scope.key, now)?;
         let id = self.shared.ids.fetch_add(1, Ordering::Relaxed);
-        let limits = self.shared.config.limits;
-        if !entry.lane.reserve(id, place, earliest, limits) {
+        let bounds = self.shared.config.bounds;
+        if !entry.lane.reserve(id, place, earliest, bounds) {
             return None;
         }
         // Its wait in line (for shed mode) starts when its own wait ends.
@@ -627,7 +627,7 @@ impl Throttle {
     }
 
     fn shed_at(&self, waiter: &Waiter) -> Option<Instant> {
-        let limit = self.shared.config.limits.shed_after?;
+        let limit = self.shared.config.bounds.shed_after?;
         Some(later(waiter.entered, limit))
     }
 
@@ -690,17 +690,22 @@ impl Throttle {
             return false;
         };
         let lane = &mut entry.lane;
-        if fresh && throttling && !self.shared.config.from_first_request {
-            // The answer that engages the scope: its rate starts near the rate it was sent at.
-            lane.engage(now, self.shared.sends.rate(now));
+        // The answer that engages the scope: its rate starts near the rate it was sent at.
+        let engages = fresh && throttling && !self.shared.config.from_first_request;
+        let sending = engages.then(|| self.shared.sends.rate(now)).flatten();
+        if engages {
+            lane.engage(now, sending);
         }
         // The rate is judged first: a hold stops the rate's clock from now on.
+        let backlogged = !lane.is_idle();
         if throttling && !fresh {
-            let backlogged = !lane.is_idle();
             lane.control
                 .throttled(now, sent_at, lane.spacing, backlogged, asked.is_some());
         } else if !throttling && !spent {
             lane.control.admitted(now);
+            if let Some(fleet) = lane.fleet.as_mut() {
+                fleet.admitted();
+            }
         }
         if let Some(delay) = asked {
             lane.hold(now, later(now, delay.min(max)));
@@ -725,12 +730,13 @@ impl Throttle {
             };
             let hold = hold.map(|delay| delay.min(max)).filter(|d| !d.is_zero());
             let exact = quota.and_then(|q| Some((q.remaining, q.reset?)).filter(|(r, _)| *r > 0));
-            fleet.report(
-                now,
-                throttling.then_some(sent_at.filter(|_| !fresh)),
-                hold,
-                exact,
-            )
+            let throttled = throttling.then_some(Throttled {
+                sent: sent_at.filter(|_| !fresh),
+                held: asked.is_some(),
+                backlogged,
+                sending,
+            });
+            fleet.report(now, throttled, hold, exact)
         });
         drop(shard);
         if let Some(exchange) = exchange {
@@ -909,8 +915,8 @@ impl fmt::Debug for Throttle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let config = &self.shared.config;
         f.debug_struct("Throttle")
-            .field("shed_after", &config.limits.shed_after)
-            .field("max_queue", &config.limits.max_queue)
+            .field("shed_after", &config.bounds.shed_after)
+            .field("max_queue", &config.bounds.max_queue)
             .field("from_first_request", &config.from_first_request)
             .field("scope_by", &config.scope_by.is_some())
             .field("scopes", &self.shared.lanes.engaged())

@@ -75,9 +75,9 @@ pub(crate) struct Lane {
     pub(crate) fleet: Option<FleetLane>,
 }
 
-/// The limits a lane applies, from the throttle's configuration.
+/// The bounds a lane applies, from the throttle's configuration.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub(crate) struct Bounds {
     pub(crate) max_queue: usize,
     pub(crate) shed_after: Option<Duration>,
 }
@@ -203,7 +203,7 @@ impl Lane {
         earliest: Instant,
         now: Instant,
         deadline: Option<Instant>,
-        limits: Limits,
+        bounds: Bounds,
     ) -> Turn {
         self.unused(now);
         let (slot, pending) = self.slot(now);
@@ -235,7 +235,7 @@ impl Lane {
         // The bound is on requests waiting now: retries whose own wait has not ended keep their
         // place without taking a new arrival's (they are at most as many again: see `reserve`).
         let waiting = self.line.iter().filter(|w| w.is_due(now)).count();
-        if limits.shed_after.is_some_and(|limit| sure_wait > limit) || waiting >= limits.max_queue {
+        if bounds.shed_after.is_some_and(|limit| sure_wait > limit) || waiting >= bounds.max_queue {
             return Turn::Refused(Refusal::Shed(wait));
         }
         self.join(id, place, earliest);
@@ -254,9 +254,9 @@ impl Lane {
         id: u64,
         place: Place,
         earliest: Instant,
-        limits: Limits,
+        bounds: Bounds,
     ) -> bool {
-        if self.line.len() >= limits.max_queue {
+        if self.line.len() >= bounds.max_queue {
             return false;
         }
         self.join(id, place, earliest);

@@ -40,30 +40,10 @@
 //! # The rate law
 //!
 //! A scope engaged by a throttling answer starts 10% above the rate the throttle's calls were
-//! being sent at (measured over at least the last 250 ms and 32 calls; a burst sent at once has no
-//! rate, and slow-starts), so that one answer does not queue the
-//! load it was carrying, then probes up; with too few calls to measure, or with
-//! [`Throttle::from_first_request`], it slow-starts from 2 r/s. Bare 429s (no time to come back)
-//! that are under 5% of the scope's answers since the last cut (at least 10 of them) cut nothing:
-//! they are about the requests they refused (a quota per user, per endpoint), and a cut would not
-//! stop them, only slow every other request; a limit the scope overshoots refuses a growing
-//! share, and is cut. Then:
-//!
-//! | phase | rate | ends |
-//! |---|---|---|
-//! | slow start | doubles every 500 ms from 2 r/s | at the first throttling answer |
-//! | cut | 0.95 of the rate sent at (or of the rate measured as admitted, when clearly lower); never below the rate admitted over the last 1–2 s | at once: probing |
-//! | probing | +1% of the ceiling per second, doubling every 10 s | at the next throttling answer |
-//! | plateau (after an overshoot while probing) | 0.99 of the ceiling (the margin doubles, to 5%, per overshoot there) | after 30 s quiet (doubling per overshoot near the ceiling, to 240 s; probing a quarter as fast) |
-//! | refuted ceiling (overshoot at no more than the last cut's rate) | 0.9 of it, squared for each in a row (0.81, 0.66, ...) | as a cut |
-//! | exact (rate-limit headers) | remaining over reset | at the reset, then probing |
-//!
-//! The law lives in `control.rs` (one process) and in the fleet's schedule (`schedule.rs`, and its
-//! copy `schedule.lua` for Redis, checked against it). It grows only while it holds requests back
-//! (one waits in line, or arrives before its turn): a client that goes quiet, or sends below the
-//! rate, comes back at the rate it last used, as TCP's window does not grow while the application
-//! sends less than it allows. AWS's adaptive retry mode (a CUBIC token bucket) and gRPC's retry
-//! throttling were the models; unlike AWS's, this one is safe for many tenants on one host.
+//! being sent at, or slow-starts from 2 r/s when that was not measured; each later throttling
+//! answer cuts the rate, never below what the scope was measured to admit, and probing finds
+//! out whether the server admits more. The [law](law) states it, phases and constants, once: a
+//! process and a fleet's store apply the same one.
 //!
 //! # When it engages
 //!
@@ -112,7 +92,8 @@
 //! ```
 //!
 //! Per scope, the store keeps one schedule, GCRA-style, on its own clock: the next free send
-//! time, the hold the server gave, and the rate law above, applied once for the fleet. So:
+//! time, the hold the server gave, and the [rate law](law), applied once for the fleet to the
+//! answers every process reports. So:
 //!
 //! - the fleet sends at one rate: a throttling answer cuts it once per overshoot, not once per
 //!   process (answers to slots issued before the cut are that same overshoot);
@@ -130,8 +111,8 @@
 //! rate, like a process's, grows only while it holds sends back. Requests wait for a lease at most
 //! the store's timeout. While the store fails or is slow, each process paces on its own state,
 //! learned from its own answers all along (one warning per outage), and follows the fleet's
-//! schedule again once the store answers. Not shared: the measure of the rate admitted, each
-//! process's line and its shed decisions.
+//! schedule again once the store answers. Not shared: the measure of the rate a scope was sent at
+//! when it engaged (where the requests leave), each process's line and its shed decisions.
 //!
 //! # The retry budget
 //!
@@ -147,6 +128,7 @@ mod fleet;
 mod handle;
 mod lane;
 mod lanes;
+pub mod law;
 mod scope;
 mod sends;
 mod shed;
