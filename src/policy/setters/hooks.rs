@@ -6,7 +6,7 @@ use http::request::Parts;
 
 use crate::policy::retry_policy::RetryPolicy;
 
-/// # What to change before a retry
+/// What to change in a request before it is sent again.
 impl RetryPolicy {
     /// Calls `hook` on the head of every retry before it is sent, with the number of the attempt it
     /// starts (2 for the first retry). Each retry starts from a fresh copy of the first attempt's head,

@@ -1,4 +1,4 @@
-//! How much to try: the attempts and retries of each class, the total deadline, each attempt's
+//! When to stop: the attempts and retries of each class, the total deadline, each attempt's
 //! timeout, the retry budget shared by clones, and how much of a discarded body is read.
 
 use std::time::Duration;
@@ -7,7 +7,8 @@ use crate::classify::RetryClass;
 use crate::policy::retry_policy::RetryPolicy;
 use crate::shared::budget::RetryBudget;
 
-/// # How much to try
+/// When to stop: the attempts of each class, the deadline, each attempt's timeout, the retry
+/// budget; and how much of a discarded body is read.
 impl RetryPolicy {
     /// Makes at most `attempts` attempts in all, the first included (0 is taken as 1), whatever the
     /// class of the failures. Sets both classes' limits; [`max_attempts_for`](Self::max_attempts_for)

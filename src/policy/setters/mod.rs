@@ -1,13 +1,15 @@
-//! Every setter of [`RetryPolicy`](crate::RetryPolicy), one file per component, declared in the order
-//! the documentation reads them: what to retry, how long to wait, how much to try, what the server
-//! says, which requests may be sent again, what to change before a retry, what to watch, and gRPC.
+//! Every setter of [`RetryPolicy`](crate::RetryPolicy), one `impl` block per component, each in its
+//! own file. Rustdoc lists the blocks in the order of their files' names, so the names sort in the
+//! order the documentation reads: what to retry (and for gRPC), how long to wait, what to change
+//! before a retry, when to stop, what the server asks for, which requests may be sent again, and
+//! what to watch.
 
-mod classification;
+mod classify;
 #[cfg(feature = "grpc")]
-mod grpc;
+mod classify_grpc;
+mod delay;
 mod hooks;
-mod idempotency;
 mod limits;
-mod observation;
 mod server;
-mod waits;
+mod side_effects;
+mod watch;

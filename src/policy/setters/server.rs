@@ -7,7 +7,8 @@ use crate::policy::retry_policy::RetryPolicy;
 use crate::shared::throttle::Throttle;
 use crate::wait::retry_after::RetryAfterMode;
 
-/// # What the server says
+/// What the server asks for: how long a `Retry-After` may be and how it is read, and the throttle
+/// that paces requests by it.
 impl RetryPolicy {
     /// Waits for a response's `Retry-After` only up to `max`; past it, or past the remaining deadline,
     /// the response is returned at once and [`RetryHistory::retry_after`](crate::RetryHistory::retry_after)

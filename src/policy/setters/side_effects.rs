@@ -6,7 +6,8 @@ use http::{HeaderName, Method};
 use crate::policy::idempotency::DEFAULT_IDEMPOTENCY_KEY_METHODS;
 use crate::policy::retry_policy::RetryPolicy;
 
-/// # Which requests may be sent again
+/// Which requests may be sent again: the idempotency key header, the keys the layer sets, and the
+/// mark of a replayed response.
 impl RetryPolicy {
     /// Recognises `header` as the idempotency key: a request carrying it counts as idempotent. It is
     /// also the header [`inject_idempotency_keys`](Self::inject_idempotency_keys) sets.

@@ -13,7 +13,7 @@ use http::StatusCode;
 use crate::classify::{Decision, Outcome, RequestInfo, RetryClass};
 use crate::policy::retry_policy::RetryPolicy;
 
-/// # What to retry
+/// What to retry: a classifier of your own, or the statuses to retry or not.
 impl RetryPolicy {
     /// Decides what is retryable with `hook` first: `Some` is the decision, `None` falls back to the
     /// default table ([`classify::default_decision`](crate::classify::default_decision)).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::classify::grpc::GrpcPolicy;
 use crate::policy::retry_policy::RetryPolicy;
 
-/// # gRPC
+/// What to retry for gRPC: the `grpc-status` codes, and the server's pushback.
 impl RetryPolicy {
     /// Judges responses as gRPC responses: by their `grpc-status` (the code a trailers-only response
     /// carries in its head) and `grpc` codes, honouring `grpc-retry-pushback-ms` to the millisecond, and

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::policy::retry_policy::RetryPolicy;
 use crate::report::on_retry::RetryEvent;
 
-/// # What to watch
+/// What to watch: the retry events, and the attempt number on each request.
 impl RetryPolicy {
     /// Calls `hook` for every retry (the attempt that ended, its outcome and class, the wait and its
     /// reason) and once when a call that retried or gave up ends (the attempts and why it stopped):

@@ -7,7 +7,8 @@ use crate::policy::randomness::Randomness;
 use crate::policy::retry_policy::RetryPolicy;
 use crate::wait::backoff::Backoff;
 
-/// # How long to wait
+/// How long to wait before each retry: the backoff of each class, a class with retries and a pace
+/// of its own, and the seed of the jitter.
 impl RetryPolicy {
     /// Waits between attempts by this backoff, for both classes of retries;
     /// [`backoff_for`](Self::backoff_for) after it changes one.
