@@ -90,8 +90,8 @@ mod tests {
     // The policy is the easiest way to build the settings, as users do.
     fn key_for(policy: &RetryPolicy, head: &mut Parts) -> Option<HeaderValue> {
         match injects_for(&policy.idempotency, &head.method) {
-            true => Some(key_for_first_attempt(&policy.idempotency_header, head).0),
-            false => key_of(&policy.idempotency_header, head),
+            true => Some(key_for_first_attempt(&policy.idempotency.header, head).0),
+            false => key_of(&policy.idempotency.header, head),
         }
     }
 

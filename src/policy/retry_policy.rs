@@ -11,8 +11,7 @@ use crate::classify::{default_decision, Decision, Outcome, RequestInfo, RetryCla
 use crate::plan::Limits;
 use crate::policy::before_retry::BeforeRetryFn;
 use crate::policy::classes::Classes;
-use crate::policy::idempotency::Idempotency;
-use crate::policy::idempotency::DEFAULT_IDEMPOTENCY_HEADER;
+use crate::policy::idempotency::{Idempotency, DEFAULT_IDEMPOTENCY_HEADER};
 use crate::policy::observe::Observe;
 use crate::policy::randomness::Randomness;
 use crate::report::on_retry::RetryEvent;
@@ -119,6 +118,7 @@ impl RetryPolicy {
 
 /// What the layer reads from a policy besides its fields.
 impl RetryPolicy {
+    /// How an outcome is judged: by the classifier hook when it answers, else by the default table.
     pub(crate) fn decide(&self, request: &RequestInfo<'_>, outcome: &Outcome<'_>) -> Decision {
         self.classify
             .as_ref()
@@ -135,9 +135,7 @@ impl RetryPolicy {
     pub(crate) fn report(&self, event: RetryEvent) {
         self.observe.report(event);
     }
-}
 
-impl RetryPolicy {
     /// The gRPC rules, for Debug; `None` without the `grpc` feature.
     fn grpc_rules(&self) -> Option<&dyn fmt::Debug> {
         #[cfg(feature = "grpc")]
@@ -189,7 +187,6 @@ impl fmt::Debug for RetryPolicy {
             .field("deadline", &self.deadline)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("drain_limit", &self.drain_limit)
-            .field("idempotency_header", &self.idempotency_header)
             .field("idempotency", &self.idempotency)
             .field("before_retry_hook", &self.before_retry.is_some())
             .field("classify_hook", &self.classify.is_some())
