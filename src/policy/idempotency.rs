@@ -16,18 +16,22 @@ pub(crate) const DEFAULT_IDEMPOTENCY_REPLAYED_HEADER: HeaderName =
 /// are not idempotent by themselves.
 pub(crate) const DEFAULT_IDEMPOTENCY_KEY_METHODS: [Method; 2] = [Method::POST, Method::PATCH];
 
-/// The idempotency settings of a policy, besides the key header itself (which the classifier also reads,
-/// so it lives in one place: `RetryPolicy::idempotency_header`).
+/// The idempotency settings of a policy: the key header, the keys the layer sets, and the mark of a
+/// replayed response.
 #[derive(Clone, Debug)]
 pub(crate) struct Idempotency {
+    /// The header that carries a request's key; a request with one is safe to send again.
+    pub(crate) header: HeaderName,
     /// The methods whose requests get a key when they carry none; empty when injection is off.
-    pub(super) inject_for: Vec<Method>,
-    pub(super) replayed_header: HeaderName,
+    pub(crate) inject_for: Vec<Method>,
+    /// The response header whose `true` says the server replayed an earlier execution of the key.
+    pub(crate) replayed_header: HeaderName,
 }
 
 impl Default for Idempotency {
     fn default() -> Self {
         Self {
+            header: DEFAULT_IDEMPOTENCY_HEADER,
             inject_for: Vec::new(),
             replayed_header: DEFAULT_IDEMPOTENCY_REPLAYED_HEADER,
         }
@@ -86,8 +90,8 @@ mod tests {
     // The policy is the easiest way to build the settings, as users do.
     fn key_for(policy: &RetryPolicy, head: &mut Parts) -> Option<HeaderValue> {
         match injects_for(&policy.idempotency, &head.method) {
-            true => Some(key_for_first_attempt(&policy.idempotency_header, head).0),
-            false => key_of(&policy.idempotency_header, head),
+            true => Some(key_for_first_attempt(&policy.idempotency.header, head).0),
+            false => key_of(&policy.idempotency.header, head),
         }
     }
 

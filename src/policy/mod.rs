@@ -1,5 +1,6 @@
 //! The configuration: [`RetryPolicy`] composes the settings each component owns (the per-class
-//! limits, the idempotency settings, the before-retry hook) and holds every setter.
+//! limits, the idempotency settings, the observation settings, the before-retry hook); its setters
+//! are grouped by component in [`setters`], one file each.
 
 pub(crate) mod before_retry;
 pub(crate) mod check;
@@ -9,8 +10,9 @@ pub(crate) mod grpc;
 pub(crate) mod idempotency;
 pub(crate) mod observe;
 pub(crate) mod per_call;
+pub(crate) mod randomness;
 pub(crate) mod retry_policy;
-pub(crate) mod shortcuts;
+mod setters;
 
 pub use per_call::CallSettings;
 pub use retry_policy::RetryPolicy;

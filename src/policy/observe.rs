@@ -1,11 +1,10 @@
-//! The observability settings: the [`on_retry`](RetryPolicy::on_retry) hook, the attempt number put
-//! on each request ([`mark_attempts`](RetryPolicy::mark_attempts)) and the rate-limited give-up
-//! warning, which clones of a policy share.
+//! The observability settings: the [`on_retry`](crate::RetryPolicy::on_retry) hook, the attempt
+//! number put on each request ([`mark_attempts`](crate::RetryPolicy::mark_attempts)) and the
+//! rate-limited give-up warning, which clones of a policy share.
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::policy::retry_policy::RetryPolicy;
 use crate::report::on_retry::{OnRetryFn, RetryEvent};
 use crate::report::warn::GiveUpLog;
 
@@ -26,57 +25,10 @@ impl fmt::Debug for Observe {
     }
 }
 
-impl RetryPolicy {
-    /// Calls `hook` for every retry (the attempt that ended, its outcome and class, the wait and its
-    /// reason) and once when a call that retried or gave up ends (the attempts and why it stopped):
-    /// [`RetryEvent`]. A call that succeeds at once calls nothing.
-    ///
-    /// The hook runs inline, in the call's task, between the attempt and the wait: keep it short
-    /// (count, log, record) and never block in it. Set again, it replaces the previous hook.
-    ///
-    /// ```
-    /// use tower_http_retry::{RetryEvent, RetryPolicy};
-    ///
-    /// let policy = RetryPolicy::default().on_retry(|event| match event {
-    ///     RetryEvent::Retry { attempt, outcome, wait, .. } => {
-    ///         eprintln!("attempt {attempt}: {outcome:?}, retrying in {:?}", wait.duration)
-    ///     }
-    ///     RetryEvent::Stop { attempts, reason, .. } if reason.gave_up() => {
-    ///         eprintln!("gave up after {attempts} attempts: {reason}")
-    ///     }
-    ///     _ => {}
-    /// });
-    /// # let _ = policy;
-    /// ```
-    pub fn on_retry<F>(mut self, hook: F) -> Self
-    where
-        F: Fn(&RetryEvent) + Send + Sync + 'static,
-    {
-        self.observe.on_retry = Some(Arc::new(hook));
-        self
-    }
-
-    /// Puts an [`Attempt`](crate::Attempt) extension on every attempt's request, the first included,
-    /// so that a layer inside the retry can tell which attempt it sees (OpenTelemetry's
-    /// `http.request.resend_count`).
-    ///
-    /// Off by default: the first attempt of a request without extensions would then allocate its
-    /// extension map, one allocation more on every call, where the layer otherwise adds none.
-    ///
-    /// ```
-    /// use tower_http_retry::RetryPolicy;
-    ///
-    /// let policy = RetryPolicy::default().mark_attempts();
-    /// # let _ = policy;
-    /// ```
-    pub fn mark_attempts(mut self) -> Self {
-        self.observe.mark_attempts = true;
-        self
-    }
-
+impl Observe {
     /// Tells the hook, if there is one.
     pub(crate) fn report(&self, event: RetryEvent) {
-        if let Some(hook) = &self.observe.on_retry {
+        if let Some(hook) = &self.on_retry {
             hook(&event);
         }
     }

@@ -2,7 +2,7 @@
 
 use http::StatusCode;
 
-use crate::report::history::AttemptOutcome;
+use crate::report::outcome::AttemptOutcome;
 
 /// One check run before a retry ([`check`](crate::check)): after which attempt, what its own requests
 /// produced (they are not attempts), and what it answered.

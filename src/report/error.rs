@@ -30,14 +30,93 @@ pub struct Error {
 }
 
 struct Inner {
+    kind: Kind,
     source: Option<BoxError>,
     history: RetryHistory,
 }
 
+/// How the call ended, set by the constructor; always the kind the history's stop reason implies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// The total deadline passed.
+    Deadline,
+    /// The inner service failed while getting ready.
+    NotReady,
+    /// The throttle refused to send the request.
+    Shed,
+    /// The attempt limit, or the class's retry limit, was reached.
+    AttemptsExhausted,
+    /// The retry budget refused the retry.
+    BudgetExhausted,
+    /// The request body could not be sent again.
+    BodyNotReplayable,
+    /// Any other reason to return the last attempt's error: it was final, the request was not
+    /// idempotent, `Retry-After` was too long, or a check said stop.
+    Stopped,
+}
+
+impl Kind {
+    fn of(reason: StopReason) -> Self {
+        match reason {
+            StopReason::Deadline => Kind::Deadline,
+            StopReason::NotReady => Kind::NotReady,
+            StopReason::Shed => Kind::Shed,
+            StopReason::AttemptsExhausted => Kind::AttemptsExhausted,
+            StopReason::BudgetExhausted => Kind::BudgetExhausted,
+            StopReason::BodyNotReplayable(_) => Kind::BodyNotReplayable,
+            _ => Kind::Stopped,
+        }
+    }
+}
+
 impl Error {
+    /// The error for a call that stopped for the history's [`StopReason`], with the last attempt's
+    /// error if there was one: the named constructor that reason calls for.
     pub(crate) fn new(source: Option<BoxError>, history: RetryHistory) -> Self {
+        match (history.stop_reason(), source) {
+            (StopReason::Deadline, None) => Self::deadline(history),
+            (StopReason::Shed, Some(shed)) => Self::shed(shed, history),
+            (StopReason::NotReady, Some(error)) => Self::not_ready(error, history),
+            (_, source) => Self::stopped(source, history),
+        }
+    }
+
+    /// The total deadline passed: during an attempt (canceled, recorded as
+    /// [`Interrupted`](AttemptOutcome::Interrupted)), between attempts, or before the request's turn
+    /// at the throttle. Records [`StopReason::Deadline`].
+    pub(crate) fn deadline(mut history: RetryHistory) -> Self {
+        history.stop(StopReason::Deadline);
+        Self::with(Kind::Deadline, None, history)
+    }
+
+    /// The inner service's `poll_ready` failed with `error`: before the first attempt (`history` is
+    /// then empty) or before a retry (`history` holds the attempts made). Records
+    /// [`StopReason::NotReady`], so the history says so whether or not the caller did.
+    pub(crate) fn not_ready(error: BoxError, mut history: RetryHistory) -> Self {
+        history.stop(StopReason::NotReady);
+        Self::with(Kind::NotReady, Some(error), history)
+    }
+
+    /// The throttle shed the request; `shed` is the [`Shed`](crate::throttle::Shed) that says when
+    /// to come back. Records [`StopReason::Shed`].
+    pub(crate) fn shed(shed: BoxError, mut history: RetryHistory) -> Self {
+        history.stop(StopReason::Shed);
+        Self::with(Kind::Shed, Some(shed), history)
+    }
+
+    /// The call stopped for the reason `history` already records, with the last attempt's error
+    /// (`None` when that attempt produced none, a lost body before any say).
+    pub(crate) fn stopped(source: Option<BoxError>, history: RetryHistory) -> Self {
+        Self::with(Kind::of(history.stop_reason()), source, history)
+    }
+
+    fn with(kind: Kind, source: Option<BoxError>, history: RetryHistory) -> Self {
         Self {
-            inner: Box::new(Inner { source, history }),
+            inner: Box::new(Inner {
+                kind,
+                source,
+                history,
+            }),
         }
     }
 
@@ -147,7 +226,7 @@ impl Error {
     /// # }
     /// ```
     pub fn is_deadline(&self) -> bool {
-        self.inner.history.stop_reason() == StopReason::Deadline
+        matches!(self.inner.kind, Kind::Deadline)
     }
 
     /// Whether the last attempt ended because its timeout fired: this layer's per-attempt timeout, or
@@ -205,7 +284,7 @@ impl Error {
     /// # }
     /// ```
     pub fn is_attempts_exhausted(&self) -> bool {
-        self.inner.history.stop_reason() == StopReason::AttemptsExhausted
+        matches!(self.inner.kind, Kind::AttemptsExhausted)
     }
 
     /// Whether the retry budget refused the retry that would have followed the last attempt.
@@ -232,7 +311,7 @@ impl Error {
     /// # }
     /// ```
     pub fn is_budget_exhausted(&self) -> bool {
-        self.inner.history.stop_reason() == StopReason::BudgetExhausted
+        matches!(self.inner.kind, Kind::BudgetExhausted)
     }
 
     /// Whether the [throttle](crate::throttle) shed the request: it was not sent (again), because
@@ -265,10 +344,11 @@ impl Error {
     /// # }
     /// ```
     pub fn is_shed(&self) -> bool {
-        self.inner.history.stop_reason() == StopReason::Shed
+        matches!(self.inner.kind, Kind::Shed)
     }
 
-    /// Whether the inner service failed while getting ready, before any attempt was made.
+    /// Whether the inner service failed while getting ready, before the first attempt or before a
+    /// retry ([`StopReason::NotReady`]); the source is its error.
     ///
     /// ```
     /// use std::io;
@@ -304,8 +384,40 @@ impl Error {
     /// # }
     /// ```
     pub fn is_not_ready(&self) -> bool {
-        // A request held by the throttle until its deadline passed, or shed, also made no attempt.
-        self.inner.history.attempts().is_empty() && self.inner.source.is_some() && !self.is_shed()
+        matches!(self.inner.kind, Kind::NotReady)
+    }
+
+    /// Whether the request body could not be sent again
+    /// ([`StopReason::BodyNotReplayable`]), so the call ended with the last attempt's error.
+    ///
+    /// ```
+    /// use std::io;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    /// use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
+    /// use tower_http_retry::{RetryLayer, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let reset = service_fn(|_: Request<ReplayBody<Full<Bytes>>>| async {
+    ///     Err::<Response<String>, _>(io::Error::from(io::ErrorKind::ConnectionRefused))
+    /// });
+    /// let client = ServiceBuilder::new()
+    ///     .layer(ReplayBodyLayer::new().limit(8))
+    ///     .layer(RetryLayer::new(RetryPolicy::default()))
+    ///     .service(reset);
+    /// let upload = Full::new(Bytes::from_static(b"sixteen bytes..."));
+    /// let request = Request::put("http://api.example/v1/files/7").body(upload).unwrap();
+    /// let error = client.oneshot(request).await.unwrap_err();
+    ///
+    /// assert!(error.is_body_not_replayable());
+    /// assert_eq!(error.history().attempt_count(), 1);
+    /// # }
+    /// ```
+    pub fn is_body_not_replayable(&self) -> bool {
+        matches!(self.inner.kind, Kind::BodyNotReplayable)
     }
 
     /// The kind of transport failure of the last attempt, if it failed with an error.
@@ -348,6 +460,7 @@ impl Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("tower_http_retry::Error")
+            .field("kind", &self.inner.kind)
             .field("source", &self.inner.source)
             .field("history", &self.inner.history)
             .finish()
@@ -357,14 +470,14 @@ impl fmt::Debug for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let history = &self.inner.history;
-        match history.attempt_count() {
-            0 if self.is_shed() => f.write_str("request shed by the throttle before any attempt"),
-            0 if history.stop_reason() == StopReason::Deadline => {
+        match (history.attempt_count(), self.inner.kind) {
+            (0, Kind::Shed) => f.write_str("request shed by the throttle before any attempt"),
+            (0, Kind::Deadline) => {
                 f.write_str("request not sent: its turn would come after the deadline")
             }
-            0 => f.write_str("the service failed before the first attempt"),
-            1 => write!(f, "request failed ({})", history.stop_reason()),
-            n => write!(
+            (0, _) => f.write_str("the service failed before the first attempt"),
+            (1, _) => write!(f, "request failed ({})", history.stop_reason()),
+            (n, _) => write!(
                 f,
                 "request failed after {n} attempts ({})",
                 history.stop_reason()
@@ -383,5 +496,128 @@ impl StdError for Error {
             .source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::body::NotReplayable;
+    use crate::classify::Decision;
+    use crate::report::history::AttemptRecord;
+
+    fn failed_once(kind: ErrorKind) -> RetryHistory {
+        let mut history = RetryHistory::default();
+        history.push(AttemptRecord {
+            outcome: AttemptOutcome::Error(kind),
+            decision: Decision::Done,
+            retry_after: None,
+            wait: None,
+        });
+        history
+    }
+
+    fn stopped(reason: StopReason) -> Error {
+        let mut history = failed_once(ErrorKind::Reset);
+        history.stop(reason);
+        Error::new(Some(io::Error::other("reset").into()), history)
+    }
+
+    /// The names of the `is_*` queries that hold.
+    fn queries(error: &Error) -> Vec<&'static str> {
+        [
+            ("deadline", error.is_deadline()),
+            ("attempt_timeout", error.is_attempt_timeout()),
+            ("attempts_exhausted", error.is_attempts_exhausted()),
+            ("budget_exhausted", error.is_budget_exhausted()),
+            ("shed", error.is_shed()),
+            ("not_ready", error.is_not_ready()),
+            ("body_not_replayable", error.is_body_not_replayable()),
+        ]
+        .into_iter()
+        .filter_map(|(name, holds)| holds.then_some(name))
+        .collect()
+    }
+
+    #[test]
+    fn each_stop_reason_answers_its_own_query_only() {
+        let cases = [
+            (StopReason::Deadline, vec!["deadline"]),
+            (StopReason::AttemptsExhausted, vec!["attempts_exhausted"]),
+            (StopReason::BudgetExhausted, vec!["budget_exhausted"]),
+            (StopReason::Shed, vec!["shed"]),
+            (StopReason::NotReady, vec!["not_ready"]),
+            (
+                StopReason::BodyNotReplayable(NotReplayable::StillSending),
+                vec!["body_not_replayable"],
+            ),
+            (StopReason::Finished, vec![]),
+            (StopReason::NotIdempotent, vec![]),
+            (StopReason::RetryAfterTooLong, vec![]),
+            (StopReason::CheckStopped, vec![]),
+            (StopReason::CheckTimedOut, vec![]),
+        ];
+        for (reason, expected) in cases {
+            assert_eq!(queries(&stopped(reason)), expected, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn an_attempt_timeout_is_the_last_attempts_error_whatever_stopped_the_call() {
+        let mut history = failed_once(ErrorKind::AttemptTimeout);
+        history.stop(StopReason::AttemptsExhausted);
+        let error = Error::stopped(None, history);
+        assert_eq!(queries(&error), ["attempt_timeout", "attempts_exhausted"]);
+    }
+
+    #[test]
+    fn the_named_constructors_record_their_stop_reason() {
+        let deadline = Error::deadline(RetryHistory::default());
+        assert_eq!(deadline.history().stop_reason(), StopReason::Deadline);
+        assert_eq!(queries(&deadline), ["deadline"]);
+        let shed = Error::shed(io::Error::other("shed").into(), RetryHistory::default());
+        assert_eq!(shed.history().stop_reason(), StopReason::Shed);
+        assert_eq!(queries(&shed), ["shed"]);
+    }
+
+    #[test]
+    fn a_service_not_ready_for_a_retry_is_not_ready() {
+        let history = failed_once(ErrorKind::Reset);
+        let error = Error::not_ready(io::Error::other("pool closed").into(), history);
+        assert!(error.is_not_ready());
+        assert_eq!(error.history().stop_reason(), StopReason::NotReady);
+        assert_eq!(
+            error.to_string(),
+            "request failed (the service failed while getting ready): pool closed"
+        );
+    }
+
+    #[test]
+    fn a_service_not_ready_for_the_first_attempt_says_so() {
+        let error = Error::not_ready(
+            io::Error::other("pool closed").into(),
+            RetryHistory::default(),
+        );
+        assert!(error.is_not_ready());
+        assert_eq!(
+            error.to_string(),
+            "the service failed before the first attempt: pool closed"
+        );
+    }
+
+    #[test]
+    fn a_request_held_past_its_deadline_is_not_a_service_not_ready() {
+        let error = Error::new(None, {
+            let mut history = RetryHistory::default();
+            history.stop(StopReason::Deadline);
+            history
+        });
+        assert_eq!(queries(&error), ["deadline"]);
+        assert_eq!(
+            error.to_string(),
+            "request not sent: its turn would come after the deadline"
+        );
     }
 }

@@ -28,12 +28,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::{Extensions, HeaderValue, StatusCode};
+use http::{Extensions, HeaderValue};
 use smallvec::SmallVec;
 
 use crate::body::NotReplayable;
-use crate::classify::{Decision, ErrorKind};
+use crate::classify::Decision;
 use crate::report::check::CheckRecord;
+pub use crate::report::outcome::AttemptOutcome;
 use crate::wait::{Wait, WaitReason};
 
 /// The record of every attempt of one call, and why the layer stopped.
@@ -125,70 +126,6 @@ pub struct AttemptRecord {
     pub wait: Option<Wait>,
 }
 
-/// What an attempt produced.
-///
-/// ```
-/// use std::io;
-/// use std::sync::atomic::{AtomicBool, Ordering};
-/// use std::sync::Arc;
-/// use http::{Request, Response, StatusCode};
-/// use tower::{service_fn, ServiceExt};
-/// use tower_http_retry::classify::ErrorKind;
-/// use tower_http_retry::history::AttemptOutcome;
-/// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// // The connection is reset once, then the server answers.
-/// let reset = Arc::new(AtomicBool::new(true));
-/// let server = service_fn(move |_: Request<String>| {
-///     let reset = reset.swap(false, Ordering::SeqCst);
-///     async move {
-///         match reset {
-///             true => Err(io::Error::from(io::ErrorKind::ConnectionReset)),
-///             false => Ok(Response::new(String::new())),
-///         }
-///     }
-/// });
-/// let client = Retry::new(server, RetryPolicy::default());
-/// let response = client.oneshot(Request::new(String::new())).await.unwrap();
-///
-/// let history = response.extensions().get::<RetryHistory>().unwrap();
-/// let outcomes: Vec<_> = history.attempts().iter().map(|a| a.outcome).collect();
-/// let reset = AttemptOutcome::Error(ErrorKind::Reset);
-/// assert_eq!(outcomes, [reset, AttemptOutcome::Status(StatusCode::OK)]);
-/// # }
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum AttemptOutcome {
-    /// A response with this status.
-    Status(StatusCode),
-    /// A failure of this kind.
-    Error(ErrorKind),
-    /// A gRPC response with this code ([`RetryPolicy::grpc`](crate::RetryPolicy::grpc)): its
-    /// `grpc-status`, or the code a proxy's HTTP error status maps to.
-    #[cfg(feature = "grpc")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
-    Grpc(crate::classify::grpc::GrpcCode),
-    /// The call's deadline passed before the attempt finished; it was canceled.
-    Interrupted,
-}
-
-impl AttemptOutcome {
-    /// OpenTelemetry's `error.type` for the outcome: the status code, the failure's kind, the
-    /// gRPC code's name, or `interrupted`.
-    pub(crate) fn error_type(&self) -> &str {
-        match self {
-            AttemptOutcome::Status(status) => status.as_str(),
-            AttemptOutcome::Error(kind) => kind.as_str(),
-            #[cfg(feature = "grpc")]
-            AttemptOutcome::Grpc(code) => code.as_str(),
-            AttemptOutcome::Interrupted => "interrupted",
-        }
-    }
-}
-
 /// Why the layer returned what it returned.
 ///
 /// A response comes back with a reason too, when the layer gave up on it:
@@ -248,6 +185,9 @@ pub enum StopReason {
     /// The [throttle](crate::throttle) in shed mode refused the attempt without sending it: its turn
     /// was further away than the mode allows, or the server's line was full.
     Shed,
+    /// The inner service failed while getting ready for the next attempt (its `poll_ready` returned
+    /// an error), before the first or before a retry; the error is the call's.
+    NotReady,
 }
 
 impl StopReason {
@@ -279,6 +219,7 @@ impl StopReason {
             StopReason::CheckStopped => "check_stopped",
             StopReason::CheckAnswered => "check_answered",
             StopReason::CheckTimedOut => "check_timed_out",
+            StopReason::NotReady => "not_ready",
         }
     }
 }
@@ -301,6 +242,7 @@ impl fmt::Display for StopReason {
                 f.write_str("the check before the retry did not answer within the attempt timeout")
             }
             StopReason::Shed => f.write_str("the throttle shed the request"),
+            StopReason::NotReady => f.write_str("the service failed while getting ready"),
         }
     }
 }
@@ -569,7 +511,8 @@ impl fmt::Display for RetryHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::RetryClass;
+    use crate::classify::{ErrorKind, RetryClass};
+    use http::StatusCode;
 
     #[test]
     fn reads_back_what_was_recorded() {
@@ -601,6 +544,15 @@ mod tests {
         assert_eq!(RetryHistory::resend_count(&ext), 0);
         ext.insert(h);
         assert_eq!(RetryHistory::resend_count(&ext), 1);
+    }
+
+    #[test]
+    fn a_service_not_ready_has_its_own_words_and_label() {
+        let reason = StopReason::NotReady;
+        assert!(reason.gave_up());
+        assert_eq!(reason.to_string(), "the service failed while getting ready");
+        #[cfg(any(feature = "grpc", feature = "metrics"))]
+        assert_eq!(reason.as_label(), "not_ready");
     }
 
     #[test]

@@ -8,4 +8,5 @@ pub(crate) mod error;
 pub(crate) mod history;
 pub mod metrics;
 pub(crate) mod on_retry;
+pub(crate) mod outcome;
 pub(crate) mod warn;

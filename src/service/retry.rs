@@ -238,7 +238,7 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner
             .poll_ready(cx)
-            .map_err(|error| Error::new(Some(error.into()), RetryHistory::default()))
+            .map_err(|error| Error::not_ready(error.into(), RetryHistory::default()))
     }
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {

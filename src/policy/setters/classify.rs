@@ -1,6 +1,5 @@
-//! Builder shortcuts for the shapes vendor guidance takes most often, so that a policy reads like the
-//! sentence it implements: "retry exactly these statuses", "every 5xx except these", "never these",
-//! "five transient retries", "one separate pause for a 429".
+//! What to retry: the classifier hook, and the status shortcuts for the shapes vendor guidance takes
+//! most often ("retry exactly these statuses", "every 5xx except these", "never these").
 //!
 //! The status shortcuts are classifiers layered over whatever was set before them: each one answers
 //! the outcomes it names and hands every other outcome to the earlier shortcut or
@@ -13,9 +12,33 @@ use http::StatusCode;
 
 use crate::classify::{Decision, Outcome, RequestInfo, RetryClass};
 use crate::policy::retry_policy::RetryPolicy;
-use crate::wait::backoff::Backoff;
 
+/// What to retry: a classifier of your own, or the statuses to retry or not.
 impl RetryPolicy {
+    /// Decides what is retryable with `hook` first: `Some` is the decision, `None` falls back to the
+    /// default table ([`classify::default_decision`](crate::classify::default_decision)).
+    ///
+    /// ```
+    /// use tower_http_retry::classify::{Decision, Outcome, RetryClass};
+    /// use tower_http_retry::RetryPolicy;
+    ///
+    /// // This API also answers 520 when an upstream is briefly away.
+    /// let policy = RetryPolicy::default().classify_with(|_request, outcome| match outcome {
+    ///     Outcome::Response { status, .. } if status.as_u16() == 520 => {
+    ///         Some(Decision::Retry(RetryClass::Transient))
+    ///     }
+    ///     _ => None,
+    /// });
+    /// # let _ = policy;
+    /// ```
+    pub fn classify_with<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&RequestInfo<'_>, &Outcome<'_>) -> Option<Decision> + Send + Sync + 'static,
+    {
+        self.classify = Some(Arc::new(hook));
+        self
+    }
+
     /// Retries these statuses and no other outcome: any other status, a transport error or a timeout
     /// is returned to the caller. A listed status is retried with the default table's care for side
     /// effects: 429 (the server did not act) for any method, any other status (408 included: a timeout
@@ -81,55 +104,6 @@ impl RetryPolicy {
                 .filter(|status| statuses.contains(&status.as_u16()))
                 .map(|_| Decision::Done)
         })
-    }
-
-    /// Gives transient failures (5xx, 408, transport errors, timeouts) `retries` retries of their own,
-    /// `backoff` apart. Throttling pauses neither spend nor advance them, so this is the shape of "5
-    /// retries, and a 429 is a pause of its own" together with
-    /// [`throttling_pauses`](Self::throttling_pauses). It lifts the attempt limit of the transient class
-    /// (a later [`max_attempts`](Self::max_attempts) sets it again); the attempts of a call are then
-    /// at most `1 + retries` plus the throttling pauses.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_http_retry::backoff::Backoff;
-    /// use tower_http_retry::RetryPolicy;
-    ///
-    /// let secs = Duration::from_secs;
-    /// let policy = RetryPolicy::default()
-    ///     .transient_retries(5, Backoff::exponential(secs(1)).max_delay(secs(30)));
-    /// # let _ = policy;
-    /// ```
-    pub fn transient_retries(self, retries: u32, backoff: Backoff) -> Self {
-        self.class_apart(RetryClass::Transient, retries, backoff)
-    }
-
-    /// Answers throttling (429, 409 while a keyed request is in flight) with at most `pauses` pauses of
-    /// its own, `backoff` long (a `Retry-After` is a floor under it, or the pause itself with
-    /// [`RetryAfterMode::Exact`](crate::retry_after::RetryAfterMode::Exact)), outside the transient
-    /// loop: a pause neither spends nor advances the transient retries. It lifts the attempt limit of
-    /// the throttling class (a later [`max_attempts`](Self::max_attempts) sets it again).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use tower_http_retry::backoff::{Backoff, Jitter};
-    /// use tower_http_retry::RetryPolicy;
-    ///
-    /// // "A 429 gets a single pause: its Retry-After, else at least 1 s."
-    /// let policy = RetryPolicy::default()
-    ///     .throttling_pauses(1, Backoff::constant(Duration::from_secs(1)).jitter(Jitter::None));
-    /// # let _ = policy;
-    /// ```
-    pub fn throttling_pauses(self, pauses: u32, backoff: Backoff) -> Self {
-        self.class_apart(RetryClass::Throttling, pauses, backoff)
-    }
-
-    fn class_apart(mut self, class: RetryClass, retries: u32, backoff: Backoff) -> Self {
-        let limits = self.classes.get_mut(class);
-        limits.max_attempts = u32::MAX;
-        limits.max_retries = retries;
-        limits.backoff = backoff;
-        self
     }
 
     /// Puts `rule` in front of the classifier set so far, which still decides what `rule` leaves.
