@@ -12,6 +12,7 @@ pub(crate) mod observe;
 pub(crate) mod per_call;
 pub(crate) mod randomness;
 pub(crate) mod retry_policy;
+mod seam;
 mod setters;
 
 pub use per_call::CallSettings;

@@ -4,14 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderName;
 use rand::rngs::SmallRng;
 
 use crate::classify::{default_decision, Decision, Outcome, RequestInfo, RetryClass};
 use crate::plan::Limits;
 use crate::policy::before_retry::BeforeRetryFn;
 use crate::policy::classes::Classes;
-use crate::policy::idempotency::{Idempotency, DEFAULT_IDEMPOTENCY_HEADER};
+use crate::policy::idempotency::Idempotency;
 use crate::policy::observe::Observe;
 use crate::policy::randomness::Randomness;
 use crate::report::on_retry::RetryEvent;
@@ -56,9 +55,6 @@ pub struct RetryPolicy {
     pub(crate) deadline: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) drain_limit: u64,
-    /// The key header, a copy of `idempotency.header` for the readers that take it alone: its one
-    /// setter, [`idempotency_header`](Self::idempotency_header), sets both.
-    pub(crate) idempotency_header: HeaderName,
     pub(crate) idempotency: Idempotency,
     pub(crate) before_retry: Option<Arc<BeforeRetryFn>>,
     pub(crate) classify: Option<Arc<ClassifyFn>>,
@@ -79,7 +75,6 @@ impl Default for RetryPolicy {
             deadline: None,
             attempt_timeout: None,
             drain_limit: DEFAULT_DRAIN_LIMIT,
-            idempotency_header: DEFAULT_IDEMPOTENCY_HEADER,
             idempotency: Idempotency::default(),
             before_retry: None,
             classify: None,

@@ -70,17 +70,6 @@ impl Kind {
 }
 
 impl Error {
-    /// The error for a call that stopped for the history's [`StopReason`], with the last attempt's
-    /// error if there was one: the named constructor that reason calls for.
-    pub(crate) fn new(source: Option<BoxError>, history: RetryHistory) -> Self {
-        match (history.stop_reason(), source) {
-            (StopReason::Deadline, None) => Self::deadline(history),
-            (StopReason::Shed, Some(shed)) => Self::shed(shed, history),
-            (StopReason::NotReady, Some(error)) => Self::not_ready(error, history),
-            (_, source) => Self::stopped(source, history),
-        }
-    }
-
     /// The total deadline passed: during an attempt (canceled, recorded as
     /// [`Interrupted`](AttemptOutcome::Interrupted)), between attempts, or before the request's turn
     /// at the throttle. Records [`StopReason::Deadline`].
@@ -522,7 +511,7 @@ mod tests {
     fn stopped(reason: StopReason) -> Error {
         let mut history = failed_once(ErrorKind::Reset);
         history.stop(reason);
-        Error::new(Some(io::Error::other("reset").into()), history)
+        Error::stopped(Some(io::Error::other("reset").into()), history)
     }
 
     /// The names of the `is_*` queries that hold.
@@ -609,11 +598,7 @@ mod tests {
 
     #[test]
     fn a_request_held_past_its_deadline_is_not_a_service_not_ready() {
-        let error = Error::new(None, {
-            let mut history = RetryHistory::default();
-            history.stop(StopReason::Deadline);
-            history
-        });
+        let error = Error::deadline(RetryHistory::default());
         assert_eq!(queries(&error), ["deadline"]);
         assert_eq!(
             error.to_string(),

@@ -42,8 +42,7 @@ impl RetryPolicy {
     /// # }
     /// ```
     pub fn idempotency_header(mut self, header: HeaderName) -> Self {
-        self.idempotency.header = header.clone();
-        self.idempotency_header = header;
+        self.idempotency.header = header;
         self
     }
 
@@ -170,18 +169,5 @@ impl RetryPolicy {
     pub fn idempotency_replayed_header(mut self, header: HeaderName) -> Self {
         self.idempotency.replayed_header = header;
         self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_key_header_is_one_value_wherever_it_is_read() {
-        let header = HeaderName::from_static("x-request-key");
-        let policy = RetryPolicy::default().idempotency_header(header.clone());
-        assert_eq!(policy.idempotency.header, header);
-        assert_eq!(policy.idempotency_header, header);
     }
 }

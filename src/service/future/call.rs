@@ -125,7 +125,7 @@ where
             uri: &self.head.uri,
             headers: &self.head.headers,
             attempt: self.planner.attempts(),
-            idempotency_header: &self.policy.idempotency_header,
+            idempotency_header: &self.policy.keys().header,
             first_sent: self.first_sent,
         }
     }
@@ -133,10 +133,7 @@ where
     /// Whether the call is a gRPC one, whose metrics take gRPC's names.
     #[inline]
     pub(super) fn is_grpc(&self) -> bool {
-        #[cfg(feature = "grpc")]
-        return self.policy.grpc.is_some();
-        #[cfg(not(feature = "grpc"))]
-        false
+        self.policy.is_grpc()
     }
 
     /// Whether the next attempt's body is ready.
@@ -159,14 +156,14 @@ where
             Ok(mut response) => {
                 if history.idempotency_key().is_some() {
                     history.set_replayed(idempotency::is_replayed(
-                        &self.policy.idempotency,
+                        self.policy.keys(),
                         response.headers(),
                     ));
                 }
                 response.extensions_mut().insert(history);
                 Ok(response)
             }
-            Err(error) => Err(Error::new(Some(error), history)),
+            Err(error) => Err(Error::stopped(Some(error), history)),
         }
     }
 
@@ -178,7 +175,7 @@ where
             retry_after: None,
             wait: None,
         });
-        Error::new(None, self.close(StopReason::Deadline, interrupted))
+        Error::deadline(self.close(StopReason::Deadline, interrupted))
     }
 
     /// The body of the planned retry cannot be had: the call ends with the last outcome.
@@ -190,22 +187,22 @@ where
         let reason = StopReason::BodyNotReplayable(why);
         match last {
             Some(result) => self.finish(result, reason, None),
-            None => Err(Error::new(None, self.close(reason, None))),
+            None => Err(Error::stopped(None, self.close(reason, None))),
         }
     }
 
     /// The inner service failed while getting ready for a retry.
     pub(super) fn not_ready(&mut self, error: BoxError) -> Error {
-        Error::new(Some(error), self.close(StopReason::Finished, None))
+        Error::not_ready(error, self.close(StopReason::NotReady, None))
     }
 
     /// The throttle refused the next attempt.
     pub(super) fn refused(&mut self, why: Refusal) -> Error {
         match why {
-            Refusal::Deadline => Error::new(None, self.close(StopReason::Deadline, None)),
+            Refusal::Deadline => Error::deadline(self.close(StopReason::Deadline, None)),
             Refusal::Shed(retry_in) => {
                 let shed: BoxError = Box::new(Shed::new(retry_in));
-                Error::new(Some(shed), self.close(StopReason::Shed, None))
+                Error::shed(shed, self.close(StopReason::Shed, None))
             }
         }
     }
@@ -229,12 +226,12 @@ where
             history.push(record);
         }
         if self.key != Key::Absent {
-            let key = idempotency::key_of(&self.policy.idempotency_header, &self.head);
+            let key = idempotency::key_of(&self.policy.keys().header, &self.head);
             history.set_idempotency_key(key);
         }
         history.stop(reason);
         let attempts = self.planner.attempts();
-        let observe = &self.policy.observe;
+        let observe = self.policy.observers();
         if reason.gave_up() {
             let head = &self.head;
             observe

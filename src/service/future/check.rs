@@ -110,7 +110,7 @@ where
     ) -> Result<Response<ResB>, Error> {
         match last {
             Some(last) => self.finish(*last, reason, None),
-            None => Err(Error::new(None, self.close(reason, None))),
+            None => Err(Error::stopped(None, self.close(reason, None))),
         }
     }
 

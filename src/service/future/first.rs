@@ -48,13 +48,13 @@ where
     {
         let (mut head, body) = request.into_parts();
         let policy = per_call::policy_for_call(policy, &mut head);
-        if let Some(budget) = &policy.budget {
+        if let Some(budget) = policy.budget() {
             budget.deposit();
         }
         // The first attempt must carry a key the policy injects; any other key is read only when a
         // history reports it, or the classifier asks.
-        let key = match idempotency::injects_for(&policy.idempotency, &head.method) {
-            true => match idempotency::key_for_first_attempt(&policy.idempotency_header, &mut head)
+        let key = match idempotency::injects_for(policy.keys(), &head.method) {
+            true => match idempotency::key_for_first_attempt(&policy.keys().header, &mut head)
             {
                 (_, true) => Key::Injected,
                 (_, false) => Key::Caller,
@@ -62,24 +62,24 @@ where
             false => Key::Unread,
         };
         let copy = body.replay();
-        let deadline = policy.deadline;
+        let deadline = policy.call_deadline();
         #[cfg(feature = "grpc")]
         let deadline = crate::policy::grpc::call_deadline(&policy, &head.headers, deadline);
         // The clock is read only for a policy whose timers or hooks need the start.
         let start = (deadline.is_some()
-            || policy.attempt_timeout.is_some()
+            || policy.per_attempt().is_some()
             || C::RUNS
-            || policy.classify.is_some())
+            || policy.has_classifier())
         .then(Instant::now);
         let deadline_at = start
             .zip(deadline)
             .and_then(|(now, total)| now.checked_add(total));
         let first_sent =
-            start.filter(|_| deadline.is_some() || C::RUNS || policy.classify.is_some());
+            start.filter(|_| deadline.is_some() || C::RUNS || policy.has_classifier());
         let planner = Planner::new(deadline_at);
         let mut place = None;
         // While no scope is throttled this is one atomic load: no clock read, no lookup.
-        let entered = match &policy.throttle {
+        let entered = match policy.paced_by() {
             Some(throttle) => {
                 throttle.count();
                 throttle.is_engaged().then(|| {
@@ -117,7 +117,7 @@ where
                 let first = call.head_for(1);
                 let future = call.service.call(Request::from_parts(first, body));
                 let (alarm, timed) = match start {
-                    Some(now) => attempt_alarm(deadline_at, call.policy.attempt_timeout, now),
+                    Some(now) => attempt_alarm(deadline_at, call.policy.per_attempt(), now),
                     None => (None, false),
                 };
                 // Built where it is returned: the common case moves nothing it need not (not even

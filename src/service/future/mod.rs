@@ -140,7 +140,7 @@ where
                     match this.call.poll_pause(pause, this.timer.as_mut(), cx) {
                         Paused::Pending => return Poll::Pending,
                         Paused::Drain(response) => {
-                            let limit = this.call.policy.drain_limit;
+                            let limit = this.call.policy.drain_up_to();
                             drain.set(Drain::new(response.into_body(), limit));
                         }
                         // What is still unread of the body is dropped with the pause.

@@ -76,13 +76,13 @@ where
             Ok(response) => {
                 let status = response.status();
                 let headers = response.headers();
-                if self.policy.throttle.is_some() {
+                if self.policy.paced_by().is_some() {
                     paced = self.teach_throttle(status, headers);
                 }
                 // The default table retries no success: without a hook (or gRPC, whose status is
                 // in a header), a 2xx is final at once. A table test holds the table to that
                 // (`no_success_is_ever_retried_by_the_table`).
-                if status.is_success() && self.policy.classify.is_none() && !self.is_grpc() {
+                if status.is_success() && !self.policy.has_classifier() && !self.is_grpc() {
                     (Decision::Done, None, AttemptOutcome::Status(status))
                 } else {
                     let request = self.request_info();
@@ -124,7 +124,7 @@ where
             Key::Caller => true,
             Key::Absent => false,
             Key::Unread => {
-                idempotency::key_of(&self.policy.idempotency_header, &self.head).is_some()
+                idempotency::key_of(&self.policy.keys().header, &self.head).is_some()
             }
         }
     }
@@ -133,7 +133,7 @@ where
     /// when the throttle paces that scope.
     #[inline]
     fn teach_throttle(&mut self, status: StatusCode, headers: &http::HeaderMap) -> bool {
-        let Some(throttle) = &self.policy.throttle else {
+        let Some(throttle) = self.policy.paced_by() else {
             return false;
         };
         // gRPC's RESOURCE_EXHAUSTED is its 429.
@@ -159,7 +159,7 @@ where
             origin: self.origin,
             scope,
         };
-        throttle.observe(sent, status, headers, sent_at, self.policy.max_retry_after)
+        throttle.observe(sent, status, headers, sent_at, self.policy.longest_asked())
     }
 
     /// Plans what follows an outcome that does not pass through: a retry (its body replayed now,
@@ -244,7 +244,7 @@ where
     /// check to run first, a body not handed back yet): its place would hold up the line.
     #[inline]
     fn reserve(&mut self, wait: Wait, on_time: bool) -> Option<Waiter> {
-        let throttle = self.policy.throttle.as_ref()?;
+        let throttle = self.policy.paced_by()?;
         let now = Instant::now();
         let retry = retrying(&mut self.retry);
         let place = *retry.place.get_or_insert_with(|| throttle.place(now));
@@ -266,7 +266,7 @@ fn judge_response<ResB>(
     let (status, headers) = (response.status(), response.headers());
     let extensions = response.extensions();
     #[cfg(feature = "grpc")]
-    if let Some(grpc) = &policy.grpc {
+    if let Some(grpc) = policy.grpc_policy() {
         return crate::policy::grpc::judge(policy, grpc, request, status, headers, extensions);
     }
     let outcome = Outcome::Response {

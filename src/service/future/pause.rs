@@ -65,7 +65,7 @@ where
         } = retry;
         let (drain, kept) = match keep {
             Keep::Drain => {
-                let limit = self.policy.drain_limit;
+                let limit = self.policy.drain_up_to();
                 let drain = result
                     .ok()
                     .and_then(|response| Drain::new(response.into_body(), limit));

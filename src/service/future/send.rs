@@ -37,7 +37,7 @@ where
             1 => self.head.clone(),
             _ => self.retry_head(attempt),
         };
-        if self.policy.observe.mark_attempts {
+        if self.policy.observers().mark_attempts {
             head.extensions.insert(Attempt(attempt));
         }
         head
@@ -47,13 +47,13 @@ where
     fn retry_head(&self, attempt: u32) -> Parts {
         #[allow(unused_mut)]
         let mut head = head_for_retry(
-            self.policy.before_retry.as_deref(),
-            &self.policy.idempotency_header,
+            self.policy.retry_hook(),
+            &self.policy.keys().header,
             &self.head,
             attempt,
         );
         #[cfg(feature = "grpc")]
-        if self.policy.grpc.is_some() {
+        if self.policy.is_grpc() {
             let left = self
                 .planner
                 .deadline()
@@ -94,13 +94,13 @@ where
         self.planner.start_attempt(Some(&mut retry.schedule));
         // Where the attempt went, for the throttle to learn from its answer: kept only when a
         // before-retry hook sent it elsewhere than the first attempt.
-        if self.policy.throttle.is_some() {
-            let elsewhere = self.policy.before_retry.is_some()
+        if self.policy.paced_by().is_some() {
+            let elsewhere = self.policy.retry_hook().is_some()
                 && (head.uri != self.head.uri || head.headers != self.head.headers);
             retry.sent_to = elsewhere.then(|| Box::new((head.uri.clone(), head.headers.clone())));
         }
         let future = self.service.call(Request::from_parts(head, body));
-        let timed = match self.policy.attempt_timeout {
+        let timed = match self.policy.per_attempt() {
             Some(timeout) => {
                 let deadline = self.planner.deadline();
                 match timer::attempt_alarm(deadline, Some(timeout), Instant::now()) {

@@ -39,7 +39,7 @@ where
     /// during its wait, if any.
     #[inline]
     pub(super) fn take_turn(&mut self, reserved: Option<Waiter>, cx: &mut Context<'_>) -> Taken {
-        let throttle = match &self.policy.throttle {
+        let throttle = match self.policy.paced_by() {
             // While no scope is throttled: one atomic load, no clock read.
             Some(throttle) if reserved.is_some() || throttle.is_engaged() => throttle.clone(),
             _ => return Taken::Go,
@@ -89,7 +89,7 @@ where
     /// Polls the throttle's line for the turn of the attempt waiting as `waiter`.
     #[inline]
     pub(super) fn poll_line(&mut self, waiter: &Waiter, cx: &mut Context<'_>) -> Turn {
-        let Some(throttle) = &self.policy.throttle else {
+        let Some(throttle) = self.policy.paced_by() else {
             return Turn::Go;
         };
         let now = Instant::now();

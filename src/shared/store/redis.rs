@@ -11,7 +11,7 @@ use super::backend::{Backend, BudgetCall, BudgetReply, Call, ScheduleCall, Sched
 use super::connect;
 use super::error::StoreError;
 use super::schedule::{FORGET_MS, MAX_ENGAGED};
-use crate::shared::throttle::law::{
+use crate::shared::law::{
     ACCELERATION, BETA, BETA_REFUTED, CLEAR_GAP, DOUBLING, ENGAGE_HEADROOM, MARGIN, MAX_MARGIN,
     MAX_QUIET, MAX_RATE, MIN_PROBE, MIN_RATE, PROBE, QUIET, SPARSE, SPARSE_AFTER, START_RATE,
     WINDOW,

@@ -6,7 +6,7 @@
 //! behave alike; times are microseconds of the store's clock (the law's, seconds).
 
 use super::backend::{ScheduleCall, ScheduleReply};
-use crate::shared::throttle::law::{cut_from, Law, Meter, Stage, Tally, MAX_RATE, MIN_RATE};
+use crate::shared::law::{cut_from, Law, Meter, Stage, Tally, MAX_RATE, MIN_RATE};
 
 /// A quiet schedule (nothing sent or held) is forgotten after this long, as a lane is.
 pub(crate) const FORGET_MS: u64 = 60_000;
@@ -197,8 +197,8 @@ impl SlotSchedule {
 mod tests {
     use super::super::backend::{Refused, SlotSent};
     use super::*;
-    use crate::shared::throttle::law::BETA;
-    use crate::shared::throttle::law::START_RATE;
+    use crate::shared::law::BETA;
+    use crate::shared::law::START_RATE;
 
     fn call(want: u32) -> ScheduleCall {
         ScheduleCall::lease(want)
@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn the_fleet_follows_a_process_law_through_the_plateau() {
-        let quiet = crate::shared::throttle::law::QUIET.as_secs_f64();
+        let quiet = crate::shared::law::QUIET.as_secs_f64();
         // Slow start's overshoot, a probe's near it, one after the quiet time, one at the plateau.
         let cuts = [2.0, 7.0, 7.0 + quiet + 5.0, 80.0];
         let looks = [
@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn the_fleet_engages_counts_sparse_refusals_and_keeps_the_floor_as_a_process_does() {
-        use crate::shared::throttle::law::ENGAGE_HEADROOM;
+        use crate::shared::law::ENGAGE_HEADROOM;
         // Engaged by a process sending at 40 r/s: probing from 44, the first slot one interval on.
         let engage = ScheduleCall {
             throttled: Some(Refused {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::law::{cut_from, Law, Meter, Stage, Tally, MAX_RATE, MIN_RATE};
+use crate::shared::law::{cut_from, Law, Meter, Stage, Tally, MAX_RATE, MIN_RATE};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
@@ -171,7 +171,7 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
-    use super::super::law::*;
+    use crate::shared::law::*;
     use super::*;
 
     fn secs(s: f64) -> Duration {

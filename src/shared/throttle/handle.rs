@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::authority::Authority;
 use super::fleet::{FleetLane, Throttled};
-use super::lane::{Bounds, Lane, Place, Refusal, Turn};
+use super::lane::{later, Bounds, Lane, Place, Refusal, Turn};
 use super::lanes::{Entry, Lanes, FORGET_AFTER};
 use super::scope::{Scope, ScopeFn, Scoping, Target};
 use super::sends::Sends;
@@ -888,11 +888,6 @@ impl Engage for Shared {
     }
 }
 
-/// `now + delay` (at most a year from now, so that it always fits the clock).
-pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
-    now.checked_add(delay.min(FAR)).unwrap_or(now)
-}
 
 impl Waiter {
     /// The key of the scope whose line this is.

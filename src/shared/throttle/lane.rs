@@ -178,7 +178,7 @@ impl Lane {
             .fleet
             .as_ref()
             .map_or(Duration::ZERO, FleetLane::patience);
-        super::later(now, wait)
+        later(now, wait)
     }
 
     /// Holds the lane from `now` until at least `until`.
@@ -378,3 +378,10 @@ impl Lane {
         self.next_free = self.next_free.max(now).checked_add(interval).unwrap_or(now);
     }
 }
+
+/// `now + delay` (at most a year from now, so that it always fits the clock).
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    now.checked_add(delay.min(FAR)).unwrap_or(now)
+}
+

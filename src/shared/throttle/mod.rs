@@ -128,13 +128,13 @@ mod fleet;
 mod handle;
 mod lane;
 mod lanes;
-pub mod law;
 mod scope;
 mod sends;
 mod shed;
 
+pub use crate::shared::law;
 pub use handle::Throttle;
-pub(crate) use handle::{later, Entered, Sent, Waiter};
-pub(crate) use lane::{Place, Refusal, Turn};
+pub(crate) use handle::{Entered, Sent, Waiter};
+pub(crate) use lane::{later, Place, Refusal, Turn};
 pub use scope::Target;
 pub use shed::Shed;

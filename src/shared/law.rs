@@ -2,7 +2,7 @@
 //! a process and for a fleet that shares a [store](crate::store): each applies it once per scope.
 //!
 //! A scope is engaged by a throttling answer (a 429, gRPC's `RESOURCE_EXHAUSTED`) or, with
-//! [`from_first_request`](super::Throttle::from_first_request), by its first request. Then:
+//! [`from_first_request`](crate::throttle::Throttle::from_first_request), by its first request. Then:
 //!
 //! | phase | rate | ends |
 //! |---|---|---|
