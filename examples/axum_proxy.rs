@@ -10,10 +10,7 @@
 //! Run it with `cargo run --example axum_proxy`. It exits with status 1 when an upload ends differently
 //! from what the crate promises.
 
-#[path = "../tests/support/server.rs"]
-mod server;
-#[path = "../tests/support/upload.rs"]
-mod upload;
+use retry_test_support::{server, upload};
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

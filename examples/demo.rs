@@ -7,8 +7,7 @@
 //! Run it with `cargo run --example demo`. It exits with status 1 when a request ends differently from
 //! what the crate promises, so CI notices.
 
-#[path = "../tests/support/server.rs"]
-mod server;
+use retry_test_support::server;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -20,12 +20,37 @@
 //! their own; the outage's retries at most 1.15 x what the ratio allows fleet-wide. The completion
 //! time is printed, not checked (the README's "Fleets" reports it against the goal).
 
-#[path = "support/checks.rs"]
-mod checks;
-#[path = "../tests/support/limiters.rs"]
-mod limiters;
-#[path = "../tests/support/redis_server.rs"]
-mod redis_server;
+use retry_test_support::{checks, redis_server};
+
+/// The shared limiters, with a `drive` that tells the crate's shed errors apart (the support crate
+/// cannot name `tower_http_retry::Error`).
+mod limiters {
+    pub use retry_test_support::limiters::*;
+
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use retry_test_support::BoxError;
+    use tower::Service;
+
+    /// [`retry_test_support::limiters::drive`], shed meaning the crate's `Error::is_shed`.
+    pub async fn drive<S, B>(client: S, uri: &str, offsets: &[Duration]) -> Vec<Ended>
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError> + Send,
+        B: http_body::Body + Send + 'static,
+    {
+        retry_test_support::limiters::drive(client, uri, offsets, |error| {
+            error
+                .downcast_ref::<tower_http_retry::Error>()
+                .is_some_and(tower_http_retry::Error::is_shed)
+        })
+        .await
+    }
+}
 
 use std::convert::Infallible;
 use std::process::{Child, Command, ExitCode, Stdio};

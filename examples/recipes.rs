@@ -17,12 +17,8 @@
 //! it promises. `tests/recipes.rs` compiles this same file and checks every promise with exact waits
 //! under tokio's paused clock.
 
-#[path = "support/checks.rs"]
-mod checks;
-#[path = "../tests/support/jobs.rs"]
-pub mod jobs;
-#[path = "../tests/support/server.rs"]
-mod server;
+pub use retry_test_support::jobs;
+use retry_test_support::{checks, server};
 
 use std::future::Future;
 use std::pin::Pin;

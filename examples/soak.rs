@@ -11,10 +11,7 @@
 //! lost requests (no response and no error), side effects executed twice, and attempts whose body
 //! reached the server different from what was sent. It exits 1 if any of those is not zero.
 
-#[path = "../tests/support/faults.rs"]
-mod faults;
-#[path = "../tests/support/upload.rs"]
-mod upload;
+use retry_test_support::{faults, upload};
 
 use std::collections::HashMap;
 use std::process::ExitCode;

@@ -16,10 +16,7 @@
 //!   retried (`examples/recipes.rs`, `streaming`); `ReplayBodyLayer` *outside*, so the retry gets a body
 //!   it can send again (`examples/axum_proxy.rs`).
 
-#[path = "support/checks.rs"]
-mod checks;
-#[path = "../tests/support/server.rs"]
-mod server;
+use retry_test_support::{checks, server};
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -6,7 +6,8 @@
 //! plot of retry arrivals over time to the path given, `target/storm/retry-arrivals.svg` by default
 //! (the README's plot is `docs/retry-arrivals.svg`, written by this example).
 
-#[path = "../tests/support/model.rs"]
+// The storm test's model: it uses the crate's types, so it cannot be in the support crate.
+#[path = "../tests/model/mod.rs"]
 mod model;
 
 use std::fmt::Write as _;

@@ -2,15 +2,21 @@
 //! response or a typed error. Waits are milliseconds; anything a server asks to wait longer for is
 //! returned, not slept on.
 
-#[path = "support/server.rs"]
-mod server;
-#[path = "support/upload.rs"]
-mod upload;
+use retry_test_support::{durations, server, upload};
 
-#[path = "support/durations.rs"]
-mod durations;
-#[path = "support/history.rs"]
-mod history;
+/// The retry history the layer attaches to every response it returns (a few lines of this crate's
+/// types, so not in the support crate).
+mod history {
+    use tower_http_retry::RetryHistory;
+
+    /// The history of the call that produced `response`; panics if the layer attached none.
+    pub fn history<B>(response: &http::Response<B>) -> &RetryHistory {
+        response
+            .extensions()
+            .get::<RetryHistory>()
+            .expect("history")
+    }
+}
 use durations::ms;
 use history::history;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,8 +1,7 @@
 //! The check before re-sending a request that may have taken effect, through the layer, on tokio's
 //! paused clock: when it runs, what each answer does, and the deadline over it.
 
-#[path = "support/script.rs"]
-mod script;
+use retry_test_support::script;
 
 use std::future::Future;
 use std::io;

@@ -2,10 +2,7 @@
 //! 127.0.0.1 that resets every fifth request: every request ends, every task finishes, and the replay
 //! recordings never hold more than in-flight requests × the replay limit.
 
-#[path = "support/server.rs"]
-mod server;
-#[path = "support/upload.rs"]
-mod upload;
+use retry_test_support::{server, upload};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -2,8 +2,7 @@
 //! public builder and every parsed header. No call panics or hangs; each ends with a response or an
 //! error that says why.
 
-#[path = "support/watchdog.rs"]
-mod watchdog;
+use retry_test_support::watchdog;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,8 +3,7 @@
 //!
 //! The counts are printed; `cargo test --test faults -- --nocapture` shows them.
 
-#[path = "support/faults.rs"]
-mod faults;
+use retry_test_support::faults;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,8 +4,7 @@
 //! the server's answer, however fast the retry comes after the error. An `h2` server on 127.0.0.1,
 //! hyper-util's client, a multi-threaded runtime and many calls per test, so a race shows.
 
-#[path = "support/upload.rs"]
-mod upload;
+use retry_test_support::upload;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,8 +1,8 @@
 //! Whatever a server sends: arbitrary `Retry-After`, `Date`, statuses and headers never panic, never
 //! shorten a wait below `Retry-After`, and never push a wait past its caps. The fuzz targets under
-//! `fuzz/` check the same properties (`tests/support/properties.rs`) with coverage guidance.
+//! `fuzz/` check the same properties (`tests/properties/mod.rs`) with coverage guidance.
 
-#[path = "support/properties.rs"]
+// `tests/properties/mod.rs`: a directory, so that cargo does not take it for a test of its own.
 mod properties;
 
 use proptest::prelude::*;

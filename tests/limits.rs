@@ -1,13 +1,21 @@
 //! The retry budget, per-class limits, rate-limit headers and the throttle through the layer, with
 //! exact timing under tokio's paused clock and an in-memory scripted service.
 
-#[path = "support/script.rs"]
-mod script;
+use retry_test_support::{durations, script};
 
-#[path = "support/durations.rs"]
-mod durations;
-#[path = "support/history.rs"]
-mod history;
+/// The retry history the layer attaches to every response it returns (a few lines of this crate's
+/// types, so not in the support crate).
+mod history {
+    use tower_http_retry::RetryHistory;
+
+    /// The history of the call that produced `response`; panics if the layer attached none.
+    pub fn history<B>(response: &http::Response<B>) -> &RetryHistory {
+        response
+            .extensions()
+            .get::<RetryHistory>()
+            .expect("history")
+    }
+}
 use durations::{ms, secs};
 use history::history;
 use std::io;

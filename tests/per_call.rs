@@ -1,8 +1,7 @@
 //! Per-call settings (`CallSettings`) through the layer: each one changes its own call and no other,
 //! with the documented precedence, under tokio's paused clock.
 
-#[path = "support/script.rs"]
-mod script;
+use retry_test_support::{durations, script};
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -12,8 +11,6 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use script::{status, Script, Step};
 use tower::{service_fn, Layer, ServiceExt};
-#[path = "support/durations.rs"]
-mod durations;
 
 use durations::secs;
 use tower_http_retry::backoff::{Backoff, Jitter};

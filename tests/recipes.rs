@@ -2,11 +2,11 @@
 //! shown) against scripted responses, with exact waits under tokio's paused clock and an in-memory
 //! scripted service.
 
+// The example file itself, so that the recipes tested are the recipes shown.
 #[allow(dead_code)] // its `main` and server are for `cargo run --example recipes`
 #[path = "../examples/recipes.rs"]
 mod recipes;
-#[path = "support/script.rs"]
-mod script;
+use retry_test_support::script;
 
 use std::collections::VecDeque;
 use std::io;

@@ -3,11 +3,8 @@
 
 #![cfg(feature = "reqwest")]
 
-#[path = "support/server.rs"]
-mod server;
+use retry_test_support::{durations, server};
 
-#[path = "support/durations.rs"]
-mod durations;
 use durations::ms;
 use std::convert::Infallible;
 

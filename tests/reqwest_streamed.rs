@@ -4,10 +4,7 @@
 
 #![cfg(feature = "reqwest")]
 
-#[path = "observability/captured.rs"]
-mod captured;
-#[path = "support/server.rs"]
-mod server;
+use retry_test_support::{captured, server};
 
 use std::convert::Infallible;
 

@@ -1,12 +1,11 @@
 //! Storm control, measured on an in-memory server model under tokio's paused clock, seeded: the retry
 //! budget, jitter against a herd, the throttle, and the budget's accounting under contention.
 
-#[path = "support/model.rs"]
+// `tests/model/mod.rs`: a directory, so that cargo does not take it for a test of its own.
 mod model;
 
-#[path = "support/durations.rs"]
-mod durations;
 use durations::secs;
+use retry_test_support::durations;
 use std::sync::Arc;
 use std::time::Duration;
 

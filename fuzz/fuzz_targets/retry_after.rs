@@ -1,8 +1,7 @@
 //! `Retry-After` and `Date` from arbitrary bytes.
 #![no_main]
 
-#[path = "../../tests/support/properties.rs"]
-mod properties;
+use tower_http_retry_fuzz::properties;
 
 use libfuzzer_sys::fuzz_target;
 

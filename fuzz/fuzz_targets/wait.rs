@@ -1,8 +1,7 @@
 //! A failure with hostile `Retry-After` and `Date` through the real layer under a paused clock.
 #![no_main]
 
-#[path = "../../tests/support/properties.rs"]
-mod properties;
+use tower_http_retry_fuzz::properties;
 
 use libfuzzer_sys::fuzz_target;
 

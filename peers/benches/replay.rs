@@ -17,8 +17,7 @@
 //!
 //! Run with `cargo bench -p peer-benches --bench replay`.
 
-#[path = "../../tests/support/upload.rs"]
-mod upload;
+use retry_test_support::upload;
 
 use std::convert::Infallible;
 use std::future::poll_fn;

@@ -1,10 +1,7 @@
 //! Retry path, in memory: every request meets 503, 503, then 200, with no wait between attempts; the
 //! time is per logical request (three inner calls). Counted, interleaved and timed like the success path.
 
-#[path = "support/counting_alloc.rs"]
-mod counting_alloc;
-#[path = "support/measure.rs"]
-mod measure;
+mod support;
 
 use std::time::Duration;
 
@@ -17,8 +14,8 @@ use peer_benches::workload::{Answer, Script, Workload};
 use tower_http_retry::backoff::Backoff;
 use tower_http_retry::RetryPolicy;
 
-use counting_alloc::CountingAllocator;
-use measure::{counted, figures_dir, timed};
+use support::counting_alloc::CountingAllocator;
+use support::measure::{counted, figures_dir, timed};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;

@@ -6,10 +6,7 @@
 //! memory, inner calls per request), then all are timed in interleaved rounds.
 //! `cargo run --release -p peer-benches --bin summary` tabulates all three.
 
-#[path = "support/counting_alloc.rs"]
-mod counting_alloc;
-#[path = "support/measure.rs"]
-mod measure;
+mod support;
 
 use std::time::Duration;
 
@@ -23,8 +20,8 @@ use peer_benches::report;
 use peer_benches::workload::{Answer, Script, Workload};
 use tower_http_retry::RetryPolicy;
 
-use counting_alloc::CountingAllocator;
-use measure::{counted, figures_dir, timed};
+use support::counting_alloc::CountingAllocator;
+use support::measure::{counted, figures_dir, timed};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;

@@ -14,7 +14,6 @@ pub mod inmemory;
 pub mod loopback;
 pub mod paired;
 /// The tests' redis-server helper, shared: a server of the benchmark's own on a free port.
-#[path = "../../tests/support/redis_server.rs"]
-pub mod redis_server;
+pub use retry_test_support::redis_server;
 pub mod report;
 pub mod workload;

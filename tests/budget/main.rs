@@ -2,14 +2,13 @@
 //! store (`fleet`), over TLS too (`tls`).
 
 #[cfg(feature = "redis-tls")]
-#[path = "../observability/captured.rs"]
-mod captured;
+use retry_test_support::captured;
+
 #[cfg(feature = "redis")]
-#[path = "../support/redis_server.rs"]
-mod redis_server;
+use retry_test_support::redis_server;
+
 #[cfg(feature = "redis-tls")]
-#[path = "../support/redis_tls.rs"]
-mod redis_tls;
+use retry_test_support::redis_tls;
 
 mod calls;
 mod fleet;

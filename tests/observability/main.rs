@@ -3,10 +3,8 @@
 //! feature, what a recorder receives (`recorder`); without it, the same functions, recording nothing
 //! (`metrics_off`).
 
-#[path = "../support/script.rs"]
-mod script;
+use retry_test_support::{captured, script};
 
-mod captured;
 mod events;
 mod give_up_warnings;
 mod hook;

@@ -1,10 +1,7 @@
 //! Replaying request bodies: the recording against an in-memory service (`recording`) and streamed
 //! uploads over real sockets (`sockets`).
 
-#[path = "../support/bodies.rs"]
-mod bodies;
-#[path = "../support/upload.rs"]
-mod upload;
+use retry_test_support::{bodies, upload};
 
 mod recording;
 mod sockets;

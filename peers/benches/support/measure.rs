@@ -15,7 +15,7 @@ use peer_benches::workload::{Answer, Workload};
 use tokio::runtime::Runtime;
 use tower::Service;
 
-use crate::counting_alloc::count;
+use super::counting_alloc::count;
 
 /// Requests in a counted run.
 const COUNTED: usize = 1000;

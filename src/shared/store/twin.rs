@@ -2,9 +2,7 @@
 //! Rust schedule is given the time Redis answered at), give the same answers. A rule changed in
 //! one and not the other fails here, whatever the timing of the machine.
 
-#[path = "../../../tests/support/redis_server.rs"]
-#[allow(dead_code)]
-mod redis_server;
+use retry_test_support::redis_server;
 
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! A catalogue of hostile but legal response and request bodies: always ready, endless, failing,
 //! lying about their size. Each counts the frames it was asked for.
 
-#![allow(dead_code)] // each test binary uses a different part of it
-
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +27,7 @@ pub enum Kind {
     HintTooLarge,
 }
 
+/// Every kind, in the order the tests go through them.
 pub const CATALOGUE: [Kind; 6] = [
     Kind::EmptyFrames,
     Kind::Endless,
@@ -40,12 +39,15 @@ pub const CATALOGUE: [Kind; 6] = [
 
 /// A body of one [`Kind`]; `polls` counts the frames asked for.
 pub struct Hostile {
+    /// What it does.
     pub kind: Kind,
+    /// Frames asked for so far, shared with whoever watches.
     pub polls: Arc<AtomicU64>,
     sent: u64,
 }
 
 impl Hostile {
+    /// A body of `kind` with a counter of its own.
     pub fn new(kind: Kind) -> Self {
         Self {
             kind,
@@ -54,6 +56,7 @@ impl Hostile {
         }
     }
 
+    /// A body of `kind` counting into `polls` (shared by the bodies of several attempts).
     pub fn counted(kind: Kind, polls: Arc<AtomicU64>) -> Self {
         Self {
             kind,

@@ -1,8 +1,6 @@
 //! Runs a test body on a thread of its own, so a call that never yields fails the test instead of
 //! hanging the suite.
 
-#![allow(dead_code)] // each test binary uses a different part of it
-
 use std::future::Future;
 use std::sync::mpsc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! A real nginx for the throttle benchmark: started in the foreground as a child process with a
 //! prefix of its own under `target/`, one server per contender on free ports of 127.0.0.1, and
-//! stopped when dropped. The configuration is `examples/support/nginx.conf`.
+//! stopped when dropped. The configuration is `nginx.conf`, beside this file.
 
 use std::io;
 use std::net::TcpListener;
@@ -8,13 +8,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::limiters::Seen;
+use crate::limiters::Seen;
 
 const TEMPLATE: &str = include_str!("nginx.conf");
 
+/// A running nginx, stopped (and its prefix removed) when dropped.
 pub struct Nginx {
     child: Child,
     prefix: PathBuf,
+    /// Its servers' ports, one per contender.
     pub ports: Vec<u16>,
     /// Unix time at which the run started, to make log times relative.
     start: f64,

@@ -2,8 +2,6 @@
 //! clock (tests) and as an HTTP/1.1 server on 127.0.0.1 (`examples/throttle.rs`), with a load driver
 //! that measures completion, 429s, waits and attempts sent before the server's time.
 
-#![allow(dead_code)] // each user takes a different part
-
 use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::net::SocketAddr;
@@ -19,17 +17,27 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 use tower::{Service, ServiceExt};
 
+use crate::BoxError;
+
 /// How a limiter decides.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
     /// `limit` requests per fixed `window` from the start; every response carries `RateLimit`,
     /// `RateLimit-Policy` and `X-RateLimit-*`, a 429 also `Retry-After` (whole seconds to the reset).
-    FixedWindow { limit: u32, window: Duration },
+    FixedWindow {
+        /// Requests per window.
+        limit: u32,
+        /// The window's length.
+        window: Duration,
+    },
     /// A token bucket (GCRA): `rate` per second, `burst` at once. With `retry_after`, a 429 carries
     /// `Retry-After` in whole seconds (at least 1); without, a 429 carries no header at all.
     TokenBucket {
+        /// Tokens per second.
         rate: u32,
+        /// Tokens at once.
         burst: u32,
+        /// Whether a 429 carries `Retry-After`.
         retry_after: bool,
     },
 }
@@ -84,7 +92,9 @@ impl Kind {
 /// One attempt as the limiter saw it.
 #[derive(Clone, Copy, Debug)]
 pub struct Seen {
+    /// When, from the limiter's start.
     pub at: Duration,
+    /// The status it got.
     pub status: u16,
     /// It arrived before a time the server had given (a `Retry-After`, or the reset of a spent quota).
     pub early: bool,
@@ -104,6 +114,7 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// A limiter of `kind`, starting now.
     pub fn new(kind: Kind) -> Self {
         Self {
             kind,
@@ -116,6 +127,7 @@ impl Limiter {
         }
     }
 
+    /// Every attempt so far, in arrival order.
     pub fn log(&self) -> &[Seen] {
         &self.log
     }
@@ -203,10 +215,12 @@ impl Limiter {
 pub struct Limited(pub Arc<Mutex<Limiter>>);
 
 impl Limited {
+    /// A limiter of `kind`, starting now.
     pub fn new(kind: Kind) -> Self {
         Self(Arc::new(Mutex::new(Limiter::new(kind))))
     }
 
+    /// A copy of every attempt so far, in arrival order.
     pub fn log(&self) -> Vec<Seen> {
         self.0.lock().unwrap().log().to_vec()
     }
@@ -266,20 +280,30 @@ pub fn arrivals(n: usize, per_second: u32) -> Vec<Duration> {
 /// How one request ended.
 #[derive(Clone, Debug)]
 pub struct Ended {
+    /// When it was sent, from the start of the run.
     pub arrival: Duration,
+    /// When it ended, from the start of the run.
     pub finished: Duration,
+    /// It ended in 200.
     pub ok: bool,
+    /// It failed because the client shed it.
     pub shed: bool,
     /// Why it failed, if it did.
     pub error: Option<String>,
 }
 
 /// Sends a GET to `uri` through `client` at each offset; returns how each ended, in arrival order.
-pub async fn drive<S, B>(client: S, uri: &str, offsets: &[Duration]) -> Vec<Ended>
+/// `is_shed` tells a shed request's error apart (this crate cannot name tower-http-retry's `Error`).
+pub async fn drive<S, B>(
+    client: S,
+    uri: &str,
+    offsets: &[Duration],
+    is_shed: fn(&BoxError) -> bool,
+) -> Vec<Ended>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send,
-    S::Error: Into<tower_http_retry::BoxError> + Send,
+    S::Error: Into<BoxError> + Send,
     B: Body + Send + 'static,
 {
     let start = Instant::now();
@@ -299,10 +323,8 @@ where
                     (response.status() != StatusCode::OK).then(|| response.status().to_string()),
                 ),
                 Err(error) => {
-                    let error: tower_http_retry::BoxError = error.into();
-                    let shed = error
-                        .downcast_ref::<tower_http_retry::Error>()
-                        .is_some_and(tower_http_retry::Error::is_shed);
+                    let error: BoxError = error.into();
+                    let shed = is_shed(&error);
                     (false, shed, Some(error.to_string()))
                 }
             };
@@ -336,13 +358,17 @@ pub struct Figures {
     pub throttled: f64,
     /// The longest wait of a completed request over the longest FIFO-ideal wait.
     pub longest_wait: f64,
+    /// Requests that ended in 200.
     pub completed: usize,
+    /// Requests the client shed.
     pub shed: usize,
     /// Attempts that arrived before a time the server had given.
     pub early: usize,
+    /// Attempts the limiter saw.
     pub attempts: usize,
 }
 
+/// The figures of a run of `kind`: how its requests `ended`, and the limiter's `log`.
 pub fn figures(kind: Kind, ended: &[Ended], log: &[Seen]) -> Figures {
     let n = ended.len().max(1);
     // As the issue defines it: N over the rate, or the arrival span if longer.

@@ -2,7 +2,6 @@
 //! TLS-only with a password (`start_tls`). The fleet example and the benchmarks (`peers/`) use it
 //! too.
 
-#[cfg(feature = "redis-tls")]
 use std::ffi::OsString;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +13,6 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     /// TLS only (`--port 0`): the certificates' and the password's arguments.
-    #[cfg(feature = "redis-tls")]
     tls: Option<Vec<OsString>>,
 }
 
@@ -29,7 +27,6 @@ impl RedisServer {
         let mut server = Self {
             port: free_port(),
             child: None,
-            #[cfg(feature = "redis-tls")]
             tls: None,
         };
         server.restart();
@@ -39,8 +36,6 @@ impl RedisServer {
     /// A server that speaks TLS only, started with `tls_args` (its certificates, a password: see
     /// `redis_tls`). `None` (with a message) when redis-server is missing, or when it was built
     /// without TLS; a failure instead when `CI` is set.
-    #[cfg(feature = "redis-tls")]
-    #[allow(dead_code)] // The fleet example shares this file and runs no TLS server.
     pub fn start_tls(tls_args: Vec<OsString>) -> Option<Self> {
         if !installed() {
             return None;
@@ -65,8 +60,6 @@ impl RedisServer {
     }
 
     /// Whether a TLS handshake with it completes (whoever signed its certificate).
-    #[cfg(feature = "redis-tls")]
-    #[allow(dead_code)]
     fn speaks_tls(&self) -> bool {
         Command::new("openssl")
             .args(["s_client", "-brief", "-connect"])
@@ -101,7 +94,6 @@ impl RedisServer {
         command
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null());
-        #[cfg(feature = "redis-tls")]
         if let Some(tls_args) = &self.tls {
             // Its own port only for TLS: a plain connection finds nothing.
             command

@@ -12,8 +12,6 @@
 //! that request the server had seen), so each request meets the same schedule on every run, whatever
 //! the interleaving.
 
-#![allow(dead_code)] // each test binary uses a different part of it
-
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::BoxError;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -36,11 +35,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tower::Service;
-use tower_http_retry::BoxError;
 
-#[path = "resetting.rs"]
-mod resetting;
-use resetting::serve_resetting;
+use crate::resetting::serve_resetting;
 
 /// The test-only header naming the logical request an attempt belongs to.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -96,10 +92,13 @@ pub enum Answer {
 /// One attempt as the server saw it.
 #[derive(Clone, Debug)]
 pub struct Attempt {
+    /// The test-only request id it carried ([`REQUEST_ID`]).
     pub request_id: u64,
     /// How many attempts of this request the server had seen before this one.
     pub nth: u32,
+    /// Its idempotency key, if it carried one.
     pub key: Option<HeaderValue>,
+    /// How the server answered it.
     pub answer: Answer,
     /// The [`digest`] of the body the server received.
     pub body_digest: u64,
@@ -116,13 +115,16 @@ pub fn digest(bytes: &[u8]) -> u64 {
 /// One execution of the side effect.
 #[derive(Clone, Debug)]
 pub struct Execution {
+    /// The test-only request id of the request it executed.
     pub request_id: u64,
+    /// The idempotency key it executed under, if any.
     pub key: Option<HeaderValue>,
 }
 
 /// Which attempts fail, and how.
 #[derive(Clone, Debug)]
 pub struct Schedule {
+    /// Seeds the draws, with the request id and the attempt number.
     pub seed: u64,
     /// The share of attempts that get a fault, from 0 to 1.
     pub rate: f64,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// A CA, a certificate it signs for 127.0.0.1 and a CA that signs nothing, in a directory removed when dropped.
 pub struct Certificates {
     dir: PathBuf,
 }
@@ -19,7 +20,7 @@ impl Certificates {
             .status()
             .is_err()
         {
-            super::redis_server::skip("openssl is not installed (apt-get install openssl)");
+            crate::redis_server::skip("openssl is not installed (apt-get install openssl)");
             return None;
         }
         static MADE: AtomicU32 = AtomicU32::new(0);

@@ -7,8 +7,6 @@
 //! One implementation, two transports: `JobsApi` is an in-memory `Service` (for tests on tokio's paused
 //! clock) and `JobsApi::serve` runs it as an HTTP/1.1 server on 127.0.0.1 (for tests over real sockets).
 
-#![allow(dead_code)] // each test binary uses a different part of it
-
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,6 +16,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use crate::BoxError;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -26,7 +25,6 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower::Service;
-use tower_http_retry::BoxError;
 
 /// What one create does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +44,9 @@ pub enum Create {
 /// A created job.
 #[derive(Clone, Debug)]
 pub struct Job {
+    /// Its id, as the API returns it.
     pub id: String,
+    /// The idempotency key the create carried, if any.
     pub key: Option<String>,
 }
 

@@ -1,8 +1,6 @@
 //! Properties every input must satisfy, whatever a server sends. Shared by the proptest suite
-//! (`tests/hostile_headers.rs`, run by `cargo test`) and the fuzz targets under `fuzz/`.
+//! (`tests/hostile_headers.rs`, run by `cargo test`) and the fuzz targets under `fuzz/` (its library).
 //! Each check panics on a violation.
-
-#![allow(dead_code)] // each includer uses a different part of it
 
 use std::time::{Duration, SystemTime};
 

@@ -3,8 +3,6 @@
 //! Each call takes the next step of the script (the last step repeats) and records when it was made,
 //! by tokio's clock, so tests can assert exact waits.
 
-#![allow(dead_code)] // each test binary uses a different part of it
-
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
@@ -13,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::BoxError;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
 use tower::Service;
-use tower_http_retry::BoxError;
 
 /// One scripted outcome.
 #[derive(Clone, Debug)]
@@ -46,8 +44,11 @@ pub fn with_header(code: u16, name: &'static str, value: impl ToString) -> Step 
 /// A call as the service saw it.
 #[derive(Clone, Debug)]
 pub struct Call {
+    /// When, by tokio's clock.
     pub at: Instant,
+    /// The request's headers.
     pub headers: HeaderMap,
+    /// The request's body, collected.
     pub body: Bytes,
 }
 
@@ -60,6 +61,7 @@ pub struct Script {
 }
 
 impl Script {
+    /// A service that takes `steps` in order, repeating the last.
     pub fn new(steps: impl IntoIterator<Item = Step>) -> Self {
         Self {
             steps: Arc::new(Mutex::new(steps.into_iter().collect())),

@@ -3,8 +3,9 @@
 //! The model answers at once (no latency), from a seeded random source, and logs every attempt it
 //! receives. The driver starts requests at given offsets through a retry layer and collects, for each,
 //! how many attempts it took and how it ended. Shared by `tests/storm.rs` and `examples/storm.rs`.
+//! It drives the crate's `RetryLayer`, so it stays with the tests rather than in `retry-test-support`.
 
-#![allow(dead_code)] // each user takes a different part
+#![allow(dead_code)] // still a shared file: the storm test and example each use a different part
 
 use std::collections::HashMap;
 use std::convert::Infallible;

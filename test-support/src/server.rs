@@ -3,11 +3,6 @@
 //! Each path has a script: the n-th request to that path gets the n-th reply, and the last reply
 //! repeats once the script runs out. Every request is recorded with its body.
 
-#![allow(dead_code)] // each test binary uses a different part of it
-
-#[path = "resetting.rs"]
-mod resetting;
-
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -30,21 +25,38 @@ use tokio::task::JoinHandle;
 pub enum Reply {
     /// Answers with this status, these headers and this body, after `delay`.
     Respond {
+        /// The status.
         status: u16,
+        /// The headers.
         headers: Vec<(&'static str, String)>,
+        /// The body.
         body: Bytes,
+        /// How long to wait before answering.
         delay: Duration,
     },
     /// Aborts the connection with a TCP reset, without answering.
     Reset,
     /// Reads `after` bytes of the request body (or all of a shorter one), then aborts the connection
     /// with a TCP reset, without answering.
-    ResetMidBody { after: usize },
+    ResetMidBody {
+        /// Bytes read before the reset.
+        after: usize,
+    },
     /// Sends a response head with `status`, then `prefix` of the body (maybe empty), then a few
     /// milliseconds later aborts the connection in the middle of the body.
-    BodyFails { status: u16, prefix: Bytes },
+    BodyFails {
+        /// The status of the head.
+        status: u16,
+        /// What is sent of the body before the abort.
+        prefix: Bytes,
+    },
     /// Sends a response head with `status`, then `prefix` of the body, then nothing more for an hour.
-    BodyStalls { status: u16, prefix: Bytes },
+    BodyStalls {
+        /// The status of the head.
+        status: u16,
+        /// What is sent of the body before the stall.
+        prefix: Bytes,
+    },
     /// Never answers.
     Hang,
 }
@@ -88,9 +100,13 @@ impl Reply {
 /// A request as the server received it.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The request's method.
     pub method: Method,
+    /// The request's path.
     pub path: String,
+    /// The request's headers.
     pub headers: HeaderMap,
+    /// The request's body, collected.
     pub body: Bytes,
 }
 
@@ -142,7 +158,7 @@ impl Server {
         }));
         let connections = Arc::new(AtomicUsize::new(0));
         let (counted, handled) = (connections.clone(), shared.clone());
-        let accept = tokio::spawn(resetting::serve_resetting(
+        let accept = tokio::spawn(crate::resetting::serve_resetting(
             listener,
             move |_| {
                 counted.fetch_add(1, Ordering::SeqCst);

@@ -1,7 +1,5 @@
 //! Short names for the durations tests write by the dozen.
 
-#![allow(dead_code)] // each test binary uses a different part of it
-
 use std::time::Duration;
 
 /// `n` milliseconds.
