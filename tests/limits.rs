@@ -429,3 +429,55 @@ async fn a_successful_response_that_spends_the_quota_holds_the_next_requests() {
     assert_eq!(second.status(), StatusCode::OK);
     assert_eq!(script.calls()[1].at - origin, secs(4));
 }
+
+/// Answers 503 to its first request, then fails to get ready: a pool closed between attempts.
+#[derive(Clone, Default)]
+struct ClosesAfterOne {
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tower::Service<Request<Full<Bytes>>> for ClosesAfterOne {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = tower_http_retry::BoxError;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        use std::sync::atomic::Ordering;
+        std::task::Poll::Ready(match self.calls.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            _ => Err(io::Error::other("pool closed").into()),
+        })
+    }
+
+    fn call(&mut self, _: Request<Full<Bytes>>) -> Self::Future {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut response = http::Response::new(Full::default());
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        std::future::ready(Ok(response))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_that_fails_to_get_ready_for_a_retry_ends_the_call_as_not_ready() {
+    let service = ClosesAfterOne::default();
+    let error = ServiceBuilder::new()
+        .layer(RetryLayer::new(exact()))
+        .service(service.clone())
+        .oneshot(api())
+        .await
+        .unwrap_err();
+    assert!(error.is_not_ready(), "{error}");
+    assert!(!error.is_deadline());
+    let history = error.history();
+    assert_eq!(history.stop_reason(), StopReason::NotReady);
+    // The 503 that led to the retry is in the history; nothing else was sent.
+    assert_eq!(history.attempts().len(), 1);
+    assert_eq!(service.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        error.inner().map(ToString::to_string).as_deref(),
+        Some("pool closed")
+    );
+}

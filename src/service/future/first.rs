@@ -54,8 +54,7 @@ where
         // The first attempt must carry a key the policy injects; any other key is read only when a
         // history reports it, or the classifier asks.
         let key = match idempotency::injects_for(policy.keys(), &head.method) {
-            true => match idempotency::key_for_first_attempt(&policy.keys().header, &mut head)
-            {
+            true => match idempotency::key_for_first_attempt(&policy.keys().header, &mut head) {
                 (_, true) => Key::Injected,
                 (_, false) => Key::Caller,
             },
@@ -74,8 +73,7 @@ where
         let deadline_at = start
             .zip(deadline)
             .and_then(|(now, total)| now.checked_add(total));
-        let first_sent =
-            start.filter(|_| deadline.is_some() || C::RUNS || policy.has_classifier());
+        let first_sent = start.filter(|_| deadline.is_some() || C::RUNS || policy.has_classifier());
         let planner = Planner::new(deadline_at);
         let mut place = None;
         // While no scope is throttled this is one atomic load: no clock read, no lookup.

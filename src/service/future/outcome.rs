@@ -123,9 +123,7 @@ where
             _ if is_idempotent_method(&self.head.method) => false,
             Key::Caller => true,
             Key::Absent => false,
-            Key::Unread => {
-                idempotency::key_of(&self.policy.keys().header, &self.head).is_some()
-            }
+            Key::Unread => idempotency::key_of(&self.policy.keys().header, &self.head).is_some(),
         }
     }
 

@@ -171,8 +171,8 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
-    use crate::shared::law::*;
     use super::*;
+    use crate::shared::law::*;
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)

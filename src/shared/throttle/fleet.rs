@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::shared::store::{Refused, ScheduleCall, ScheduleReply, SlotSent};
 use crate::shared::law::START_RATE;
+use crate::shared::store::{Refused, ScheduleCall, ScheduleReply, SlotSent};
 
 /// How long a lease lasts at the fleet's rate: a process leases its next sends this far ahead.
 const LEASE_SPAN: f64 = 0.1;

@@ -888,7 +888,6 @@ impl Engage for Shared {
     }
 }
 
-
 impl Waiter {
     /// The key of the scope whose line this is.
     pub(crate) fn scope(&self) -> u64 {

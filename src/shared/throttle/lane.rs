@@ -384,4 +384,3 @@ pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
     const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
     now.checked_add(delay.min(FAR)).unwrap_or(now)
 }
-
