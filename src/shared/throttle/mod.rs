@@ -124,6 +124,7 @@
 
 mod authority;
 pub(crate) mod control;
+mod exchange;
 mod fleet;
 mod handle;
 mod lane;
