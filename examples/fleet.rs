@@ -22,34 +22,14 @@
 
 use retry_test_support::{checks, redis_server};
 
-/// The shared limiters, with a `drive` that tells the crate's shed errors apart (the support crate
-/// cannot name `tower_http_retry::Error`).
-mod limiters {
-    pub use retry_test_support::limiters::*;
+use retry_test_support::limiters;
 
-    use std::time::Duration;
-
-    use bytes::Bytes;
-    use http::{Request, Response};
-    use http_body_util::Full;
-    use retry_test_support::BoxError;
-    use tower::Service;
-
-    /// [`retry_test_support::limiters::drive`], shed meaning the crate's `Error::is_shed`.
-    pub async fn drive<S, B>(client: S, uri: &str, offsets: &[Duration]) -> Vec<Ended>
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send,
-        S::Error: Into<BoxError> + Send,
-        B: http_body::Body + Send + 'static,
-    {
-        retry_test_support::limiters::drive(client, uri, offsets, |error| {
-            error
-                .downcast_ref::<tower_http_retry::Error>()
-                .is_some_and(tower_http_retry::Error::is_shed)
-        })
-        .await
-    }
+/// Whether a call ended because the throttle shed it: what the limiters' `drive` counts apart (the
+/// support crate cannot name this crate's `Error`).
+fn is_shed(error: &retry_test_support::BoxError) -> bool {
+    error
+        .downcast_ref::<tower_http_retry::Error>()
+        .is_some_and(tower_http_retry::Error::is_shed)
 }
 
 use std::convert::Infallible;
@@ -278,7 +258,7 @@ async fn limited(uri: &str, start: &str, url: Option<String>) {
     if let Ok(wait) = start.duration_since(SystemTime::now()) {
         tokio::time::sleep(wait).await;
     }
-    let ended = drive(Retry::new(client, policy), uri, &offsets).await;
+    let ended = drive(Retry::new(client, policy), uri, &offsets, is_shed).await;
     let done = ended.iter().filter(|e| e.ok);
     let last = done.clone().map(|e| e.finished).max().unwrap_or_default();
     println!("{} {}", done.count(), last.as_secs_f64());

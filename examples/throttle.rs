@@ -35,34 +35,14 @@
 
 use retry_test_support::{checks, nginx};
 
-/// The shared limiters, with a `drive` that tells the crate's shed errors apart (the support crate
-/// cannot name `tower_http_retry::Error`).
-mod limiters {
-    pub use retry_test_support::limiters::*;
+use retry_test_support::limiters;
 
-    use std::time::Duration;
-
-    use bytes::Bytes;
-    use http::{Request, Response};
-    use http_body_util::Full;
-    use retry_test_support::BoxError;
-    use tower::Service;
-
-    /// [`retry_test_support::limiters::drive`], shed meaning the crate's `Error::is_shed`.
-    pub async fn drive<S, B>(client: S, uri: &str, offsets: &[Duration]) -> Vec<Ended>
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send,
-        S::Error: Into<BoxError> + Send,
-        B: http_body::Body + Send + 'static,
-    {
-        retry_test_support::limiters::drive(client, uri, offsets, |error| {
-            error
-                .downcast_ref::<tower_http_retry::Error>()
-                .is_some_and(tower_http_retry::Error::is_shed)
-        })
-        .await
-    }
+/// Whether a call ended because the throttle shed it: what the limiters' `drive` counts apart (the
+/// support crate cannot name this crate's `Error`).
+fn is_shed(error: &retry_test_support::BoxError) -> bool {
+    error
+        .downcast_ref::<tower_http_retry::Error>()
+        .is_some_and(tower_http_retry::Error::is_shed)
 }
 
 use std::convert::Infallible;
@@ -206,9 +186,17 @@ async fn run(contender: Contender, url: String, offsets: Vec<Duration>) -> Vec<E
     match contender {
         Contender::FixedBackoff => {
             let client = tower::retry::Retry::new(FixedBackoff { left: 9 }, client);
-            drive(client, &url, &offsets).await
+            drive(client, &url, &offsets, is_shed).await
         }
-        _ => drive(Retry::new(client, contender.policy()), &url, &offsets).await,
+        _ => {
+            drive(
+                Retry::new(client, contender.policy()),
+                &url,
+                &offsets,
+                is_shed,
+            )
+            .await
+        }
     }
 }
 

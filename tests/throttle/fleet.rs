@@ -40,7 +40,7 @@ async fn fleet_run(throttles: Vec<Throttle>, kind: Kind, each: usize, per_second
             .seed(i as u64);
         let client = Retry::new(limiter.clone(), policy);
         let offsets = offsets.clone();
-        tokio::spawn(async move { drive(client, API, &offsets).await })
+        tokio::spawn(async move { drive(client, API, &offsets, crate::is_shed).await })
     });
     let mut ended = Vec::new();
     for run in runs.collect::<Vec<_>>() {

@@ -23,7 +23,7 @@ const API: &str = "http://api.test/items";
 async fn run(kind: Kind, policy: RetryPolicy, offsets: &[Duration]) -> Figures {
     let limiter = Limited::new(kind);
     let client = Retry::new(limiter.clone(), policy.seed(7));
-    let ended = drive(client, API, offsets).await;
+    let ended = drive(client, API, offsets, crate::is_shed).await;
     let f = figures(kind, &ended, &limiter.log());
     eprintln!("{kind:?}: {f:?}");
     f
@@ -68,7 +68,7 @@ async fn a_steady_limit_is_probed_past_only_after_the_quiet_time() {
     let limiter = Limited::new(Kind::NGINX);
     let policy = RetryPolicy::default().throttle(Throttle::new().from_first_request());
     let client = Retry::new(limiter.clone(), policy.seed(7));
-    let ended = drive(client, API, &arrivals(1000, 30)).await;
+    let ended = drive(client, API, &arrivals(1000, 30), crate::is_shed).await;
     assert!(ended.iter().all(|e| e.ok), "every request completes");
     let log = limiter.log();
     let starts = overshoots(&log);
@@ -301,7 +301,7 @@ async fn in_shed_mode_no_request_waits_longer_than_the_threshold() {
     let policy = RetryPolicy::default().throttle(Throttle::new().shed(threshold));
     let limiter = Limited::new(Kind::NGINX);
     let client = Retry::new(limiter.clone(), policy.seed(3));
-    let ended = drive(client, API, &arrivals(200, 30)).await;
+    let ended = drive(client, API, &arrivals(200, 30), crate::is_shed).await;
     for e in &ended {
         // Each wait in line is at most the threshold; a request may also wait its own backoff.
         assert!(e.ok || e.shed || e.finished - e.arrival <= secs(5), "{e:?}");
