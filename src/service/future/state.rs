@@ -8,9 +8,14 @@
 //! Pausing ──(a check due)──▶ Checking ──(check says retry)──▶ Pausing (Turn)
 //! Calling, Pausing, Checking, Readying ──(final outcome, deadline, not ready, shed)──▶ Done
 //!
-//! Pausing:  Backoff ──(over; body not back)──▶ BodyBack ──(body back)──▶ Turn ──(in line)──▶ InLine
-//!              └──────────(over; body back)─────────────────────────────▲  (no check due)
+//! Pausing:  Backoff ──(over; body not back)──▶ BodyBack ──(body back)──┐
+//!              └──────────(over; body back)───────────────────────────┴─▶ the turn ──▶ InLine
+//!           Turn (after a check) ───────────────────────────────────────▶ the turn
 //! ```
+//!
+//! The throttle's turn is asked for in the same poll as the wait ends (no state of its own, so a
+//! retry that is not held pays for no transition); `Turn` is where a check that says retry leaves
+//! the call, and `InLine` where the throttle makes it wait.
 
 use http::Response;
 use pin_project_lite::pin_project;
@@ -78,8 +83,8 @@ pub(super) enum Pause<ResB> {
         reserved: Option<Waiter>,
         kept: Option<Kept<ResB>>,
     },
-    /// The wait is over and the body back: the attempt asks the throttle for its turn, from the
-    /// place `reserved` for it if any. The timer is at the deadline.
+    /// A check said retry: the attempt asks the throttle for its turn (from the place `reserved`
+    /// for it, if any) at the next poll. The timer is at the deadline.
     Turn { reserved: Option<Waiter> },
     /// In the throttle's line: those ahead wake this call when they leave; the timer is at a
     /// fallback the line gives, or at the deadline when that comes first.
