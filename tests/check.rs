@@ -216,6 +216,27 @@ async fn without_a_deadline_the_attempt_timeout_bounds_a_check_that_never_answer
     assert_eq!(history.checks()[0].answer, CheckAnswer::Interrupted);
 }
 
+#[tokio::test(start_paused = true)]
+async fn after_a_check_the_retry_runs_to_the_deadline_not_to_the_checks_own_bound() {
+    let started = Instant::now();
+    // The check starts at 1 s, bounded at 3 s (the attempt timeout); its lookup answers at 2.5 s.
+    // The retry then sent would time out at 4.5 s, after the 4 s deadline: the deadline bounds it,
+    // and it answers at 3.5 s, within it.
+    let policy = policy()
+        .attempt_timeout(Duration::from_secs(2))
+        .deadline(Duration::from_secs(4));
+    let steps = vec![
+        status(503),
+        Step::Slow(Duration::from_millis(1500), 200),
+        Step::Slow(Duration::from_secs(1), 201),
+    ];
+    let (result, _, runs) = call(Answer::Retry, policy, Method::POST, steps).await;
+    assert_eq!(runs, 1);
+    let response = result.expect("the retry answered before the deadline");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(started.elapsed(), Duration::from_millis(3500));
+}
+
 /// Over real sockets: a response kept for the check holds its HTTP/2 stream while its body is
 /// unread; a server that allows one stream at a time must still see the check's lookup.
 mod sockets {

@@ -177,11 +177,15 @@ where
                                 this.state.set(State::Done);
                                 return Poll::Ready(output);
                             }
-                            // The wait is over: the throttle's turn, then the attempt.
-                            None => this.state.set(State::Pausing {
-                                drain: None,
-                                pause: Pause::Turn { reserved: None },
-                            }),
+                            // The wait is over: the throttle's turn, then the attempt. The timer
+                            // back at the deadline: the check's own bound is not the attempt's.
+                            None => {
+                                arm(this.timer.as_mut(), this.call.planner.deadline());
+                                this.state.set(State::Pausing {
+                                    drain: None,
+                                    pause: Pause::Turn { reserved: None },
+                                });
+                            }
                         }
                     }
                 },
