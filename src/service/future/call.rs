@@ -130,12 +130,6 @@ where
         }
     }
 
-    /// Whether the call is a gRPC one, whose metrics take gRPC's names.
-    #[inline]
-    pub(super) fn is_grpc(&self) -> bool {
-        self.policy.is_grpc()
-    }
-
     /// Whether the next attempt's body is ready.
     #[inline]
     pub(super) fn has_next_body(&self) -> bool {
@@ -251,7 +245,7 @@ where
             _ => None,
         });
         let waited = || history.total_wait();
-        metrics::call_ended(reason, class, attempts, waited, self.is_grpc());
+        metrics::call_ended(reason, class, attempts, waited, self.policy.is_grpc());
         history
     }
 }

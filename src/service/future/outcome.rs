@@ -82,7 +82,7 @@ where
                 // The default table retries no success: without a hook (or gRPC, whose status is
                 // in a header), a 2xx is final at once. A table test holds the table to that
                 // (`no_success_is_ever_retried_by_the_table`).
-                if status.is_success() && !self.policy.has_classifier() && !self.is_grpc() {
+                if status.is_success() && !self.policy.has_classifier() && !self.policy.is_grpc() {
                     (Decision::Done, None, AttemptOutcome::Status(status))
                 } else {
                     let request = self.request_info();
@@ -135,7 +135,7 @@ where
             return false;
         };
         // gRPC's RESOURCE_EXHAUSTED is its 429.
-        let status = match self.is_grpc() && grpc_exhausted(headers) {
+        let status = match self.policy.is_grpc() && grpc_exhausted(headers) {
             true => StatusCode::TOO_MANY_REQUESTS,
             false => status,
         };
