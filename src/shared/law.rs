@@ -10,7 +10,7 @@
 //! | slow start (unmeasured, under 2 r/s, or from the first request) | doubles every 500 ms from 2 r/s | at the first throttling answer |
 //! | cut | 0.95 x the rate sent at (or the rate admitted, when under 0.8 x it); never below the rate admitted | at once: probing |
 //! | probing | +1% of the ceiling per second, doubling every 10 s | at the next throttling answer |
-//! | plateau (after an overshoot while probing) | 0.99 x the ceiling; the margin doubles, to 5%, per overshoot there | after 30 s quiet, doubling per overshoot near the ceiling, to 240 s; probing past it a quarter as fast |
+//! | plateau (after an overshoot while probing, or slow start's that held the scope) | 0.99 x the ceiling (0.95 x after slow start's); the margin doubles, to 5%, per overshoot there | after 30 s quiet, doubling per overshoot near the ceiling, to 240 s; probing past it a quarter as fast |
 //! | refuted ceiling (overshoot at no more than the last cut's rate) | 0.9 x the rate sent at, squared for each in a row (0.81, 0.66, ...) | at once: probing |
 //! | exact (rate-limit headers with quota left) | remaining over reset | at the reset: probing |
 //!
@@ -85,14 +85,14 @@ pub(crate) const ACCELERATION: f64 = 10.0;
 pub(crate) const WINDOW: f64 = 1.0;
 
 /// The probing rate `t` seconds after a cut to `base` under `ceiling`: a climb at [`PROBE`] to the
-/// plateau `margin` below the ceiling, held until `quiet` seconds (none when 0), then probing at
-/// `probe` past it.
+/// plateau `margin` below the ceiling (never below `base`: the rate admitted may floor the cut
+/// above it), held until `quiet` seconds (none when 0), then probing at `probe` past it.
 pub(crate) fn probing(base: f64, ceiling: f64, probe: f64, quiet: f64, margin: f64, t: f64) -> f64 {
     let grown = |speed: f64, t: f64| speed * ceiling * t * (t / ACCELERATION).exp2();
     if quiet <= 0.0 {
         return base + grown(probe, t);
     }
-    let plateau = (1.0 - margin) * ceiling;
+    let plateau = ((1.0 - margin) * ceiling).max(base);
     let climbed = (base + grown(PROBE, t.min(quiet))).min(plateau);
     match t > quiet {
         true => climbed + grown(probe, t - quiet),
@@ -100,14 +100,16 @@ pub(crate) fn probing(base: f64, ceiling: f64, probe: f64, quiet: f64, margin: f
     }
 }
 
-/// The quiet time after a throttling answer: none after slow start's overshoot (its ceiling may be
-/// well above the server's limit, so probing finds it first), doubled for an overshoot near the
-/// same ceiling, else [`QUIET`].
-pub(crate) fn quiet_after(probing: bool, near: bool, quiet: f64) -> f64 {
+/// The quiet time after a throttling answer: doubled for an overshoot near the same ceiling while
+/// probing, else [`QUIET`]. After slow start's overshoot, none when the answer was bare: probing
+/// finds the limit at the cost of one more refused request. When the answer `held` the scope (a
+/// time to come back), each overshoot costs that time for everyone in it, so the rate stays under
+/// the ceiling slow start found for the quiet time, as after a probe's.
+pub(crate) fn quiet_after(probing: bool, near: bool, quiet: f64, held: bool) -> f64 {
     match (probing, near && quiet > 0.0) {
-        (false, _) => 0.0,
+        (false, _) if !held => 0.0,
         (true, true) => (2.0 * quiet).min(MAX_QUIET.as_secs_f64()),
-        (true, false) => QUIET.as_secs_f64(),
+        _ => QUIET.as_secs_f64(),
     }
 }
 
@@ -187,7 +189,7 @@ impl Law {
     /// cut to [`BETA`] of it, the new ceiling, and the probing speed, quiet time and margin that
     /// follow. Sent at no more than the last cut's rate ([`refutes`](Self::refutes)), the cut is
     /// deeper ([`Law::refuted_beta`]), and the old ceiling counts for nothing. Never below
-    /// `admitted`, the rate the scope was measured to admit.
+    /// `admitted`, the rate the scope was measured to admit. `held`: the answer held the scope.
     pub(crate) fn cut(
         &mut self,
         at: f64,
@@ -195,13 +197,19 @@ impl Law {
         probing: bool,
         t: f64,
         admitted: Option<f64>,
+        held: bool,
     ) {
         let refuted = probing && self.refutes(sending) && at >= sending;
         let near =
             !refuted && self.ceiling > 0.0 && (at - self.ceiling).abs() <= 0.1 * self.ceiling;
         let plateau = !refuted && probing && self.quiet > 0.0 && t < self.quiet;
-        self.margin = margin_after(plateau, self.margin);
-        self.quiet = quiet_after(probing, near, self.quiet);
+        // Slow start's overshoot is up to one interval's growth (15% at 10 r/s) above the limit:
+        // when it held the scope, the plateau is where the cut leaves the rate.
+        self.margin = match !probing && held {
+            true => MAX_MARGIN,
+            false => margin_after(plateau, self.margin),
+        };
+        self.quiet = quiet_after(probing, near, self.quiet, held);
         self.probe = if near {
             (self.probe / 4.0).max(MIN_PROBE)
         } else {
@@ -246,7 +254,7 @@ impl Law {
             return false;
         };
         let sending = sending.min(MAX_RATE);
-        self.cut(sending, sending, false, 0.0, None);
+        self.cut(sending, sending, false, 0.0, None, false);
         self.base = sending * ENGAGE_HEADROOM;
         true
     }

@@ -43,10 +43,18 @@ async fn the_default_against_an_nginx_like_limiter_neither_collapses_nor_hammers
     let f = run(Kind::NGINX, RetryPolicy::default(), &arrivals(200, 30)).await;
     assert_eq!(f.completed, 200);
     assert_eq!(f.early, 0, "no attempt before the server's time");
-    // Measured 1.18 and 1.5%: each 429 costs a 1 s hold of everyone (the server's Retry-After):
-    // slow start's overshoot, then the probe that measures the limit; then the plateau below it.
-    assert!(f.completion <= 1.2, "{f:?}");
-    assert!(f.throttled <= 0.02, "{f:?}");
+    // Measured 1.16 and 1.0%: each 429 costs a 1 s hold of everyone (the server's Retry-After):
+    // the burst's first, then slow start's overshoot; then the rate stays where that cut left it
+    // (a probe past it at once was a third hold: 1.19 and 1.5%).
+    assert!(f.completion <= 1.17, "{f:?}");
+    assert!(f.throttled <= 0.01, "{f:?}");
+    // A short burst, 50 at 30 r/s: the same two holds are most of its time. Measured 1.53 and 4%
+    // (1.71 and 6% with the third hold).
+    let f = run(Kind::NGINX, RetryPolicy::default(), &arrivals(50, 30)).await;
+    assert_eq!(f.completed, 50);
+    assert_eq!(f.early, 0);
+    assert!(f.completion <= 1.6, "{f:?}");
+    assert!(f.throttled <= 0.04, "{f:?}");
 }
 
 /// The starts of the overshoots in a limiter's log: 429s more than 2 s after the one before.
@@ -73,16 +81,17 @@ async fn a_steady_limit_is_probed_past_only_after_the_quiet_time() {
     let log = limiter.log();
     let starts = overshoots(&log);
     eprintln!("overshoots at {starts:?}");
-    // Slow start's overshoot and the probe that measures the ceiling, close together; then the
-    // plateau below the ceiling, quiet for 30 s, before probing past it again (which finds the
-    // limit again: one overshoot), then 60 s.
+    // Slow start's overshoot, held by the server's `Retry-After`: the rate stays where the cut left
+    // it for the quiet time (probing past it at once cost a second hold of everyone); then the
+    // probe past the ceiling finds the limit, near it, so the next quiet time is twice as long.
     assert_eq!(starts.len(), 3, "{starts:?}");
-    assert!(starts[1] < secs(10), "{starts:?}");
-    let quiet = starts[2] - starts[1];
+    assert!(starts[0] < secs(3), "{starts:?}");
+    let quiet = starts[1] - starts[0];
     assert!(
         quiet >= secs(30) && quiet < secs(40),
         "probing resumes after the quiet time: {starts:?}"
     );
+    assert!(starts[2] - starts[1] >= secs(60), "{starts:?}");
 }
 
 #[tokio::test(start_paused = true)]

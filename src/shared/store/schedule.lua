@@ -64,7 +64,7 @@ end
 local function grown(speed, t) return speed * ceiling * t * 2 ^ (t / ACCELERATION) end
 local function probing(t)
   if quiet <= 0 then return base + grown(probe, t) end
-  local climbed = math.min(base + grown(PROBE, math.min(t, quiet)), (1 - margin) * ceiling)
+  local climbed = math.min(base + grown(PROBE, math.min(t, quiet)), math.max((1 - margin) * ceiling, base))
   if t > quiet then return climbed + grown(probe, t - quiet) end
   return climbed
 end
@@ -86,18 +86,20 @@ end
 
 -- law.rs's `Law::cut`: to `at` (the rate sent at, or the rate admitted when clearly lower) under
 -- the new ceiling, never below the rate admitted (`adm`, nil when unmeasured).
-local function cut(at, sent_rate, probing_now, t, adm)
+local function cut(at, sent_rate, probing_now, t, adm, h)
   -- `Law::refutes`: sent at no more than the last cut's rate, that ceiling was wrong.
   local refuted = probing_now and sent_rate <= base * (1 + MARGIN) and at >= sent_rate
   local near = not refuted and ceiling > 0 and math.abs(at - ceiling) <= 0.1 * ceiling
   -- `margin_after`: doubled by an overshoot at the plateau, before the quiet time.
-  if not refuted and probing_now and quiet > 0 and t < quiet then
+  if not probing_now and h then
+    margin = MAX_MARGIN
+  elseif not refuted and probing_now and quiet > 0 and t < quiet then
     margin = math.min(2 * margin, MAX_MARGIN)
   end
   -- `quiet_after`.
-  if not probing_now then
+  if not probing_now and not h then
     quiet = 0
-  elseif near and quiet > 0 then
+  elseif probing_now and near and quiet > 0 then
     quiet = math.min(2 * quiet, MAX_QUIET)
   else
     quiet = QUIET
@@ -141,7 +143,7 @@ if fresh then
   -- law.rs's `Law::engage`: probing from above the rate the reporter was sending at.
   if throttled and sending > START then
     local s0 = math.min(sending, MAX_RATE)
-    cut(s0, s0, false, 0, nil)
+    cut(s0, s0, false, 0, nil, false)
     base = s0 * HEADROOM
     phase = 'p'
     decreased = now
@@ -163,7 +165,7 @@ if throttled and issued >= 0 and issued >= decreased and refuse(held) then
   local at = sent_rate
   if steady and adm and adm < CLEAR_GAP * sent_rate then at = math.max(adm, MIN_RATE) end
   local t = math.max(0, math.min(sent, now) - since) / 1e6
-  cut(at, sent_rate, phase == 'p', t, adm)
+  cut(at, sent_rate, phase == 'p', t, adm, held)
   phase = 'p'
   since = now
   decreased = now

@@ -111,8 +111,14 @@ impl SlotSchedule {
             let admitted = self.meter.admitted(now / 1e6);
             let at = cut_from(sending, admitted.filter(|_| steady));
             let t = (slot.at.min(now) - self.since).max(0.0) / 1e6;
-            self.law
-                .cut(at, sending, self.phase == Phase::Probe, t, admitted);
+            self.law.cut(
+                at,
+                sending,
+                self.phase == Phase::Probe,
+                t,
+                admitted,
+                refused.held,
+            );
             self.phase = Phase::Probe;
             self.since = now;
             self.decreased = now;

@@ -114,7 +114,7 @@ impl Control {
             .saturating_duration_since(self.since)
             .as_secs_f64();
         self.law
-            .cut(at, sending, self.phase == Phase::Probe, t, admitted);
+            .cut(at, sending, self.phase == Phase::Probe, t, admitted, held);
         self.phase = Phase::Probe;
         self.since = now;
         self.paused_to = now;
@@ -253,7 +253,8 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Control::new(t0);
         let at = t0 + secs(2.0);
-        c.throttled(at, Some(at), None, true, true);
+        // A bare 429 (no time to come back): probing follows slow start at once.
+        c.throttled(at, Some(at), None, true, false);
         let base = c.rate(at);
         let one = c.rate(at + secs(1.0)) - base;
         assert!(one > 0.0);
@@ -269,9 +270,9 @@ mod tests {
     fn after_an_overshoot_while_probing_the_rate_holds_below_the_ceiling_until_quiet() {
         let t0 = Instant::now();
         let mut c = Control::new(t0);
-        // Slow start's overshoot: probing follows at once, no plateau.
+        // Slow start's overshoot, a bare 429: probing follows at once, no plateau.
         let first = t0 + secs(2.0);
-        c.throttled(first, Some(first), None, true, true);
+        c.throttled(first, Some(first), None, true, false);
         let base = c.rate(first);
         assert!((c.rate(first + secs(1.0)) - base - PROBE * c.law.ceiling).abs() < 0.1);
         // Probing overshoots near that ceiling: the rate climbs to the plateau and stays there.
@@ -307,14 +308,32 @@ mod tests {
     }
 
     #[test]
+    fn after_slow_starts_overshoot_that_held_the_scope_the_rate_stays_where_the_cut_left_it() {
+        let t0 = Instant::now();
+        let mut c = Control::new(t0);
+        let first = t0 + secs(2.0);
+        let sent = c.rate(first);
+        // A 429 with a time to come back: each overshoot costs everyone that time.
+        c.throttled(first, Some(first), None, true, true);
+        let cut = BETA * sent;
+        for t in [0.0, 1.0, 10.0, QUIET.as_secs_f64()] {
+            let rate = c.rate(first + secs(t));
+            assert!((rate - cut).abs() < 1e-9, "{t} s: {rate} vs {cut}");
+        }
+        // Quiet for the quiet time: probing past the ceiling resumes.
+        assert!(c.rate(first + QUIET + secs(10.0)) > cut);
+    }
+
+    #[test]
     fn the_quiet_time_and_the_margin_are_capped() {
         let mut quiet = 0.0;
         for _ in 0..10 {
-            quiet = quiet_after(true, true, quiet);
+            quiet = quiet_after(true, true, quiet, true);
         }
         assert_eq!(quiet, MAX_QUIET.as_secs_f64());
-        assert_eq!(quiet_after(true, false, quiet), QUIET.as_secs_f64());
-        assert_eq!(quiet_after(false, true, quiet), 0.0);
+        assert_eq!(quiet_after(true, false, quiet, true), QUIET.as_secs_f64());
+        assert_eq!(quiet_after(false, true, quiet, false), 0.0);
+        assert_eq!(quiet_after(false, true, quiet, true), QUIET.as_secs_f64());
         let mut margin = MARGIN;
         for _ in 0..10 {
             margin = margin_after(true, margin);
