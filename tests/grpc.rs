@@ -523,3 +523,46 @@ async fn any_other_failure_keeps_the_history_in_the_status_source() {
         .expect("the layer's error is the status's source");
     assert_eq!(error.history().attempt_count(), 2);
 }
+
+#[tokio::test]
+async fn pushback_to_two_calls_holds_their_method_for_a_third_and_no_other_method() {
+    let pushed = pushback(Code::Unavailable, "80");
+    let (addr, seen) = serve(&[pushed, pushed, SERVING]).await;
+    let client = connect(addr, policy()).await;
+    let start = Instant::now();
+    let (mut a, mut b, mut c) = (client.clone(), client.clone(), client.clone());
+    let later = async {
+        // Both answers are back well within this; the route is held until about 80 ms.
+        while seen.lock().unwrap().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Another method of the same channel is not held: answered (unimplemented) at once.
+        let watched = c.watch(check()).await.unwrap_err();
+        assert_eq!(watched.code(), Code::Unimplemented);
+        assert!(
+            start.elapsed() < Duration::from_millis(60),
+            "{:?}",
+            start.elapsed()
+        );
+        // A third call of the held method waits for the route with the two told to.
+        c.check(check()).await
+    };
+    let (a, b, third) = tokio::join!(a.check(check()), b.check(check()), later);
+    for response in [a, b, third] {
+        assert_eq!(
+            response.unwrap().get_ref().status,
+            ServingStatus::Serving as i32
+        );
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 5, "two told, their retries, the third");
+    let answered = seen[1].at;
+    assert!(
+        seen[2..]
+            .iter()
+            .all(|s| s.at >= answered + Duration::from_millis(75)),
+        "a call of the held route left early: {:?}",
+        seen.iter().map(|s| s.at - seen[0].at).collect::<Vec<_>>()
+    );
+}

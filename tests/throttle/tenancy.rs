@@ -13,7 +13,7 @@ use http_body_util::Full;
 use tokio::time::Instant;
 use tower::{service_fn, Service, ServiceExt};
 use tower_http_retry::throttle::Throttle;
-use tower_http_retry::{Retry, RetryPolicy};
+use tower_http_retry::{CallSettings, Retry, RetryPolicy};
 
 use crate::durations::secs;
 
@@ -96,7 +96,10 @@ async fn a_503_with_retry_after_holds_its_call_and_neither_the_route_nor_the_ser
     let busy = Arc::new(AtomicU64::new(1));
     let once = busy.clone();
     let server = service_fn(move |request: Request<Body>| {
-        let overloaded = request.uri().path() == "/busy" && once.fetch_sub(1, Ordering::SeqCst) > 0;
+        let overloaded = request.uri().path() == "/busy"
+            && once
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
         async move {
             Ok::<_, Infallible>(match overloaded {
                 true => respond(503, Some("30")),
@@ -120,6 +123,14 @@ async fn a_503_with_retry_after_holds_its_call_and_neither_the_route_nor_the_ser
         Duration::ZERO,
         "another route did not wait"
     );
+    // Nor does one call's answer hold its route: another call to it leaves at once.
+    let again = client
+        .clone()
+        .oneshot(get("http://api.test/busy", None))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(start.elapsed(), Duration::ZERO, "the route did not wait");
     let api: Uri = "http://api.test/".parse().unwrap();
     assert_eq!(throttle.held_until(&api), None);
     assert_eq!(throttle.rate(&api), None, "no pacing engaged");
@@ -129,6 +140,126 @@ async fn a_503_with_retry_after_holds_its_call_and_neither_the_route_nor_the_ser
         start.elapsed() >= secs(30),
         "the call waited what it was told"
     );
+}
+
+/// What a server saw: each request's method, path and key, and when.
+type Seen = Arc<std::sync::Mutex<Vec<(String, String, Duration)>>>;
+
+/// A server whose route `GET /busy` without a key answers its first `n` requests 503 with
+/// `Retry-After: 30`, and what it saw.
+fn busy_for(
+    n: u64,
+) -> (
+    impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone,
+    Seen,
+) {
+    let left = Arc::new(AtomicU64::new(n));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let start = Instant::now();
+    let server = service_fn(move |request: Request<Body>| {
+        let key = request
+            .headers()
+            .get("x-api-key")
+            .map_or("", |k| k.to_str().unwrap())
+            .to_owned();
+        let busy = request.uri().path() == "/busy"
+            && key.is_empty()
+            && request.method() == http::Method::GET
+            && left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        log.lock().unwrap().push((
+            request.method().to_string(),
+            format!("{}{key}", request.uri().path()),
+            start.elapsed(),
+        ));
+        async move {
+            Ok::<_, Infallible>(match busy {
+                true => respond(503, Some("30")),
+                false => respond(200, None),
+            })
+        }
+    });
+    (server, seen)
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_calls_told_to_wait_hold_their_route_and_nothing_else() {
+    let (server, seen) = busy_for(2);
+    let client = Retry::new(server, RetryPolicy::default());
+    let start = Instant::now();
+    // Two calls of the route are told to wait 30 s: each waits its own time...
+    let told: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(client.clone().oneshot(get("http://api.test/busy", None))))
+        .collect();
+    tokio::task::yield_now().await;
+    tokio::time::advance(secs(1)).await;
+    // ...and a third call of the route, told nothing, waits for the route with them.
+    let third = client
+        .clone()
+        .oneshot(get("http://api.test/busy", None))
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 200);
+    assert!(start.elapsed() >= secs(30), "{:?}", start.elapsed());
+    for call in told {
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
+    let seen = seen.lock().unwrap().clone();
+    let early: Vec<_> = seen.iter().filter(|(_, _, at)| *at < secs(30)).collect();
+    assert_eq!(
+        early.len(),
+        2,
+        "only the two told calls were sent early: {seen:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_route_never_holds_another_route_method_or_key() {
+    let (server, _) = busy_for(2);
+    let client = Retry::new(server, RetryPolicy::default());
+    let told: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(client.clone().oneshot(get("http://api.test/busy", None))))
+        .collect();
+    tokio::task::yield_now().await;
+    tokio::time::advance(secs(1)).await;
+    let start = Instant::now();
+    let other_route = get("http://api.test/other", None);
+    let mut other_method = get("http://api.test/busy", None);
+    *other_method.method_mut() = http::Method::HEAD;
+    let other_key = get("http://api.test/busy", Some("bob"));
+    for request in [other_route, other_method, other_key] {
+        let what = format!("{} {:?}", request.method(), request.uri());
+        let response = client.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200, "{what}");
+        assert_eq!(start.elapsed(), Duration::ZERO, "{what} waited");
+    }
+    for call in told {
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_whose_deadline_comes_before_its_held_route_ends_fails_at_once_unsent() {
+    let (server, seen) = busy_for(2);
+    let client = Retry::new(server, RetryPolicy::default());
+    let told: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(client.clone().oneshot(get("http://api.test/busy", None))))
+        .collect();
+    tokio::task::yield_now().await;
+    let start = Instant::now();
+    let mut hurried = get("http://api.test/busy", None);
+    hurried
+        .extensions_mut()
+        .insert(CallSettings::new().deadline(secs(5)));
+    let error = client.clone().oneshot(hurried).await.unwrap_err();
+    assert!(error.is_deadline(), "{error:?}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(seen.lock().unwrap().len(), 2, "never sent");
+    for call in told {
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -68,6 +68,9 @@ pub(super) struct Retrying<ReqB> {
     pub(super) sent_at: Option<Instant>,
     /// The scope's key the throttle found as it let the attempt go.
     pub(super) sent_scope: Option<u64>,
+    /// The call's number for the throttle, from the first answer that told it to wait: the
+    /// throttle holds a route when different calls of it were told.
+    pub(super) number: Option<u64>,
 }
 
 /// The retry state of `slot`, made on first use.
@@ -90,6 +93,7 @@ fn new_retrying<ReqB>() -> Box<Retrying<ReqB>> {
         next_head: None,
         place: None,
         sent_to: None,
+        number: None,
         sent_at: None,
         sent_scope: None,
     })

@@ -156,6 +156,25 @@ where
                     call,
                 };
             }
+            Some(Entered::Held(until)) => {
+                // Its route is held: waited out as a backoff is, the ready service given back.
+                call.service = call.service.clone();
+                metrics::throttle_hold();
+                retrying(&mut call.retry).next_body = Some(body);
+                let state = State::Pausing {
+                    drain: None,
+                    pause: Pause::Backoff {
+                        until: Some(until),
+                        reserved: None,
+                        kept: None,
+                    },
+                };
+                return Self {
+                    state,
+                    timer: Some(sleep_until(wake_at(until, deadline_at))),
+                    call,
+                };
+            }
             Some(Entered::Refused(why)) => State::Refused { why },
         };
         Self {

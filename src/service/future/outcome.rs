@@ -1,7 +1,7 @@
 //! An attempt's outcome: what the throttle learns from it, how it is classified, and whether the
 //! call returns it or retries.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::{Request, Response, StatusCode};
 use http_body::Body;
@@ -22,7 +22,7 @@ use crate::report::on_retry::RetryEvent;
 use crate::service::check_service::CheckService;
 use crate::shared::throttle::{later, Sent, Waiter};
 use crate::wait::rate_limit::server_delay;
-use crate::wait::Wait;
+use crate::wait::{Wait, WaitReason};
 use crate::BoxError;
 
 use super::call::{retrying, Call, Key};
@@ -96,6 +96,11 @@ where
                 (decision, None, AttemptOutcome::Error(kind))
             }
         };
+        if let Some((delay, reason)) = asked
+            && told_to_wait(result, reason, delay)
+        {
+            self.tell_route(delay);
+        }
         if decision == Decision::Done
             && self.planner.attempts() == 1
             && result.is_ok()
@@ -153,11 +158,37 @@ where
         };
         let sent = Sent {
             uri,
+            method: Some(&self.head.method),
             headers: Some(request),
             origin: self.origin,
             scope,
         };
         throttle.observe(sent, status, headers, sent_at, self.policy.longest_asked())
+    }
+
+    /// Tells the throttle this call was told to wait `delay` for its route: several calls told so
+    /// hold the route.
+    #[cold]
+    #[inline(never)]
+    fn tell_route(&mut self, delay: Duration) {
+        let Some(throttle) = self.policy.paced_by() else {
+            return;
+        };
+        let delay = delay.min(self.policy.longest_asked());
+        let retry = retrying(&mut self.retry);
+        let call = *retry.number.get_or_insert_with(|| throttle.call_number());
+        let (uri, headers) = match retry.sent_to.as_deref() {
+            Some((uri, headers)) => (uri, headers),
+            None => (&self.head.uri, &self.head.headers),
+        };
+        let sent = Sent {
+            uri,
+            method: Some(&self.head.method),
+            headers: Some(headers),
+            origin: self.origin,
+            scope: None,
+        };
+        throttle.told(sent, call, delay);
     }
 
     /// Plans what follows an outcome that does not pass through: a retry (its body replayed now,
@@ -278,6 +309,20 @@ fn judge_response<ResB>(
         .then(|| server_delay(headers, SystemTime::now))
         .flatten();
     (decision, asked, AttemptOutcome::Status(status))
+}
+
+/// Whether an outcome told its call, not its scope, to wait: a 503's `Retry-After` or a gRPC
+/// pushback of at least a millisecond (a 429's time holds the whole scope, by the throttle).
+#[inline]
+fn told_to_wait<ResB>(result: &Attempted<ResB>, reason: WaitReason, delay: Duration) -> bool {
+    let told = match reason {
+        WaitReason::GrpcPushback => true,
+        WaitReason::RetryAfter => result
+            .as_ref()
+            .is_ok_and(|response| response.status() == StatusCode::SERVICE_UNAVAILABLE),
+        _ => false,
+    };
+    told && delay >= Duration::from_millis(1)
 }
 
 /// Whether a gRPC response's status (in its headers: a trailers-only answer) is

@@ -208,6 +208,16 @@ where
                         return Paused::End(Err(self.deadline_passed(false)));
                     }
                 }
+                Taken::Held(until) => {
+                    // Waited out as a backoff is, then the turn is asked for again.
+                    let deadline = self.planner.deadline();
+                    arm(timer.as_mut(), Some(wake_at(until, deadline)));
+                    *pause = Pause::Backoff {
+                        until: Some(until),
+                        reserved: None,
+                        kept: None,
+                    };
+                }
                 Taken::Refused(why) => return Paused::End(Err(self.refused(why))),
             }
         }

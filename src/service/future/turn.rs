@@ -23,6 +23,8 @@ pub(super) enum Taken {
     Go,
     /// Wait in line, asking again by this instant at the latest (those ahead wake it sooner).
     InLine(Waiter, Instant),
+    /// The route is held: ask again at this instant.
+    Held(Instant),
     /// Refused, and why.
     Refused(Refusal),
 }
@@ -81,6 +83,10 @@ where
                 metrics::throttle_hold();
                 let turn = self.poll_line(&waiter, cx);
                 taken(turn, waiter)
+            }
+            Entered::Held(until) => {
+                metrics::throttle_hold();
+                Taken::Held(until)
             }
             Entered::Refused(why) => Taken::Refused(why),
         }

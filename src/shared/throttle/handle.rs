@@ -6,13 +6,14 @@ use std::sync::{Arc, Weak};
 use std::task::Context;
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, StatusCode, Uri};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use tokio::time::Instant;
 
 use super::authority::Authority;
 use super::fleet::{FleetLane, Throttled};
 use super::lane::{later, Bounds, Lane, Place, Refusal, Turn};
 use super::lanes::{Entry, Lanes};
+use super::routes::Routes;
 use super::scope::{Scope, ScopeFn, Scoping, Target};
 use super::sends::Sends;
 use crate::shared::store::{Engage, Inner as StoreInner, Store};
@@ -53,6 +54,8 @@ pub(super) struct Shared {
     config: Config,
     pub(super) scoping: Scoping,
     pub(super) lanes: Lanes,
+    /// Routes that several calls were told to wait for.
+    routes: Routes,
     /// The rate calls are sent at before any scope is engaged, for a scope's first rate.
     sends: Sends,
     /// Numbers places in line and waiters.
@@ -78,6 +81,8 @@ pub(crate) enum Entered {
         scope: Option<u64>,
     },
     Wait(Waiter, Instant),
+    /// Its route is held (several of its calls were told to wait): ask again at this instant.
+    Held(Instant),
     Refused(Refusal),
 }
 
@@ -86,6 +91,8 @@ pub(crate) enum Entered {
 #[derive(Clone, Copy)]
 pub(crate) struct Sent<'a> {
     pub(crate) uri: &'a Uri,
+    /// Its method, when known: with the scope and the path, its route.
+    pub(crate) method: Option<&'a Method>,
     pub(crate) headers: Option<&'a HeaderMap>,
     pub(crate) origin: u64,
     /// The scope's key, when the throttle found it as it let the attempt go: its answer is
@@ -99,6 +106,7 @@ impl<'a> Sent<'a> {
         let (uri, headers) = target.target();
         Self {
             uri,
+            method: None,
             headers,
             origin: 0,
             scope: None,
@@ -109,6 +117,7 @@ impl<'a> Sent<'a> {
     pub(crate) fn head(head: &'a http::request::Parts, origin: u64) -> Self {
         Self {
             uri: &head.uri,
+            method: Some(&head.method),
             headers: Some(&head.headers),
             origin,
             scope: None,
@@ -153,6 +162,7 @@ impl Throttle {
             scoping: Scoping::new(config.scope_by.clone(), fleet.is_some()),
             config,
             lanes: Lanes::new(),
+            routes: Routes::new(),
             sends: Sends::new(),
             ids: AtomicU64::new(0),
             fleet,
@@ -408,12 +418,12 @@ impl Throttle {
         self.shared.scoping.of(sent.uri, sent.headers, sent.origin)
     }
 
-    /// Whether a call must ask before leaving: one atomic load, unless engaged from the first
-    /// request.
+    /// Whether a call must ask before leaving: an atomic load or two, unless engaged from the
+    /// first request.
     #[inline]
     pub(crate) fn is_engaged(&self) -> bool {
         let shared = &*self.shared;
-        shared.config.from_first_request || shared.lanes.engaged() > 0
+        shared.config.from_first_request || shared.lanes.engaged() > 0 || shared.routes.any_held()
     }
 
     /// Counts a call that did not need to ask (nothing engaged): the measure of the rate sent at,
@@ -444,6 +454,19 @@ impl Throttle {
         };
         let id = self.shared.ids.fetch_add(1, Ordering::Relaxed);
         let place = *place.get_or_insert((now, id));
+        if let Some(held) = self.route_held(sent, scope.key, now) {
+            return match held {
+                until if deadline.is_some_and(|deadline| until > deadline) => {
+                    Entered::Refused(Refusal::Deadline)
+                }
+                until => match bounds.shed_after {
+                    Some(limit) if until - now > limit => {
+                        Entered::Refused(Refusal::Shed(until - now))
+                    }
+                    _ => Entered::Held(until),
+                },
+            };
+        }
         let mut shard = self.shared.lanes.shard(scope.key);
         let create = self.shared.config.from_first_request;
         let Some(entry) = self.shared.lane(&mut shard, &scope, now, create, false) else {
@@ -474,6 +497,43 @@ impl Throttle {
                 let at = self.shed_at(&waiter).map_or(at, |shed| at.min(shed));
                 Entered::Wait(waiter, at)
             }
+        }
+    }
+
+    /// Until when the route of `sent` (in the scope keyed `scope`) is held, if it is.
+    fn route_held(&self, sent: Sent<'_>, scope: u64, now: Instant) -> Option<Instant> {
+        let routes = &self.shared.routes;
+        let method = sent.method.filter(|_| routes.any_held())?;
+        let route = self.shared.scoping.route_of(scope, method, sent.uri.path());
+        routes.held_until(route, now)
+    }
+
+    /// A number for a call, for [`told`](Self::told): which answers came to different calls.
+    pub(crate) fn call_number(&self) -> u64 {
+        self.shared.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The call numbered `call` that went to `sent` was told by the server to wait `delay` (a
+    /// 503's `Retry-After`, a gRPC pushback): its own wait; once another call of the route is
+    /// told too while this time runs, the route is held.
+    pub(crate) fn told(&self, sent: Sent<'_>, call: u64, delay: Duration) {
+        let (Some(method), Some(scope)) = (sent.method, self.scope(sent)) else {
+            return;
+        };
+        let now = Instant::now();
+        let route = self
+            .shared
+            .scoping
+            .route_of(scope.key, method, sent.uri.path());
+        let held = self.shared.routes.told(route, call, now, later(now, delay));
+        if held {
+            tracing::debug!(
+                http.request.method = %method,
+                url.path = sent.uri.path(),
+                server.address = sent.uri.host(),
+                delay_ms = delay.as_millis() as u64,
+                "route held: several calls were told to wait"
+            );
         }
     }
 

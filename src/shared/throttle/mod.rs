@@ -27,15 +27,19 @@
 //!
 //! What each answer does:
 //!
-//! | answer | the call | its scope |
-//! |---|---|---|
-//! | 429 (gRPC: `RESOURCE_EXHAUSTED`) | retried after its backoff or `Retry-After` | engaged: paced from then on, the rate cut, never below what the scope was measured to admit; `Retry-After` holds it |
-//! | bare 429s under 5% of the scope's answers | the same | counted, not cut: a quota of the refused requests' own |
-//! | 503 with `Retry-After`, gRPC pushback | waits what it was told | nothing: an overloaded replica or route, not a rate |
-//! | `Retry-After: 0`, a zero pushback | retried at once | nothing |
-//! | rate-limit headers, quota spent | waits for the reset | held until the reset |
-//! | rate-limit headers, quota left (scope engaged) | – | paced at remaining over reset, exactly |
-//! | anything else (scope engaged) | – | counted as admitted |
+//! | answer | the call | its route (scope, method, path) | its scope |
+//! |---|---|---|---|
+//! | 429 (gRPC: `RESOURCE_EXHAUSTED`) | retried after its backoff or `Retry-After` | – | engaged: paced from then on, the rate cut, never below what the scope was measured to admit; `Retry-After` holds it |
+//! | bare 429s under 5% of the scope's answers | the same | – | counted, not cut: a quota of the refused requests' own |
+//! | 503 with `Retry-After`, gRPC pushback | waits what it was told | held when another of its calls was told to wait while this one's time runs: until the latest answer's time (calls told nothing wait for it; one call's answer holds nothing) | nothing: an overloaded replica or route, not a rate |
+//! | `Retry-After: 0`, a zero pushback | retried at once | nothing | nothing |
+//! | rate-limit headers, quota spent | waits for the reset | – | held until the reset |
+//! | rate-limit headers, quota left (scope engaged) | – | – | paced at remaining over reset, exactly |
+//! | anything else (scope engaged) | – | – | counted as admitted |
+//!
+//! A route's hold is the process's own (a store shares scopes, not routes); at most 4096 routes
+//! are watched at once (past that a new route goes unwatched, each call still waiting its own
+//! time), and each is forgotten once its time has passed.
 //!
 //! # The rate law
 //!
@@ -49,7 +53,7 @@
 //!
 //! By default a scope is throttled from its first throttling answer until it has been quiet (no
 //! throttling answer, nobody waiting, no hold) for 60 s, whether or not it is looked up again.
-//! While no scope is throttled, calls pay one atomic load and one relaxed atomic add: no lock, no
+//! While no scope is throttled and no route held, calls pay two atomic loads and one relaxed atomic add: no lock, no
 //! lookup, no allocation. Once one is, a call finds its scope in a map split over 16 locks, at
 //! the same cost among a thousand scopes as among one. At most 4096 scopes are kept; past that
 //! the quietest scope without a hold or a line is forgotten, and when every one has either, a new
@@ -129,6 +133,7 @@ mod fleet;
 mod handle;
 mod lane;
 mod lanes;
+mod routes;
 mod scope;
 mod sends;
 mod shed;

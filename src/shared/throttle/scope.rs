@@ -10,7 +10,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderName, Request, Uri};
+use http::{HeaderMap, HeaderName, Method, Request, Uri};
 use uuid::Uuid;
 
 use super::authority::{Authority, Server};
@@ -139,6 +139,16 @@ impl Scoping {
             }
         };
         Some(scope)
+    }
+
+    /// The key of a route of the scope keyed `scope`: requests with `method` to `path`.
+    pub(crate) fn route_of(&self, scope: u64, method: &Method, path: &str) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write_u64(scope);
+        hasher.write(method.as_str().as_bytes());
+        hasher.write_u8(0xff);
+        hasher.write(path.as_bytes());
+        hasher.finish()
     }
 
     /// The key of the scope a fleet's schedule `name` stands for.
