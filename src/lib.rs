@@ -275,6 +275,7 @@ pub mod classify;
 #[cfg(feature = "grpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
+pub mod hedge;
 mod plan;
 mod policy;
 mod report;

@@ -54,6 +54,14 @@ pub struct CallSettings {
     attempt_timeout: Option<Duration>,
     backoff: Option<Backoff>,
     classify: Option<Arc<ClassifyFn>>,
+    hedging: Option<Hedging>,
+}
+
+/// What a call says of hedging.
+#[derive(Clone, Copy, Debug)]
+enum Hedging {
+    Off,
+    After(Duration),
 }
 
 impl CallSettings {
@@ -161,6 +169,35 @@ impl CallSettings {
         self
     }
 
+    /// No hedging for this call, whatever the layer's policy says.
+    ///
+    /// ```
+    /// use tower_http_retry::CallSettings;
+    ///
+    /// let settings = CallSettings::new().no_hedging();
+    /// # let _ = settings;
+    /// ```
+    pub fn no_hedging(mut self) -> Self {
+        self.hedging = Some(Hedging::Off);
+        self
+    }
+
+    /// This call's hedges leave `delay` after the attempt before, instead of at the layer's delay.
+    /// It changes the delay of the layer's [hedging](crate::hedge) (its cap and budget stay); a
+    /// layer that does not hedge does not start to.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_http_retry::CallSettings;
+    ///
+    /// let settings = CallSettings::new().hedge_after(Duration::from_millis(5));
+    /// # let _ = settings;
+    /// ```
+    pub fn hedge_after(mut self, delay: Duration) -> Self {
+        self.hedging = Some(Hedging::After(delay));
+        self
+    }
+
     /// The deadline these settings ask for, if any.
     pub(crate) fn deadline_setting(&self) -> Option<Duration> {
         self.deadline
@@ -177,6 +214,13 @@ impl CallSettings {
         }
         policy.deadline = shorter(layer.deadline, self.deadline);
         policy.attempt_timeout = shorter(layer.attempt_timeout, self.attempt_timeout);
+        match self.hedging {
+            Some(Hedging::Off) => policy.hedge = None,
+            Some(Hedging::After(delay)) => {
+                policy.hedge = policy.hedge.take().map(|hedge| hedge.delayed(delay));
+            }
+            None => {}
+        }
         if let Some(call) = &self.classify {
             let (call, layer) = (call.clone(), layer.classify.clone());
             policy.classify = Some(Arc::new(move |request, outcome| {
@@ -217,6 +261,7 @@ impl fmt::Debug for CallSettings {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("backoff", &self.backoff)
             .field("classify", &self.classify.as_ref().map(|_| "<hook>"))
+            .field("hedging", &self.hedging)
             .finish()
     }
 }

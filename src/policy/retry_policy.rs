@@ -62,6 +62,7 @@ pub struct RetryPolicy {
     pub(crate) grpc: Option<Arc<crate::classify::grpc::GrpcPolicy>>,
     pub(crate) observe: Observe,
     pub(crate) randomness: Randomness,
+    pub(crate) hedge: Option<crate::hedge::Hedge>,
 }
 
 impl Default for RetryPolicy {
@@ -82,6 +83,7 @@ impl Default for RetryPolicy {
             grpc: None,
             observe: Observe::default(),
             randomness: Randomness::Os,
+            hedge: None,
         }
     }
 }
@@ -187,6 +189,7 @@ impl fmt::Debug for RetryPolicy {
             .field("classify_hook", &self.classify.is_some())
             .field("grpc", &self.grpc_rules())
             .field("observe", &self.observe)
+            .field("hedge", &self.hedge)
             .field(
                 "seeded",
                 &matches!(self.randomness, Randomness::Seeded { .. }),

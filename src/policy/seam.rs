@@ -18,6 +18,12 @@ impl RetryPolicy {
         self.throttle.as_ref()
     }
 
+    /// The hedging policy, when slow attempts get company.
+    #[inline]
+    pub(crate) fn hedged_by(&self) -> Option<&crate::hedge::Hedge> {
+        self.hedge.as_ref()
+    }
+
     /// The retry budget the call deposits into and its retries draw from, if any.
     #[inline]
     pub(crate) fn budget(&self) -> Option<&RetryBudget> {

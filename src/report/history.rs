@@ -77,6 +77,10 @@ pub struct RetryHistory {
     idempotency_key: Option<HeaderValue>,
     replayed: bool,
     checks: Vec<CheckRecord>,
+    /// Hedges sent (copies of an attempt still in flight), and the attempt whose outcome was
+    /// returned when there were any.
+    hedges: u32,
+    won_by: Option<u32>,
 }
 
 /// One attempt: what it produced, how it was judged, and the wait that followed it.
@@ -256,6 +260,8 @@ impl Default for RetryHistory {
             idempotency_key: None,
             replayed: false,
             checks: Vec::new(),
+            hedges: 0,
+            won_by: None,
         }
     }
 }
@@ -280,6 +286,16 @@ impl RetryHistory {
 
     pub(crate) fn set_replayed(&mut self, replayed: bool) {
         self.replayed = replayed;
+    }
+
+    /// A hedge was sent.
+    pub(crate) fn hedged(&mut self) {
+        self.hedges = self.hedges.saturating_add(1);
+    }
+
+    /// Attempt number `attempt` won the race its hedges ran.
+    pub(crate) fn won(&mut self, attempt: u32) {
+        self.won_by = Some(attempt);
     }
 
     pub(crate) fn push_check(&mut self, record: CheckRecord) {
@@ -377,6 +393,31 @@ impl RetryHistory {
     /// How many attempts were made.
     pub fn attempt_count(&self) -> u32 {
         u32::try_from(self.attempts.len()).unwrap_or(u32::MAX)
+    }
+
+    /// How many hedges were sent: copies of an attempt sent while it was still in flight (see
+    /// [`hedge`](crate::hedge)). Each is an attempt; those dropped when another won have no
+    /// record in [`attempts`](Self::attempts).
+    ///
+    /// ```
+    /// use tower_http_retry::RetryHistory;
+    ///
+    /// assert_eq!(RetryHistory::default().hedges(), 0);
+    /// ```
+    pub fn hedges(&self) -> u32 {
+        self.hedges
+    }
+
+    /// The attempt (numbered from 1, hedges included, in the order they were sent) whose outcome
+    /// was returned, when hedges were sent.
+    ///
+    /// ```
+    /// use tower_http_retry::RetryHistory;
+    ///
+    /// assert_eq!(RetryHistory::default().won_by(), None);
+    /// ```
+    pub fn won_by(&self) -> Option<u32> {
+        self.won_by
     }
 
     /// Why the layer stopped.

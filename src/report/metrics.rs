@@ -55,9 +55,11 @@ pub const GRPC_CALL_RETRIES: &str = "grpc.client.call.retries";
 /// [`GRPC_METHOD`], [`GRPC_TARGET`]): retries of attempts that never reached the server
 /// application (a refused stream, a failed connect).
 pub const GRPC_CALL_TRANSPARENT_RETRIES: &str = "grpc.client.call.transparent_retries";
-/// gRPC A96's hedges per call. The layer does not hedge: never recorded; the name is here so a
-/// dashboard built on A96 can refer to it.
+/// gRPC A96's hedges per call. Not recorded as a histogram per call: [`HEDGES`] counts the same
+/// hedges; the name is here so a dashboard built on A96 can refer to it.
 pub const GRPC_CALL_HEDGES: &str = "grpc.client.call.hedges";
+/// Hedges sent: copies of an attempt still in flight ([`hedge`](crate::hedge); counter, `{hedge}`).
+pub const HEDGES: &str = "http.client.retry.hedges";
 /// gRPC A96's total wait per call that retried (histogram, seconds; labels [`GRPC_METHOD`],
 /// [`GRPC_TARGET`]), recorded by `grpc::GrpcRetryLayer`.
 pub const GRPC_CALL_RETRY_DELAY: &str = "grpc.client.call.retry_delay";
@@ -115,6 +117,12 @@ fn describe_all() {
 pub(crate) fn retry(class: RetryClass, wait: Wait) {
     metrics::counter!(RETRIES, "class" => class_label(class)).increment(1);
     metrics::histogram!(WAIT, "reason" => wait_label(wait.reason)).record(wait.duration);
+}
+
+/// A hedge leaves.
+#[cfg(feature = "metrics")]
+pub(crate) fn hedge() {
+    metrics::counter!(HEDGES).increment(1);
 }
 
 /// A request starts waiting in the throttle's line.
@@ -181,6 +189,8 @@ fn wait_label(reason: WaitReason) -> &'static str {
 pub(crate) fn retry(_: crate::classify::RetryClass, _: crate::wait::Wait) {}
 #[cfg(not(feature = "metrics"))]
 pub(crate) fn throttle_hold() {}
+#[cfg(not(feature = "metrics"))]
+pub(crate) fn hedge() {}
 #[cfg(not(feature = "metrics"))]
 pub(crate) fn call_ended(
     _: crate::report::history::StopReason,

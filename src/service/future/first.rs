@@ -51,6 +51,9 @@ where
         if let Some(budget) = policy.budget() {
             budget.deposit();
         }
+        if let Some(hedge) = policy.hedged_by() {
+            hedge.deposit();
+        }
         // The first attempt must carry a key the policy injects; any other key is read only when a
         // history reports it, or the classifier asks.
         let key = match idempotency::injects_for(policy.keys(), &head.method) {
@@ -120,7 +123,10 @@ where
                 };
                 // Built where it is returned: the common case moves nothing it need not (not even
                 // an unarmed timer).
-                let state = State::Calling { future, timed };
+                let state = match call.policy.hedged_by() {
+                    None => State::Calling { future, timed },
+                    Some(_) => call.racing(future, timed),
+                };
                 return match alarm {
                     None => Self {
                         state,

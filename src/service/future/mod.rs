@@ -11,6 +11,7 @@ mod check;
 mod first;
 mod outcome;
 mod pause;
+mod race;
 mod send;
 mod state;
 mod timer;
@@ -38,6 +39,7 @@ use self::call::Call;
 use self::check::release_for_check;
 use self::outcome::Step;
 use self::pause::Paused;
+use self::race::Raced;
 use self::state::{Pause, State, StateProj};
 use self::timer::{arm, fired, poll_deadline};
 
@@ -131,6 +133,16 @@ where
                         }
                     }
                 }
+                StateProj::Racing { race, timed } => {
+                    match this.call.poll_racing(race, *timed, this.timer.as_mut(), cx) {
+                        Raced::Pending => return Poll::Pending,
+                        Raced::Next(next) => this.state.set(next),
+                        Raced::End(output) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(output);
+                        }
+                    }
+                }
                 StateProj::Pausing { mut drain, pause } => {
                     if let Some(draining) = drain.as_mut().as_pin_mut()
                         && draining.poll_drain(cx).is_ready()
@@ -192,7 +204,10 @@ where
                 StateProj::Readying => match this.call.service.poll_ready(cx) {
                     Poll::Ready(Ok(())) => {
                         let (future, timed) = this.call.send_next(this.timer.as_mut());
-                        this.state.set(State::Calling { future, timed });
+                        match this.call.policy.hedged_by() {
+                            None => this.state.set(State::Calling { future, timed }),
+                            Some(_) => this.state.set(this.call.racing(future, timed)),
+                        }
                     }
                     Poll::Ready(Err(error)) => {
                         this.state.set(State::Done);

@@ -2,7 +2,7 @@
 //! waits for.
 //!
 //! ```text
-//! new ──▶ Calling ──(retry)──▶ Pausing ──(pause over)──▶ Readying ──(ready)──▶ Calling
+//! new ──▶ Calling (Racing when hedged) ──(retry)──▶ Pausing ──(pause over)──▶ Readying ──(ready)──▶ Calling
 //!  ├──(in the throttle's line)──▶ Pausing (InLine)
 //!  └──(refused by the throttle)──▶ Refused ──▶ Done
 //! Pausing ──(a check due)──▶ Checking ──(check says retry)──▶ Pausing (Turn)
@@ -24,6 +24,8 @@ use tokio::time::Instant;
 use crate::body::drain::Drain;
 use crate::service::check_service::CheckLog;
 use crate::shared::throttle::{Refusal, Waiter};
+
+use super::race::Race;
 use crate::BoxError;
 
 /// What an attempt ended with: the inner service's response or its error.
@@ -40,6 +42,12 @@ pin_project! {
         /// goes to `Pausing`, anything else returns), or with the timer: an attempt that timed out
         /// (an outcome like any other) when `timed`, else the deadline.
         Calling { #[pin] future: F, timed: bool },
+        /// A hedged attempt: the attempts in flight together and the timer of the next hedge
+        /// (`race`; see [`race`](super::race)). The call's timer is as for `Calling`, for the whole
+        /// race: at its first attempt's timeout (`timed`: every attempt in flight times out with
+        /// it) or at the deadline. An outcome worth a retry ends nothing while another attempt
+        /// runs; a final one, or the last one, ends the race as `Calling`'s outcome does.
+        Racing { race: Box<Race<F>>, timed: bool },
         /// Between attempts, for what `pause` says, while `drain` reads the last response's
         /// discarded body so that an HTTP/1.1 connection can be reused (dropped when the pause
         /// ends: what is still unread is not worth waiting for).

@@ -1,0 +1,47 @@
+//! Hedged requests: a copy of an attempt sent while the attempt is still in flight, so that one
+//! slow replica, one lost packet or one long pause costs the caller a hedging delay instead of
+//! its whole length.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_http_retry::hedge::Hedge;
+//! use tower_http_retry::RetryPolicy;
+//!
+//! // After the 95th percentile of the route's recent latencies (the default), or after a fixed
+//! // delay; at most 2 attempts in flight, at most 5% more requests than calls.
+//! let learned = RetryPolicy::default().hedge(Hedge::default());
+//! let fixed = RetryPolicy::default().hedge(Hedge::after(Duration::from_millis(10)).budget(0.02));
+//! # let _ = (learned, fixed);
+//! ```
+//!
+//! What is hedged, and how ("The Tail at Scale", Dean and Barroso, 2013; gRPC's A6):
+//!
+//! - **Only requests safe to send twice**: idempotent methods, or a request that carries an
+//!   idempotency key; and only when the body can be copied at that moment (buffered, empty, or a
+//!   [`ReplayBody`](crate::body::ReplayBody) whose recording is complete). Anything else is sent
+//!   once and retried as usual.
+//! - **The delay**: fixed ([`Hedge::after`]), or a percentile of the route's recent attempt
+//!   latencies ([`Hedge::at_percentile`], p95 by default), kept per route (server, path) in a
+//!   DDSketch over the last thousand or so attempts; until a route has 20 measured, it is not hedged.
+//! - **The cap**: at most [`max_in_flight`](Hedge::max_in_flight) attempts at once (2 by default,
+//!   A6 allows 5); each hedge is an attempt, counted by the policy's attempt limit.
+//! - **The budget**: hedges are at most a fraction of calls ([`budget`](Hedge::budget), 5% by
+//!   default), apart from the retry budget; when it is spent, no new hedge starts (those in flight
+//!   go on).
+//! - **The throttle**: a hedge asks for its turn like any attempt; one that would have to wait (a
+//!   scope on hold, a paced scope whose turn has not come, a held route) is not sent.
+//! - **The race**: the first outcome the classifier calls final wins; the others are dropped at
+//!   once (hyper resets an HTTP/2 stream, closes an HTTP/1.1 connection). An outcome worth a retry
+//!   ends nothing while another attempt is in flight; when none is, the retry follows as usual.
+//! - **Reported**: [`RetryHistory::hedges`](crate::RetryHistory::hedges) and
+//!   [`won_by`](crate::RetryHistory::won_by), the `hedge` event of [`on_retry`](crate::RetryPolicy::on_retry)
+//!   and the metrics' hedge counter.
+//!
+//! Per call, [`CallSettings::no_hedging`](crate::CallSettings::no_hedging) and
+//! [`CallSettings::hedge_after`](crate::CallSettings::hedge_after) turn it off or fix its delay.
+
+mod budget;
+mod latencies;
+mod policy;
+
+pub use policy::Hedge;

@@ -1,0 +1,286 @@
+//! Hedged requests under tokio's paused clock: the delay, the budget, the cap, which requests may
+//! be hedged, the race's rules, and what the history says.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tokio::time::{sleep, Instant};
+use tower::{service_fn, Service, ServiceExt};
+use tower_http_retry::hedge::Hedge;
+use tower_http_retry::throttle::Throttle;
+use tower_http_retry::{CallSettings, Retry, RetryHistory, RetryPolicy};
+
+type Body = Full<Bytes>;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// What the server did with each request: when it arrived, and whether its answer was dropped
+/// unfinished (the client let go of it).
+#[derive(Default)]
+struct Log {
+    arrived: Mutex<Vec<Duration>>,
+    dropped: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+}
+
+/// Counts a request as in flight until its answer is sent or dropped.
+struct InFlight(Arc<Log>, bool);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if !self.1 {
+            self.0.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A server whose `n`-th request (from 0) takes `took(n)` and answers `status(n)`.
+fn server(
+    took: impl Fn(usize) -> Duration + Clone + Send + 'static,
+    status: impl Fn(usize) -> u16 + Clone + Send + 'static,
+) -> (
+    impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone,
+    Arc<Log>,
+) {
+    let log = Arc::new(Log::default());
+    let seen = log.clone();
+    let start = Instant::now();
+    let service = service_fn(move |_: Request<Body>| {
+        let n = {
+            let mut arrived = seen.arrived.lock().unwrap();
+            arrived.push(start.elapsed());
+            arrived.len() - 1
+        };
+        let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        seen.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        let guard = InFlight(seen.clone(), false);
+        let (took, status) = (took(n), status(n));
+        async move {
+            // The whole guard moves in, not just the field set below.
+            let mut guard = guard;
+            sleep(took).await;
+            guard.1 = true;
+            let response = Response::builder().status(status);
+            Ok::<_, Infallible>(response.body(Body::new(Bytes::new())).unwrap())
+        }
+    });
+    (service, log)
+}
+
+fn get() -> Request<Body> {
+    Request::get("http://api.test/items")
+        .body(Body::new(Bytes::new()))
+        .unwrap()
+}
+
+fn history(response: &Response<Body>) -> &RetryHistory {
+    response.extensions().get::<RetryHistory>().unwrap()
+}
+
+/// Hedges after 10 ms, with a budget that never runs out in these tests (4 hedges per call).
+fn hedged() -> RetryPolicy {
+    RetryPolicy::default().hedge(Hedge::after(ms(10)).budget(4.0))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_attempt_is_hedged_after_the_delay_and_the_first_final_outcome_wins() {
+    let (server, log) = server(|n| if n == 0 { ms(1_000) } else { ms(5) }, |_| 200);
+    let client = Retry::new(server, hedged());
+    let start = Instant::now();
+    let response = client.oneshot(get()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        start.elapsed(),
+        ms(15),
+        "the hedge left at 10 ms and answered 5 ms later"
+    );
+    assert_eq!(*log.arrived.lock().unwrap(), [ms(0), ms(10)]);
+    let history = history(&response);
+    assert_eq!((history.hedges(), history.won_by()), (1, Some(2)));
+    // The loser was dropped at once, unfinished.
+    assert_eq!(log.dropped.load(Ordering::SeqCst), 1);
+    assert_eq!(log.in_flight.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_answers_within_the_delay_is_never_hedged() {
+    let (server, log) = server(|_| ms(9), |_| 200);
+    let client = Retry::new(server, hedged());
+    let response = client.oneshot(get()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(log.arrived.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_most_max_in_flight_attempts_run_at_once() {
+    let (server, log) = server(|n| ms(1_000 - 10 * n as u64), |_| 200);
+    let policy = RetryPolicy::default().hedge(Hedge::after(ms(10)).budget(4.0).max_in_flight(3));
+    let response = Retry::new(server, policy).oneshot(get()).await.unwrap();
+    assert_eq!(log.most_in_flight.load(Ordering::SeqCst), 3);
+    assert_eq!(*log.arrived.lock().unwrap(), [ms(0), ms(10), ms(20)]);
+    // The third, sent at 20 ms and taking 980 ms, ties with the first; the first to answer wins.
+    assert_eq!(history(&response).hedges(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedges_are_at_most_the_budgets_fraction_of_calls() {
+    // Every attempt is slow: every call would hedge if the budget let it.
+    let (server, log) = server(|_| ms(100), |_| 200);
+    let policy = RetryPolicy::default().hedge(Hedge::after(ms(10)).budget(0.05));
+    let client = Retry::new(server, policy);
+    for _ in 0..200 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    let sent = log.arrived.lock().unwrap().len();
+    assert_eq!(sent, 210, "5% of 200 calls: 10 hedges");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_unsafe_to_send_twice_is_never_hedged_and_a_keyed_one_is() {
+    let post = |key: Option<&str>| {
+        let mut request = Request::post("http://api.test/charges");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.body(Body::new(Bytes::from_static(b"{}"))).unwrap()
+    };
+    let (service, log) = server(|n| if n == 0 { ms(100) } else { ms(1) }, |_| 200);
+    let client = Retry::new(service, hedged());
+    client.clone().oneshot(post(None)).await.unwrap();
+    assert_eq!(log.arrived.lock().unwrap().len(), 1, "a POST without a key");
+
+    let (server, log) = server(|n| if n == 0 { ms(100) } else { ms(1) }, |_| 200);
+    let client = Retry::new(server, hedged());
+    let response = client.oneshot(post(Some("order-7"))).await.unwrap();
+    assert_eq!(log.arrived.lock().unwrap().len(), 2, "a POST with a key");
+    assert_eq!(history(&response).won_by(), Some(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retryable_failure_ends_nothing_while_another_attempt_runs() {
+    // The first attempt is slow but succeeds; the hedge fails at once with a 503, and another
+    // hedge leaves at once (A6), slower than the first.
+    let took = |n| match n {
+        0 => ms(100),
+        1 => ms(1),
+        _ => ms(500),
+    };
+    let (service, log) = server(took, |n| if n == 1 { 503 } else { 200 });
+    let response = Retry::new(service, hedged()).oneshot(get()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let history = history(&response);
+    assert_eq!(history.won_by(), Some(1));
+    assert_eq!(history.hedges(), 2);
+    assert_eq!(*log.arrived.lock().unwrap(), [ms(0), ms(10), ms(11)]);
+    assert_eq!(
+        log.dropped.load(Ordering::SeqCst),
+        1,
+        "the second hedge, dropped"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_attempt_in_flight_failing_retries_as_usual() {
+    let took = |n| if n < 2 { ms(20) } else { ms(1) };
+    let (service, log) = server(took, |n| if n < 2 { 503 } else { 200 });
+    let policy = RetryPolicy::default()
+        // One hedge per call: when the first attempt fails, none is left to send at once.
+        .hedge(Hedge::after(ms(10)).budget(1.0))
+        .backoff(
+            tower_http_retry::backoff::Backoff::constant(ms(50))
+                .jitter(tower_http_retry::backoff::Jitter::None),
+        );
+    let response = Retry::new(service, policy).oneshot(get()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let arrived = log.arrived.lock().unwrap().clone();
+    // Both 503s (at 20 and 30 ms); the retry after the last one's backoff.
+    assert_eq!(arrived[..2], [ms(0), ms(10)]);
+    assert!(arrived[2] >= ms(80), "{arrived:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_percentile_is_learned_per_route_and_nothing_is_hedged_before() {
+    let slow_next = Arc::new(AtomicUsize::new(usize::MAX));
+    let when = slow_next.clone();
+    let (server, log) = server(
+        move |n| match n == when.load(Ordering::SeqCst) {
+            true => ms(1_000),
+            false => ms(2),
+        },
+        |_| 200,
+    );
+    let client = Retry::new(
+        server,
+        RetryPolicy::default().hedge(Hedge::default().budget(4.0)),
+    );
+    // Unmeasured: a slow attempt is not hedged.
+    slow_next.store(0, Ordering::SeqCst);
+    let start = Instant::now();
+    client.clone().oneshot(get()).await.unwrap();
+    assert_eq!(start.elapsed(), ms(1_000));
+    for _ in 0..30 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    // Measured at 2 ms (the slow one among 31): the next slow attempt is hedged at about 2 ms.
+    let n = log.arrived.lock().unwrap().len();
+    slow_next.store(n, Ordering::SeqCst);
+    let start = Instant::now();
+    let response = client.clone().oneshot(get()).await.unwrap();
+    assert!(start.elapsed() <= ms(5), "{:?}", start.elapsed());
+    assert_eq!(history(&response).won_by(), Some(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_call_settings_turn_hedging_off_or_change_its_delay() {
+    let (service, log) = server(|n| if n < 2 { ms(100) } else { ms(1) }, |_| 200);
+    let client = Retry::new(service, hedged());
+    let mut off = get();
+    off.extensions_mut()
+        .insert(CallSettings::new().no_hedging());
+    let start = Instant::now();
+    client.clone().oneshot(off).await.unwrap();
+    assert_eq!(start.elapsed(), ms(100));
+    let mut sooner = get();
+    sooner
+        .extensions_mut()
+        .insert(CallSettings::new().hedge_after(ms(3)));
+    let start = Instant::now();
+    client.clone().oneshot(sooner).await.unwrap();
+    assert_eq!(start.elapsed(), ms(4));
+    assert_eq!(log.arrived.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_is_never_sent_to_a_scope_on_hold() {
+    let (server, log) = server(|_| ms(100), |_| 200);
+    let throttle = Throttle::new();
+    let client = Retry::new(server, hedged().throttle(throttle.clone()));
+    let call = tokio::spawn(client.oneshot(get()));
+    sleep(ms(5)).await;
+    // Another call's answer holds the server for 10 s meanwhile.
+    throttle.hold(
+        &http::Uri::from_static("http://api.test/"),
+        Duration::from_secs(10),
+    );
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(log.arrived.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_head_request_is_hedged_like_a_get() {
+    let (server, log) = server(|n| if n == 0 { ms(100) } else { ms(1) }, |_| 200);
+    let mut head = get();
+    *head.method_mut() = Method::HEAD;
+    Retry::new(server, hedged()).oneshot(head).await.unwrap();
+    assert_eq!(log.arrived.lock().unwrap().len(), 2);
+}
