@@ -11,6 +11,7 @@ mod check;
 mod first;
 mod outcome;
 mod pause;
+mod read;
 mod send;
 mod state;
 mod timer;
@@ -27,7 +28,7 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use crate::body::drain::Drain;
-use crate::body::ReplayableBody;
+use crate::body::{ReplayableBody, ResponseBody};
 use crate::classify::AttemptTimedOut;
 use crate::policy::check::{CheckBeforeRetry, NoCheck};
 use crate::report::history::StopReason;
@@ -38,7 +39,8 @@ use self::call::Call;
 use self::check::release_for_check;
 use self::outcome::Step;
 use self::pause::Paused;
-use self::state::{Pause, State, StateProj};
+use self::read::Read;
+use self::state::{Attempted, Pause, State, StateProj};
 use self::timer::{arm, fired, poll_deadline};
 
 pin_project! {
@@ -63,12 +65,13 @@ pin_project! {
     /// let future: ResponseFuture<_, _, _> = ready.call(Request::new(String::new()));
     /// // The whole call, waits and retries included, can run on a task of its own.
     /// let response = tokio::spawn(future).await.unwrap().unwrap();
-    /// assert_eq!(response.body(), "ok");
+    /// assert_eq!(response.body().get_ref().unwrap(), "ok");
     /// # }
     /// ```
     pub struct ResponseFuture<S, ReqB, ResB, C = NoCheck>
     where
         S: Service<Request<ReqB>>,
+        ResB: Body,
         C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
     {
         // What the call waits for, and what each wait owns. Each timer-free state is small, so
@@ -90,9 +93,10 @@ where
     S::Error: Into<BoxError>,
     ReqB: ReplayableBody,
     ResB: Body,
+    ResB::Error: Into<BoxError>,
     C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
-    type Output = Result<Response<ResB>, Error>;
+    type Output = Result<Response<ResponseBody<ResB>>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -101,7 +105,16 @@ where
                 StateProj::Calling { future, timed } => {
                     let timed = *timed;
                     let result = match future.poll(cx) {
-                        Poll::Ready(result) => result.map_err(Into::into),
+                        Poll::Ready(Ok(response)) => match this.call.policy.buffer_up_to() {
+                            None => Ok(response.map(ResponseBody::new)),
+                            // The body is read within the attempt, the timer still running.
+                            Some(limit) => {
+                                let read = Read::new(response, limit);
+                                this.state.set(State::Reading { read, timed });
+                                continue;
+                            }
+                        },
+                        Poll::Ready(Err(error)) => Err(error.into()),
                         Poll::Pending if !fired(this.timer.as_mut(), cx) => return Poll::Pending,
                         Poll::Pending if timed => Err(Box::new(AttemptTimedOut) as BoxError),
                         Poll::Pending => {
@@ -129,6 +142,23 @@ where
                             let (drain, pause) = this.call.pause(retry, result, timed, timer);
                             this.state.set(State::Pausing { drain, pause });
                         }
+                    }
+                }
+                StateProj::Reading { read, timed } => {
+                    let timed = *timed;
+                    let result = match read.poll_read(cx) {
+                        Poll::Ready(result) => result,
+                        Poll::Pending if !fired(this.timer.as_mut(), cx) => return Poll::Pending,
+                        Poll::Pending if timed => Err(Box::new(AttemptTimedOut) as BoxError),
+                        Poll::Pending => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.deadline_passed(true)));
+                        }
+                    };
+                    let (step, result) = this.call.after_read(result);
+                    let (state, timer) = (this.state.as_mut(), this.timer.as_mut());
+                    if let Some(output) = settle(state, timer, this.call, step, result, timed) {
+                        return Poll::Ready(output);
                     }
                 }
                 StateProj::Pausing { mut drain, pause } => {
@@ -211,6 +241,47 @@ where
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
             }
+        }
+    }
+}
+
+/// Acts on the outcome of an attempt whose body was read as `step` says, as `Calling` does with
+/// its own: returns it (`Some`, the call's output: the state is `Done`) or pauses before the retry
+/// (the state is `Pausing`). Out of line, away from the path that reads no body.
+#[inline(never)]
+#[allow(clippy::type_complexity)]
+fn settle<S, ReqB, ResB, C>(
+    mut state: Pin<&mut State<S::Future, C::Future, ResB>>,
+    timer: Pin<&mut Option<Sleep>>,
+    call: &mut Call<S, ReqB, ResB, C>,
+    step: Step,
+    result: Attempted<ResB>,
+    timed: bool,
+) -> Option<Result<Response<ResponseBody<ResB>>, Error>>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+    S::Error: Into<BoxError>,
+    ReqB: ReplayableBody,
+    ResB: Body,
+    C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
+{
+    match step {
+        Step::PassThrough => {
+            state.set(State::Done);
+            Some(match result {
+                Ok(response) => Ok(response),
+                // Never passed through: an error always carries a history.
+                error => call.finish(error, StopReason::Finished, None),
+            })
+        }
+        Step::Stop(reason, record) => {
+            state.set(State::Done);
+            Some(call.finish(result, reason, Some(record)))
+        }
+        Step::Retry(retry) => {
+            let (drain, pause) = call.pause(retry, result, timed, timer);
+            state.set(State::Pausing { drain, pause });
+            None
         }
     }
 }

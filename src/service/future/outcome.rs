@@ -8,9 +8,9 @@ use http_body::Body;
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::body::{NotReplayable, ReplayableBody};
+use crate::body::{NotReplayable, ReplayableBody, ResponseBody};
 use crate::classify::{
-    is_idempotent_method, Decision, ErrorKind, Outcome, RequestInfo, RetryClass,
+    is_idempotent_method, BufferedBytes, Decision, ErrorKind, Outcome, RequestInfo, RetryClass,
 };
 use crate::plan::{Asked, Next, Planner};
 use crate::policy::check::CheckBeforeRetry;
@@ -111,6 +111,46 @@ where
             wait: None,
         };
         self.plan(record, asked, paced)
+    }
+
+    /// Judges an attempt whose body was read, as [`after_attempt`](Self::after_attempt) does: the
+    /// classifier is shown the bytes of a body read whole ([`Outcome::body`], there only while it
+    /// runs), and a body passed on over the limit that no retry follows ends the call with
+    /// [`StopReason::Streamed`] and a history that says so. Out of line: the common path, which
+    /// reads no body, does not carry it.
+    #[inline(never)]
+    pub(super) fn after_read(&mut self, mut result: Attempted<ResB>) -> (Step, Attempted<ResB>) {
+        let streamed = result
+            .as_ref()
+            .is_ok_and(|response| response.body().is_streamed());
+        let mut shown = false;
+        if let Ok(response) = &mut result
+            && self.policy.has_classifier()
+            && let Some(bytes) = response.body().contiguous()
+        {
+            response.extensions_mut().insert(BufferedBytes(bytes));
+            shown = true;
+        }
+        let step = self.after_attempt(&result);
+        if shown && let Ok(response) = &mut result {
+            response.extensions_mut().remove::<BufferedBytes>();
+        }
+        let step = match (step, &result) {
+            (Step::PassThrough, Ok(response)) if streamed => {
+                let record = AttemptRecord {
+                    outcome: AttemptOutcome::Status(response.status()),
+                    decision: Decision::Done,
+                    retry_after: None,
+                    wait: None,
+                };
+                Step::Stop(StopReason::Streamed, record)
+            }
+            (Step::Stop(StopReason::Finished, record), _) if streamed => {
+                Step::Stop(StopReason::Streamed, record)
+            }
+            (step, _) => step,
+        };
+        (step, result)
     }
 
     /// Whether a first attempt that needs no retry must still carry a history: when the caller
@@ -256,16 +296,19 @@ where
 
 /// Judges a response: the decision, the delay the server asked for, and the outcome to record.
 #[inline]
-fn judge_response<ResB>(
+fn judge_response<ResB: Body>(
     policy: &RetryPolicy,
     request: &RequestInfo<'_>,
-    response: &Response<ResB>,
+    response: &Response<ResponseBody<ResB>>,
 ) -> (Decision, Option<Asked>, AttemptOutcome) {
     let (status, headers) = (response.status(), response.headers());
     let extensions = response.extensions();
     #[cfg(feature = "grpc")]
     if let Some(grpc) = policy.grpc_policy() {
-        return crate::policy::grpc::judge(policy, grpc, request, status, headers, extensions);
+        let trailers = response.body().trailers();
+        return crate::policy::grpc::judge(
+            policy, grpc, request, status, headers, extensions, trailers,
+        );
     }
     let outcome = Outcome::Response {
         status,
