@@ -40,7 +40,7 @@ use self::check::release_for_check;
 use self::outcome::Step;
 use self::pause::Paused;
 use self::read::Read;
-use self::state::{Attempted, Pause, State, StateProj};
+use self::state::{Pause, State, StateProj};
 use self::timer::{arm, fired, poll_deadline};
 
 pin_project! {
@@ -101,7 +101,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
+            // An attempt that ended (in `Calling`, or in `Reading` once its body is read) comes out
+            // of the match; every other state returns or goes round again.
+            let (mut result, timed, read) = match this.state.as_mut().project() {
                 StateProj::Calling { future, timed } => {
                     let timed = *timed;
                     let result = match future.poll(cx) {
@@ -122,27 +124,7 @@ where
                             return Poll::Ready(Err(this.call.deadline_passed(true)));
                         }
                     };
-                    // The attempt's future is dropped when the state changes, once: to `Done` when
-                    // the call ends, to `Pausing` when it retries.
-                    match this.call.after_attempt(&result) {
-                        Step::PassThrough => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(match result {
-                                Ok(response) => Ok(response),
-                                // Never passed through: an error always carries a history.
-                                error => this.call.finish(error, StopReason::Finished, None),
-                            });
-                        }
-                        Step::Stop(reason, record) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(this.call.finish(result, reason, Some(record)));
-                        }
-                        Step::Retry(retry) => {
-                            let timer = this.timer.as_mut();
-                            let (drain, pause) = this.call.pause(retry, result, timed, timer);
-                            this.state.set(State::Pausing { drain, pause });
-                        }
-                    }
+                    (result, timed, None)
                 }
                 StateProj::Reading { read, timed } => {
                     let timed = *timed;
@@ -155,11 +137,8 @@ where
                             return Poll::Ready(Err(this.call.deadline_passed(true)));
                         }
                     };
-                    let (step, result) = this.call.after_read(result);
-                    let (state, timer) = (this.state.as_mut(), this.timer.as_mut());
-                    if let Some(output) = settle(state, timer, this.call, step, result, timed) {
-                        return Poll::Ready(output);
-                    }
+                    let (result, read) = this.call.show_body(result);
+                    (result, timed, Some(read))
                 }
                 StateProj::Pausing { mut drain, pause } => {
                     if let Some(draining) = drain.as_mut().as_pin_mut()
@@ -186,102 +165,93 @@ where
                             return Poll::Ready(output);
                         }
                     }
+                    continue;
                 }
-                StateProj::Checking { future, kept, log } => match future.poll(cx) {
-                    Poll::Pending => {
-                        if release_for_check(kept, log) {
-                            // What the check's request waited for may be free now: look again.
-                            cx.waker().wake_by_ref();
-                        }
-                        if !fired(this.timer.as_mut(), cx) {
-                            return Poll::Pending;
-                        }
-                        let (last, log) = (kept.take(), log.clone());
-                        this.state.set(State::Done);
-                        return Poll::Ready(this.call.check_unanswered(last, &log));
-                    }
-                    Poll::Ready(verdict) => {
-                        let (last, log) = (kept.take(), log.clone());
-                        match this.call.after_check(verdict, last, &log) {
-                            Some(output) => {
-                                this.state.set(State::Done);
-                                return Poll::Ready(output);
+                StateProj::Checking { future, kept, log } => {
+                    match future.poll(cx) {
+                        Poll::Pending => {
+                            if release_for_check(kept, log) {
+                                // What the check's request waited for may be free now: look again.
+                                cx.waker().wake_by_ref();
                             }
-                            // The wait is over: the throttle's turn, then the attempt. The timer
-                            // back at the deadline: the check's own bound is not the attempt's.
-                            None => {
-                                arm(this.timer.as_mut(), this.call.planner.deadline());
-                                this.state.set(State::Pausing {
-                                    drain: None,
-                                    pause: Pause::Turn { reserved: None },
-                                });
+                            if !fired(this.timer.as_mut(), cx) {
+                                return Poll::Pending;
+                            }
+                            let (last, log) = (kept.take(), log.clone());
+                            this.state.set(State::Done);
+                            return Poll::Ready(this.call.check_unanswered(last, &log));
+                        }
+                        Poll::Ready(verdict) => {
+                            let (last, log) = (kept.take(), log.clone());
+                            match this.call.after_check(verdict, last, &log) {
+                                Some(output) => {
+                                    this.state.set(State::Done);
+                                    return Poll::Ready(output);
+                                }
+                                // The wait is over: the throttle's turn, then the attempt. The timer
+                                // back at the deadline: the check's own bound is not the attempt's.
+                                None => {
+                                    arm(this.timer.as_mut(), this.call.planner.deadline());
+                                    this.state.set(State::Pausing {
+                                        drain: None,
+                                        pause: Pause::Turn { reserved: None },
+                                    });
+                                }
                             }
                         }
                     }
-                },
-                StateProj::Readying => match this.call.service.poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {
-                        let (future, timed) = this.call.send_next(this.timer.as_mut());
-                        this.state.set(State::Calling { future, timed });
+                    continue;
+                }
+                StateProj::Readying => {
+                    match this.call.service.poll_ready(cx) {
+                        Poll::Ready(Ok(())) => {
+                            let (future, timed) = this.call.send_next(this.timer.as_mut());
+                            this.state.set(State::Calling { future, timed });
+                        }
+                        Poll::Ready(Err(error)) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.not_ready(error.into())));
+                        }
+                        Poll::Pending => {
+                            ready!(poll_deadline(this.timer.as_mut(), cx));
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.deadline_passed(false)));
+                        }
                     }
-                    Poll::Ready(Err(error)) => {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(this.call.not_ready(error.into())));
-                    }
-                    Poll::Pending => {
-                        ready!(poll_deadline(this.timer.as_mut(), cx));
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(this.call.deadline_passed(false)));
-                    }
-                },
+                    continue;
+                }
                 StateProj::Refused { why } => {
                     let why = *why;
                     this.state.set(State::Done);
                     return Poll::Ready(Err(this.call.refused(why)));
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
+            };
+            // The attempt's future (or the read) is dropped when the state changes, once: to `Done`
+            // when the call ends, to `Pausing` when it retries.
+            let mut step = this.call.after_attempt(&result);
+            if let Some(read) = read {
+                step = this.call.after_judging(step, &mut result, read);
             }
-        }
-    }
-}
-
-/// Acts on the outcome of an attempt whose body was read as `step` says, as `Calling` does with
-/// its own: returns it (`Some`, the call's output: the state is `Done`) or pauses before the retry
-/// (the state is `Pausing`). Out of line, away from the path that reads no body.
-#[inline(never)]
-#[allow(clippy::type_complexity)]
-fn settle<S, ReqB, ResB, C>(
-    mut state: Pin<&mut State<S::Future, C::Future, ResB>>,
-    timer: Pin<&mut Option<Sleep>>,
-    call: &mut Call<S, ReqB, ResB, C>,
-    step: Step,
-    result: Attempted<ResB>,
-    timed: bool,
-) -> Option<Result<Response<ResponseBody<ResB>>, Error>>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
-    S::Error: Into<BoxError>,
-    ReqB: ReplayableBody,
-    ResB: Body,
-    C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
-{
-    match step {
-        Step::PassThrough => {
-            state.set(State::Done);
-            Some(match result {
-                Ok(response) => Ok(response),
-                // Never passed through: an error always carries a history.
-                error => call.finish(error, StopReason::Finished, None),
-            })
-        }
-        Step::Stop(reason, record) => {
-            state.set(State::Done);
-            Some(call.finish(result, reason, Some(record)))
-        }
-        Step::Retry(retry) => {
-            let (drain, pause) = call.pause(retry, result, timed, timer);
-            state.set(State::Pausing { drain, pause });
-            None
+            match step {
+                Step::PassThrough => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(match result {
+                        Ok(response) => Ok(response),
+                        // Never passed through: an error always carries a history.
+                        error => this.call.finish(error, StopReason::Finished, None),
+                    });
+                }
+                Step::Stop(reason, record) => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(this.call.finish(result, reason, Some(record)));
+                }
+                Step::Retry(retry) => {
+                    let timer = this.timer.as_mut();
+                    let (drain, pause) = this.call.pause(retry, result, timed, timer);
+                    this.state.set(State::Pausing { drain, pause });
+                }
+            }
         }
     }
 }

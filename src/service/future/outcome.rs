@@ -47,6 +47,15 @@ pub(super) struct Retry {
     pub(super) reserved: Option<Waiter>,
 }
 
+/// What the layer did with an attempt's body before it was judged.
+#[derive(Clone, Copy)]
+pub(super) struct BodySeen {
+    /// Its bytes are in the response's extensions, for the classifier.
+    shown: bool,
+    /// It was longer than the limit: passed on as it streams.
+    streamed: bool,
+}
+
 /// What becomes of the outcome a retry follows.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Keep {
@@ -113,13 +122,12 @@ where
         self.plan(record, asked, paced)
     }
 
-    /// Judges an attempt whose body was read, as [`after_attempt`](Self::after_attempt) does: the
-    /// classifier is shown the bytes of a body read whole ([`Outcome::body`], there only while it
-    /// runs), and a body passed on over the limit that no retry follows ends the call with
-    /// [`StopReason::Streamed`] and a history that says so. Out of line: the common path, which
-    /// reads no body, does not carry it.
+    /// Before an attempt whose body was read is judged ([`after_attempt`](Self::after_attempt)):
+    /// the bytes of a body read whole are shown to the classifier ([`Outcome::body`], in the
+    /// response's extensions while it runs). Out of line: the path that reads no body does not
+    /// carry it.
     #[inline(never)]
-    pub(super) fn after_read(&mut self, mut result: Attempted<ResB>) -> (Step, Attempted<ResB>) {
+    pub(super) fn show_body(&self, mut result: Attempted<ResB>) -> (Attempted<ResB>, BodySeen) {
         let streamed = result
             .as_ref()
             .is_ok_and(|response| response.body().is_streamed());
@@ -131,12 +139,26 @@ where
             response.extensions_mut().insert(BufferedBytes(bytes));
             shown = true;
         }
-        let step = self.after_attempt(&result);
-        if shown && let Ok(response) = &mut result {
+        (result, BodySeen { shown, streamed })
+    }
+
+    /// After an attempt whose body was read was judged: the bytes shown are taken back, and a body
+    /// passed on over the limit that no retry follows ends the call with [`StopReason::Streamed`]
+    /// and a history that says so.
+    #[inline(never)]
+    pub(super) fn after_judging(
+        &mut self,
+        step: Step,
+        result: &mut Attempted<ResB>,
+        read: BodySeen,
+    ) -> Step {
+        if read.shown
+            && let Ok(response) = result
+        {
             response.extensions_mut().remove::<BufferedBytes>();
         }
-        let step = match (step, &result) {
-            (Step::PassThrough, Ok(response)) if streamed => {
+        match (step, &*result) {
+            (Step::PassThrough, Ok(response)) if read.streamed => {
                 let record = AttemptRecord {
                     outcome: AttemptOutcome::Status(response.status()),
                     decision: Decision::Done,
@@ -145,12 +167,11 @@ where
                 };
                 Step::Stop(StopReason::Streamed, record)
             }
-            (Step::Stop(StopReason::Finished, record), _) if streamed => {
+            (Step::Stop(StopReason::Finished, record), _) if read.streamed => {
                 Step::Stop(StopReason::Streamed, record)
             }
             (step, _) => step,
-        };
-        (step, result)
+        }
     }
 
     /// Whether a first attempt that needs no retry must still carry a history: when the caller
