@@ -11,6 +11,7 @@
 //! | transcriptions: a key in the JSON body; before re-sending a create, look for its job | [`transcriptions`] |
 //! | deliveries retried 1 min, 5 min, 30 min, 2 h, 12 h after a failure | [`webhook_schedule`] |
 //! | streamed responses: retry only while the caller has not seen a byte | [`streaming`] |
+//! | the real error in a 200's JSON body: retry `overloaded`; a body that is not JSON fails at once | [`json_errors`] |
 //!
 //! `cargo run --example recipes` prints each recipe and runs it once against an embedded scripted
 //! server on 127.0.0.1 (a few seconds in all); it exits 1 if a recipe behaves differently from what
@@ -335,6 +336,32 @@ pub fn streaming<S>(service: S) -> Retry<FirstByte<S>> {
         .service(service)
 }
 
+/// An API that answers 200 (or 400) with the real error in a JSON body, `{"error": "overloaded"}`;
+/// and whose guidance says that a body that is not JSON ("almost always a bug or a proxy injecting
+/// HTML") must fail the operation, never loop.
+///
+/// - Each response body, up to 64 KiB, is read within its attempt, so the classifier can read it.
+/// - `{"error": "overloaded"}` is retried as throttling, whatever the status.
+/// - A body that is not JSON ends the call at once with that response, whatever its status (a 502
+///   page from a proxy included).
+/// - An empty body, and any other JSON, is left to the default table.
+/// - A body that breaks while it is read is retried for a GET (or a keyed request), like a reset; a
+///   body longer than 64 KiB is passed on as it streams, judged by its head alone.
+pub fn json_errors() -> RetryPolicy {
+    RetryPolicy::default()
+        .buffer_responses(64 * 1024)
+        .classify_with(|_, outcome| {
+            let body = outcome.body().filter(|body| !body.is_empty())?;
+            match serde_json::from_slice::<serde_json::Value>(body) {
+                Err(_) => Some(Decision::Done), // not JSON: never retried
+                Ok(json) if json["error"] == "overloaded" => {
+                    Some(Decision::Retry(RetryClass::Throttling))
+                }
+                Ok(_) => None,
+            }
+        })
+}
+
 // ---- `cargo run --example recipes`: each recipe once against a scripted server ----
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -410,6 +437,17 @@ async fn main() -> ExitCode {
                 status: 200,
                 prefix: Bytes::from_static(b"[{"),
             }],
+        ),
+        (
+            "/v1/complete",
+            vec![
+                Reply::status(200).body(r#"{"error": "overloaded"}"#),
+                Reply::status(200).body(r#"{"id": 7}"#),
+            ],
+        ),
+        (
+            "/v1/proxied",
+            vec![Reply::status(502).body("<html>Bad Gateway</html>")],
         ),
         (
             "/v1/stream",
@@ -555,6 +593,29 @@ async fn main() -> ExitCode {
     checks.expect(
         resent == 1 && body.is_some_and(|b| b == "audio"),
         "the stream that broke before its first byte was retried",
+    );
+
+    println!("json_errors: retry a JSON overloaded error; a body that is not JSON fails at once");
+    let outcome = run(
+        json_errors(),
+        &client,
+        request(Method::GET, &server.url("/v1/complete")),
+    )
+    .await;
+    checks.expect(
+        outcome.is_some_and(|(status, h)| status == 200 && h.attempt_count() == 2),
+        "the 200 carrying {\"error\": \"overloaded\"} was retried",
+    );
+    let outcome = run(
+        json_errors(),
+        &client,
+        request(Method::GET, &server.url("/v1/proxied")),
+    )
+    .await;
+    checks.expect(
+        outcome.is_some_and(|(status, h)| status == 502 && h.attempt_count() == 0)
+            && server.hits("/v1/proxied") == 1,
+        "the 502 whose body is HTML was returned at once, not retried",
     );
 
     if checks.0.is_empty() {

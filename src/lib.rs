@@ -162,12 +162,23 @@
 //! [`ReplayBodyLayer`](body::ReplayBodyLayer), which records up to 64 KiB of each body while the first
 //! attempt streams it.
 //!
+//! # Response bodies
+//!
+//! Every response comes back with a [`ResponseBody`](body::ResponseBody): the inner service's body,
+//! untouched, unless the policy [buffers responses](RetryPolicy::buffer_responses). Then each attempt
+//! reads its body, up to a limit, before it is judged: a body that breaks while read (a reset, a
+//! truncated message, the attempt timeout) is retried like a transport failure after sending, a
+//! classifier can read the bytes ([`Outcome::body`](classify::Outcome::body)), and the caller gets them
+//! ready at once. A body longer than the limit is passed on as it streams, and not retried once passed
+//! on. At most the limit is held per call, apart from the request's replay buffer.
+//!
 //! # Recipes
 //!
 //! The crate's `examples/recipes.rs` writes the retry guidance of several real APIs as policies of a few
 //! lines each (429 only with an exact `Retry-After`; a full checklist with idempotency keys; exponent
 //! 1.5 for an hour; 5xx with a separate 429 pause; a job lookup before re-sending a create; a 60 s
-//! retry window and a timeout over the whole response; a webhook schedule; streaming), and
+//! retry window and a timeout over the whole response; a webhook schedule; streaming; the real error
+//! in a JSON body), and
 //! `tests/recipes.rs` checks each one; the README's "Choosing a policy" lists them.
 //!
 //! # Defaults
@@ -186,6 +197,7 @@
 //! | per-attempt timeout | none | depends on the endpoint; set one ([`RetryPolicy::attempt_timeout`]) |
 //! | drained from a discarded body | 64 KiB | enough for an error page, small enough to be bounded |
 //! | recorded of a [`ReplayBody`](body::ReplayBody) | 64 KiB | the common replay buffer size (linkerd's, for one) |
+//! | response bodies read within the attempt | none: passed through as they stream; [`buffer_responses`](RetryPolicy::buffer_responses) reads up to a limit | reading costs memory; only the caller knows what is small enough |
 //! | idempotency key header | `Idempotency-Key` | the IETF draft |
 //! | keys injected | none; [`inject_idempotency_keys`](RetryPolicy::inject_idempotency_keys): POST, PATCH | only servers that honour keys make a keyed retry safe |
 //! | replayed-answer header | `X-Idempotency-Replayed: true` | the vendor guidance |

@@ -17,6 +17,7 @@ use script::{status, Script, Step};
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::body::ResponseBody;
 use tower_http_retry::check::{CheckBeforeRetry, CheckRequest, CheckVerdict};
 use tower_http_retry::history::{CheckAnswer, StopReason};
 use tower_http_retry::{BoxError, RetryHistory, RetryLayer, RetryPolicy};
@@ -74,7 +75,7 @@ async fn call(
     method: Method,
     steps: Vec<Step>,
 ) -> (
-    Result<Response<Full<Bytes>>, tower_http_retry::Error>,
+    Result<Response<ResponseBody<Full<Bytes>>>, tower_http_retry::Error>,
     Script,
     usize,
 ) {
@@ -96,7 +97,9 @@ async fn call(
     (result, script, runs.load(Ordering::SeqCst))
 }
 
-fn history(result: &Result<Response<Full<Bytes>>, tower_http_retry::Error>) -> RetryHistory {
+fn history(
+    result: &Result<Response<ResponseBody<Full<Bytes>>>, tower_http_retry::Error>,
+) -> RetryHistory {
     match result {
         Ok(response) => response.extensions().get::<RetryHistory>().unwrap().clone(),
         Err(error) => error.history().clone(),
@@ -345,7 +348,10 @@ mod sockets {
         }
     }
 
-    async fn call(stop: bool) -> Result<Response<Incoming>, tower_http_retry::Error> {
+    async fn call(
+        stop: bool,
+    ) -> Result<Response<tower_http_retry::body::ResponseBody<Incoming>>, tower_http_retry::Error>
+    {
         let url = one_stream_server().await;
         let client = Client::builder(TokioExecutor::new())
             .http2_only(true)

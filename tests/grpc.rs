@@ -20,6 +20,7 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tower::ServiceBuilder;
 use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::body::ResponseBody;
 use tower_http_retry::grpc::{GrpcCode, GrpcRetryLayer};
 use tower_http_retry::history::{AttemptOutcome, WaitReason};
 use tower_http_retry::{RetryHistory, RetryPolicy};
@@ -152,7 +153,7 @@ async fn connect(
 ) -> HealthClient<
     impl tonic::client::GrpcService<
             tonic::body::Body,
-            ResponseBody = tonic::body::Body,
+            ResponseBody = ResponseBody<tonic::body::Body>,
             Error = tower_http_retry::Error,
         > + Clone,
 > {
@@ -565,4 +566,77 @@ async fn pushback_to_two_calls_holds_their_method_for_a_third_and_no_other_metho
         "a call of the held route left early: {:?}",
         seen.iter().map(|s| s.at - seen[0].at).collect::<Vec<_>>()
     );
+}
+
+/// An h2 server that answers the first call with a 200 head and then `UNAVAILABLE` in the trailers
+/// (a status that arrives after the response has begun), and every later call with SERVING; returns
+/// its address and how many calls it answered.
+#[cfg(feature = "http2")]
+async fn unavailable_in_trailers_then_serving() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>)
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let count = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                    let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+                    let head = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(())
+                        .unwrap();
+                    let mut send = respond.send_response(head, false).unwrap();
+                    let mut trailers = http::HeaderMap::new();
+                    if first {
+                        trailers.insert("grpc-status", "14".parse().unwrap());
+                        trailers.insert("grpc-message", "overloaded".parse().unwrap());
+                    } else {
+                        // One message: HealthCheckResponse { status: SERVING }.
+                        let message = bytes::Bytes::from_static(&[0, 0, 0, 0, 2, 0x08, 0x01]);
+                        send.send_data(message, false).unwrap();
+                        trailers.insert("grpc-status", "0".parse().unwrap());
+                    }
+                    send.send_trailers(trailers).unwrap();
+                }
+            });
+        }
+    });
+    (addr, calls)
+}
+
+#[cfg(feature = "http2")]
+#[tokio::test]
+async fn a_unary_status_in_the_trailers_is_retried_when_responses_are_buffered() {
+    let (addr, calls) = unavailable_in_trailers_then_serving().await;
+    let policy = policy().buffer_responses(64 * 1024);
+    let mut client = connect(addr, policy).await;
+
+    let response = client.check(check()).await.unwrap();
+    assert_eq!(response.get_ref().status, ServingStatus::Serving as i32);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let outcomes: Vec<_> = history(&response)
+        .attempts()
+        .iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(outcomes[0], AttemptOutcome::Grpc(GrpcCode::Unavailable));
+}
+
+#[cfg(feature = "http2")]
+#[tokio::test]
+async fn a_unary_status_in_the_trailers_is_final_when_responses_stream() {
+    // The head has begun the answer and reached the caller: committed, as A6 says.
+    let (addr, calls) = unavailable_in_trailers_then_serving().await;
+    let mut client = connect(addr, policy()).await;
+
+    let status = client.check(check()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

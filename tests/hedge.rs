@@ -82,7 +82,7 @@ fn get() -> Request<Body> {
         .unwrap()
 }
 
-fn history(response: &Response<Body>) -> &RetryHistory {
+fn history<B>(response: &Response<B>) -> &RetryHistory {
     response.extensions().get::<RetryHistory>().unwrap()
 }
 

@@ -21,11 +21,11 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Full};
 use recipes::jobs::{Create, JobsApi};
 use recipes::{minutes, ms, secs};
-use script::{status, with_header, Script, Step};
+use script::{status, with_body, with_header, Script, Step};
 use tokio::time::Instant;
 use tower::{service_fn, Layer, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
-use tower_http_retry::body::CallTimedOut;
+use tower_http_retry::body::{CallTimedOut, ResponseBody};
 use tower_http_retry::history::{AttemptOutcome, CheckAnswer, StopReason, WaitReason};
 use tower_http_retry::{CallSettings, RetryHistory, RetryLayer, RetryPolicy};
 
@@ -41,7 +41,7 @@ async fn run(
     policy: RetryPolicy,
     script: &Script,
     request: Request<Full<Bytes>>,
-) -> Result<Response<Full<Bytes>>, tower_http_retry::Error> {
+) -> Result<Response<ResponseBody<Full<Bytes>>>, tower_http_retry::Error> {
     RetryLayer::new(policy)
         .layer(script.clone())
         .oneshot(request)
@@ -906,6 +906,66 @@ async fn memory_client_takes_a_shorter_per_call_deadline_never_a_longer_one() {
 }
 
 // ---- transcriptions over real sockets ----
+
+// ---- json_errors ----
+
+#[tokio::test(start_paused = true)]
+async fn json_errors_retries_an_overloaded_error_in_a_200() {
+    let script = Script::new([
+        with_body(200, r#"{"error": "overloaded"}"#),
+        with_body(200, r#"{"id": 7}"#),
+    ]);
+    let response = run(recipes::json_errors(), &script, request(Method::GET))
+        .await
+        .unwrap();
+
+    assert_eq!(script.calls().len(), 2);
+    let first = history(&response).attempts()[0].clone();
+    assert_eq!(first.outcome, AttemptOutcome::Status(StatusCode::OK));
+    assert_eq!(
+        first.decision,
+        tower_http_retry::classify::Decision::Retry(
+            tower_http_retry::classify::RetryClass::Throttling
+        )
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, r#"{"id": 7}"#);
+}
+
+#[tokio::test(start_paused = true)]
+async fn json_errors_fails_at_once_on_a_body_that_is_not_json() {
+    for status in [200, 400, 502, 503] {
+        let script = Script::new([
+            with_body(status, "<html>Bad Gateway</html>"),
+            self::status(200),
+        ]);
+        let response = run(recipes::json_errors(), &script, request(Method::GET))
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(script.calls().len(), 1, "{status}: never retried");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "<html>Bad Gateway</html>", "the caller gets the body");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn json_errors_leaves_empty_bodies_and_other_json_to_the_table() {
+    // An empty 503 is retried as the table says; a JSON 400 of another error is final.
+    let script = Script::new([status(503), with_body(200, r#"{"id": 7}"#)]);
+    let response = run(recipes::json_errors(), &script, request(Method::GET))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(script.calls().len(), 2);
+
+    let script = Script::new([with_body(400, r#"{"error": "bad_request"}"#)]);
+    let response = run(recipes::json_errors(), &script, request(Method::GET))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(script.calls().len(), 1);
+}
 
 #[tokio::test]
 async fn transcriptions_over_real_sockets_never_duplicate_a_job() {

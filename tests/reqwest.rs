@@ -221,3 +221,64 @@ async fn an_errors_display_says_why_the_last_attempt_failed() {
     assert!(line.starts_with("request failed ("), "{line}");
     assert!(line.ends_with(&format!("): {cause}")), "{line}");
 }
+
+#[tokio::test]
+async fn a_get_whose_body_resets_while_read_is_sent_again_when_bodies_are_buffered() {
+    let whole: Bytes = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let server = Server::start([(
+        "/files/7",
+        vec![
+            Reply::Truncated {
+                length: 1000,
+                prefix: whole.slice(..10),
+            },
+            Reply::status(200).body(whole.clone()),
+        ],
+    )])
+    .await;
+    let policy = quick().buffer_responses(64 * 1024);
+    let request = Request::get(server.url("/files/7"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client(reqwest::Client::new(), policy)
+        .oneshot(request)
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let history = response.extensions().get::<RetryHistory>().unwrap().clone();
+    assert_eq!(history.attempt_count(), 2);
+    assert!(matches!(
+        history.attempts()[0].outcome,
+        AttemptOutcome::Error(kind) if !kind.is_never_sent() && kind != ErrorKind::Other
+    ));
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, whole);
+    assert_eq!(server.hits("/files/7"), 2);
+}
+
+#[tokio::test]
+async fn a_post_whose_body_resets_while_read_is_sent_once_when_bodies_are_buffered() {
+    let server = Server::start([(
+        "/orders",
+        vec![
+            Reply::Truncated {
+                length: 1000,
+                prefix: Bytes::from_static(b"0123456789"),
+            },
+            Reply::status(200),
+        ],
+    )])
+    .await;
+    let policy = quick().buffer_responses(64 * 1024);
+    let request = Request::post(server.url("/orders"))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let error = client(reqwest::Client::new(), policy)
+        .oneshot(request)
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.history().stop_reason(), StopReason::NotIdempotent);
+    assert_eq!(server.hits("/orders"), 1);
+}

@@ -37,16 +37,19 @@ impl Clients<'_> {
         start.elapsed()
     }
 
-    fn tower<S>(&self, client: &S) -> Duration
+    fn tower<S, B>(&self, client: &S) -> Duration
     where
         S: tower::Service<
                 http::Request<http_body_util::Full<bytes::Bytes>>,
-                Response = http::Response<hyper::body::Incoming>,
+                Response = http::Response<B>,
             > + Clone
             + Send
             + 'static,
         S::Error: std::fmt::Debug,
         S::Future: Send,
+        B: http_body::Body + Send,
+        B::Data: Send,
+        B::Error: std::fmt::Debug,
     {
         self.timed(drive(
             client,

@@ -146,9 +146,9 @@ mod tests {
     use crate::workload::{Script, Workload};
     use tower_http_retry::backoff::Backoff;
 
-    async fn call<S>(service: &mut S, request: Req) -> Res
+    async fn call<S, B>(service: &mut S, request: Req) -> Response<B>
     where
-        S: Service<Req, Response = Res>,
+        S: Service<Req, Response = Response<B>>,
         S::Error: fmt::Debug,
     {
         service.ready().await.unwrap().call(request).await.unwrap()

@@ -11,10 +11,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use cpu_time::ThreadTime;
+use http::Response;
 use tokio::runtime::Runtime;
 use tower::{Service, ServiceExt};
 
-use crate::contenders::{Req, Res};
+use crate::contenders::Req;
 use crate::workload::Workload;
 
 /// Requests built ahead of each timed batch; building them is not timed.
@@ -30,13 +31,13 @@ pub fn runtime() -> Runtime {
 
 /// Sends every request of `requests` through `service`, one after the other, handing each response to
 /// `each`.
-pub fn call_all<S>(
+pub fn call_all<S, B>(
     runtime: &Runtime,
     service: &mut S,
     requests: Vec<Req>,
-    mut each: impl FnMut(Res),
+    mut each: impl FnMut(Response<B>),
 ) where
-    S: Service<Req, Response = Res>,
+    S: Service<Req, Response = Response<B>>,
     S::Error: Debug,
 {
     runtime.block_on(async {
@@ -49,14 +50,14 @@ pub fn call_all<S>(
 
 /// The CPU time `iters` calls through `service` take, request building excluded: criterion's
 /// `iter_custom` routine.
-pub fn time_calls<S>(
+pub fn time_calls<S, B>(
     runtime: &Runtime,
     service: &mut S,
     workload: &Workload,
     iters: u64,
 ) -> Duration
 where
-    S: Service<Req, Response = Res>,
+    S: Service<Req, Response = http::Response<B>>,
     S::Error: Debug,
 {
     let mut total = Duration::ZERO;

@@ -157,9 +157,11 @@ pub fn reqwest_retry_client() -> reqwest_middleware::ClientWithMiddleware {
 }
 
 /// One request through a tower HTTP client (bare hyper-util or wrapped), its response read to the end.
-pub async fn send_tower<S>(client: &mut S, workload: &Workload)
+pub async fn send_tower<S, B>(client: &mut S, workload: &Workload)
 where
-    S: Service<Request<Full<Bytes>>, Response = Response<Incoming>>,
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
     S::Error: std::fmt::Debug,
 {
     let request = workload.request();

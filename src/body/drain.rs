@@ -34,6 +34,7 @@ pin_project! {
 impl<B: Body> Drain<B> {
     /// Starts draining `body`, or returns `None` when there is nothing to read: a zero limit, an ended
     /// body, or a known length already over `limit`.
+    #[inline]
     pub(crate) fn new(body: B, limit: u64) -> Option<Self> {
         if limit == 0 || body.is_end_stream() || body.size_hint().lower() > limit {
             return None;

@@ -60,7 +60,7 @@
 //! let request = Request::put("http://api.example/v1/items/7").body(upload).unwrap();
 //! let response = client.oneshot(request).await.unwrap();
 //! assert_eq!(response.status(), StatusCode::OK);
-//! assert_eq!(response.body(), "15", "the retry sent the whole body again");
+//! assert_eq!(response.body().get_ref().unwrap(), "15", "the retry sent the whole body again");
 //! assert_eq!(RetryHistory::resend_count(response.extensions()), 1);
 //! # }
 //! ```
@@ -162,6 +162,7 @@ mod call_timeout;
 pub(crate) mod drain;
 mod first_byte;
 mod replay;
+mod response;
 
 pub use call_timeout::{CallTimedOut, CallTimeoutBody};
 pub use first_byte::{
@@ -170,6 +171,7 @@ pub use first_byte::{
 #[cfg(feature = "grpc")]
 pub(crate) use replay::DEFAULT_REPLAY_LIMIT;
 pub use replay::{ReplayBody, ReplayBodyLayer, ReplayBodyService};
+pub use response::{BodyReadFailed, ResponseBody};
 
 use std::fmt;
 use std::task::{Context, Poll};

@@ -41,4 +41,4 @@ pub use table::{
 };
 pub use transport::{AttemptTimedOut, ErrorKind};
 
-pub(crate) use table::is_key;
+pub(crate) use table::{is_key, BufferedBytes};

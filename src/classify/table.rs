@@ -4,6 +4,7 @@ use std::error::Error as StdError;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::response::Parts;
 use http::{Extensions, HeaderMap, HeaderName, Method, StatusCode, Uri};
 use tokio::time::Instant;
@@ -180,7 +181,54 @@ impl<'a> Outcome<'a> {
             Outcome::Error(_) => None,
         }
     }
+
+    /// The response body, when the policy [buffers responses](crate::RetryPolicy::buffer_responses)
+    /// and the body was read whole (within the limit); `None` otherwise, and for an error.
+    ///
+    /// Some APIs answer 200 with the real error in the body. This classifier retries a JSON
+    /// `{"error": "overloaded"}` and leaves everything else to the default table:
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::{Arc, Mutex};
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::classify::{Decision, RetryClass};
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let bodies = Arc::new(Mutex::new([r#"{"error": "overloaded"}"#, r#"{"id": 7}"#].into_iter()));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let body = bodies.lock().unwrap().next().unwrap();
+    ///     async move { Ok::<_, Infallible>(Response::new(String::from(body))) }
+    /// });
+    /// let policy = RetryPolicy::default()
+    ///     .buffer_responses(64 * 1024)
+    ///     .classify_with(|_, outcome| {
+    ///         let body = outcome.body()?;
+    ///         let overloaded = body.windows(10).any(|part| part == b"overloaded");
+    ///         overloaded.then_some(Decision::Retry(RetryClass::Throttling))
+    ///     });
+    /// let client = Retry::new(server, policy);
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    /// assert_eq!(RetryHistory::resend_count(response.extensions()), 1);
+    /// # }
+    /// ```
+    pub fn body(&self) -> Option<&'a Bytes> {
+        match self {
+            Outcome::Response { extensions, .. } => {
+                extensions.get::<BufferedBytes>().map(|read| &read.0)
+            }
+            Outcome::Error(_) => None,
+        }
+    }
 }
+
+/// The bytes of a response body read whole, in the response's extensions while its outcome is
+/// judged (and only then): what [`Outcome::body`] returns.
+#[derive(Clone)]
+pub(crate) struct BufferedBytes(pub(crate) Bytes);
 
 /// The request an outcome belongs to.
 ///

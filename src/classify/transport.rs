@@ -30,7 +30,9 @@ pub enum ErrorKind {
     Reset,
     /// The connection closed, or the request was canceled, before a response arrived.
     Closed,
-    /// The connection closed in the middle of the response head.
+    /// The connection closed in the middle of the response head; or a response body the layer
+    /// read ([`buffer_responses`](crate::RetryPolicy::buffer_responses)) failed for a cause it
+    /// does not recognise.
     IncompleteMessage,
     /// A timeout below this layer fired (a read timeout, tower's `TimeoutLayer`).
     Timeout,
@@ -83,6 +85,13 @@ impl ErrorKind {
     fn of_one(error: &(dyn StdError + 'static)) -> Option<Self> {
         if error.is::<AttemptTimedOut>() {
             return Some(ErrorKind::AttemptTimeout);
+        }
+        if let Some(e) = error.downcast_ref::<crate::body::BodyReadFailed>() {
+            // The head had arrived: whatever the cause, the request was sent.
+            return Some(match e.source().map(Self::of) {
+                Some(kind) if kind != ErrorKind::Other && !kind.is_never_sent() => kind,
+                _ => ErrorKind::IncompleteMessage,
+            });
         }
         if error.is::<tower::timeout::error::Elapsed>() {
             return Some(ErrorKind::Timeout);

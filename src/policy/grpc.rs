@@ -20,7 +20,18 @@ pub(crate) fn judge(
     status: StatusCode,
     headers: &HeaderMap,
     extensions: &Extensions,
+    trailers: Option<&HeaderMap>,
 ) -> (Decision, Option<Asked>, AttemptOutcome) {
+    // A response read whole (`buffer_responses`) without a status in its head has it in its
+    // trailers: nothing was passed to the caller yet, so A6 lets it be retried.
+    let headers = match trailers {
+        Some(trailers)
+            if !headers.contains_key(GRPC_STATUS) && trailers.contains_key(GRPC_STATUS) =>
+        {
+            trailers
+        }
+        _ => headers,
+    };
     let code = GrpcCode::of_response(status, headers);
     let outcome = code.map_or(AttemptOutcome::Status(status), AttemptOutcome::Grpc);
     let hook = policy.classify.as_ref().and_then(|hook| {
@@ -111,6 +122,7 @@ mod tests {
             StatusCode::from_u16(status).unwrap(),
             &headers,
             &Extensions::new(),
+            None,
         )
     }
 
@@ -188,6 +200,7 @@ mod tests {
                 StatusCode::OK,
                 &headers,
                 &Extensions::new(),
+                None,
             );
             let ms: u64 = pushback.parse().unwrap();
             assert_eq!(

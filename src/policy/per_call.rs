@@ -18,7 +18,9 @@ use crate::wait::backoff::Backoff;
 /// exceptions that protect the stack the layer guards: the [`deadline`](Self::deadline) and the
 /// [`attempt_timeout`](Self::attempt_timeout) can only shorten the layer's (a call cannot outlast
 /// what the stack's owner allowed). Attempts and backoff replace the layer's (a batch job may ask for
-/// more attempts; the retry budget still bounds them), and a classifier is consulted before the
+/// more attempts; the retry budget still bounds them), as does whether response bodies are read
+/// within the attempt ([`buffer_responses`](Self::buffer_responses),
+/// [`stream_responses`](Self::stream_responses)), and a classifier is consulted before the
 /// layer's, which still decides what it leaves (`None`). Everything else (budget, throttle,
 /// idempotency keys, hooks) stays the layer's.
 ///
@@ -54,6 +56,8 @@ pub struct CallSettings {
     attempt_timeout: Option<Duration>,
     backoff: Option<Backoff>,
     classify: Option<Arc<ClassifyFn>>,
+    /// `Some(None)`: responses stream; `Some(Some(limit))`: bodies read up to `limit`.
+    buffer: Option<Option<usize>>,
     hedging: Option<Hedging>,
 }
 
@@ -169,6 +173,51 @@ impl CallSettings {
         self
     }
 
+    /// Reads this call's response bodies within their attempts, up to `limit` bytes, whatever the
+    /// layer's policy says: see [`RetryPolicy::buffer_responses`].
+    ///
+    /// ```
+    /// use tower_http_retry::CallSettings;
+    ///
+    /// // A small JSON answer whose body may carry the real error.
+    /// let settings = CallSettings::new().buffer_responses(16 * 1024);
+    /// # let _ = settings;
+    /// ```
+    pub fn buffer_responses(mut self, limit: usize) -> Self {
+        self.buffer = Some(Some(limit));
+        self
+    }
+
+    /// Returns this call's response as soon as its head arrives, its body streaming, even when the
+    /// layer's policy [buffers responses](RetryPolicy::buffer_responses): for a download too large
+    /// to hold, say.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{CallSettings, Retry, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let server = service_fn(|_: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"a large file"))))
+    /// });
+    /// let client = Retry::new(server, RetryPolicy::default().buffer_responses(1024));
+    /// let mut request = Request::new(String::new());
+    /// request.extensions_mut().insert(CallSettings::new().stream_responses());
+    /// let response = client.oneshot(request).await.unwrap();
+    /// // The inner body, untouched: nothing was read ahead.
+    /// assert!(response.body().get_ref().is_some());
+    /// # }
+    /// ```
+    pub fn stream_responses(mut self) -> Self {
+        self.buffer = Some(None);
+        self
+    }
+
     /// No hedging for this call, whatever the layer's policy says.
     ///
     /// ```
@@ -214,6 +263,9 @@ impl CallSettings {
         }
         policy.deadline = shorter(layer.deadline, self.deadline);
         policy.attempt_timeout = shorter(layer.attempt_timeout, self.attempt_timeout);
+        if let Some(buffer) = self.buffer {
+            policy.buffer_limit = buffer;
+        }
         match self.hedging {
             Some(Hedging::Off) => policy.hedge = None,
             Some(Hedging::After(delay)) => {
@@ -262,6 +314,7 @@ impl fmt::Debug for CallSettings {
             .field("backoff", &self.backoff)
             .field("classify", &self.classify.as_ref().map(|_| "<hook>"))
             .field("hedging", &self.hedging)
+            .field("buffer", &self.buffer)
             .finish()
     }
 }

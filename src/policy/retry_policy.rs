@@ -55,6 +55,7 @@ pub struct RetryPolicy {
     pub(crate) deadline: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) drain_limit: u64,
+    pub(crate) buffer_limit: Option<usize>,
     pub(crate) idempotency: Idempotency,
     pub(crate) before_retry: Option<Arc<BeforeRetryFn>>,
     pub(crate) classify: Option<Arc<ClassifyFn>>,
@@ -76,6 +77,7 @@ impl Default for RetryPolicy {
             deadline: None,
             attempt_timeout: None,
             drain_limit: DEFAULT_DRAIN_LIMIT,
+            buffer_limit: None,
             idempotency: Idempotency::default(),
             before_retry: None,
             classify: None,
@@ -184,6 +186,7 @@ impl fmt::Debug for RetryPolicy {
             .field("deadline", &self.deadline)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("drain_limit", &self.drain_limit)
+            .field("buffer_limit", &self.buffer_limit)
             .field("idempotency", &self.idempotency)
             .field("before_retry_hook", &self.before_retry.is_some())
             .field("classify_hook", &self.classify.is_some())

@@ -48,6 +48,13 @@ impl RetryPolicy {
         self.drain_limit
     }
 
+    /// How many bytes of each response body an attempt reads before its outcome is classified;
+    /// `None` when responses pass through as they stream (the default).
+    #[inline]
+    pub(crate) fn buffer_up_to(&self) -> Option<usize> {
+        self.buffer_limit
+    }
+
     /// The idempotency keys: their header, which methods get one, the replay mark.
     #[inline]
     pub(crate) fn keys(&self) -> &Idempotency {

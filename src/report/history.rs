@@ -192,6 +192,11 @@ pub enum StopReason {
     /// The inner service failed while getting ready for the next attempt (its `poll_ready` returned
     /// an error), before the first or before a retry; the error is the call's.
     NotReady,
+    /// The response body was longer than the policy's
+    /// [`buffer_responses`](crate::RetryPolicy::buffer_responses) limit and its head called for no
+    /// retry: it was passed on to the caller as it streams (the bytes read first, then the rest),
+    /// and is not retried once passed on (a failure while the caller reads it is the caller's).
+    Streamed,
 }
 
 impl StopReason {
@@ -205,7 +210,10 @@ impl StopReason {
     /// assert!(StopReason::BudgetExhausted.gave_up());
     /// ```
     pub fn gave_up(self) -> bool {
-        !matches!(self, StopReason::Finished | StopReason::CheckAnswered)
+        !matches!(
+            self,
+            StopReason::Finished | StopReason::CheckAnswered | StopReason::Streamed
+        )
     }
 
     /// A short snake-case name: the metrics' `stop_reason` label, and gRPC's `x-retry-stop`.
@@ -224,6 +232,7 @@ impl StopReason {
             StopReason::CheckAnswered => "check_answered",
             StopReason::CheckTimedOut => "check_timed_out",
             StopReason::NotReady => "not_ready",
+            StopReason::Streamed => "streamed",
         }
     }
 }
@@ -247,6 +256,9 @@ impl fmt::Display for StopReason {
             }
             StopReason::Shed => f.write_str("the throttle shed the request"),
             StopReason::NotReady => f.write_str("the service failed while getting ready"),
+            StopReason::Streamed => f.write_str(
+                "the response body was over the buffer limit and passed on as it streams",
+            ),
         }
     }
 }

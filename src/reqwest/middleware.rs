@@ -10,6 +10,7 @@ use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 use tower_service::Service;
 
+use crate::body::ResponseBody;
 use crate::check::NoCheck;
 use crate::{BoxError, CallSettings, Retry, RetryPolicy};
 
@@ -141,10 +142,12 @@ impl Middleware for RetryMiddleware {
 #[derive(Clone)]
 struct ResponseUrl(::reqwest::Url);
 
-fn into_reqwest(response: http::Response<::reqwest::Body>) -> ::reqwest::Response {
+fn into_reqwest(response: http::Response<ResponseBody<::reqwest::Body>>) -> ::reqwest::Response {
     use ::reqwest::ResponseBuilderExt;
 
     let (mut parts, body) = response.into_parts();
+    // The body as reqwest gave it, unless the layer read it (`buffer_responses`).
+    let body = body.into_inner().unwrap_or_else(::reqwest::Body::wrap);
     if let Some(ResponseUrl(url)) = parts.extensions.remove::<ResponseUrl>() {
         // reqwest keeps a converted response's URL in an extension of its own, set only this way.
         let (with_url, ()) = http::Response::builder()

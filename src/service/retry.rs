@@ -9,7 +9,7 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use crate::body::ReplayableBody;
+use crate::body::{ReplayableBody, ResponseBody};
 use crate::policy::check::{CheckBeforeRetry, NoCheck};
 use crate::policy::retry_policy::RetryPolicy;
 use crate::report::history::RetryHistory;
@@ -184,7 +184,7 @@ impl<S, C> Retry<S, C> {
     ///     .layer(RetryLayer::new(RetryPolicy::default()))
     ///     .service(server);
     /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
-    /// assert_eq!(response.body(), "ok");
+    /// assert_eq!(response.body().get_ref().unwrap(), "ok");
     /// # }
     /// ```
     pub fn oneshot<ReqB, ResB>(
@@ -229,9 +229,10 @@ where
     S::Error: Into<BoxError>,
     ReqB: ReplayableBody,
     ResB: Body,
+    ResB::Error: Into<BoxError>,
     C: CheckBeforeRetry<CheckService<S>, ReqB, ResB> + Clone,
 {
-    type Response = Response<ResB>;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = Error;
     type Future = ResponseFuture<S, ReqB, ResB, C>;
 

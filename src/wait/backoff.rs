@@ -295,6 +295,7 @@ impl Backoff {
     /// The jittered delay before retry `n`, given the previous jittered delay (for decorrelated jitter).
     /// `rng` gives the random source: it is asked for only when there is something to draw (never
     /// without jitter, nor for a zero delay), so a call that draws nothing makes none.
+    #[inline]
     pub(crate) fn delay<'r>(
         &self,
         n: u32,

@@ -23,6 +23,8 @@ use tower::Service;
 pub enum Step {
     /// A response with this status and these headers.
     Respond(u16, Vec<(&'static str, String)>),
+    /// A response with this status and this body.
+    Body(u16, Bytes),
     /// A response, after `Duration`.
     Slow(Duration, u16),
     /// A failure with this I/O error kind.
@@ -39,6 +41,11 @@ pub fn status(code: u16) -> Step {
 /// A response with `status` and one header.
 pub fn with_header(code: u16, name: &'static str, value: impl ToString) -> Step {
     Step::Respond(code, vec![(name, value.to_string())])
+}
+
+/// A response with `status` and `body`.
+pub fn with_body(code: u16, body: &'static str) -> Step {
+    Step::Body(code, Bytes::from_static(body.as_bytes()))
 }
 
 /// A call as the service saw it.
@@ -114,6 +121,11 @@ impl Service<Request<Full<Bytes>>> for Script {
         Box::pin(async move {
             match step {
                 Step::Respond(code, headers) => Ok(response(code, headers)),
+                Step::Body(code, body) => {
+                    let mut response = response(code, Vec::new());
+                    *response.body_mut() = Full::new(body);
+                    Ok(response)
+                }
                 Step::Slow(delay, code) => {
                     tokio::time::sleep(delay).await;
                     Ok(response(code, Vec::new()))

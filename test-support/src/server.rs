@@ -57,6 +57,14 @@ pub enum Reply {
         /// What is sent of the body before the stall.
         prefix: Bytes,
     },
+    /// Sends a 200 head with `Content-Length: length`, then `prefix` of the body, then a few
+    /// milliseconds later resets the connection (TCP reset): a truncated body.
+    Truncated {
+        /// The length the head announces.
+        length: usize,
+        /// What is sent of the body before the reset.
+        prefix: Bytes,
+    },
     /// Never answers.
     Hang,
 }
@@ -269,6 +277,18 @@ async fn handle(
             std::future::pending().await
         }
         Reply::Hang => std::future::pending().await,
+        Reply::Truncated { length, prefix } => {
+            let body = TruncatedBody {
+                prefix: Some(prefix),
+                abort,
+                reset_at: Box::pin(tokio::time::sleep(Duration::from_millis(5))),
+            };
+            let mut response = Response::new(body.boxed());
+            response
+                .headers_mut()
+                .insert("content-length", length.to_string().parse().unwrap());
+            Ok(response)
+        }
         Reply::BodyFails { status, prefix } | Reply::BodyStalls { status, prefix } => {
             let stall = matches!(reply_kind, ReplyKind::Stalls);
             let fail_after = if stall {
@@ -315,5 +335,30 @@ impl http_body::Body for FailingBody {
         std::task::ready!(self.fail_at.as_mut().poll(cx));
         let error = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted abort");
         std::task::Poll::Ready(Some(Err(error)))
+    }
+}
+
+/// A body that sends its prefix, then a moment later (once hyper has flushed it) resets the
+/// connection.
+struct TruncatedBody {
+    prefix: Option<Bytes>,
+    abort: Arc<Notify>,
+    reset_at: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for TruncatedBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(prefix))));
+        }
+        std::task::ready!(self.reset_at.as_mut().poll(cx));
+        self.abort.notify_one();
+        std::task::Poll::Pending
     }
 }

@@ -12,6 +12,7 @@ use http_body_util::Full;
 use script::{status, with_header, Script, Step};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::Backoff;
+use tower_http_retry::body::ResponseBody;
 use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 
 fn request(method: Method, key: Option<&'static str>) -> Request<Full<Bytes>> {
@@ -32,7 +33,7 @@ async fn send(
     policy: RetryPolicy,
     steps: impl IntoIterator<Item = Step>,
     request: Request<Full<Bytes>>,
-) -> Result<http::Response<Full<Bytes>>, tower_http_retry::Error> {
+) -> Result<http::Response<ResponseBody<Full<Bytes>>>, tower_http_retry::Error> {
     let service = ServiceBuilder::new()
         .layer(RetryLayer::new(policy.backoff(Backoff::none())))
         .service(Script::new(steps));

@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
 use tower_http_retry::body::NotReplayable;
-use tower_http_retry::body::{ReplayBody, ReplayBodyLayer};
+use tower_http_retry::body::{ReplayBody, ReplayBodyLayer, ResponseBody};
 use tower_http_retry::history::StopReason;
 use tower_http_retry::{RetryHistory, RetryLayer, RetryPolicy};
 use upload::Upload;
@@ -145,7 +145,7 @@ async fn send(
     server: &Server,
     limit: u64,
     upload: Upload,
-) -> (Response<String>, Option<RetryHistory>) {
+) -> (Response<ResponseBody<String>>, Option<RetryHistory>) {
     let client = ServiceBuilder::new()
         .layer(ReplayBodyLayer::new().limit(limit))
         .layer(RetryLayer::new(at_once()))

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use server::{Reply, Server};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::body::ResponseBody;
 use tower_http_retry::classify::{Decision, ErrorKind, RetryClass};
 use tower_http_retry::history::{AttemptOutcome, StopReason, WaitReason};
 use tower_http_retry::{Retry, RetryHistory, RetryLayer, RetryPolicy};
@@ -40,7 +41,7 @@ async fn send(
     policy: RetryPolicy,
     method: Method,
     url: &str,
-) -> Result<http::Response<hyper::body::Incoming>, tower_http_retry::Error> {
+) -> Result<http::Response<ResponseBody<hyper::body::Incoming>>, tower_http_retry::Error> {
     client(policy).oneshot(request(method, url)).await
 }
 

@@ -15,6 +15,7 @@ use script::{status, with_header, Script, Step};
 use tokio::time::Instant;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http_retry::backoff::{Backoff, Jitter};
+use tower_http_retry::body::ResponseBody;
 use tower_http_retry::classify::ErrorKind;
 use tower_http_retry::history::{AttemptOutcome, StopReason, WaitReason};
 use tower_http_retry::{RetryLayer, RetryPolicy};
@@ -41,7 +42,7 @@ async fn run(
     policy: RetryPolicy,
     script: &Script,
     request: Request<Full<Bytes>>,
-) -> Result<http::Response<Full<Bytes>>, tower_http_retry::Error> {
+) -> Result<http::Response<ResponseBody<Full<Bytes>>>, tower_http_retry::Error> {
     RetryLayer::new(policy)
         .layer(script.clone())
         .oneshot(request)

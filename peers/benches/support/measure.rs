@@ -8,7 +8,7 @@ use std::time::Instant;
 use criterion::measurement::WallTime;
 use criterion::BenchmarkGroup;
 use http::StatusCode;
-use peer_benches::contenders::{Req, Res};
+use peer_benches::contenders::Req;
 use peer_benches::inmemory::{call_all, time_calls};
 use peer_benches::report::Counted;
 use peer_benches::workload::{Answer, Workload};
@@ -23,7 +23,7 @@ const COUNTED: usize = 1000;
 /// Counts what `COUNTED` requests through `service` (wrapping `inner`) cost, after a warm-up, and checks
 /// that every one ended in 200 after `calls_per_request` calls with no body byte copied. The run's wall
 /// time is kept too: the only figure here that shows time spent asleep.
-pub fn counted<S>(
+pub fn counted<S, B>(
     name: &str,
     runtime: &Runtime,
     workload: &Workload,
@@ -32,7 +32,7 @@ pub fn counted<S>(
     calls_per_request: usize,
 ) -> Counted
 where
-    S: Service<Req, Response = Res>,
+    S: Service<Req, Response = http::Response<B>>,
     S::Error: Debug,
 {
     let warm_up: Vec<Req> = (0..COUNTED).map(|_| workload.request()).collect();
@@ -67,14 +67,14 @@ where
 }
 
 /// Times `service` in `group` under `name`.
-pub fn timed<S>(
+pub fn timed<S, B>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
     runtime: &Runtime,
     workload: &Workload,
     mut service: S,
 ) where
-    S: Service<Req, Response = Res>,
+    S: Service<Req, Response = http::Response<B>>,
     S::Error: Debug,
 {
     group.bench_function(name, |b| {

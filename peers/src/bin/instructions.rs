@@ -147,13 +147,13 @@ fn hand_loop(inner: Answer) -> impl Service<Req, Response = Res, Error = Infalli
 
 /// Sends `requests` through `service`: the only function whose instructions callgrind counts.
 #[inline(never)]
-fn measured_requests<S>(
+fn measured_requests<S, B>(
     runtime: &tokio::runtime::Runtime,
     service: &mut S,
     requests: Vec<Req>,
 ) -> usize
 where
-    S: Service<Req, Response = Res>,
+    S: Service<Req, Response = http::Response<B>>,
     S::Error: Debug,
 {
     let mut failures = 0;
@@ -165,7 +165,7 @@ where
 }
 
 /// Warms `service` up, sends `calls` requests through it, and checks what the inner service saw.
-fn run_with<S>(
+fn run_with<S, B>(
     path: Scenario,
     name: &str,
     workload: &Workload,
@@ -173,7 +173,7 @@ fn run_with<S>(
     mut service: S,
     calls: u64,
 ) where
-    S: Service<Req, Response = Res>,
+    S: Service<Req, Response = http::Response<B>>,
     S::Error: Debug,
 {
     let runtime = runtime();

@@ -1,5 +1,6 @@
 //! When to stop: the attempts and retries of each class, the total deadline, each attempt's
-//! timeout, the retry budget shared by clones, and how much of a discarded body is read.
+//! timeout, the retry budget shared by clones, how much of a discarded body is read, and how much
+//! of a response body an attempt reads before it is judged.
 
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use crate::policy::retry_policy::RetryPolicy;
 use crate::shared::budget::RetryBudget;
 
 /// When to stop: the attempts of each class, the deadline, each attempt's timeout, the retry
-/// budget; and how much of a discarded body is read.
+/// budget; how much of a discarded body is read, and how much of a response body is read within
+/// its attempt.
 impl RetryPolicy {
     /// Makes at most `attempts` attempts in all, the first included (0 is taken as 1), whatever the
     /// class of the failures. Sets both classes' limits; [`max_attempts_for`](Self::max_attempts_for)
@@ -273,6 +275,82 @@ impl RetryPolicy {
     /// ```
     pub fn drain_limit(mut self, bytes: u64) -> Self {
         self.drain_limit = bytes;
+        self
+    }
+
+    /// Reads each response body, up to `limit` bytes, within its attempt, before the outcome is
+    /// classified. Off by default: responses are returned as soon as their head arrives.
+    ///
+    /// - A body that fails while it is read (a reset, a connection closed before the end, the
+    ///   [attempt timeout](Self::attempt_timeout)) fails the attempt, as a transport error after
+    ///   sending ([`BodyReadFailed`](crate::body::BodyReadFailed)): retried for idempotent or keyed
+    ///   requests, returned otherwise.
+    /// - A body read whole is given to the caller ready at once, and to the classifier through
+    ///   [`Outcome::body`](crate::classify::Outcome::body): a 200 whose body carries the real error
+    ///   can be retried.
+    /// - A body longer than `limit` is judged by its head alone, and, when that does not retry it,
+    ///   passed on as it streams: the bytes read first, then the rest. Once passed on it is not
+    ///   retried; the history says so ([`StopReason::Streamed`](crate::history::StopReason::Streamed)).
+    ///
+    /// Memory: at most `limit` bytes of body per call in flight (plus, while a classifier runs, one
+    /// contiguous copy of a body that is read whole). This is the response's counterpart of the
+    /// request's replay buffer ([`ReplayBody`](crate::body::ReplayBody), 64 KiB by default), which
+    /// bounds what is kept of a request body; the two limits are separate. A call can turn it on or
+    /// off for itself ([`CallSettings::buffer_responses`](crate::CallSettings::buffer_responses),
+    /// [`CallSettings::stream_responses`](crate::CallSettings::stream_responses)).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::io;
+    /// use std::pin::Pin;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::task::{Context, Poll};
+    /// use bytes::Bytes;
+    /// use http::{Request, Response};
+    /// use http_body::{Body, Frame};
+    /// use http_body_util::BodyExt;
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// /// A body whose connection is reset after its first chunk, unless it is `whole`.
+    /// struct Page { whole: bool, sent: bool }
+    ///
+    /// impl Body for Page {
+    ///     type Data = Bytes;
+    ///     type Error = io::Error;
+    ///
+    ///     fn poll_frame(
+    ///         mut self: Pin<&mut Self>,
+    ///         _: &mut Context<'_>,
+    ///     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    ///         Poll::Ready(match (self.sent, self.whole) {
+    ///             (false, _) => {
+    ///                 self.sent = true;
+    ///                 Some(Ok(Frame::data(Bytes::from_static(b"{\"id\": 7}"))))
+    ///             }
+    ///             (true, true) => None,
+    ///             (true, false) => Some(Err(io::ErrorKind::ConnectionReset.into())),
+    ///         })
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let broke = Arc::new(AtomicBool::new(false));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let whole = broke.swap(true, Ordering::SeqCst);
+    ///     async move { Ok::<_, Infallible>(Response::new(Page { whole, sent: false })) }
+    /// });
+    /// let client = Retry::new(server, RetryPolicy::default().buffer_responses(64 * 1024));
+    /// // The first body broke while the layer read it: the GET was sent again.
+    /// let response = client.oneshot(Request::new(String::new())).await.unwrap();
+    /// assert_eq!(RetryHistory::resend_count(response.extensions()), 1);
+    /// assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "{\"id\": 7}");
+    /// # }
+    /// ```
+    pub fn buffer_responses(mut self, limit: usize) -> Self {
+        self.buffer_limit = Some(limit);
         self
     }
 }

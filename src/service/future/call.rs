@@ -9,6 +9,7 @@ use http_body::Body;
 use tokio::time::Instant;
 use tower_service::Service;
 
+use crate::body::ResponseBody;
 use crate::body::{NotReplayable, ReplayableBody};
 use crate::classify::{Decision, RequestInfo};
 use crate::plan::{Planner, Schedule};
@@ -148,7 +149,7 @@ where
         result: Attempted<ResB>,
         reason: StopReason,
         last: Option<AttemptRecord>,
-    ) -> Result<Response<ResB>, Error> {
+    ) -> Result<Response<ResponseBody<ResB>>, Error> {
         let mut history = self.close(reason, last);
         match result {
             Ok(mut response) => {
@@ -181,7 +182,7 @@ where
         &mut self,
         last: Option<Attempted<ResB>>,
         why: NotReplayable,
-    ) -> Result<Response<ResB>, Error> {
+    ) -> Result<Response<ResponseBody<ResB>>, Error> {
         let reason = StopReason::BodyNotReplayable(why);
         match last {
             Some(result) => self.finish(result, reason, None),

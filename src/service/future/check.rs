@@ -6,6 +6,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::body::ReplayableBody;
+use crate::body::ResponseBody;
 use crate::classify::Outcome;
 use crate::policy::check::{CheckBeforeRetry, CheckRequest, CheckVerdict};
 use crate::report::check::{CheckAnswer, CheckRecord};
@@ -70,7 +71,7 @@ where
         verdict: CheckVerdict<ResB>,
         last: Option<Box<Attempted<ResB>>>,
         log: &CheckLog,
-    ) -> Option<Result<Response<ResB>, Error>> {
+    ) -> Option<Result<Response<ResponseBody<ResB>>, Error>> {
         let answer = match &verdict {
             CheckVerdict::Retry => CheckAnswer::Retry,
             CheckVerdict::Stop => CheckAnswer::Stop,
@@ -81,6 +82,7 @@ where
             CheckVerdict::Retry => None,
             CheckVerdict::Stop => Some(self.stop_after_check(last, StopReason::CheckStopped)),
             CheckVerdict::Respond(response) => {
+                let response = response.map(ResponseBody::new);
                 Some(self.finish(Ok(response), StopReason::CheckAnswered, None))
             }
         }
@@ -92,7 +94,7 @@ where
         &mut self,
         last: Option<Box<Attempted<ResB>>>,
         log: &CheckLog,
-    ) -> Result<Response<ResB>, Error> {
+    ) -> Result<Response<ResponseBody<ResB>>, Error> {
         self.record_check(CheckAnswer::Interrupted, log);
         let deadline = self.planner.deadline();
         match deadline.is_none_or(|deadline| Instant::now() < deadline) {
@@ -107,7 +109,7 @@ where
         &mut self,
         last: Option<Box<Attempted<ResB>>>,
         reason: StopReason,
-    ) -> Result<Response<ResB>, Error> {
+    ) -> Result<Response<ResponseBody<ResB>>, Error> {
         match last {
             Some(last) => self.finish(*last, reason, None),
             None => Err(Error::stopped(None, self.close(reason, None))),

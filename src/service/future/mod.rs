@@ -12,6 +12,8 @@ mod first;
 mod outcome;
 mod pause;
 mod race;
+mod racing;
+mod read;
 mod send;
 mod state;
 mod timer;
@@ -28,7 +30,7 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use crate::body::drain::Drain;
-use crate::body::ReplayableBody;
+use crate::body::{ReplayableBody, ResponseBody};
 use crate::classify::AttemptTimedOut;
 use crate::policy::check::{CheckBeforeRetry, NoCheck};
 use crate::report::history::StopReason;
@@ -39,7 +41,8 @@ use self::call::Call;
 use self::check::release_for_check;
 use self::outcome::Step;
 use self::pause::Paused;
-use self::race::Raced;
+use self::racing::Raced;
+use self::read::Read;
 use self::state::{Pause, State, StateProj};
 use self::timer::{arm, fired, poll_deadline};
 
@@ -65,12 +68,13 @@ pin_project! {
     /// let future: ResponseFuture<_, _, _> = ready.call(Request::new(String::new()));
     /// // The whole call, waits and retries included, can run on a task of its own.
     /// let response = tokio::spawn(future).await.unwrap().unwrap();
-    /// assert_eq!(response.body(), "ok");
+    /// assert_eq!(response.body().get_ref().unwrap(), "ok");
     /// # }
     /// ```
     pub struct ResponseFuture<S, ReqB, ResB, C = NoCheck>
     where
         S: Service<Request<ReqB>>,
+        ResB: Body,
         C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
     {
         // What the call waits for, and what each wait owns. Each timer-free state is small, so
@@ -92,18 +96,30 @@ where
     S::Error: Into<BoxError>,
     ReqB: ReplayableBody,
     ResB: Body,
+    ResB::Error: Into<BoxError>,
     C: CheckBeforeRetry<CheckService<S>, ReqB, ResB>,
 {
-    type Output = Result<Response<ResB>, Error>;
+    type Output = Result<Response<ResponseBody<ResB>>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
+            // An attempt that ended (in `Calling`, or in `Reading` once its body is read) comes out
+            // of the match; every other state returns or goes round again.
+            let (mut result, timed, read) = match this.state.as_mut().project() {
                 StateProj::Calling { future, timed } => {
                     let timed = *timed;
                     let result = match future.poll(cx) {
-                        Poll::Ready(result) => result.map_err(Into::into),
+                        Poll::Ready(Ok(response)) => match this.call.policy.buffer_up_to() {
+                            None => Ok(response.map(ResponseBody::new)),
+                            // The body is read within the attempt, the timer still running.
+                            Some(limit) => {
+                                let read = Read::new(response, limit);
+                                this.state.set(State::Reading { read, timed });
+                                continue;
+                            }
+                        },
+                        Poll::Ready(Err(error)) => Err(error.into()),
                         Poll::Pending if !fired(this.timer.as_mut(), cx) => return Poll::Pending,
                         Poll::Pending if timed => Err(Box::new(AttemptTimedOut) as BoxError),
                         Poll::Pending => {
@@ -111,27 +127,21 @@ where
                             return Poll::Ready(Err(this.call.deadline_passed(true)));
                         }
                     };
-                    // The attempt's future is dropped when the state changes, once: to `Done` when
-                    // the call ends, to `Pausing` when it retries.
-                    match this.call.after_attempt(&result) {
-                        Step::PassThrough => {
+                    (result, timed, None)
+                }
+                StateProj::Reading { read, timed } => {
+                    let timed = *timed;
+                    let result = match read.poll_read(cx) {
+                        Poll::Ready(result) => result,
+                        Poll::Pending if !fired(this.timer.as_mut(), cx) => return Poll::Pending,
+                        Poll::Pending if timed => Err(Box::new(AttemptTimedOut) as BoxError),
+                        Poll::Pending => {
                             this.state.set(State::Done);
-                            return Poll::Ready(match result {
-                                Ok(response) => Ok(response),
-                                // Never passed through: an error always carries a history.
-                                error => this.call.finish(error, StopReason::Finished, None),
-                            });
+                            return Poll::Ready(Err(this.call.deadline_passed(true)));
                         }
-                        Step::Stop(reason, record) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(this.call.finish(result, reason, Some(record)));
-                        }
-                        Step::Retry(retry) => {
-                            let timer = this.timer.as_mut();
-                            let (drain, pause) = this.call.pause(retry, result, timed, timer);
-                            this.state.set(State::Pausing { drain, pause });
-                        }
-                    }
+                    };
+                    let (result, read) = this.call.show_body(result);
+                    (result, timed, Some(read))
                 }
                 StateProj::Racing { race, timed } => {
                     match this.call.poll_racing(race, *timed, this.timer.as_mut(), cx) {
@@ -142,6 +152,7 @@ where
                             return Poll::Ready(output);
                         }
                     }
+                    continue;
                 }
                 StateProj::Pausing { mut drain, pause } => {
                     if let Some(draining) = drain.as_mut().as_pin_mut()
@@ -168,63 +179,95 @@ where
                             return Poll::Ready(output);
                         }
                     }
+                    continue;
                 }
-                StateProj::Checking { future, kept, log } => match future.poll(cx) {
-                    Poll::Pending => {
-                        if release_for_check(kept, log) {
-                            // What the check's request waited for may be free now: look again.
-                            cx.waker().wake_by_ref();
-                        }
-                        if !fired(this.timer.as_mut(), cx) {
-                            return Poll::Pending;
-                        }
-                        let (last, log) = (kept.take(), log.clone());
-                        this.state.set(State::Done);
-                        return Poll::Ready(this.call.check_unanswered(last, &log));
-                    }
-                    Poll::Ready(verdict) => {
-                        let (last, log) = (kept.take(), log.clone());
-                        match this.call.after_check(verdict, last, &log) {
-                            Some(output) => {
-                                this.state.set(State::Done);
-                                return Poll::Ready(output);
+                StateProj::Checking { future, kept, log } => {
+                    match future.poll(cx) {
+                        Poll::Pending => {
+                            if release_for_check(kept, log) {
+                                // What the check's request waited for may be free now: look again.
+                                cx.waker().wake_by_ref();
                             }
-                            // The wait is over: the throttle's turn, then the attempt. The timer
-                            // back at the deadline: the check's own bound is not the attempt's.
-                            None => {
-                                arm(this.timer.as_mut(), this.call.planner.deadline());
-                                this.state.set(State::Pausing {
-                                    drain: None,
-                                    pause: Pause::Turn { reserved: None },
-                                });
+                            if !fired(this.timer.as_mut(), cx) {
+                                return Poll::Pending;
+                            }
+                            let (last, log) = (kept.take(), log.clone());
+                            this.state.set(State::Done);
+                            return Poll::Ready(this.call.check_unanswered(last, &log));
+                        }
+                        Poll::Ready(verdict) => {
+                            let (last, log) = (kept.take(), log.clone());
+                            match this.call.after_check(verdict, last, &log) {
+                                Some(output) => {
+                                    this.state.set(State::Done);
+                                    return Poll::Ready(output);
+                                }
+                                // The wait is over: the throttle's turn, then the attempt. The timer
+                                // back at the deadline: the check's own bound is not the attempt's.
+                                None => {
+                                    arm(this.timer.as_mut(), this.call.planner.deadline());
+                                    this.state.set(State::Pausing {
+                                        drain: None,
+                                        pause: Pause::Turn { reserved: None },
+                                    });
+                                }
                             }
                         }
                     }
-                },
-                StateProj::Readying => match this.call.service.poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {
-                        let (future, timed) = this.call.send_next(this.timer.as_mut());
-                        match this.call.policy.hedged_by() {
-                            None => this.state.set(State::Calling { future, timed }),
-                            Some(_) => this.state.set(this.call.racing(future, timed)),
+                    continue;
+                }
+                StateProj::Readying => {
+                    match this.call.service.poll_ready(cx) {
+                        Poll::Ready(Ok(())) => {
+                            let (future, timed) = this.call.send_next(this.timer.as_mut());
+                            match this.call.policy.hedged_by() {
+                                None => this.state.set(State::Calling { future, timed }),
+                                Some(_) => this.state.set(this.call.racing(future, timed)),
+                            }
+                        }
+                        Poll::Ready(Err(error)) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.not_ready(error.into())));
+                        }
+                        Poll::Pending => {
+                            ready!(poll_deadline(this.timer.as_mut(), cx));
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(this.call.deadline_passed(false)));
                         }
                     }
-                    Poll::Ready(Err(error)) => {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(this.call.not_ready(error.into())));
-                    }
-                    Poll::Pending => {
-                        ready!(poll_deadline(this.timer.as_mut(), cx));
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(this.call.deadline_passed(false)));
-                    }
-                },
+                    continue;
+                }
                 StateProj::Refused { why } => {
                     let why = *why;
                     this.state.set(State::Done);
                     return Poll::Ready(Err(this.call.refused(why)));
                 }
                 StateProj::Done => panic!("ResponseFuture polled after completion"),
+            };
+            // The attempt's future (or the read) is dropped when the state changes, once: to `Done`
+            // when the call ends, to `Pausing` when it retries.
+            let mut step = this.call.after_attempt(&result);
+            if let Some(read) = read {
+                step = this.call.after_judging(step, &mut result, read);
+            }
+            match step {
+                Step::PassThrough => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(match result {
+                        Ok(response) => Ok(response),
+                        // Never passed through: an error always carries a history.
+                        error => this.call.finish(error, StopReason::Finished, None),
+                    });
+                }
+                Step::Stop(reason, record) => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(this.call.finish(result, reason, Some(record)));
+                }
+                Step::Retry(retry) => {
+                    let timer = this.timer.as_mut();
+                    let (drain, pause) = this.call.pause(retry, result, timed, timer);
+                    this.state.set(State::Pausing { drain, pause });
+                }
             }
         }
     }

@@ -8,9 +8,9 @@ use http_body::Body;
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::body::{NotReplayable, ReplayableBody};
+use crate::body::{NotReplayable, ReplayableBody, ResponseBody};
 use crate::classify::{
-    is_idempotent_method, Decision, ErrorKind, Outcome, RequestInfo, RetryClass,
+    is_idempotent_method, BufferedBytes, Decision, ErrorKind, Outcome, RequestInfo, RetryClass,
 };
 use crate::plan::{Asked, Next, Planner};
 use crate::policy::check::CheckBeforeRetry;
@@ -45,6 +45,15 @@ pub(super) struct Retry {
     pub(super) wait: Wait,
     pub(super) keep: Keep,
     pub(super) reserved: Option<Waiter>,
+}
+
+/// What the layer did with an attempt's body before it was judged.
+#[derive(Clone, Copy)]
+pub(super) struct BodySeen {
+    /// Its bytes are in the response's extensions, for the classifier.
+    shown: bool,
+    /// It was longer than the limit: passed on as it streams.
+    streamed: bool,
 }
 
 /// What becomes of the outcome a retry follows.
@@ -116,6 +125,58 @@ where
             wait: None,
         };
         self.plan(record, asked, paced)
+    }
+
+    /// Before an attempt whose body was read is judged ([`after_attempt`](Self::after_attempt)):
+    /// the bytes of a body read whole are shown to the classifier ([`Outcome::body`], in the
+    /// response's extensions while it runs). Out of line: the path that reads no body does not
+    /// carry it.
+    #[inline(never)]
+    pub(super) fn show_body(&self, mut result: Attempted<ResB>) -> (Attempted<ResB>, BodySeen) {
+        let streamed = result
+            .as_ref()
+            .is_ok_and(|response| response.body().is_streamed());
+        let mut shown = false;
+        if let Ok(response) = &mut result
+            && self.policy.has_classifier()
+            && let Some(bytes) = response.body().contiguous()
+        {
+            response.extensions_mut().insert(BufferedBytes(bytes));
+            shown = true;
+        }
+        (result, BodySeen { shown, streamed })
+    }
+
+    /// After an attempt whose body was read was judged: the bytes shown are taken back, and a body
+    /// passed on over the limit that no retry follows ends the call with [`StopReason::Streamed`]
+    /// and a history that says so.
+    #[inline(never)]
+    pub(super) fn after_judging(
+        &mut self,
+        step: Step,
+        result: &mut Attempted<ResB>,
+        read: BodySeen,
+    ) -> Step {
+        if read.shown
+            && let Ok(response) = result
+        {
+            response.extensions_mut().remove::<BufferedBytes>();
+        }
+        match (step, &*result) {
+            (Step::PassThrough, Ok(response)) if read.streamed => {
+                let record = AttemptRecord {
+                    outcome: AttemptOutcome::Status(response.status()),
+                    decision: Decision::Done,
+                    retry_after: None,
+                    wait: None,
+                };
+                Step::Stop(StopReason::Streamed, record)
+            }
+            (Step::Stop(StopReason::Finished, record), _) if read.streamed => {
+                Step::Stop(StopReason::Streamed, record)
+            }
+            (step, _) => step,
+        }
     }
 
     /// Whether a first attempt that needs no retry must still carry a history: when the caller
@@ -287,16 +348,19 @@ where
 
 /// Judges a response: the decision, the delay the server asked for, and the outcome to record.
 #[inline]
-fn judge_response<ResB>(
+fn judge_response<ResB: Body>(
     policy: &RetryPolicy,
     request: &RequestInfo<'_>,
-    response: &Response<ResB>,
+    response: &Response<ResponseBody<ResB>>,
 ) -> (Decision, Option<Asked>, AttemptOutcome) {
     let (status, headers) = (response.status(), response.headers());
     let extensions = response.extensions();
     #[cfg(feature = "grpc")]
     if let Some(grpc) = policy.grpc_policy() {
-        return crate::policy::grpc::judge(policy, grpc, request, status, headers, extensions);
+        let trailers = response.body().trailers();
+        return crate::policy::grpc::judge(
+            policy, grpc, request, status, headers, extensions, trailers,
+        );
     }
     let outcome = Outcome::Response {
         status,
@@ -314,7 +378,7 @@ fn judge_response<ResB>(
 /// Whether an outcome told its call, not its scope, to wait: a 503's `Retry-After` or a gRPC
 /// pushback of at least a millisecond (a 429's time holds the whole scope, by the throttle).
 #[inline]
-fn told_to_wait<ResB>(result: &Attempted<ResB>, reason: WaitReason, delay: Duration) -> bool {
+fn told_to_wait<ResB: Body>(result: &Attempted<ResB>, reason: WaitReason, delay: Duration) -> bool {
     let told = match reason {
         WaitReason::GrpcPushback => true,
         WaitReason::RetryAfter => result

@@ -9,6 +9,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::body::drain::Drain;
+use crate::body::ResponseBody;
 use crate::body::{NotReplayable, ReplayableBody};
 use crate::policy::check::CheckBeforeRetry;
 use crate::service::check_service::CheckService;
@@ -27,17 +28,17 @@ use super::turn::Taken;
 const BODY_HANDBACK_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Where a pause stands after a poll.
-pub(super) enum Paused<ResB> {
+pub(super) enum Paused<ResB: Body> {
     /// Still waiting; the timer or a waker will poll again.
     Pending,
     /// The kept outcome is no longer needed: its body is drained while the pause goes on.
-    Drain(Response<ResB>),
+    Drain(Response<ResponseBody<ResB>>),
     /// Over: the next attempt may be sent.
     Over,
     /// The wait is over and the body back: the check runs on this outcome before the turn.
     Check(Box<Attempted<ResB>>),
     /// The call ends with this.
-    End(Result<Response<ResB>, Error>),
+    End(Result<Response<ResponseBody<ResB>>, Error>),
 }
 
 impl<S, ReqB, ResB, C> Call<S, ReqB, ResB, C>
@@ -57,7 +58,7 @@ where
         result: Attempted<ResB>,
         timed: bool,
         timer: Pin<&mut Option<Sleep>>,
-    ) -> (Option<Drain<ResB>>, Pause<ResB>) {
+    ) -> (Option<Drain<ResponseBody<ResB>>>, Pause<ResB>) {
         let Retry {
             wait,
             keep,
@@ -263,7 +264,7 @@ where
 
 /// The kept outcome, when a check is due on it before the turn.
 #[inline]
-fn take_for_check<ResB>(kept: &mut Option<Kept<ResB>>) -> Option<Box<Attempted<ResB>>> {
+fn take_for_check<ResB: Body>(kept: &mut Option<Kept<ResB>>) -> Option<Box<Attempted<ResB>>> {
     match kept.take() {
         Some(Kept {
             outcome,
