@@ -182,6 +182,30 @@ async fn a_post_whose_body_resets_while_read_fails_with_the_error_sent_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_keyed_post_whose_body_resets_while_read_is_sent_again() {
+    let (server, calls) = server(vec![
+        (200, Script::Resets(vec!["0123456789"])),
+        (200, Script::Whole(vec!["created"])),
+    ]);
+    let client = Retry::new(server, policy());
+    let mut post = request(Method::POST);
+    post.headers_mut()
+        .insert("idempotency-key", "7f3c".parse().unwrap());
+    let response = client.oneshot(post).await.unwrap();
+
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let history = history_of(&response);
+    assert_eq!(
+        history.attempts()[0].outcome,
+        AttemptOutcome::Error(ErrorKind::Reset)
+    );
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "created"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_the_option_a_body_that_resets_is_the_callers_error() {
     let (server, calls) = server(vec![
         (200, Script::Resets(vec!["0123456789"])),
