@@ -13,7 +13,7 @@ use tokio::time::{sleep, Instant};
 use tower::{service_fn, Service, ServiceExt};
 use tower_http_retry::hedge::Hedge;
 use tower_http_retry::throttle::Throttle;
-use tower_http_retry::{CallSettings, Retry, RetryHistory, RetryPolicy};
+use tower_http_retry::{CallSettings, Retry, RetryEvent, RetryHistory, RetryPolicy};
 
 type Body = Full<Bytes>;
 
@@ -283,4 +283,24 @@ async fn a_head_request_is_hedged_like_a_get() {
     *head.method_mut() = Method::HEAD;
     Retry::new(server, hedged()).oneshot(head).await.unwrap();
     assert_eq!(log.arrived.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_on_retry_hook_is_told_of_each_hedge() {
+    let (service, _) = server(|n| if n == 0 { ms(100) } else { ms(1) }, |_| 200);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let log = events.clone();
+    let policy = hedged().on_retry(move |event| log.lock().unwrap().push(*event));
+    Retry::new(service, policy).oneshot(get()).await.unwrap();
+    let events = events.lock().unwrap();
+    assert!(
+        matches!(
+            events[..],
+            [
+                RetryEvent::Hedge { attempt: 2, after, .. },
+                RetryEvent::Stop { attempts: 2, .. }
+            ] if after == ms(10)
+        ),
+        "{events:?}"
+    );
 }

@@ -34,11 +34,15 @@
 //!   once (hyper resets an HTTP/2 stream, closes an HTTP/1.1 connection). An outcome worth a retry
 //!   ends nothing while another attempt is in flight; when none is, the retry follows as usual.
 //! - **Reported**: [`RetryHistory::hedges`](crate::RetryHistory::hedges) and
-//!   [`won_by`](crate::RetryHistory::won_by), the `hedge` event of [`on_retry`](crate::RetryPolicy::on_retry)
-//!   and the metrics' hedge counter.
+//!   [`won_by`](crate::RetryHistory::won_by), and the metrics' counter
+//!   [`HEDGES`](crate::metrics::HEDGES).
 //!
 //! Per call, [`CallSettings::no_hedging`](crate::CallSettings::no_hedging) and
 //! [`CallSettings::hedge_after`](crate::CallSettings::hedge_after) turn it off or fix its delay.
+//! A call whose responses are read within their attempts
+//! ([`buffer_responses`](crate::RetryPolicy::buffer_responses)) is not hedged. gRPC's A6
+//! `hedgingPolicy` maps to `RetryPolicy::grpc_hedging`
+//! (feature `grpc`).
 
 mod budget;
 mod latencies;

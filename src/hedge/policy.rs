@@ -35,6 +35,8 @@ pub(crate) enum HedgeDelay {
 pub struct Hedge {
     pub(crate) delay: HedgeDelay,
     pub(crate) max_in_flight: u32,
+    /// Every method may be sent twice: the service's own word (gRPC's A6 `hedgingPolicy`).
+    pub(crate) any_method: bool,
     fraction: f64,
     shared: Arc<Shared>,
 }
@@ -98,6 +100,7 @@ impl Hedge {
         Self {
             delay,
             max_in_flight: 2,
+            any_method: false,
             fraction,
             shared: Shared::new(fraction),
         }
@@ -139,6 +142,14 @@ impl Hedge {
     /// The same policy (its budget and measures shared) with a fixed delay: a call's own.
     pub(crate) fn delayed(mut self, delay: Duration) -> Self {
         self.delay = HedgeDelay::After(delay);
+        self
+    }
+
+    /// Hedges requests of any method, not only idempotent or keyed ones: for a service that says
+    /// its methods are safe to send twice, as gRPC's A6 `hedgingPolicy` does per method.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    pub(crate) fn any_method(mut self) -> Self {
+        self.any_method = true;
         self
     }
 

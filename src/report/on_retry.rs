@@ -61,6 +61,15 @@ pub enum RetryEvent {
         /// [throttle](crate::throttle), when it paces the server, may hold the attempt longer.
         wait: Wait,
     },
+    /// A hedge leaves: attempt `attempt` (every attempt sent counts, the first is 1), a copy of the
+    /// attempt still in flight, `after` the attempt before it (see [`hedge`](crate::hedge)).
+    #[non_exhaustive]
+    Hedge {
+        /// The hedge's attempt number.
+        attempt: u32,
+        /// How long after the attempt before it it leaves.
+        after: std::time::Duration,
+    },
     /// The call ends: once per call that retried or that the layer gave up on (never for a call that
     /// succeeded at once).
     #[non_exhaustive]

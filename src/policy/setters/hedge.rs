@@ -45,6 +45,84 @@ impl RetryPolicy {
         self
     }
 
+    /// gRPC's A6 `hedgingPolicy`: hedges `hedging_delay` apart, at most `max_attempts` attempts
+    /// (1 to 5) in flight and in all, and `non_fatal` the codes that let the other attempts go on
+    /// (retried, as transient; `RESOURCE_EXHAUSTED` as throttling); any other code ends the call.
+    /// As in A6, where a method's hedging policy is the service's word that the method is safe
+    /// to send twice, calls of every method are hedged (gRPC calls are POSTs): use it on a channel
+    /// whose methods all are, or turn it off per call with
+    /// [`CallSettings::no_hedging`](crate::CallSettings::no_hedging). As in A6, every slow call
+    /// may send all its hedges (a budget of `max_attempts - 1` per call); to bound hedges across
+    /// calls, follow with [`hedge`](Self::hedge) and a smaller [`budget`](Hedge::budget) (which
+    /// hedges idempotent or keyed calls only).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use http::{Request, Response};
+    /// use tower::{service_fn, ServiceExt};
+    /// use tower_http_retry::grpc::GrpcCode;
+    /// use tower_http_retry::{Retry, RetryHistory, RetryPolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// // The first attempt hangs; the first hedge is UNAVAILABLE at once; the next one is OK.
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let server = service_fn(move |_: Request<String>| {
+    ///     let n = calls.fetch_add(1, Ordering::SeqCst);
+    ///     async move {
+    ///         if n == 0 {
+    ///             tokio::time::sleep(Duration::from_secs(10)).await;
+    ///         }
+    ///         let status = if n == 1 { "14" } else { "0" };
+    ///         let response = Response::builder().header("grpc-status", status);
+    ///         Ok::<_, Infallible>(response.body(String::new()).unwrap())
+    ///     }
+    /// });
+    /// let hedging = Duration::from_millis(20);
+    /// let policy = RetryPolicy::default().grpc_hedging(hedging, 3, &[GrpcCode::Unavailable]);
+    /// let client = Retry::new(server, policy);
+    /// let request = Request::post("http://svc/pkg.Svc/Get").body(String::new()).unwrap();
+    ///
+    /// let start = tokio::time::Instant::now();
+    /// let response = client.oneshot(request).await.unwrap();
+    /// // UNAVAILABLE let the others go on, and the third attempt left at once.
+    /// assert_eq!(start.elapsed(), Duration::from_millis(20));
+    /// let history = response.extensions().get::<RetryHistory>().unwrap();
+    /// assert_eq!((history.hedges(), history.won_by()), (2, Some(3)));
+    /// # }
+    /// ```
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    pub fn grpc_hedging(
+        self,
+        hedging_delay: std::time::Duration,
+        max_attempts: u32,
+        non_fatal: &[crate::classify::grpc::GrpcCode],
+    ) -> Self {
+        use crate::classify::RetryClass;
+        use crate::classify::grpc::{GrpcCode, GrpcPolicy};
+        let attempts = max_attempts.clamp(1, 5);
+        let mut codes = GrpcPolicy::new()
+            .never_retry(GrpcCode::Unavailable)
+            .never_retry(GrpcCode::ResourceExhausted);
+        for &code in non_fatal {
+            let class = match code {
+                GrpcCode::ResourceExhausted => RetryClass::Throttling,
+                _ => RetryClass::Transient,
+            };
+            codes = codes.retry_on(code, class);
+        }
+        self.grpc(codes).max_attempts(attempts).hedge(
+            Hedge::after(hedging_delay)
+                .max_in_flight(attempts)
+                .budget(f64::from(attempts - 1))
+                .any_method(),
+        )
+    }
+
     /// No hedging (the default).
     ///
     /// ```

@@ -20,6 +20,7 @@ use crate::policy::check::CheckBeforeRetry;
 use crate::policy::idempotency;
 use crate::report::history::StopReason;
 use crate::report::metrics;
+use crate::report::on_retry::RetryEvent;
 use crate::service::check_service::CheckService;
 use crate::shared::throttle::{later, Entered, Sent};
 use crate::{BoxError, Error};
@@ -73,7 +74,8 @@ where
         future: S::Future,
     ) -> Result<Box<Race<S::Future>>, S::Future> {
         // A race's responses are not read within their attempts: a buffered call runs alone.
-        if hedge.max_in_flight < 2 || !self.safe_twice() || self.policy.buffer_up_to().is_some() {
+        let safe = hedge.any_method || self.safe_twice();
+        if hedge.max_in_flight < 2 || !safe || self.policy.buffer_up_to().is_some() {
             return Err(future);
         }
         let route = hedge.route(&self.head.uri);
@@ -197,6 +199,10 @@ where
         self.planner.start_attempt(Some(&mut retry.schedule));
         retry.history.hedged();
         metrics::hedge();
+        self.policy.report(RetryEvent::Hedge {
+            attempt,
+            after: race.delay,
+        });
         let future = self.service.call(Request::from_parts(head, body));
         race.running.push(Running {
             attempt,
