@@ -20,7 +20,8 @@
 //! percentile learners have a full period of data), then sends the measured requests. Latency is
 //! from the call to the response's last body byte; extra attempts are counted at the server, and
 //! for ours the hedges sent as the calls' histories count them too (a hedge dropped before it was
-//! written, its attempt before having answered meanwhile, never reaches the server).
+//! written, its attempt before having answered meanwhile, never reaches the server), and the calls
+//! slower than 100 ms that sent no hedge (none was allowed: the budget spent, say).
 //!
 //! Checks: in full mode, the goals: ours at p95 on workload (a) has a p99 at least 10x
 //! lower than no hedging's, with at most 5% extra attempts (5.5% allowed: the budget's ten saved
@@ -60,6 +61,8 @@ const CONCURRENCY: usize = 16;
 const WARM_UP: Duration = Duration::from_millis(1200);
 const FULL_REQUESTS: usize = 20_000;
 const QUICK_REQUESTS: usize = 1_000;
+/// A call slower than this that sent no hedge is counted apart (the budget spent, say).
+const SLOW: Duration = Duration::from_millis(100);
 
 /// How long the server takes over an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,7 +210,7 @@ async fn drive<S, B>(
     url: &str,
     n: usize,
     attempts: &AtomicU64,
-) -> (Vec<Duration>, u64, usize, Option<u64>)
+) -> (Vec<Duration>, u64, usize, Option<(u64, usize)>)
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send,
@@ -238,14 +241,18 @@ where
         workers.spawn(async move {
             let mut measured = Vec::new();
             let mut failed = 0usize;
-            let mut hedges: Option<u64> = None;
+            // Hedges sent, and calls slower than 100 ms that sent none.
+            let mut hedges: Option<(u64, usize)> = None;
             while next.fetch_add(1, Ordering::Relaxed) < n {
                 let start = Instant::now();
                 match get(service.clone(), &url).await {
                     Ok(hedged) => {
-                        measured.push(start.elapsed());
+                        let took = start.elapsed();
+                        measured.push(took);
                         if let Some(hedged) = hedged {
-                            *hedges.get_or_insert(0) += u64::from(hedged);
+                            let counted = hedges.get_or_insert((0, 0));
+                            counted.0 += u64::from(hedged);
+                            counted.1 += usize::from(hedged == 0 && took > SLOW);
                         }
                     }
                     Err(_) => failed += 1,
@@ -256,13 +263,15 @@ where
     }
     let mut latencies = Vec::with_capacity(n);
     let mut failed = 0;
-    let mut hedges: Option<u64> = None;
+    let mut hedges: Option<(u64, usize)> = None;
     while let Some(done) = workers.join_next().await {
         let (measured, failures, hedged) = done.expect("a worker");
         latencies.extend(measured);
         failed += failures;
-        if let Some(hedged) = hedged {
-            *hedges.get_or_insert(0) += hedged;
+        if let Some((hedged, slow)) = hedged {
+            let counted = hedges.get_or_insert((0, 0));
+            counted.0 += hedged;
+            counted.1 += slow;
         }
     }
     // Hedges sent just before their call ended reach the server a moment later.
@@ -302,6 +311,9 @@ struct Row {
     /// Hedges sent per measured request, as the calls' histories count them (ours only): some
     /// are dropped before they reach the server, when the attempt before answers at once.
     hedged: Option<f64>,
+    /// Calls slower than [`SLOW`] that sent no hedge, as their histories say (not for
+    /// `tower::hedge`).
+    slow_unhedged: Option<usize>,
     failed: usize,
     connections: usize,
 }
@@ -360,7 +372,8 @@ async fn run(workload: Workload, contender: Contender, n: usize) -> std::io::Res
         contender,
         latencies,
         extra: sent as f64 / n as f64 - 1.0,
-        hedged: hedges.map(|h| h as f64 / n as f64),
+        hedged: hedges.map(|(h, _)| h as f64 / n as f64),
+        slow_unhedged: hedges.map(|(_, slow)| slow),
         failed,
         connections: server.connections.load(Ordering::SeqCst),
     })
@@ -369,17 +382,27 @@ async fn run(workload: Workload, contender: Contender, n: usize) -> std::io::Res
 fn table(workload: Workload, rows: &[Row]) {
     println!("\n### Workload {}\n", workload.name());
     println!(
-        "| contender | p50 (ms) | p99 (ms) | p99.9 (ms) | extra attempts (server) | hedges sent (client) | failed |"
+        "| contender | p50 (ms) | p99 (ms) | p99.9 (ms) | extra attempts (server) | hedges sent (client) | > 100 ms, unhedged | failed |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let hedged = match (row.contender, row.hedged) {
             (Contender::None, _) => "0.0%".to_owned(),
             (_, Some(hedged)) => format!("{:.1}%", hedged * 100.0),
             (_, None) => "n/a".to_owned(),
         };
+        let slow = match (row.contender, row.slow_unhedged) {
+            (Contender::None, _) => row
+                .latencies
+                .iter()
+                .filter(|l| **l > SLOW)
+                .count()
+                .to_string(),
+            (_, Some(slow)) => slow.to_string(),
+            (_, None) => "n/a".to_owned(),
+        };
         println!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1}% | {hedged} | {} |",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1}% | {hedged} | {slow} | {} |",
             row.contender.name(),
             row.quantile(0.5),
             row.quantile(0.99),
