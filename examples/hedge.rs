@@ -204,12 +204,14 @@ async fn serve(workload: Workload) -> std::io::Result<Server> {
 
 /// Sends GETs to `url` through `service`, `CONCURRENCY` at a time: for `warm_up` first (not
 /// measured), then `n` measured; returns the measured latencies, the server's attempts during
-/// them, the calls that failed and the hedges the calls' histories count (ours only).
+/// them, the calls that failed and, when `histories` (a `Retry`: no history means no hedge), the
+/// hedges the calls' histories count and the calls slower than [`SLOW`] that sent none.
 async fn drive<S, B>(
     service: S,
     url: &str,
     n: usize,
     attempts: &AtomicU64,
+    histories: bool,
 ) -> (Vec<Duration>, u64, usize, Option<(u64, usize)>)
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
@@ -247,6 +249,8 @@ where
                 let start = Instant::now();
                 match get(service.clone(), &url).await {
                     Ok(hedged) => {
+                        // Ours attach no history to a call whose first attempt answered alone.
+                        let hedged = hedged.or(histories.then_some(0));
                         let took = start.elapsed();
                         measured.push(took);
                         if let Some(hedged) = hedged {
@@ -343,27 +347,22 @@ async fn run(workload: Workload, contender: Contender, n: usize) -> std::io::Res
     let attempts = &server.attempts;
     let (mut latencies, sent, failed, hedges) = match contender {
         Contender::None => {
-            drive(
-                Retry::new(client, RetryPolicy::default()),
-                &url,
-                n,
-                attempts,
-            )
-            .await
+            let client = Retry::new(client, RetryPolicy::default());
+            drive(client, &url, n, attempts, true).await
         }
         Contender::Tower => {
             let hedged = tower::hedge::Hedge::new(client, Gets, 20, 0.95, Duration::from_secs(1));
             let shared = tower::buffer::Buffer::new(hedged, 1024);
-            drive(shared, &url, n, attempts).await
+            drive(shared, &url, n, attempts, false).await
         }
         Contender::OursP95 => {
             let policy = RetryPolicy::default().hedge(Hedge::default());
-            drive(Retry::new(client, policy), &url, n, attempts).await
+            drive(Retry::new(client, policy), &url, n, attempts, true).await
         }
         Contender::OursFixed => {
             let hedge = Hedge::after(Duration::from_millis(10)).budget(0.05);
             let policy = RetryPolicy::default().hedge(hedge);
-            drive(Retry::new(client, policy), &url, n, attempts).await
+            drive(Retry::new(client, policy), &url, n, attempts, true).await
         }
     };
     server.task.abort();
