@@ -304,3 +304,38 @@ async fn the_on_retry_hook_is_told_of_each_hedge() {
         "{events:?}"
     );
 }
+
+/// A hedge the throttle does not let go is tried again a delay later, and at least a millisecond:
+/// with a zero delay (`Hedge::after(Duration::ZERO)`, `CallSettings::hedge_after(ZERO)`, or a
+/// learned percentile of zero) the race re-armed its timer at `now` and polled itself round and
+/// round; under a paused clock time never moved and the call never ended. The same re-arm follows
+/// a body that cannot be copied yet. The call runs on a thread of its own, so that this test fails
+/// instead of hanging.
+#[test]
+fn a_zero_delay_hedge_the_throttle_does_not_let_go_does_not_spin() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let (server, log) = server(|_| ms(100), |_| 200);
+            // Paced from the first request: the first attempt takes the turn, the hedge at once
+            // after it finds its turn not yet come.
+            let policy = RetryPolicy::default()
+                .hedge(Hedge::after(Duration::ZERO).budget(1.0))
+                .throttle(Throttle::new().from_first_request());
+            let start = Instant::now();
+            let response = Retry::new(server, policy).oneshot(get()).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let _ = done.send((start.elapsed(), log.arrived.lock().unwrap().len()));
+        });
+    });
+    let ended = finished.recv_timeout(Duration::from_secs(5));
+    assert!(
+        ended.is_ok(),
+        "the call did not end within 5 s of wall time (100 ms of its paused clock)"
+    );
+}

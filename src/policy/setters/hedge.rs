@@ -102,8 +102,8 @@ impl RetryPolicy {
         max_attempts: u32,
         non_fatal: &[crate::classify::grpc::GrpcCode],
     ) -> Self {
-        use crate::classify::RetryClass;
         use crate::classify::grpc::{GrpcCode, GrpcPolicy};
+        use crate::classify::RetryClass;
         let attempts = max_attempts.clamp(1, 5);
         let mut codes = GrpcPolicy::new()
             .never_retry(GrpcCode::Unavailable)

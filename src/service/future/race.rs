@@ -39,6 +39,13 @@ impl<F> Race<F> {
         self.close();
     }
 
+    /// When a hedge that could not leave (its body still being sent, the throttle's turn not
+    /// come) asks again: a delay later, and at least a millisecond, so that a zero delay does not
+    /// poll the race round and round.
+    pub(super) fn retry_in(&self) -> Duration {
+        self.delay.max(Duration::from_millis(1))
+    }
+
     /// No more hedges.
     pub(super) fn close(&mut self) {
         self.open = false;

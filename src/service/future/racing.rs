@@ -161,7 +161,7 @@ where
         let body = match self.body.as_ref().ok().map(ReqB::replay) {
             Some(Ok(body)) => body,
             Some(Err(_)) | None => {
-                race.next = Some(Box::pin(sleep_until(later(now, race.delay))));
+                race.next = Some(Box::pin(sleep_until(later(now, race.retry_in()))));
                 return Poll::Ready(());
             }
         };
@@ -187,7 +187,7 @@ where
                 throttle.enter(sent, &mut retry.place, now, now, deadline),
                 Entered::Go { .. }
             ) {
-                race.next = Some(Box::pin(sleep_until(later(now, race.delay))));
+                race.next = Some(Box::pin(sleep_until(later(now, race.retry_in()))));
                 return Poll::Ready(());
             }
         }
