@@ -247,6 +247,8 @@
 //!
 //!    ```text
 //!    Calling ──(retry)──▶ Pausing ──(over)──▶ Readying ──(ready)──▶ Calling
+//!       │  ├──(a head, responses buffered)──▶ Reading ──(retry)──▶ Pausing
+//!       │  └── Racing, instead of Calling when hedged ──(retry)──▶ Pausing
 //!       │                 Backoff ─▶ BodyBack ─▶ Turn ─▶ InLine
 //!       │                    └──(a check due)──▶ Checking ──(retry)──▶ Pausing (Turn)
 //!       └──(final outcome, deadline, not ready, shed)──▶ Done
