@@ -475,3 +475,50 @@ async fn call_settings_turn_the_read_on_and_off() {
     assert!(response.into_body().collect().await.is_err());
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// A body that answers trailers frames for ever (no HTTP peer sends one, but a `Body` may).
+struct EndlessTrailers;
+
+impl Body for EndlessTrailers {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert(
+            "x-checksum",
+            http::HeaderValue::from_static("0123456789abcdef"),
+        );
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+}
+
+/// The call runs on a thread of its own, so that the test fails rather than hangs if the read grows
+/// for ever again.
+#[test]
+fn trailers_count_against_the_limit_so_endless_ones_cannot_grow_the_read() {
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let server = service_fn(|_: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(EndlessTrailers))
+            });
+            let client = Retry::new(server, RetryPolicy::default().buffer_responses(1024));
+            let request = Request::get("http://api.test/items")
+                .body(String::new())
+                .unwrap();
+            let response = client.oneshot(request).await.unwrap();
+            let _ = done.send(history_of(&response).stop_reason());
+        });
+    });
+    let stop = ended.recv_timeout(Duration::from_secs(5));
+    assert_eq!(stop, Ok(StopReason::Streamed), "the read ends at the limit");
+}

@@ -82,7 +82,16 @@ where
                                 break true;
                             }
                         }
-                        None => self.frames.push_back(frame),
+                        // Trailers count against the limit too (their names and values), so
+                        // that a body of endless trailers frames cannot grow the read.
+                        None => {
+                            let length = frame.trailers_ref().map_or(0, trailers_length);
+                            self.read = self.read.saturating_add(length.max(1));
+                            self.frames.push_back(frame);
+                            if self.read > self.limit {
+                                break true;
+                            }
+                        }
                     }
                 }
             }
@@ -97,4 +106,12 @@ where
         };
         Poll::Ready(Ok(Response::from_parts(head, body)))
     }
+}
+
+/// What a trailers frame holds, for the limit: its names and values.
+fn trailers_length(trailers: &http::HeaderMap) -> usize {
+    trailers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
 }
