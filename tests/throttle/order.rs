@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http_retry::retry_after::RetryAfterMode;
+use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{Retry, RetryPolicy};
 
 /// How long the quota stays spent after the first answer.
@@ -81,7 +82,10 @@ async fn run(h2: bool) -> (Vec<String>, Duration) {
     let client = Client::builder(TokioExecutor::new())
         .http2_only(h2)
         .build_http::<Full<Bytes>>();
-    let policy = RetryPolicy::default().retry_after_mode(RetryAfterMode::Exact);
+    let throttle = Throttle::new();
+    let policy = RetryPolicy::default()
+        .retry_after_mode(RetryAfterMode::Exact)
+        .throttle(throttle.clone());
     let client = Retry::new(client, policy);
     let call = |name: String, after: Duration| {
         let (client, url) = (client.clone(), url.clone());
@@ -95,8 +99,10 @@ async fn run(h2: bool) -> (Vec<String>, Duration) {
         })
     };
     let first = call("a".to_owned(), Duration::ZERO);
-    // The others come once `a` has its answer, during the spent quota.
-    while seen.lock().unwrap().refused_at.is_none() {
+    // The others come once `a` has its answer (the client's throttle holds the server: the server
+    // having sent it is not enough, the client may not have read it yet), during the spent quota.
+    let server: http::Uri = url.parse().unwrap();
+    while throttle.held_until(&server).is_none() && !first.is_finished() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let others: Vec<_> = (0..10)

@@ -320,7 +320,7 @@ where
             (false, false) => Keep::UntilBodyBack,
             (false, true) => Keep::Drain,
         };
-        let reserved = self.reserve(wait, keep == Keep::Drain);
+        let reserved = self.reserve(wait, keep != Keep::ForCheck);
         Step::Retry(Retry {
             wait,
             keep,
@@ -330,8 +330,10 @@ where
 
     /// Takes the call's place in the throttle's line for a retry, and keeps it during the retry's
     /// wait when the scope is throttled, so that those who arrive meanwhile do not take its turn
-    /// when the wait ends. Not for a retry that may be held up past its wait (`on_time` false: a
-    /// check to run first, a body not handed back yet): its place would hold up the line.
+    /// when the wait ends. Not for a retry that may be held up long past its wait (`on_time`
+    /// false: a check to run first): its place would hold up the line. A body not handed back yet
+    /// holds it up at most the hand-back's grace (100 ms), and a transport hands it back
+    /// microseconds after the attempt ends: that retry keeps its place.
     #[inline]
     fn reserve(&mut self, wait: Wait, on_time: bool) -> Option<Waiter> {
         let throttle = self.policy.paced_by()?;
