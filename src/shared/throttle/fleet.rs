@@ -10,6 +10,8 @@ use tokio::time::Instant;
 use crate::shared::law::START_RATE;
 use crate::shared::store::{Refused, ScheduleCall, ScheduleReply, SlotSent};
 
+use super::store_clock::StoreClock;
+
 /// How long a lease lasts at the fleet's rate: a process leases its next sends this far ahead.
 const LEASE_SPAN: f64 = 0.1;
 /// After a failed exchange, the process's own state decides for this long before trying again.
@@ -54,8 +56,10 @@ pub(crate) struct FleetLane {
     last_quota: Option<Instant>,
     /// How long a request waits for a lease at most (the store's timeout).
     patience: Duration,
-    /// The store's clock against tokio's, at the last answer: (tokio, store µs).
-    clock: Option<(Instant, f64)>,
+    /// When the store last answered.
+    heard: Option<Instant>,
+    /// The store's clock against tokio's.
+    clock: StoreClock,
     /// When the exchange under way was asked for, and the round trip, smoothed.
     asked_at: Instant,
     round_trip: Duration,
@@ -101,7 +105,8 @@ impl FleetLane {
             rate: START_RATE,
             last_quota: None,
             patience,
-            clock: None,
+            heard: None,
+            clock: StoreClock::new(now, patience),
             asked_at: now,
             round_trip: Duration::ZERO,
             unused: 0,
@@ -121,7 +126,7 @@ impl FleetLane {
 
     /// Whether the store has answered at least once.
     pub(crate) fn has_answered(&self) -> bool {
-        self.clock.is_some()
+        self.heard.is_some()
     }
 
     /// The fleet's rate at the last exchange.
@@ -168,8 +173,7 @@ impl FleetLane {
         };
         let lead = CONFIRM.max(self.round_trip.saturating_mul(3));
         let check = slot.checked_sub(lead).unwrap_or(slot);
-        let heard = self.clock.map(|(at, _)| at);
-        if heard.is_some_and(|heard| heard >= check) {
+        if self.heard.is_some_and(|heard| heard >= check) {
             Next::Slot(slot)
         } else if now < check {
             Next::Confirm(check)
@@ -284,11 +288,8 @@ impl FleetLane {
                 rate: slot.rate,
             });
         }
-        let (local, store) = self.clock?;
-        let at = match sent.checked_duration_since(local) {
-            Some(after) => store + after.as_secs_f64() * 1e6,
-            None => store - local.saturating_duration_since(sent).as_secs_f64() * 1e6,
-        };
+        self.heard?;
+        let at = self.clock.store(sent);
         Some(SlotSent {
             issued: at,
             at,
@@ -310,18 +311,13 @@ impl FleetLane {
             self.round_trip = (self.round_trip * 3 + took) / 4;
         }
         self.online = true;
-        self.clock = Some((now, reply.now));
+        self.heard = Some(now);
+        self.clock.answered(now, reply.now);
         self.rate = reply.rate;
         // Slots issued before a cut were spaced at the rate that overshot.
         self.slots
             .retain(|(_, slot)| slot.issued >= reply.decreased);
-        let local = |us: f64| -> Instant {
-            let delta = Duration::from_secs_f64(((us - reply.now).abs() / 1e6).min(3.15e7));
-            match us >= reply.now {
-                true => now.checked_add(delta).unwrap_or(now),
-                false => now.checked_sub(delta).unwrap_or(now),
-            }
-        };
+        let local = |us: f64| self.clock.local(us);
         for i in 0..reply.granted {
             let at = reply.first + f64::from(i) * reply.interval;
             let gap = if i == 0 { reply.gap } else { reply.interval };
@@ -411,6 +407,30 @@ mod tests {
         // At 6.5 ms the first is 6.5 ms late, too late still; the second, 1.5 ms late, is not.
         fleet.prune(t0 + us(6_500), None);
         assert_eq!(fleet.slots.len(), 2, "the first is left");
+    }
+
+    #[test]
+    fn slots_leased_in_a_late_answer_keep_to_the_stores_time() {
+        let t0 = Instant::now();
+        let us = Duration::from_micros;
+        let mut fleet = FleetLane::new("k".into(), Duration::from_millis(50), t0);
+        // The store's clock reads 0 at t0; its answers arrive 200 µs after it ran them.
+        for i in 0..4u64 {
+            let ran = 100_000.0 * i as f64;
+            assert!(fleet.lease(t0 + us(ran as u64), 1).is_some());
+            let first = ran + 50_000.0;
+            fleet.answered(t0 + us(ran as u64 + 200), &reply(ran, first, 1), true);
+            fleet.slots.clear();
+        }
+        // This one took 4 ms to arrive: its slot at 450 ms of the store's clock is still at
+        // 450 ms of tokio's, within the quick answers' 200 µs, not 4 ms late.
+        assert!(fleet.lease(t0 + us(400_000), 1).is_some());
+        fleet.answered(t0 + us(404_000), &reply(400_000.0, 450_000.0, 1), true);
+        let Some(&(slot, _)) = fleet.slots.front() else {
+            panic!("a slot");
+        };
+        let late = slot.saturating_duration_since(t0 + us(450_000));
+        assert!(late <= us(200), "{late:?}");
     }
 
     #[test]

@@ -137,6 +137,7 @@ mod routes;
 mod scope;
 mod sends;
 mod shed;
+mod store_clock;
 
 pub use crate::shared::law;
 pub use handle::Throttle;
