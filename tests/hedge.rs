@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use retry_test_support::watchdog;
 use tokio::time::{sleep, Instant};
 use tower::{service_fn, Service, ServiceExt};
 use tower_http_retry::hedge::Hedge;
@@ -313,29 +314,19 @@ async fn the_on_retry_hook_is_told_of_each_hedge() {
 /// instead of hanging.
 #[test]
 fn a_zero_delay_hedge_the_throttle_does_not_let_go_does_not_spin() {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let (server, log) = server(|_| ms(100), |_| 200);
-            // Paced from the first request: the first attempt takes the turn, the hedge at once
-            // after it finds its turn not yet come.
-            let policy = RetryPolicy::default()
-                .hedge(Hedge::after(Duration::ZERO).budget(1.0))
-                .throttle(Throttle::new().from_first_request());
-            let start = Instant::now();
-            let response = Retry::new(server, policy).oneshot(get()).await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
-            let _ = done.send((start.elapsed(), log.arrived.lock().unwrap().len()));
-        });
+    let (took, arrived) = watchdog::within(Duration::from_secs(5), true, || async {
+        let (server, log) = server(|_| ms(100), |_| 200);
+        // Paced from the first request: the first attempt takes the turn, the hedge at once
+        // after it finds its turn not yet come.
+        let policy = RetryPolicy::default()
+            .hedge(Hedge::after(Duration::ZERO).budget(1.0))
+            .throttle(Throttle::new().from_first_request());
+        let start = Instant::now();
+        let response = Retry::new(server, policy).oneshot(get()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let arrived = log.arrived.lock().unwrap().len();
+        (start.elapsed(), arrived)
     });
-    let ended = finished.recv_timeout(Duration::from_secs(5));
-    assert!(
-        ended.is_ok(),
-        "the call did not end within 5 s of wall time (100 ms of its paused clock)"
-    );
+    // The turn at 2 r/s comes after the first attempt's 100 ms: it won alone.
+    assert_eq!((took, arrived), (ms(100), 1));
 }
