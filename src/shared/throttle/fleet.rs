@@ -12,7 +12,11 @@ use crate::shared::store::{Refused, ScheduleCall, ScheduleReply, SlotSent};
 
 use super::store_clock::StoreClock;
 
-/// How long a lease lasts at the fleet's rate: a process leases its next sends this far ahead.
+/// How long a lease lasts at the fleet's rate: a process leases its next sends this far ahead, and
+/// no further (one slot at least). A lease's slots are spaced at one rate, so in slow start
+/// (15% more per 100 ms) a lease of two slots at 10 r/s made the fleet's rate jump 30% from one
+/// lease to the next: it overshot a limit by that much, where a process overshoots by one
+/// request's growth.
 const LEASE_SPAN: f64 = 0.1;
 /// After a failed exchange, the process's own state decides for this long before trying again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(100);
@@ -223,7 +227,7 @@ impl FleetLane {
         if waiting == 0 || !self.slots.is_empty() {
             return None;
         }
-        let span = (self.rate * LEASE_SPAN).ceil().max(1.0);
+        let span = (self.rate * LEASE_SPAN).floor().max(1.0);
         self.asking = true;
         self.asked_at = now;
         Some(self.call((waiting as f64).min(span).max(1.0) as u32))
@@ -431,6 +435,19 @@ mod tests {
         };
         let late = slot.saturating_duration_since(t0 + us(450_000));
         assert!(late <= us(200), "{late:?}");
+    }
+
+    #[test]
+    fn a_lease_spans_no_more_than_its_time_so_slow_start_grows_slot_by_slot() {
+        let t0 = Instant::now();
+        let mut fleet = FleetLane::new("k".into(), Duration::from_millis(50), t0);
+        // 13.4 r/s: 100 ms is one slot and a third; the lease is of one.
+        fleet.rate = 13.4;
+        assert_eq!(fleet.lease(t0, 5).map(|call| call.want), Some(1));
+        // 250 r/s: 25 slots.
+        let mut fleet = FleetLane::new("k".into(), Duration::from_millis(50), t0);
+        fleet.rate = 250.0;
+        assert_eq!(fleet.lease(t0, 100).map(|call| call.want), Some(25));
     }
 
     #[test]
