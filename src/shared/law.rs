@@ -18,7 +18,7 @@
 //! |---|---|
 //! | sparse | bare 429s (no time to come back) under 5% of the answers since the last cut, once there are 10, cut nothing: a quota of the refused requests' own; a limit refuses a growing share, and is cut |
 //! | one overshoot | answers to requests sent before the last cut cut nothing more |
-//! | rate admitted | answers admitted per second over the last 1 to 2 s of time the scope could send (a server's hold excluded) |
+//! | rate admitted | answers admitted per second over the last 1 to 2 s of time the scope could send (a server's hold excluded); for an answer that held the scope, the intervals between them (one fewer): never above the rate they came at |
 //! | floor | a cut never leaves the rate below the rate admitted: what it admitted, it admits |
 //! | growth | only while the rate holds requests back: a hold, or time nobody waited, does not count |
 //!
@@ -330,11 +330,52 @@ impl Meter {
         self.previous.is_some() && self.start >= at + WINDOW
     }
 
-    /// `None` until a whole window has been measured.
-    pub(crate) fn admitted(&mut self, now: f64) -> Option<f64> {
+    /// `None` until a whole window has been measured. For a throttling answer that `held` the
+    /// scope, the intervals between the answers are counted (one fewer than the answers): `n`
+    /// answers in a span cover at least `n - 1` of a limit's intervals, so that reading never
+    /// exceeds the rate they came at, wherever the window's edges fall. Counting answers reads up
+    /// to one answer per span high (10 r/s for 9.74 sent), and the floor then held the cut on the
+    /// limit, where each overshoot cost a hold of everyone. A bare refusal costs one retry: the
+    /// answers' count lets the rate sit at the limit.
+    pub(crate) fn admitted(&mut self, now: f64, held: bool) -> Option<f64> {
         self.roll(now);
         let previous = self.previous?;
         let span = WINDOW + (now - self.start).max(0.0);
-        Some(f64::from(previous.saturating_add(self.current)) / span)
+        let answers = previous.saturating_add(self.current);
+        let counted = if held { answers.saturating_sub(1) } else { answers };
+        Some(f64::from(counted) / span)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A limit without burst admits answers at least its interval apart: whatever the windows'
+    /// edges, the rate admitted for an answer that held the scope never reads above the rate the
+    /// answers came at, or the floor
+    /// would hold a cut at (or over) the limit. Found in the fleet example: 20 answers in a span
+    /// of 2 s read 10 r/s from a scope sent at 9.74 r/s, and the plateau sat on the limit.
+    #[test]
+    fn the_rate_admitted_never_reads_above_the_rate_the_answers_came_at() {
+        for rate in [0.5, 3.0, 9.74, 10.0, 47.0, 300.0] {
+            let interval = 1.0 / rate;
+            let mut meter = Meter::new(0.0);
+            let mut next = 0.013;
+            let mut lowest = f64::MAX;
+            for step in 0..20_000 {
+                let now = f64::from(step) * 0.000_5;
+                while next <= now {
+                    meter.record(next, 1);
+                    next += interval;
+                }
+                if let Some(admitted) = meter.admitted(now, true).filter(|_| now > 3.0) {
+                    assert!(admitted <= rate * (1.0 + 1e-9), "{admitted} at {now} s, sent at {rate}");
+                    lowest = lowest.min(admitted);
+                }
+            }
+            // Still a measure: two answers' worth under the rate at most, over the shortest span.
+            assert!(lowest >= rate - 2.0 - 1e-9, "{lowest} for {rate}");
+        }
     }
 }

@@ -117,7 +117,8 @@ local function cut(at, sent_rate, probing_now, t, adm, h)
   if adm then base = math.max(base, math.min(adm, MAX_RATE)) end
 end
 
--- law.rs's `Meter`: answers admitted per second over the last one or two windows.
+-- law.rs's `Meter`: answers admitted per second over the last one or two windows; for an
+-- answer that held the scope (`h`), the intervals between them (one fewer).
 local function roll(t)
   local elapsed = t - mstart
   if elapsed >= 2 * WINDOW then
@@ -126,10 +127,12 @@ local function roll(t)
     mprev, mcur, mstart = mcur, 0, mstart + WINDOW
   end
 end
-local function admitted_rate(t)
+local function admitted_rate(t, h)
   roll(t)
   if mprev < 0 then return nil end
-  return (mprev + mcur) / (WINDOW + math.max(t - mstart, 0))
+  local n = mprev + mcur
+  if h then n = math.max(n - 1, 0) end
+  return n / (WINDOW + math.max(t - mstart, 0))
 end
 
 -- law.rs's `Tally::refuse`, the sparse rule: whether a throttling answer cuts.
@@ -160,7 +163,7 @@ if throttled and issued >= 0 and issued >= decreased and refuse(held) then
   local sent_rate = rate(math.min(sent, now))
   if issued_at > 0 then sent_rate = math.min(sent_rate, issued_at) end
   local steady = backlogged and phase == 'p' and mprev >= 0 and mstart >= since / 1e6 + WINDOW
-  local adm = admitted_rate(now / 1e6)
+  local adm = admitted_rate(now / 1e6, held)
   -- law.rs's `cut_from`.
   local at = sent_rate
   if steady and adm and adm < CLEAR_GAP * sent_rate then at = math.max(adm, MIN_RATE) end

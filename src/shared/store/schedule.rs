@@ -108,7 +108,7 @@ impl SlotSchedule {
             let steady = refused.backlogged
                 && self.phase == Phase::Probe
                 && self.meter.since(self.since / 1e6);
-            let admitted = self.meter.admitted(now / 1e6);
+            let admitted = self.meter.admitted(now / 1e6, refused.held);
             let at = cut_from(sending, admitted.filter(|_| steady));
             let t = (slot.at.min(now) - self.since).max(0.0) / 1e6;
             self.law.cut(

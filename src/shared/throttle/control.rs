@@ -107,7 +107,7 @@ impl Control {
         let steady =
             backlogged && self.phase == Phase::Probe && self.meter.since(self.secs(self.since));
         let secs = self.secs(now);
-        let admitted = self.meter.admitted(secs);
+        let admitted = self.meter.admitted(secs, held);
         let at = cut_from(sending, admitted.filter(|_| steady));
         let t = sent
             .min(now)
