@@ -145,6 +145,38 @@ async fn hedges_are_at_most_the_budgets_fraction_of_calls() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_the_spent_budget_refused_hedges_once_the_calls_after_it_refill_it() {
+    // Requests 20 and 21 (two calls at once) are slow; every other request takes 1 ms.
+    let (server, log) = server(
+        |n| if n == 20 || n == 21 { ms(1_000) } else { ms(1) },
+        |_| 200,
+    );
+    let policy = RetryPolicy::default().hedge(Hedge::after(ms(10)).budget(0.05));
+    let client = Retry::new(server, policy);
+    // 20 calls at 5%: one hedge saved.
+    for _ in 0..20 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    let start = Instant::now();
+    let slow = [
+        tokio::spawn(client.clone().oneshot(get())),
+        tokio::spawn(client.clone().oneshot(get())),
+    ];
+    // At 10 ms one of them takes the saved hedge and the other finds the budget spent; the 20
+    // calls that follow, one after another, refill it.
+    sleep(ms(11)).await;
+    for _ in 0..20 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    for call in slow {
+        let response = call.await.unwrap().unwrap();
+        assert_eq!(history(&response).hedges(), 1);
+    }
+    assert!(start.elapsed() < ms(100), "{:?}", start.elapsed());
+    assert_eq!(log.arrived.lock().unwrap().len(), 20 + 2 + 2 + 20);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_request_unsafe_to_send_twice_is_never_hedged_and_a_keyed_one_is() {
     let post = |key: Option<&str>| {
         let mut request = Request::post("http://api.test/charges");

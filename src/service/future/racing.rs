@@ -191,8 +191,9 @@ where
                 return Poll::Ready(());
             }
         }
+        // Spent: ask again soon, while the attempt runs; the calls that follow refill it.
         if !hedge.withdraw() {
-            race.close();
+            race.next = Some(Box::pin(sleep_until(later(now, race.budget_retry_in()))));
             return Poll::Ready(());
         }
         let retry = retrying(&mut self.retry);
