@@ -177,6 +177,36 @@ async fn a_call_the_spent_budget_refused_hedges_once_the_calls_after_it_refill_i
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_percentile_counts_the_attempts_hedges_beat_for_the_time_they_ran() {
+    // The first 20 requests take 2 ms; then every call's first attempt takes 100 ms and its
+    // hedge 2 ms.
+    let (server, log) = server(
+        |n| match n < 20 || (n - 20) % 2 == 1 {
+            true => ms(2),
+            false => ms(100),
+        },
+        |_| 200,
+    );
+    let policy = RetryPolicy::default().hedge(Hedge::at_percentile(0.5).budget(4.0));
+    let client = Retry::new(server, policy);
+    for _ in 0..20 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    // Hedged at the median, 2 ms; each beaten first attempt counts 4 ms (2 ms, and its hedge's
+    // 2 ms), not the hedge's 2 ms: the median moves up to 4 ms.
+    let mut left_after = Vec::new();
+    for _ in 0..40 {
+        let before = log.arrived.lock().unwrap().len();
+        let response = client.clone().oneshot(get()).await.unwrap();
+        assert_eq!(history(&response).won_by(), Some(2));
+        let arrived = log.arrived.lock().unwrap();
+        left_after.push(arrived[before + 1] - arrived[before]);
+    }
+    assert!(left_after[0] < ms(4), "{left_after:?}");
+    assert!(left_after[39] >= ms(4), "{left_after:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_request_unsafe_to_send_twice_is_never_hedged_and_a_keyed_one_is() {
     let post = |key: Option<&str>| {
         let mut request = Request::post("http://api.test/charges");

@@ -23,6 +23,9 @@
 //! - **The delay**: fixed ([`Hedge::after`]), or a percentile of the route's recent attempt
 //!   latencies ([`Hedge::at_percentile`], p95 by default), kept per route (server, path) in a
 //!   DDSketch over the last thousand or so attempts; until a route has 20 measured, it is not hedged.
+//!   The attempt the hedges copy is the one measured, won or lost: beaten, it counts the time it
+//!   had run; so the slow attempts that hedges cut short still count, and about 5% of calls wait
+//!   past the p95 (not more, as when the hedges that won are measured instead).
 //! - **The cap**: at most [`max_in_flight`](Hedge::max_in_flight) attempts at once (2 by default,
 //!   A6 allows 5); each hedge is an attempt, counted by the policy's attempt limit.
 //! - **The budget**: hedges are at most a fraction of calls ([`budget`](Hedge::budget), 5% by

@@ -16,15 +16,17 @@ pub(super) struct Race<F> {
     pub(super) open: bool,
     /// The route whose latencies the race adds to.
     pub(super) route: u64,
+    /// The race's first attempt and when it left, until its latency is recorded: a race adds one
+    /// latency to its route, its first attempt's (see `Call::measured`).
+    pub(super) first: Option<(u32, Instant)>,
     /// How long after an attempt the next hedge leaves.
     pub(super) delay: Duration,
 }
 
-/// One attempt in flight: its number, its future, when it left.
+/// One attempt in flight: its number, its future.
 pub(super) struct Running<F> {
     pub(super) attempt: u32,
     pub(super) future: Pin<Box<F>>,
-    pub(super) sent: Instant,
 }
 
 impl<F> Race<F> {
