@@ -146,6 +146,68 @@ async fn hedges_are_at_most_the_budgets_fraction_of_calls() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_the_spent_budget_refused_hedges_once_the_calls_after_it_refill_it() {
+    // Requests 20 and 21 (two calls at once) are slow; every other request takes 1 ms.
+    let (server, log) = server(
+        |n| if n == 20 || n == 21 { ms(1_000) } else { ms(1) },
+        |_| 200,
+    );
+    let policy = RetryPolicy::default().hedge(Hedge::after(ms(10)).budget(0.05));
+    let client = Retry::new(server, policy);
+    // 20 calls at 5%: one hedge saved.
+    for _ in 0..20 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    let start = Instant::now();
+    let slow = [
+        tokio::spawn(client.clone().oneshot(get())),
+        tokio::spawn(client.clone().oneshot(get())),
+    ];
+    // At 10 ms one of them takes the saved hedge and the other finds the budget spent; the 20
+    // calls that follow, one after another, refill it.
+    sleep(ms(11)).await;
+    for _ in 0..20 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    for call in slow {
+        let response = call.await.unwrap().unwrap();
+        assert_eq!(history(&response).hedges(), 1);
+    }
+    assert!(start.elapsed() < ms(100), "{:?}", start.elapsed());
+    assert_eq!(log.arrived.lock().unwrap().len(), 20 + 2 + 2 + 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_percentile_counts_the_attempts_hedges_beat_for_the_time_they_ran() {
+    // The first 20 requests take 2 ms; then every call's first attempt takes 100 ms and its
+    // hedge 2 ms.
+    let (server, log) = server(
+        |n| match n < 20 || (n - 20) % 2 == 1 {
+            true => ms(2),
+            false => ms(100),
+        },
+        |_| 200,
+    );
+    let policy = RetryPolicy::default().hedge(Hedge::at_percentile(0.5).budget(4.0));
+    let client = Retry::new(server, policy);
+    for _ in 0..20 {
+        client.clone().oneshot(get()).await.unwrap();
+    }
+    // Hedged at the median, 2 ms; each beaten first attempt counts 4 ms (2 ms, and its hedge's
+    // 2 ms), not the hedge's 2 ms: the median moves up to 4 ms.
+    let mut left_after = Vec::new();
+    for _ in 0..40 {
+        let before = log.arrived.lock().unwrap().len();
+        let response = client.clone().oneshot(get()).await.unwrap();
+        assert_eq!(history(&response).won_by(), Some(2));
+        let arrived = log.arrived.lock().unwrap();
+        left_after.push(arrived[before + 1] - arrived[before]);
+    }
+    assert!(left_after[0] < ms(4), "{left_after:?}");
+    assert!(left_after[39] >= ms(4), "{left_after:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_request_unsafe_to_send_twice_is_never_hedged_and_a_keyed_one_is() {
     let post = |key: Option<&str>| {
         let mut request = Request::post("http://api.test/charges");

@@ -23,11 +23,14 @@
 //! - **The delay**: fixed ([`Hedge::after`]), or a percentile of the route's recent attempt
 //!   latencies ([`Hedge::at_percentile`], p95 by default), kept per route (server, path) in a
 //!   DDSketch over the last thousand or so attempts; until a route has 20 measured, it is not hedged.
+//!   The attempt the hedges copy is the one measured, won or lost: beaten, it counts the time it
+//!   had run; so the slow attempts that hedges cut short still count, and about 5% of calls wait
+//!   past the p95 (not more, as when the hedges that won are measured instead).
 //! - **The cap**: at most [`max_in_flight`](Hedge::max_in_flight) attempts at once (2 by default,
 //!   A6 allows 5); each hedge is an attempt, counted by the policy's attempt limit.
 //! - **The budget**: hedges are at most a fraction of calls ([`budget`](Hedge::budget), 5% by
-//!   default), apart from the retry budget; when it is spent, no new hedge starts (those in flight
-//!   go on).
+//!   default), apart from the retry budget; a call that finds it spent asks again a quarter of its
+//!   delay later (at least 1 ms) while its attempt runs, as the calls that follow refill it.
 //! - **The throttle**: a hedge asks for its turn like any attempt; one that would have to wait (a
 //!   scope on hold, a paced scope whose turn has not come, a held route) is not sent.
 //! - **The race**: the first outcome the classifier calls final wins; the others are dropped at

@@ -168,7 +168,12 @@ impl Hedge {
         self.shared.latencies.route(uri)
     }
 
-    /// An attempt of `route` answered after `latency`.
+    /// Whether the policy learns its delay from the latencies it records.
+    pub(crate) fn measures(&self) -> bool {
+        matches!(self.delay, HedgeDelay::Percentile(_))
+    }
+
+    /// An attempt of `route` answered after `latency`, or had run that long when it was dropped.
     pub(crate) fn record(&self, route: u64, latency: Duration) {
         if matches!(self.delay, HedgeDelay::Percentile(_)) {
             self.shared.latencies.record(route, latency);

@@ -86,11 +86,11 @@ where
             running: vec![Running {
                 attempt,
                 future: Box::pin(future),
-                sent: now,
             }],
             next: delay.map(|delay| Box::pin(sleep_until(later(now, delay)))),
             open: delay.is_some(),
             route,
+            first: hedge.measures().then_some((attempt, now)),
             delay: delay.unwrap_or_default(),
         }))
     }
@@ -116,10 +116,16 @@ where
             for i in 0..race.running.len() {
                 if let Poll::Ready(result) = race.running[i].future.as_mut().poll(cx) {
                     let done = race.running.swap_remove(i);
-                    if result.is_ok()
-                        && let Some(hedge) = self.policy.hedged_by()
+                    if let Some((first, sent)) = race.first
+                        && first == done.attempt
                     {
-                        hedge.record(race.route, done.sent.elapsed());
+                        race.first = None;
+                        // An attempt that failed without an answer says nothing of latency.
+                        if result.is_ok()
+                            && let Some(hedge) = self.policy.hedged_by()
+                        {
+                            hedge.record(race.route, sent.elapsed());
+                        }
                     }
                     let result = result
                         .map(|response| response.map(ResponseBody::new))
@@ -191,8 +197,9 @@ where
                 return Poll::Ready(());
             }
         }
+        // Spent: ask again soon, while the attempt runs; the calls that follow refill it.
         if !hedge.withdraw() {
-            race.close();
+            race.next = Some(Box::pin(sleep_until(later(now, race.budget_retry_in()))));
             return Poll::Ready(());
         }
         let retry = retrying(&mut self.retry);
@@ -207,7 +214,6 @@ where
         race.running.push(Running {
             attempt,
             future: Box::pin(future),
-            sent: now,
         });
         race.next = match race.running.len() < hedge.max_in_flight as usize {
             true => Some(Box::pin(sleep_until(later(now, race.delay)))),
@@ -236,11 +242,15 @@ where
                 Poll::Pending if !fired(timer.as_mut(), cx) => return Raced::Pending,
                 Poll::Pending if timed => {
                     // Every attempt in flight timed out with the first.
+                    self.measured(race);
                     race.abandon();
                     let attempt = self.planner.attempts();
                     (attempt, Err(Box::new(AttemptTimedOut) as BoxError))
                 }
-                Poll::Pending => return Raced::End(Err(self.deadline_passed(true))),
+                Poll::Pending => {
+                    self.measured(race);
+                    return Raced::End(Err(self.deadline_passed(true)));
+                }
             };
             let others = race.in_flight() > 0;
             match self.after_attempt(&result) {
@@ -253,6 +263,7 @@ where
                     });
                 }
                 Step::Stop(reason, record) => {
+                    self.measured(race);
                     self.won(attempt);
                     return Raced::End(self.finish(result, reason, Some(record)));
                 }
@@ -261,6 +272,20 @@ where
                     return Raced::Next(State::Pausing { drain, pause });
                 }
             }
+        }
+    }
+
+    /// The race is over with its first attempt still in flight (a hedge won, or time ran out):
+    /// its latency is at least the time it ran, which the route records. Only the first
+    /// attempt's latency is recorded, that of a hedge's beaten one included, so that the
+    /// percentile is that of attempts: were the hedges that won recorded instead, the slow
+    /// attempts they hid would drop out, and the percentile, learned low, would hedge more
+    /// calls than it says.
+    fn measured(&mut self, race: &mut Race<S::Future>) {
+        if let Some((_, sent)) = race.first.take()
+            && let Some(hedge) = self.policy.hedged_by()
+        {
+            hedge.record(race.route, sent.elapsed());
         }
     }
 
