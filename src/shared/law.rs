@@ -342,7 +342,11 @@ impl Meter {
         let previous = self.previous?;
         let span = WINDOW + (now - self.start).max(0.0);
         let answers = previous.saturating_add(self.current);
-        let counted = if held { answers.saturating_sub(1) } else { answers };
+        let counted = if held {
+            answers.saturating_sub(1)
+        } else {
+            answers
+        };
         Some(f64::from(counted) / span)
     }
 }
@@ -370,7 +374,10 @@ mod tests {
                     next += interval;
                 }
                 if let Some(admitted) = meter.admitted(now, true).filter(|_| now > 3.0) {
-                    assert!(admitted <= rate * (1.0 + 1e-9), "{admitted} at {now} s, sent at {rate}");
+                    assert!(
+                        admitted <= rate * (1.0 + 1e-9),
+                        "{admitted} at {now} s, sent at {rate}"
+                    );
                     lowest = lowest.min(admitted);
                 }
             }
