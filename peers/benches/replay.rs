@@ -17,9 +17,11 @@
 //!
 //! Run with `cargo bench -p peer-benches --bench replay`.
 
+#[path = "support/loopback.rs"]
+mod harness;
+
 use retry_test_support::upload;
 
-use std::convert::Infallible;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -27,54 +29,20 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cpu_time::ThreadTime;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioExecutor;
 use tower_http_retry::body::ReplayBody;
 use upload::Upload;
 
+use self::harness::{serve, Bench, ThreadCpuTime};
+
 const LEN: u64 = 64 << 20;
 const CHUNK: usize = 16 << 10;
-
-/// The CPU time of the calling thread, reported like wall time.
-struct ThreadCpuTime;
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = ThreadTime;
-    type Value = Duration;
-
-    fn start(&self) -> ThreadTime {
-        ThreadTime::now()
-    }
-    fn end(&self, start: ThreadTime) -> Duration {
-        start.elapsed()
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        static WALL_TIME: WallTime = WallTime;
-        WALL_TIME.formatter()
-    }
-}
-
-type Bench = Criterion<ThreadCpuTime>;
 
 fn upload() -> Upload {
     Upload::pattern(LEN, CHUNK)
@@ -143,21 +111,14 @@ fn in_memory(c: &mut Bench) {
 
 /// A server on 127.0.0.1 that reads each request body to its end and answers 200.
 async fn sink_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = service_fn(|request: Request<Incoming>| async move {
-                let mut body = request.into_body();
-                while let Some(frame) = body.frame().await {
-                    frame.expect("the upload arrives whole");
-                }
-                Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
-            });
-            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+    serve(|request: Request<_>| async move {
+        let mut body = request.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.expect("the upload arrives whole");
         }
-    });
-    addr
+        Response::new(Empty::<Bytes>::new())
+    })
+    .await
 }
 
 async fn put<B>(client: &Client<HttpConnector, B>, addr: SocketAddr, body: B)

@@ -15,9 +15,14 @@
 //!
 //! First interleaved rounds (`peer_benches::paired`): every contender runs one batch per round, in an
 //! order that rotates, and the throughput against `bare` is taken within each round (the median and
-//! quartiles over the rounds are printed); then criterion, one contender after another.
+//! quartiles over the rounds are printed); then criterion, one contender after another. All three
+//! contenders are clones of one client (one connection pool, so one connection to the server) and
+//! run the same code to send the GET and read the body; they differ only in the layer.
 //!
 //! Run with `cargo bench -p peer-benches --bench response_body`.
+
+#[path = "support/loopback.rs"]
+mod harness;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,75 +30,34 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cpu_time::ThreadTime;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Empty};
-use hyper::body::{Frame, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use peer_benches::paired::{interleave, rounds, Contender};
-use tokio::net::TcpListener;
 use tower::{Layer, Service, ServiceExt};
 use tower_http_retry::{RetryLayer, RetryPolicy};
 
+use self::harness::{serve, Bench, ThreadCpuTime};
+
 const CHUNK: usize = 16 << 10;
-
-/// The CPU time of the calling thread, reported like wall time.
-struct ThreadCpuTime;
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = ThreadTime;
-    type Value = Duration;
-
-    fn start(&self) -> ThreadTime {
-        ThreadTime::now()
-    }
-    fn end(&self, start: ThreadTime) -> Duration {
-        start.elapsed()
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        static WALL_TIME: WallTime = WallTime;
-        WALL_TIME.formatter()
-    }
-}
-
-type Bench = Criterion<ThreadCpuTime>;
 
 /// A server on 127.0.0.1 that answers `GET /{len}` with `len` bytes in 16 KiB chunks.
 async fn server(payload: Bytes) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let payload = payload.clone();
-            let service = service_fn(move |request: Request<Incoming>| {
-                let len: usize = request.uri().path()[1..].parse().unwrap();
-                let body = payload.slice(..len);
-                async move {
-                    let response = Response::builder()
-                        .header("content-length", len)
-                        .body(Chunks { body, at: 0 })
-                        .unwrap();
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+    serve(move |request: Request<_>| {
+        let len: usize = request.uri().path()[1..].parse().unwrap();
+        let body = payload.slice(..len);
+        async move {
+            Response::builder()
+                .header("content-length", len)
+                .body(Chunks { body, at: 0 })
+                .unwrap()
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// A body in 16 KiB chunks sliced from one buffer, every one ready.
@@ -172,8 +136,13 @@ const SIZES: [(&str, usize, u64); 2] = [
     ("get_1mib_loopback", 1 << 20, 4),
 ];
 
-/// Interleaved rounds per size.
-const ROUNDS: usize = 31;
+/// Interleaved rounds per size, about 1.5 s each: the ratio of one round scatters by about ±10%
+/// on a shared machine, and the median of 31 rounds moved by ±1.5% from run to run.
+const ROUNDS: usize = 301;
+
+/// Rounds run first and not counted: the connection's read buffer grows to the body's size and the
+/// caches warm up.
+const WARM_UP_ROUNDS: usize = 10;
 
 fn main() {
     // One thread for client and server: the contenders differ only in the layer.
@@ -204,10 +173,8 @@ fn main() {
                 timed(runtime, &mut c, uri, len, batch)
             }),
         ];
-        // One batch each opens the connection the rounds then reuse.
-        for contender in &mut contenders {
-            (contender.run)();
-        }
+        // The first opens the connection the rounds then reuse.
+        interleave(rounds(WARM_UP_ROUNDS), &mut contenders);
         let results = interleave(rounds(ROUNDS), &mut contenders);
         let baseline = &results[0];
         println!("{name}, interleaved ({} rounds):", rounds(ROUNDS));

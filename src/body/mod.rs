@@ -171,6 +171,7 @@ pub use first_byte::{
 #[cfg(feature = "grpc")]
 pub(crate) use replay::DEFAULT_REPLAY_LIMIT;
 pub use replay::{ReplayBody, ReplayBodyLayer, ReplayBodyService};
+pub(crate) use response::Buffered;
 pub use response::{BodyReadFailed, ResponseBody};
 
 use std::fmt;

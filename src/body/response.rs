@@ -7,7 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::HeaderMap;
+use http::response::Parts;
+use http::{HeaderMap, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -66,17 +67,130 @@ pin_project! {
         // The inner body, untouched.
         Inner { #[pin] body: B },
         // What the layer read: boxed, so that the common shape stays as small as the inner body.
-        Read { read: Box<Read<B>> },
+        Read { read: Pin<Box<Buffered<B>>> },
     }
 }
 
-/// The frames the layer read, as they arrived (`left` data bytes of them not taken yet), then, for
-/// a body longer than the limit, the rest of the inner body (boxed so that it could move here from
-/// the read). Without a rest, the body was read whole.
-struct Read<B: Body> {
-    frames: VecDeque<Frame<B::Data>>,
-    left: u64,
-    rest: Option<Pin<Box<B>>>,
+pin_project! {
+    /// A response body as the layer reads it within the attempt, then hands it over: the frames
+    /// read, as they arrived (`left` data bytes of them not taken yet), and the inner body while it
+    /// may have more (for a body longer than the limit, the rest the caller reads as it streams).
+    ///
+    /// One allocation serves the read and the caller: the read fills it, and the response's body
+    /// takes it as it is (the inner body, pinned in it, never moves).
+    pub(crate) struct Buffered<B: Body> {
+        frames: Frames<B::Data>,
+        left: u64,
+        // The response's head while the body is read, here so that the read's state stays small;
+        // taken when the response is handed over.
+        head: Option<Parts>,
+        #[pin]
+        rest: Rest<B>,
+    }
+}
+
+pin_project! {
+    #[project = RestProj]
+    enum Rest<B> {
+        // The inner body, which may have more frames.
+        Open { #[pin] body: B },
+        // Read to its end: dropped.
+        Ended,
+    }
+}
+
+/// What polling a body for its next frame gives.
+pub(crate) type NextFrame<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
+
+/// Frames in the order they arrived. The first is kept inline: a body read whole often comes in
+/// one frame (hyper hands over what one socket read brought), and then no queue is allocated.
+struct Frames<D> {
+    first: Option<Frame<D>>,
+    more: VecDeque<Frame<D>>,
+}
+
+impl<D> Frames<D> {
+    fn new() -> Self {
+        Self {
+            first: None,
+            more: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, frame: Frame<D>) {
+        match self.first.is_none() && self.more.is_empty() {
+            true => self.first = Some(frame),
+            false => self.more.push_back(frame),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Frame<D>> {
+        self.first.take().or_else(|| self.more.pop_front())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.more.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Frame<D>> {
+        self.first.iter().chain(&self.more)
+    }
+}
+
+impl<B: Body> Buffered<B> {
+    /// Starts reading `response`'s body: nothing read yet.
+    pub(crate) fn new(response: Response<B>) -> Pin<Box<Self>> {
+        let (head, body) = response.into_parts();
+        Box::pin(Self {
+            frames: Frames::new(),
+            left: 0,
+            head: Some(head),
+            rest: Rest::Open { body },
+        })
+    }
+
+    /// The inner body's next frame; `None` once it ended.
+    #[inline]
+    pub(crate) fn poll_inner(self: Pin<&mut Self>, cx: &mut Context<'_>) -> NextFrame<B> {
+        match self.project().rest.project() {
+            RestProj::Open { body } => body.poll_frame(cx),
+            RestProj::Ended => Poll::Ready(None),
+        }
+    }
+
+    /// Keeps `frame`, read from the inner body, after those kept before.
+    #[inline]
+    pub(crate) fn keep(self: Pin<&mut Self>, frame: Frame<B::Data>) {
+        let this = self.project();
+        if let Some(data) = frame.data_ref() {
+            *this.left = this.left.saturating_add(data.remaining() as u64);
+        }
+        this.frames.push(frame);
+    }
+
+    /// The inner body ended: dropped now.
+    pub(crate) fn end(self: Pin<&mut Self>) {
+        self.project().rest.set(Rest::Ended);
+    }
+
+    /// The response, its body what was read (ready at once) and, unless it ended, the rest of the
+    /// inner body; `None` when it was handed over already.
+    pub(crate) fn into_response(mut self: Pin<Box<Self>>) -> Option<Response<ResponseBody<B>>> {
+        let head = self.as_mut().project().head.take()?;
+        let body = ResponseBody {
+            shape: Shape::Read { read: self },
+        };
+        Some(Response::from_parts(head, body))
+    }
+
+    /// Whether the rest of the inner body is still to come.
+    fn is_open(&self) -> bool {
+        matches!(self.rest, Rest::Open { .. })
+    }
 }
 
 impl<B: Body> ResponseBody<B> {
@@ -127,34 +241,16 @@ impl<B: Body> ResponseBody<B> {
         }
     }
 
-    /// The whole body, read: `frames` as they arrived.
-    pub(crate) fn ready(frames: VecDeque<Frame<B::Data>>) -> Self {
-        Self::read(frames, None)
-    }
-
-    /// The frames read before the limit, then `rest`.
-    pub(crate) fn prefixed(frames: VecDeque<Frame<B::Data>>, rest: Pin<Box<B>>) -> Self {
-        Self::read(frames, Some(rest))
-    }
-
-    fn read(frames: VecDeque<Frame<B::Data>>, rest: Option<Pin<Box<B>>>) -> Self {
-        let left = data_len(&frames);
-        let read = Box::new(Read { frames, left, rest });
-        Self {
-            shape: Shape::Read { read },
-        }
-    }
-
     /// Whether the body was longer than the limit: passed on as it streams.
     pub(crate) fn is_streamed(&self) -> bool {
-        matches!(&self.shape, Shape::Read { read } if read.rest.is_some())
+        matches!(&self.shape, Shape::Read { read } if read.is_open())
     }
 
     /// The trailers of a body read whole, if it had any.
     #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
     pub(crate) fn trailers(&self) -> Option<&HeaderMap> {
         match &self.shape {
-            Shape::Read { read } if read.rest.is_none() => {
+            Shape::Read { read } if !read.is_open() => {
                 read.frames.iter().find_map(Frame::trailers_ref)
             }
             _ => None,
@@ -166,7 +262,7 @@ impl<B: Body> ResponseBody<B> {
         let Shape::Read { read } = &self.shape else {
             return None;
         };
-        if read.rest.is_some() {
+        if read.is_open() {
             return None;
         }
         let mut bytes = BytesMut::with_capacity(usize::try_from(read.left).unwrap_or(0));
@@ -191,15 +287,6 @@ fn copy_into<D: Buf>(data: &D, into: &mut BytesMut) {
     }
 }
 
-/// How many data bytes `frames` hold.
-fn data_len<D: Buf>(frames: &VecDeque<Frame<D>>) -> u64 {
-    frames
-        .iter()
-        .filter_map(Frame::data_ref)
-        .map(|data| data.remaining() as u64)
-        .sum()
-}
-
 impl<B: Body> Body for ResponseBody<B> {
     type Data = B::Data;
     type Error = B::Error;
@@ -212,11 +299,13 @@ impl<B: Body> Body for ResponseBody<B> {
         match self.project().shape.project() {
             ShapeProj::Inner { body } => body.poll_frame(cx),
             ShapeProj::Read { read } => {
-                let Read { frames, left, rest } = &mut **read;
-                match (take(frames, left), rest) {
-                    (Some(frame), _) => Poll::Ready(Some(Ok(frame))),
-                    (None, Some(rest)) => rest.as_mut().poll_frame(cx),
-                    (None, None) => Poll::Ready(None),
+                let this = read.as_mut().project();
+                match take(this.frames, this.left) {
+                    Some(frame) => Poll::Ready(Some(Ok(frame))),
+                    None => match this.rest.project() {
+                        RestProj::Open { body } => body.poll_frame(cx),
+                        RestProj::Ended => Poll::Ready(None),
+                    },
                 }
             }
         }
@@ -227,7 +316,11 @@ impl<B: Body> Body for ResponseBody<B> {
         match &self.shape {
             Shape::Inner { body } => body.is_end_stream(),
             Shape::Read { read } => {
-                read.frames.is_empty() && read.rest.as_ref().is_none_or(|rest| rest.is_end_stream())
+                read.frames.is_empty()
+                    && match &read.rest {
+                        Rest::Open { body } => body.is_end_stream(),
+                        Rest::Ended => true,
+                    }
             }
         }
     }
@@ -237,9 +330,9 @@ impl<B: Body> Body for ResponseBody<B> {
         match &self.shape {
             Shape::Inner { body } => body.size_hint(),
             Shape::Read { read } => match &read.rest {
-                None => SizeHint::with_exact(read.left),
-                Some(rest) => {
-                    let rest = rest.size_hint();
+                Rest::Ended => SizeHint::with_exact(read.left),
+                Rest::Open { body } => {
+                    let rest = body.size_hint();
                     let mut hint = SizeHint::new();
                     hint.set_lower(rest.lower().saturating_add(read.left));
                     if let Some(upper) = rest.upper() {
@@ -253,8 +346,8 @@ impl<B: Body> Body for ResponseBody<B> {
 }
 
 /// The next frame read ahead, counted off `left`.
-fn take<D: Buf>(frames: &mut VecDeque<Frame<D>>, left: &mut u64) -> Option<Frame<D>> {
-    let frame = frames.pop_front()?;
+fn take<D: Buf>(frames: &mut Frames<D>, left: &mut u64) -> Option<Frame<D>> {
+    let frame = frames.pop()?;
     if let Some(data) = frame.data_ref() {
         *left = left.saturating_sub(data.remaining() as u64);
     }
@@ -276,7 +369,13 @@ impl<B: Body + fmt::Debug> fmt::Debug for ResponseBody<B> {
                 .debug_struct("ResponseBody")
                 .field("frames", &read.frames.len())
                 .field("bytes", &read.left)
-                .field("rest", &read.rest)
+                .field(
+                    "rest",
+                    &match &read.rest {
+                        Rest::Open { body } => Some(body),
+                        Rest::Ended => None,
+                    },
+                )
                 .finish(),
         }
     }
@@ -327,11 +426,23 @@ mod tests {
     use super::*;
     use http_body_util::{BodyExt, Full};
 
-    fn frames(parts: &[&'static str]) -> VecDeque<Frame<Bytes>> {
+    fn frames(parts: &[&'static str]) -> Vec<Frame<Bytes>> {
         parts
             .iter()
             .map(|part| Frame::data(Bytes::from_static(part.as_bytes())))
             .collect()
+    }
+
+    /// What a read hands over: `read` kept, then `rest` when the read stopped at the limit.
+    fn handed_over<B: Body>(read: Vec<Frame<B::Data>>, rest: B, over: bool) -> ResponseBody<B> {
+        let mut buffered = Buffered::new(Response::new(rest));
+        for frame in read {
+            buffered.as_mut().keep(frame);
+        }
+        if !over {
+            buffered.as_mut().end();
+        }
+        buffered.into_response().unwrap().into_body()
     }
 
     #[tokio::test]
@@ -339,8 +450,8 @@ mod tests {
         let mut read = frames(&["hello, ", "world"]);
         let mut trailers = HeaderMap::new();
         trailers.insert("grpc-status", "14".parse().unwrap());
-        read.push_back(Frame::trailers(trailers));
-        let body = ResponseBody::<Full<Bytes>>::ready(read);
+        read.push(Frame::trailers(trailers));
+        let body = handed_over(read, Full::<Bytes>::default(), false);
         assert_eq!(body.size_hint().exact(), Some(12));
         assert!(!body.is_end_stream());
         assert_eq!(body.contiguous().unwrap(), "hello, world");
@@ -349,15 +460,15 @@ mod tests {
         assert_eq!(collected.trailers().unwrap()["grpc-status"], "14");
         assert_eq!(collected.to_bytes(), "hello, world");
 
-        let empty = ResponseBody::<Full<Bytes>>::ready(VecDeque::new());
+        let empty = handed_over(Vec::new(), Full::<Bytes>::default(), false);
         assert!(empty.is_end_stream());
         assert_eq!(empty.size_hint().exact(), Some(0));
     }
 
     #[tokio::test]
     async fn the_prefix_comes_first_then_the_rest() {
-        let rest = Box::pin(Full::new(Bytes::from_static(b" and the rest")));
-        let body = ResponseBody::prefixed(frames(&["the prefix"]), rest);
+        let rest = Full::new(Bytes::from_static(b" and the rest"));
+        let body = handed_over(frames(&["the prefix"]), rest, true);
         assert!(body.is_streamed());
         assert_eq!(body.size_hint().exact(), Some(23));
         assert_eq!(body.contiguous(), None);
@@ -365,6 +476,24 @@ mod tests {
             body.collect().await.unwrap().to_bytes(),
             "the prefix and the rest"
         );
+    }
+
+    #[tokio::test]
+    async fn frames_come_out_in_the_order_they_were_kept() {
+        let one = handed_over(frames(&["alone"]), Full::<Bytes>::default(), false);
+        assert_eq!(
+            format!("{one:?}"),
+            "ResponseBody { frames: 1, bytes: 5, rest: None }"
+        );
+        assert_eq!(one.collect().await.unwrap().to_bytes(), "alone");
+        let many = handed_over(
+            frames(&["a", "b", "c", "d", "e", "f"]),
+            Full::<Bytes>::default(),
+            false,
+        );
+        assert_eq!(many.size_hint().exact(), Some(6));
+        assert_eq!(many.contiguous().unwrap(), "abcdef");
+        assert_eq!(many.collect().await.unwrap().to_bytes(), "abcdef");
     }
 
     #[test]

@@ -131,7 +131,7 @@ where
                 }
                 StateProj::Reading { read, timed } => {
                     let timed = *timed;
-                    let result = match read.poll_read(cx) {
+                    let mut result = match read.poll_read(cx) {
                         Poll::Ready(result) => result,
                         Poll::Pending if !fired(this.timer.as_mut(), cx) => return Poll::Pending,
                         Poll::Pending if timed => Err(Box::new(AttemptTimedOut) as BoxError),
@@ -140,7 +140,7 @@ where
                             return Poll::Ready(Err(this.call.deadline_passed(true)));
                         }
                     };
-                    let (result, read) = this.call.show_body(result);
+                    let read = this.call.show_body(&mut result);
                     (result, timed, Some(read))
                 }
                 StateProj::Racing { race, timed } => {
@@ -248,7 +248,7 @@ where
             // when the call ends, to `Pausing` when it retries.
             let mut step = this.call.after_attempt(&result);
             if let Some(read) = read {
-                step = this.call.after_judging(step, &mut result, read);
+                this.call.after_judging(&mut step, &mut result, read);
             }
             match step {
                 Step::PassThrough => {

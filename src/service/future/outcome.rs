@@ -132,19 +132,19 @@ where
     /// response's extensions while it runs). Out of line: the path that reads no body does not
     /// carry it.
     #[inline(never)]
-    pub(super) fn show_body(&self, mut result: Attempted<ResB>) -> (Attempted<ResB>, BodySeen) {
+    pub(super) fn show_body(&self, result: &mut Attempted<ResB>) -> BodySeen {
         let streamed = result
             .as_ref()
             .is_ok_and(|response| response.body().is_streamed());
         let mut shown = false;
-        if let Ok(response) = &mut result
+        if let Ok(response) = result
             && self.policy.has_classifier()
             && let Some(bytes) = response.body().contiguous()
         {
             response.extensions_mut().insert(BufferedBytes(bytes));
             shown = true;
         }
-        (result, BodySeen { shown, streamed })
+        BodySeen { shown, streamed }
     }
 
     /// After an attempt whose body was read was judged: the bytes shown are taken back, and a body
@@ -153,29 +153,30 @@ where
     #[inline(never)]
     pub(super) fn after_judging(
         &mut self,
-        step: Step,
+        step: &mut Step,
         result: &mut Attempted<ResB>,
         read: BodySeen,
-    ) -> Step {
+    ) {
         if read.shown
             && let Ok(response) = result
         {
             response.extensions_mut().remove::<BufferedBytes>();
         }
-        match (step, &*result) {
-            (Step::PassThrough, Ok(response)) if read.streamed => {
+        if !read.streamed {
+            return;
+        }
+        match (&mut *step, &*result) {
+            (Step::PassThrough, Ok(response)) => {
                 let record = AttemptRecord {
                     outcome: AttemptOutcome::Status(response.status()),
                     decision: Decision::Done,
                     retry_after: None,
                     wait: None,
                 };
-                Step::Stop(StopReason::Streamed, record)
+                *step = Step::Stop(StopReason::Streamed, record);
             }
-            (Step::Stop(StopReason::Finished, record), _) if read.streamed => {
-                Step::Stop(StopReason::Streamed, record)
-            }
-            (step, _) => step,
+            (Step::Stop(reason @ StopReason::Finished, _), _) => *reason = StopReason::Streamed,
+            _ => {}
         }
     }
 

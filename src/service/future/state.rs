@@ -59,7 +59,7 @@ pin_project! {
         /// head. Ends with the response (the whole body ready at once, or, over the limit, the
         /// prefix and the rest), classified as in `Calling`; with a failure of the body (an error
         /// after sending); or with the timer, as `Calling` does.
-        Reading { read: Box<Read<ResB>>, timed: bool },
+        Reading { read: Read<ResB>, timed: bool },
         /// Between attempts, for what `pause` says, while `drain` reads the last response's
         /// discarded body so that an HTTP/1.1 connection can be reused (dropped when the pause
         /// ends: what is still unread is not worth waiting for).
