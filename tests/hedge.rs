@@ -12,7 +12,9 @@ use http_body_util::Full;
 use retry_test_support::watchdog;
 use tokio::time::{sleep, Instant};
 use tower::{service_fn, Service, ServiceExt};
+use tower_http_retry::budget::RetryBudget;
 use tower_http_retry::hedge::Hedge;
+use tower_http_retry::history::AttemptOutcome;
 use tower_http_retry::throttle::Throttle;
 use tower_http_retry::{CallSettings, Retry, RetryEvent, RetryHistory, RetryPolicy};
 
@@ -248,6 +250,53 @@ async fn a_retryable_failure_ends_nothing_while_another_attempt_runs() {
         log.dropped.load(Ordering::SeqCst),
         1,
         "the second hedge, dropped"
+    );
+}
+
+/// A hedge that fails while the first attempt still runs is no retry: nothing waited for it. It
+/// is recorded with no wait, reported as no retry to the hook, and draws nothing from the retry
+/// budget.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_that_fails_while_another_attempt_runs_is_recorded_as_no_retry() {
+    // The first attempt takes 100 ms; the hedge at 10 ms fails at once; the next hedge, at once
+    // after it, is slower than the first.
+    let took = |n| match n {
+        0 => ms(100),
+        1 => ms(1),
+        _ => ms(500),
+    };
+    let (service, _) = server(took, |n| if n == 1 { 503 } else { 200 });
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let budget = RetryBudget::builder().ratio(0.0).floor(1).build();
+    let policy = hedged()
+        .retry_budget(budget.clone())
+        .on_retry(move |event| seen.lock().unwrap().push(*event));
+    let response = Retry::new(service, policy).oneshot(get()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let history = history(&response);
+    assert_eq!((history.won_by(), history.hedges()), (Some(1), 2));
+    let attempts = history.attempts();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(
+        attempts[0].outcome,
+        AttemptOutcome::Status(StatusCode::SERVICE_UNAVAILABLE)
+    );
+    assert_eq!(
+        attempts[0].wait, None,
+        "nothing waited after the hedge that failed"
+    );
+    let events = events.lock().unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, RetryEvent::Retry { .. })),
+        "{events:?}"
+    );
+    assert_eq!(
+        budget.available(),
+        1.0,
+        "the floor's one retry is still there"
     );
 }
 

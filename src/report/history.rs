@@ -126,7 +126,9 @@ pub struct AttemptRecord {
     /// The delay the response asked for: its `Retry-After` if it held a valid one, or else the reset
     /// of a rate limit it reported as spent ([`rate_limit`](crate::rate_limit)).
     pub retry_after: Option<Duration>,
-    /// The wait before the next attempt; `None` after the last one.
+    /// The wait before the next attempt; `None` after the last one, and after a hedged attempt
+    /// that failed while another attempt of its call was still in flight (the call went on with
+    /// that one, and waited for nothing).
     pub wait: Option<Wait>,
 }
 

@@ -79,6 +79,37 @@ where
     /// Judges an attempt's outcome and decides between returning it and waiting for another attempt.
     #[inline]
     pub(super) fn after_attempt(&mut self, result: &Attempted<ResB>) -> Step {
+        let (record, asked, paced) = self.judge(result);
+        if record.decision == Decision::Done
+            && self.planner.attempts() == 1
+            && result.is_ok()
+            && !self.needs_history()
+        {
+            metrics::finished_at_once();
+            return Step::PassThrough;
+        }
+        self.plan(record, asked, paced)
+    }
+
+    /// Judges the outcome of a race's attempt while another attempt is still in flight. One worth a
+    /// retry ends nothing (A6's non-fatal status): it is recorded, with no wait, and `None` lets a
+    /// hedge leave at once. No retry is planned for it, so none is counted, reported to the hook or
+    /// the metrics, or drawn from the retry budget: the call goes on with the attempts in flight,
+    /// and a retry is planned only when the last of them fails. Any other outcome is planned as an
+    /// attempt alone's would be.
+    pub(super) fn after_attempt_in_race(&mut self, result: &Attempted<ResB>) -> Option<Step> {
+        let (record, asked, paced) = self.judge(result);
+        if !matches!(record.decision, Decision::Retry(_)) {
+            return Some(self.plan(record, asked, paced));
+        }
+        retrying(&mut self.retry).history.push(record);
+        None
+    }
+
+    /// An attempt's outcome judged: how it was classified, the delay it asked for, and whether the
+    /// throttle paces its scope (taught by it, as the route is told of a delay).
+    #[inline]
+    fn judge(&mut self, result: &Attempted<ResB>) -> (AttemptRecord, Option<Asked>, bool) {
         // Whether the throttle paces the scope this outcome came from.
         let mut paced = false;
         let (decision, asked, outcome) = match result {
@@ -110,21 +141,13 @@ where
         {
             self.tell_route(delay);
         }
-        if decision == Decision::Done
-            && self.planner.attempts() == 1
-            && result.is_ok()
-            && !self.needs_history()
-        {
-            metrics::finished_at_once();
-            return Step::PassThrough;
-        }
         let record = AttemptRecord {
             outcome,
             decision,
             retry_after: asked.map(|(delay, _)| delay),
             wait: None,
         };
-        self.plan(record, asked, paced)
+        (record, asked, paced)
     }
 
     /// Before an attempt whose body was read is judged ([`after_attempt`](Self::after_attempt)):

@@ -253,7 +253,17 @@ where
                 }
             };
             let others = race.in_flight() > 0;
-            match self.after_attempt(&result) {
+            let step = match others {
+                true => match self.after_attempt_in_race(&result) {
+                    Some(step) => step,
+                    None => {
+                        race.hedge_now();
+                        continue;
+                    }
+                },
+                false => self.after_attempt(&result),
+            };
+            match step {
                 Step::Retry(_) if others => race.hedge_now(),
                 Step::Stop(reason, _) if others && reason.gave_up() => race.hedge_now(),
                 Step::PassThrough => {
