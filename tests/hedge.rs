@@ -2,6 +2,7 @@
 //! be hedged, the race's rules, and what the history says.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -298,6 +299,29 @@ async fn a_hedge_that_fails_while_another_attempt_runs_is_recorded_as_no_retry()
         1.0,
         "the floor's one retry is still there"
     );
+}
+
+/// With no hedge budget a call is never hedged, and nothing wakes it to ask: its attempt is polled
+/// when it makes progress, not every quarter of the delay for the budget to refuse again.
+#[tokio::test(start_paused = true)]
+async fn a_policy_with_no_hedge_budget_never_wakes_a_call_to_ask() {
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counted = polls.clone();
+    let service = service_fn(move |_: Request<Body>| {
+        let counted = counted.clone();
+        let mut took = Box::pin(sleep(ms(100)));
+        std::future::poll_fn(move |cx| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            took.as_mut()
+                .poll(cx)
+                .map(|()| Ok::<_, Infallible>(Response::new(Body::new(Bytes::new()))))
+        })
+    });
+    let policy = RetryPolicy::default().hedge(Hedge::after(ms(10)).budget(0.0));
+    let response = Retry::new(service, policy).oneshot(get()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let polls = polls.load(Ordering::SeqCst);
+    assert!(polls <= 3, "{polls} polls of a 100 ms attempt");
 }
 
 #[tokio::test(start_paused = true)]

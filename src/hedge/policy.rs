@@ -153,6 +153,12 @@ impl Hedge {
         self
     }
 
+    /// Whether a call may ever be hedged: a second attempt in flight allowed, and a budget that
+    /// can fill (with none, a race would only wake to be refused).
+    pub(crate) fn may_hedge(&self) -> bool {
+        self.max_in_flight >= 2 && self.fraction > 0.0
+    }
+
     /// A call was made: it adds its share to the budget.
     pub(crate) fn deposit(&self) {
         self.shared.budget.deposit();

@@ -75,7 +75,7 @@ where
     ) -> Result<Box<Race<S::Future>>, S::Future> {
         // A race's responses are not read within their attempts: a buffered call runs alone.
         let safe = hedge.any_method || self.safe_twice();
-        if hedge.max_in_flight < 2 || !safe || self.policy.buffer_up_to().is_some() {
+        if !hedge.may_hedge() || !safe || self.policy.buffer_up_to().is_some() {
             return Err(future);
         }
         let route = hedge.route(&self.head.uri);
