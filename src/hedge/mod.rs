@@ -30,7 +30,8 @@
 //!   A6 allows 5); each hedge is an attempt, counted by the policy's attempt limit.
 //! - **The budget**: hedges are at most a fraction of calls ([`budget`](Hedge::budget), 5% by
 //!   default), apart from the retry budget; a call that finds it spent asks again a quarter of its
-//!   delay later (at least 1 ms) while its attempt runs, as the calls that follow refill it.
+//!   delay later (at least 1 ms) while its attempt runs, as the calls that follow refill it. With
+//!   a budget of 0 no call is hedged.
 //! - **The throttle**: a hedge asks for its turn like any attempt; one that would have to wait (a
 //!   scope on hold, a paced scope whose turn has not come, a held route) is not sent.
 //! - **The race**: the first outcome the classifier calls final wins; the others are dropped at
