@@ -435,30 +435,38 @@ async fn the_policys_deadline_passing_during_an_attempt_is_deadline_exceeded() {
     assert_eq!(metadata(&status, "x-retry-attempts").as_deref(), Some("1"));
 }
 
-/// An h2 server that resets every stream with `reason` as soon as it has the request's head; returns
-/// its address and how many streams it reset.
+/// An h2 server on 127.0.0.1 that hands each stream, with how many came before it, to `answer`;
+/// returns its address and how many streams it got.
 #[cfg(feature = "http2")]
-async fn resetting(reason: h2::Reason) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+async fn h2_server(
+    answer: impl Fn(usize, h2::server::SendResponse<bytes::Bytes>) + Clone + Send + 'static,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let resets = Arc::new(AtomicUsize::new(0));
-    let count = resets.clone();
+    let streams = Arc::new(AtomicUsize::new(0));
+    let count = streams.clone();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            let count = count.clone();
+            let (count, answer) = (count.clone(), answer.clone());
             tokio::spawn(async move {
                 let Ok(mut connection) = h2::server::handshake(socket).await else {
                     return;
                 };
-                while let Some(Ok((_request, mut respond))) = connection.accept().await {
-                    count.fetch_add(1, Ordering::SeqCst);
-                    respond.send_reset(reason);
+                while let Some(Ok((_request, respond))) = connection.accept().await {
+                    answer(count.fetch_add(1, Ordering::SeqCst), respond);
                 }
             });
         }
     });
-    (addr, resets)
+    (addr, streams)
+}
+
+/// An h2 server that resets every stream with `reason` as soon as it has the request's head; returns
+/// its address and how many streams it reset.
+#[cfg(feature = "http2")]
+async fn resetting(reason: h2::Reason) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    h2_server(move |_, mut respond| respond.send_reset(reason)).await
 }
 
 #[cfg(feature = "http2")]
@@ -574,41 +582,25 @@ async fn pushback_to_two_calls_holds_their_method_for_a_third_and_no_other_metho
 #[cfg(feature = "http2")]
 async fn unavailable_in_trailers_then_serving() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>)
 {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let count = calls.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let count = count.clone();
-            tokio::spawn(async move {
-                let Ok(mut connection) = h2::server::handshake(socket).await else {
-                    return;
-                };
-                while let Some(Ok((_request, mut respond))) = connection.accept().await {
-                    let first = count.fetch_add(1, Ordering::SeqCst) == 0;
-                    let head = http::Response::builder()
-                        .header("content-type", "application/grpc")
-                        .body(())
-                        .unwrap();
-                    let mut send = respond.send_response(head, false).unwrap();
-                    let mut trailers = http::HeaderMap::new();
-                    if first {
-                        trailers.insert("grpc-status", "14".parse().unwrap());
-                        trailers.insert("grpc-message", "overloaded".parse().unwrap());
-                    } else {
-                        // One message: HealthCheckResponse { status: SERVING }.
-                        let message = bytes::Bytes::from_static(&[0, 0, 0, 0, 2, 0x08, 0x01]);
-                        send.send_data(message, false).unwrap();
-                        trailers.insert("grpc-status", "0".parse().unwrap());
-                    }
-                    send.send_trailers(trailers).unwrap();
-                }
-            });
+    h2_server(|before, mut respond| {
+        let head = http::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let mut send = respond.send_response(head, false).unwrap();
+        let mut trailers = http::HeaderMap::new();
+        if before == 0 {
+            trailers.insert("grpc-status", "14".parse().unwrap());
+            trailers.insert("grpc-message", "overloaded".parse().unwrap());
+        } else {
+            // One message: HealthCheckResponse { status: SERVING }.
+            let message = bytes::Bytes::from_static(&[0, 0, 0, 0, 2, 0x08, 0x01]);
+            send.send_data(message, false).unwrap();
+            trailers.insert("grpc-status", "0".parse().unwrap());
         }
-    });
-    (addr, calls)
+        send.send_trailers(trailers).unwrap();
+    })
+    .await
 }
 
 #[cfg(feature = "http2")]

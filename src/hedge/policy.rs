@@ -181,7 +181,7 @@ impl Hedge {
 
     /// An attempt of `route` answered after `latency`, or had run that long when it was dropped.
     pub(crate) fn record(&self, route: u64, latency: Duration) {
-        if matches!(self.delay, HedgeDelay::Percentile(_)) {
+        if self.measures() {
             self.shared.latencies.record(route, latency);
         }
     }

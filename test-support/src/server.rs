@@ -278,10 +278,10 @@ async fn handle(
         }
         Reply::Hang => std::future::pending().await,
         Reply::Truncated { length, prefix } => {
-            let body = TruncatedBody {
+            let body = PrefixThen {
                 prefix: Some(prefix),
-                abort,
-                reset_at: Box::pin(tokio::time::sleep(Duration::from_millis(5))),
+                at: Box::pin(tokio::time::sleep(Duration::from_millis(5))),
+                then: Then::Reset(abort),
             };
             let mut response = Response::new(body.boxed());
             response
@@ -296,9 +296,10 @@ async fn handle(
             } else {
                 Duration::from_millis(5)
             };
-            let body = FailingBody {
+            let body = PrefixThen {
                 prefix: (!prefix.is_empty()).then_some(prefix),
-                fail_at: Box::pin(tokio::time::sleep(fail_after)),
+                at: Box::pin(tokio::time::sleep(fail_after)),
+                then: Then::Fail,
             };
             let mut response = Response::new(body.boxed());
             *response.status_mut() = StatusCode::from_u16(status).expect("a valid status");
@@ -315,13 +316,23 @@ enum ReplyKind {
 
 type ServerBody = BoxBody<Bytes, std::io::Error>;
 
-/// A body that sends its prefix, then fails a moment later (after hyper has flushed the head).
-struct FailingBody {
+/// A body that sends its prefix, then, a moment later (once hyper has flushed it), ends as `then`
+/// says.
+struct PrefixThen {
     prefix: Option<Bytes>,
-    fail_at: std::pin::Pin<Box<tokio::time::Sleep>>,
+    at: std::pin::Pin<Box<tokio::time::Sleep>>,
+    then: Then,
 }
 
-impl http_body::Body for FailingBody {
+/// How a [`PrefixThen`] body ends.
+enum Then {
+    /// Its frame is an error (hyper aborts the message).
+    Fail,
+    /// The connection is reset (the serving task is told to drop it); no more frames.
+    Reset(Arc<Notify>),
+}
+
+impl http_body::Body for PrefixThen {
     type Data = Bytes;
     type Error = std::io::Error;
 
@@ -332,33 +343,17 @@ impl http_body::Body for FailingBody {
         if let Some(prefix) = self.prefix.take() {
             return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(prefix))));
         }
-        std::task::ready!(self.fail_at.as_mut().poll(cx));
-        let error = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted abort");
-        std::task::Poll::Ready(Some(Err(error)))
-    }
-}
-
-/// A body that sends its prefix, then a moment later (once hyper has flushed it) resets the
-/// connection.
-struct TruncatedBody {
-    prefix: Option<Bytes>,
-    abort: Arc<Notify>,
-    reset_at: std::pin::Pin<Box<tokio::time::Sleep>>,
-}
-
-impl http_body::Body for TruncatedBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
-        if let Some(prefix) = self.prefix.take() {
-            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(prefix))));
+        std::task::ready!(self.at.as_mut().poll(cx));
+        match &self.then {
+            Then::Fail => {
+                let error =
+                    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted abort");
+                std::task::Poll::Ready(Some(Err(error)))
+            }
+            Then::Reset(abort) => {
+                abort.notify_one();
+                std::task::Poll::Pending
+            }
         }
-        std::task::ready!(self.reset_at.as_mut().poll(cx));
-        self.abort.notify_one();
-        std::task::Poll::Pending
     }
 }
