@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use retry_test_support::watchdog;
-use tokio::time::{sleep, Instant};
+use tokio::time::{sleep, sleep_until, Instant};
 use tower::{service_fn, Service, ServiceExt};
 use tower_http_retry::budget::RetryBudget;
 use tower_http_retry::hedge::Hedge;
@@ -178,6 +178,43 @@ async fn a_call_the_spent_budget_refused_hedges_once_the_calls_after_it_refill_i
     }
     assert!(start.elapsed() < ms(100), "{:?}", start.elapsed());
     assert_eq!(log.arrived.lock().unwrap().len(), 20 + 2 + 2 + 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_spent_budget_serves_the_calls_it_refused_oldest_first_as_soon_as_it_can_pay() {
+    // Requests 0 and 1 (calls A and B) are slow; every other request takes 1 ms.
+    let (server, log) = server(|n| if n < 2 { ms(1_000) } else { ms(1) }, |_| 200);
+    let policy = RetryPolicy::default().hedge(Hedge::after(ms(10)).budget(0.05));
+    let client = Retry::new(server, policy);
+    let start = Instant::now();
+    let timed = |client: Retry<_, _>| async move {
+        let response = client.oneshot(get()).await.unwrap();
+        (history(&response).won_by(), start.elapsed())
+    };
+    let a = tokio::spawn(timed(client.clone()));
+    sleep(ms(2)).await;
+    let b = tokio::spawn(timed(client.clone()));
+    // A finds the budget spent at 10 ms, B at 12 ms: both wait, A first. 18 calls at 26 ms bring
+    // it to one hedge (A's and B's own shares are the other 10%), 20 more at 40 ms to another.
+    let refill = |n: usize| {
+        let calls: Vec<_> = (0..n)
+            .map(|_| tokio::spawn(client.clone().oneshot(get())))
+            .collect();
+        async move {
+            for call in calls {
+                call.await.unwrap().unwrap();
+            }
+        }
+    };
+    sleep_until(start + ms(26)).await;
+    refill(18).await;
+    sleep_until(start + ms(40)).await;
+    refill(20).await;
+    // A's hedge leaves with the deposit that pays for it, though B asked since; B's with the
+    // next. Each hedge answers 1 ms later.
+    assert_eq!(a.await.unwrap(), (Some(2), ms(27)));
+    assert_eq!(b.await.unwrap(), (Some(2), ms(41)));
+    assert_eq!(log.arrived.lock().unwrap().len(), 2 + 18 + 20 + 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -410,6 +447,42 @@ async fn a_hedge_is_never_sent_to_a_scope_on_hold() {
     let response = call.await.unwrap().unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(log.arrived.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_whose_hedge_the_throttle_holds_back_gives_its_place_in_the_budgets_line_up() {
+    // Requests 0 and 1 (call A to one server, B to another) are slow; the others take 1 ms.
+    let (server, _) = server(|n| if n < 2 { ms(1_000) } else { ms(1) }, |_| 200);
+    let throttle = Throttle::new();
+    let policy = RetryPolicy::default()
+        .hedge(Hedge::after(ms(10)).budget(0.05))
+        .throttle(throttle.clone());
+    let client = Retry::new(server, policy);
+    let to = |uri: &str| Request::get(uri).body(Body::new(Bytes::new())).unwrap();
+    let start = Instant::now();
+    let timed = |client: Retry<_, _>, request| async move {
+        let response = client.oneshot(request).await.unwrap();
+        (history(&response).won_by(), start.elapsed())
+    };
+    let _a = tokio::spawn(timed(client.clone(), to("http://a.test/items")));
+    sleep(ms(2)).await;
+    let b = tokio::spawn(timed(client.clone(), to("http://b.test/items")));
+    // Both find the budget spent (A at 10 ms, B at 12 ms); then A's server is held.
+    sleep_until(start + ms(15)).await;
+    throttle.hold(
+        &http::Uri::from_static("http://a.test/"),
+        Duration::from_secs(10),
+    );
+    // 18 calls at 20 ms pay for one hedge: A, first in line, may not send it; B does.
+    sleep_until(start + ms(20)).await;
+    for _ in 0..18 {
+        client
+            .clone()
+            .oneshot(to("http://b.test/other"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(b.await.unwrap(), (Some(2), ms(38)));
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,6 +1,11 @@
-//! The hedge budget: each call deposits a fraction of a hedge, each hedge withdraws a whole one.
+//! The hedge budget: each call deposits a fraction of a hedge, each hedge withdraws a whole one;
+//! the calls it refused wait in [line](super::line), oldest first.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Waker;
+
+use super::line::{Line, Place};
 
 /// Millionths of a hedge: a deposit of 5% is 50,000.
 const UNIT: f64 = 1_000_000.0;
@@ -13,6 +18,8 @@ pub(crate) struct HedgeBudget {
     saved: AtomicU64,
     /// What a call deposits, in millionths of a hedge.
     deposit: u64,
+    /// The calls refused, waiting for the budget to refill.
+    line: Arc<Line>,
 }
 
 impl HedgeBudget {
@@ -21,22 +28,54 @@ impl HedgeBudget {
         Self {
             saved: AtomicU64::new(0),
             deposit: (fraction.max(0.0) * UNIT) as u64,
+            line: Arc::default(),
         }
     }
 
-    /// A call was made.
+    /// A call was made: its share is added, and the first call in line woken when it can pay.
     pub(crate) fn deposit(&self) {
+        // Sequentially consistent, as the line's length: a call that joins after this deposit
+        // read the line empty sees the deposit when it looks again (see `withdraw`).
         let _ = self
             .saved
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |saved| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |saved| {
                 Some(saved.saturating_add(self.deposit).min(MAX_SAVED))
             });
+        if !self.line.is_empty() && self.can_pay() {
+            self.line.wake_first();
+        }
     }
 
-    /// Whether a hedge may be sent; withdraws it when so.
-    pub(crate) fn withdraw(&self) -> bool {
+    /// Whether a hedge may be sent for the call at `place`; withdraws it when so. The budget
+    /// serves the line first: a call refused takes a place at its end (woken by `waker` when it is
+    /// first and the budget can pay), and a call with a place is served only when first.
+    pub(crate) fn withdraw(&self, place: &mut Option<Place>, waker: &Waker) -> bool {
+        if place.is_none() && self.line.is_empty() && self.take() {
+            return true;
+        }
+        let waiting = place.get_or_insert_with(|| self.line.join(waker));
+        // Looked at again once in line: a deposit made before the call joined woke nobody.
+        if self.line.is_first(waiting, waker) && self.take() {
+            *place = None; // out of line; the next is woken to look
+            return true;
+        }
+        false
+    }
+
+    /// Whether the call at `place` would be served now (first in line, and the budget can pay);
+    /// brings its waker up to date.
+    pub(crate) fn serves(&self, place: &Place, waker: &Waker) -> bool {
+        self.line.is_first(place, waker) && self.can_pay()
+    }
+
+    /// Whether a whole hedge is saved.
+    fn can_pay(&self) -> bool {
+        self.saved.load(Ordering::SeqCst) >= UNIT as u64
+    }
+
+    fn take(&self) -> bool {
         self.saved
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |saved| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |saved| {
                 saved.checked_sub(UNIT as u64)
             })
             .is_ok()
@@ -45,7 +84,29 @@ impl HedgeBudget {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
     use super::*;
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counted() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (count.clone(), Waker::from(count))
+    }
+
+    fn wakes(count: &Count) -> usize {
+        count.0.load(Ordering::SeqCst)
+    }
 
     #[test]
     fn twenty_calls_at_five_percent_buy_one_hedge() {
@@ -53,10 +114,13 @@ mod tests {
         for _ in 0..19 {
             budget.deposit();
         }
-        assert!(!budget.withdraw());
+        let waker = Waker::noop();
+        let mut place = None;
+        assert!(!budget.withdraw(&mut place, waker));
         budget.deposit();
-        assert!(budget.withdraw());
-        assert!(!budget.withdraw());
+        assert!(budget.withdraw(&mut place, waker));
+        assert!(place.is_none(), "served, the call left the line");
+        assert!(!budget.withdraw(&mut None, waker));
     }
 
     #[test]
@@ -65,7 +129,54 @@ mod tests {
         for _ in 0..1000 {
             budget.deposit();
         }
-        let hedges = std::iter::from_fn(|| budget.withdraw().then_some(())).count();
+        let hedges =
+            std::iter::from_fn(|| budget.withdraw(&mut None, Waker::noop()).then_some(())).count();
         assert_eq!(hedges, 10);
+    }
+
+    #[test]
+    fn the_calls_refused_are_served_oldest_first_each_woken_when_the_budget_can_pay() {
+        let budget = HedgeBudget::new(0.5);
+        let (first_wakes, first_waker) = counted();
+        let (second_wakes, second_waker) = counted();
+        let (mut first, mut second) = (None, None);
+        assert!(!budget.withdraw(&mut first, &first_waker));
+        assert!(!budget.withdraw(&mut second, &second_waker));
+        budget.deposit();
+        assert_eq!(
+            (wakes(&first_wakes), wakes(&second_wakes)),
+            (0, 0),
+            "half a hedge"
+        );
+        budget.deposit();
+        assert_eq!((wakes(&first_wakes), wakes(&second_wakes)), (1, 0));
+        // The second asks before the first comes back: the hedge is kept for the first.
+        assert!(!budget.withdraw(&mut second, &second_waker));
+        // A call that never waited joins the end of the line, though the budget could pay.
+        assert!(!budget.withdraw(&mut None, Waker::noop()));
+        assert!(budget.withdraw(&mut first, &first_waker));
+        // First now, the second is woken to look: nothing to pay with yet.
+        assert_eq!(wakes(&second_wakes), 1);
+        assert!(!budget.withdraw(&mut second, &second_waker));
+        budget.deposit();
+        budget.deposit();
+        assert_eq!(wakes(&second_wakes), 2);
+        assert!(budget.withdraw(&mut second, &second_waker));
+    }
+
+    #[test]
+    fn a_call_that_leaves_the_line_unserved_wakes_the_one_behind_it() {
+        let budget = HedgeBudget::new(0.5);
+        let (second_wakes, second_waker) = counted();
+        let (mut first, mut second) = (None, None);
+        assert!(!budget.withdraw(&mut first, Waker::noop()));
+        assert!(!budget.withdraw(&mut second, &second_waker));
+        budget.deposit();
+        budget.deposit();
+        assert_eq!(wakes(&second_wakes), 0, "the first is served first");
+        drop(first.take()); // its attempt answered: no hedge needed
+        assert_eq!(wakes(&second_wakes), 1);
+        assert!(budget.withdraw(&mut second, &second_waker));
+        assert!(budget.line.is_empty());
     }
 }

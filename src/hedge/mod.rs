@@ -29,11 +29,13 @@
 //! - **The cap**: at most [`max_in_flight`](Hedge::max_in_flight) attempts at once (2 by default,
 //!   A6 allows 5); each hedge is an attempt, counted by the policy's attempt limit.
 //! - **The budget**: hedges are at most a fraction of calls ([`budget`](Hedge::budget), 5% by
-//!   default), apart from the retry budget; a call that finds it spent asks again a quarter of its
-//!   delay later (at least 1 ms) while its attempt runs, as the calls that follow refill it. With
-//!   a budget of 0 no call is hedged.
+//!   default), apart from the retry budget. A call that finds it spent waits in line while its
+//!   attempt runs: as the calls that follow refill it, it serves the calls it refused oldest
+//!   first (the longest-running attempts are the likeliest to be in the tail), each woken by the
+//!   deposit that pays for its hedge. With a budget of 0 no call is hedged.
 //! - **The throttle**: a hedge asks for its turn like any attempt; one that would have to wait (a
-//!   scope on hold, a paced scope whose turn has not come, a held route) is not sent.
+//!   scope on hold, a paced scope whose turn has not come, a held route) is not sent, and asks
+//!   again a delay later, its place in the budget's line given up meanwhile.
 //! - **The race**: the first outcome the classifier calls final wins; the others are dropped at
 //!   once (hyper resets an HTTP/2 stream, closes an HTTP/1.1 connection). An outcome worth a retry
 //!   ends nothing while another attempt is in flight; when none is, the retry follows as usual.
@@ -50,6 +52,8 @@
 
 mod budget;
 mod latencies;
+mod line;
 mod policy;
 
+pub(crate) use line::Place;
 pub use policy::Hedge;

@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Duration;
 
 use http::Uri;
 
 use super::budget::HedgeBudget;
 use super::latencies::Latencies;
+use super::line::Place;
 
 /// The most attempts in flight at once gRPC's A6 allows.
 const MAX_IN_FLIGHT: u32 = 5;
@@ -164,9 +166,15 @@ impl Hedge {
         self.shared.budget.deposit();
     }
 
-    /// Whether the budget allows one more hedge; spends it when so.
-    pub(crate) fn withdraw(&self) -> bool {
-        self.shared.budget.withdraw()
+    /// Whether the budget allows the call at `place` (`None`: not in line) one more hedge;
+    /// spends it when so. Refused, the call waits in line, woken by `waker` when it is served.
+    pub(crate) fn withdraw(&self, place: &mut Option<Place>, waker: &Waker) -> bool {
+        self.shared.budget.withdraw(place, waker)
+    }
+
+    /// Whether the call at `place` in the budget's line would be served now.
+    pub(crate) fn serves(&self, place: &Place, waker: &Waker) -> bool {
+        self.shared.budget.serves(place, waker)
     }
 
     /// The route of a request to `uri`, for its latencies.

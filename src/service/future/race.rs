@@ -6,11 +6,18 @@ use std::time::Duration;
 
 use tokio::time::{sleep_until, Instant, Sleep};
 
+use crate::hedge::Place;
+use crate::shared::throttle::later;
+
 /// The attempts of one race, in flight together.
 pub(super) struct Race<F> {
     pub(super) running: Vec<Running<F>>,
-    /// When the next hedge may leave; `None` while none may (the cap reached, or `open` false).
+    /// When the next hedge may leave; `None` while none may (the cap reached, `open` false, or
+    /// in the budget's line).
     pub(super) next: Option<Pin<Box<Sleep>>>,
+    /// The race's place in the hedge budget's line, since the spent budget refused its hedge: it
+    /// is woken when the budget serves it, and leaves the line when the race ends.
+    pub(super) place: Option<Place>,
     /// Whether more hedges may leave: not once the attempt limit or the service's readiness said
     /// no, nor while the route's delay is not known yet (a spent budget only defers the next).
     pub(super) open: bool,
@@ -41,24 +48,21 @@ impl<F> Race<F> {
         self.close();
     }
 
-    /// When a hedge that could not leave (its body still being sent, the throttle's turn not
-    /// come) asks again: a delay later, and at least a millisecond, so that a zero delay does not
-    /// poll the race round and round.
-    pub(super) fn retry_in(&self) -> Duration {
-        self.delay.max(Duration::from_millis(1))
-    }
-
-    /// When a hedge the budget refused asks again: a quarter of the delay later, at least a
-    /// millisecond. The calls that follow refill the budget while the attempt runs, and a hedge
-    /// a little late cuts a long tail almost as much as one on time.
-    pub(super) fn budget_retry_in(&self) -> Duration {
-        (self.delay / 4).max(Duration::from_millis(1))
+    /// A hedge could not leave (its body still being sent, the throttle's turn not come): it asks
+    /// again a delay later, and at least a millisecond, so that a zero delay does not poll the
+    /// race round and round; meanwhile it gives up its place in the budget's line, which it
+    /// would hold up.
+    pub(super) fn wait(&mut self, now: Instant) {
+        let again = self.delay.max(Duration::from_millis(1));
+        self.next = Some(Box::pin(sleep_until(later(now, again))));
+        self.place = None;
     }
 
     /// No more hedges.
     pub(super) fn close(&mut self) {
         self.open = false;
         self.next = None;
+        self.place = None;
     }
 
     /// An outcome worth a retry came while others run: a hedge may leave at once (gRPC's A6).

@@ -89,6 +89,7 @@ where
             }],
             next: delay.map(|delay| Box::pin(sleep_until(later(now, delay)))),
             open: delay.is_some(),
+            place: None,
             route,
             first: hedge.measures().then_some((attempt, now)),
             delay: delay.unwrap_or_default(),
@@ -133,10 +134,16 @@ where
                     return Poll::Ready((done.attempt, result));
                 }
             }
-            let Some(next) = race.next.as_mut() else {
-                return Poll::Pending;
+            let due = match (race.next.as_mut(), race.place.as_ref()) {
+                (Some(next), _) => next.as_mut().poll(cx).is_ready(),
+                // In the budget's line: its deposit wakes the call when the budget serves it.
+                (None, Some(place)) => self
+                    .policy
+                    .hedged_by()
+                    .is_some_and(|hedge| hedge.serves(place, cx.waker())),
+                (None, None) => false,
             };
-            if next.as_mut().poll(cx).is_pending() {
+            if !due {
                 return Poll::Pending;
             }
             match self.hedge(race, cx) {
@@ -156,6 +163,7 @@ where
         let now = Instant::now();
         if race.running.len() >= hedge.max_in_flight as usize {
             race.next = None; // until one of them ends
+            race.place = None;
             return Poll::Ready(());
         }
         let limit = Limits::max_attempts(&*self.policy, RetryClass::Transient);
@@ -167,7 +175,7 @@ where
         let body = match self.body.as_ref().ok().map(ReqB::replay) {
             Some(Ok(body)) => body,
             Some(Err(_)) | None => {
-                race.next = Some(Box::pin(sleep_until(later(now, race.retry_in()))));
+                race.wait(now);
                 return Poll::Ready(());
             }
         };
@@ -193,13 +201,13 @@ where
                 throttle.enter(sent, &mut retry.place, now, now, deadline),
                 Entered::Go { .. }
             ) {
-                race.next = Some(Box::pin(sleep_until(later(now, race.retry_in()))));
+                race.wait(now);
                 return Poll::Ready(());
             }
         }
-        // Spent: ask again soon, while the attempt runs; the calls that follow refill it.
-        if !hedge.withdraw() {
-            race.next = Some(Box::pin(sleep_until(later(now, race.budget_retry_in()))));
+        // Spent: wait in line, while the attempt runs, for the calls that follow to refill it.
+        if !hedge.withdraw(&mut race.place, cx.waker()) {
+            race.next = None;
             return Poll::Ready(());
         }
         let retry = retrying(&mut self.retry);
