@@ -32,51 +32,52 @@ impl HedgeBudget {
         }
     }
 
-    /// A call was made: its share is added, and the first call in line woken when it can pay.
+    /// A call was made: its share is added, and the calls in line it can now pay for are woken.
     pub(crate) fn deposit(&self) {
         // Sequentially consistent, as the line's length: a call that joins after this deposit
         // read the line empty sees the deposit when it looks again (see `withdraw`).
-        let _ = self
+        let saved = self
             .saved
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |saved| {
                 Some(saved.saturating_add(self.deposit).min(MAX_SAVED))
+            })
+            .map_or(0, |before| {
+                before.saturating_add(self.deposit).min(MAX_SAVED)
             });
-        if !self.line.is_empty() && self.can_pay() {
-            self.line.wake_first();
+        let hedges = (saved / UNIT as u64) as usize;
+        if hedges > 0 && !self.line.is_empty() {
+            self.line.wake_first(hedges);
         }
     }
 
-    /// Whether a hedge may be sent for the call at `place`; withdraws it when so. The budget
-    /// serves the line first: a call refused takes a place at its end (woken by `waker` when it is
-    /// first and the budget can pay), and a call with a place is served only when first.
+    /// Whether a hedge may be sent for the call at `place`; withdraws it when so. The calls in
+    /// line come first: a call is paid for only when the budget holds a hedge for each call ahead
+    /// of it too; refused, it takes a place at the end (woken by `waker` when the budget can pay).
     pub(crate) fn withdraw(&self, place: &mut Option<Place>, waker: &Waker) -> bool {
-        if place.is_none() && self.line.is_empty() && self.take() {
+        if place.is_none() && self.line.is_empty() && self.take(0) {
             return true;
         }
         let waiting = place.get_or_insert_with(|| self.line.join(waker));
         // Looked at again once in line: a deposit made before the call joined woke nobody.
-        if self.line.is_first(waiting, waker) && self.take() {
-            *place = None; // out of line; the next is woken to look
+        if self.take(self.line.ahead_of(waiting, waker)) {
+            *place = None; // out of line; the one behind is woken to look
             return true;
         }
         false
     }
 
-    /// Whether the call at `place` would be served now (first in line, and the budget can pay);
-    /// brings its waker up to date.
+    /// Whether the call at `place` would be paid for now; brings its waker up to date.
     pub(crate) fn serves(&self, place: &Place, waker: &Waker) -> bool {
-        self.line.is_first(place, waker) && self.can_pay()
+        let kept = self.line.ahead_of(place, waker) as u64;
+        self.saved.load(Ordering::SeqCst) >= (kept + 1).saturating_mul(UNIT as u64)
     }
 
-    /// Whether a whole hedge is saved.
-    fn can_pay(&self) -> bool {
-        self.saved.load(Ordering::SeqCst) >= UNIT as u64
-    }
-
-    fn take(&self) -> bool {
+    /// Withdraws a hedge if `kept` more remain after it (those of the calls ahead in line).
+    fn take(&self, kept: usize) -> bool {
+        let kept = (kept as u64).saturating_mul(UNIT as u64);
         self.saved
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |saved| {
-                saved.checked_sub(UNIT as u64)
+                saved.checked_sub(UNIT as u64).filter(|left| *left >= kept)
             })
             .is_ok()
     }
@@ -162,6 +163,22 @@ mod tests {
         budget.deposit();
         assert_eq!(wakes(&second_wakes), 2);
         assert!(budget.withdraw(&mut second, &second_waker));
+    }
+
+    #[test]
+    fn a_call_that_never_comes_back_for_its_hedge_holds_up_that_hedge_only() {
+        let budget = HedgeBudget::new(0.5);
+        let (second_wakes, second_waker) = counted();
+        let (mut first, mut second) = (None, None);
+        assert!(!budget.withdraw(&mut first, Waker::noop()));
+        assert!(!budget.withdraw(&mut second, &second_waker));
+        for _ in 0..4 {
+            budget.deposit();
+        }
+        // The first never asks again; with two hedges saved, one is kept for it.
+        assert_eq!(wakes(&second_wakes), 1);
+        assert!(budget.withdraw(&mut second, &second_waker));
+        assert!(budget.withdraw(&mut first, Waker::noop()));
     }
 
     #[test]

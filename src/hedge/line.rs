@@ -2,6 +2,10 @@
 //! budget can pay for its hedge. A call that has waited longest is the likeliest to be in the
 //! tail (on a long-tailed server, an attempt that has run long has long to run), and waking it at
 //! the deposit that refills the budget sends its hedge then, not at its next look.
+//!
+//! Each call in line has the hedges of the calls ahead of it kept for them, and no more: one that
+//! never comes back for its hedge (its future held but no longer polled) holds up one hedge, not
+//! the line.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,25 +51,27 @@ impl Line {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Wakes the first call in line (the budget can pay for its hedge).
-    pub(crate) fn wake_first(&self) {
-        if let Some((_, waker)) = self.lock().calls.front() {
+    /// Wakes the first `n` calls in line (the budget can pay for their hedges).
+    pub(crate) fn wake_first(&self, n: usize) {
+        for (_, waker) in self.lock().calls.iter().take(n) {
             waker.wake_by_ref();
         }
     }
 
-    /// Whether `place` is first in line; with a place, its waker is brought up to date.
-    pub(crate) fn is_first(&self, place: &Place, waker: &Waker) -> bool {
+    /// How many calls are ahead of `place` (0: it is first), its waker brought up to date.
+    pub(crate) fn ahead_of(&self, place: &Place, waker: &Waker) -> usize {
         let mut waiting = self.lock();
-        if let Some(entry) = waiting.calls.iter_mut().find(|(n, _)| *n == place.number)
-            && !entry.1.will_wake(waker)
-        {
-            entry.1 = waker.clone();
+        let at = waiting.calls.iter().position(|(n, _)| *n == place.number);
+        match at.and_then(|at| waiting.calls.get_mut(at).map(|entry| (at, entry))) {
+            Some((at, (_, known))) => {
+                if !known.will_wake(waker) {
+                    *known = waker.clone();
+                }
+                at
+            }
+            // Not in this line (a place is only ever in its budget's): behind everyone.
+            None => waiting.calls.len(),
         }
-        waiting
-            .calls
-            .front()
-            .is_some_and(|(n, _)| *n == place.number)
     }
 
     /// Puts a call at the end of the line.

@@ -32,7 +32,9 @@
 //!   default), apart from the retry budget. A call that finds it spent waits in line while its
 //!   attempt runs: as the calls that follow refill it, it serves the calls it refused oldest
 //!   first (the longest-running attempts are the likeliest to be in the tail), each woken by the
-//!   deposit that pays for its hedge. With a budget of 0 no call is hedged.
+//!   deposit that pays for its hedge (a call is kept one hedge, so one that stops asking, its
+//!   future no longer polled, holds up that hedge, not the line). With a budget of 0 no call is
+//!   hedged.
 //! - **The throttle**: a hedge asks for its turn like any attempt; one that would have to wait (a
 //!   scope on hold, a paced scope whose turn has not come, a held route) is not sent, and asks
 //!   again a delay later, its place in the budget's line given up meanwhile.
