@@ -17,7 +17,7 @@ pub(super) struct Race<F> {
     pub(super) next: Option<Pin<Box<Sleep>>>,
     /// The race's place in the hedge budget's line, since the spent budget refused its hedge: it
     /// is woken when the budget serves it, and leaves the line when the race ends.
-    pub(super) place: Option<Place>,
+    pub(super) in_line: Option<Place>,
     /// Whether more hedges may leave: not once the attempt limit or the service's readiness said
     /// no, nor while the route's delay is not known yet (a spent budget only defers the next).
     pub(super) open: bool,
@@ -55,14 +55,14 @@ impl<F> Race<F> {
     pub(super) fn wait(&mut self, now: Instant) {
         let again = self.delay.max(Duration::from_millis(1));
         self.next = Some(Box::pin(sleep_until(later(now, again))));
-        self.place = None;
+        self.in_line = None;
     }
 
     /// No more hedges.
     pub(super) fn close(&mut self) {
         self.open = false;
         self.next = None;
-        self.place = None;
+        self.in_line = None;
     }
 
     /// An outcome worth a retry came while others run: a hedge may leave at once (gRPC's A6).

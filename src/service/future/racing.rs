@@ -89,7 +89,7 @@ where
             }],
             next: delay.map(|delay| Box::pin(sleep_until(later(now, delay)))),
             open: delay.is_some(),
-            place: None,
+            in_line: None,
             route,
             first: hedge.measures().then_some((attempt, now)),
             delay: delay.unwrap_or_default(),
@@ -134,7 +134,7 @@ where
                     return Poll::Ready((done.attempt, result));
                 }
             }
-            let due = match (race.next.as_mut(), race.place.as_ref()) {
+            let due = match (race.next.as_mut(), race.in_line.as_ref()) {
                 (Some(next), _) => next.as_mut().poll(cx).is_ready(),
                 // In the budget's line: its deposit wakes the call when the budget serves it.
                 (None, Some(place)) => self
@@ -163,7 +163,7 @@ where
         let now = Instant::now();
         if race.running.len() >= hedge.max_in_flight as usize {
             race.next = None; // until one of them ends
-            race.place = None;
+            race.in_line = None;
             return Poll::Ready(());
         }
         let limit = Limits::max_attempts(&*self.policy, RetryClass::Transient);
@@ -206,7 +206,7 @@ where
             }
         }
         // Spent: wait in line, while the attempt runs, for the calls that follow to refill it.
-        if !hedge.withdraw(&mut race.place, cx.waker()) {
+        if !hedge.withdraw(&mut race.in_line, cx.waker()) {
             race.next = None;
             return Poll::Ready(());
         }
