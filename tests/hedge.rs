@@ -1,5 +1,6 @@
 //! Hedged requests under tokio's paused clock: the delay, the budget, the cap, which requests may
-//! be hedged, the race's rules, and what the history says.
+//! be hedged, the race's rules, and what the history says; and the budget's line across threads,
+//! in real time.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -537,4 +538,93 @@ fn a_zero_delay_hedge_the_throttle_does_not_let_go_does_not_spin() {
     });
     // The turn at 2 r/s comes after the first attempt's 100 ms: it won alone.
     assert_eq!((took, arrived), (ms(100), 1));
+}
+
+/// The budget's line across threads: calls wait in it on one worker while the calls that pay for
+/// their hedges deposit on another. Every hedge paid for is sent, by a wake-up none of them may
+/// miss (a call that joins the line as a deposit is made looks again), and no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calls_in_the_budgets_line_on_several_threads_get_every_hedge_paid_for_and_no_more() {
+    const WAITING: usize = 40;
+    const PAYING: usize = 200;
+    // A call's first attempt waits for the test's release; its hedge, and every quick call,
+    // answer at once. `x-call` names the call.
+    let release = Arc::new(tokio::sync::Notify::new());
+    let seen = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let hedges = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let (release, hedges) = (release.clone(), hedges.clone());
+        service_fn(move |request: Request<Body>| {
+            let call = request.headers()["x-call"].to_str().unwrap().to_owned();
+            let first = seen.lock().unwrap().insert(call.clone());
+            let slow = first && call.starts_with("wait");
+            if !first {
+                hedges.fetch_add(1, Ordering::SeqCst);
+            }
+            let release = release.clone();
+            async move {
+                if slow {
+                    release.notified().await;
+                }
+                Ok::<_, Infallible>(Response::new(Body::new(Bytes::new())))
+            }
+        })
+    };
+    let policy = RetryPolicy::default().hedge(Hedge::after(ms(1)).budget(0.05));
+    let client = Retry::new(service, policy);
+    let call = |name: String| {
+        let request = Request::get("http://api.test/items")
+            .header("x-call", name)
+            .body(Body::new(Bytes::new()))
+            .unwrap();
+        client.clone().oneshot(request)
+    };
+    let waiting: Vec<_> = (0..WAITING)
+        .map(|i| tokio::spawn(call(format!("wait-{i}"))))
+        .collect();
+    // Their own shares pay for 2 hedges; the 200 calls after them, on both workers, for 10 more.
+    sleep(ms(20)).await;
+    let paying: Vec<_> = (0..4)
+        .map(|worker| {
+            let calls: Vec<_> = (0..PAYING / 4)
+                .map(|i| call(format!("pay-{worker}-{i}")))
+                .collect();
+            tokio::spawn(async move {
+                for call in calls {
+                    call.await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for paying in paying {
+        paying.await.unwrap();
+    }
+    let paid = (WAITING + PAYING) / 20;
+    let all_sent = async {
+        while hedges.load(Ordering::SeqCst) < paid {
+            sleep(ms(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), all_sent)
+        .await
+        .unwrap_or_else(|_| panic!("{} of {paid} hedges sent", hedges.load(Ordering::SeqCst)));
+    sleep(ms(20)).await;
+    assert_eq!(
+        hedges.load(Ordering::SeqCst),
+        paid,
+        "no hedge beyond the budget"
+    );
+    // The calls hedged end with their hedges; the others when their attempts are let go.
+    release.notify_waiters();
+    let mut won_by_hedge = 0;
+    for call in waiting {
+        let response = call.await.unwrap().unwrap();
+        // A call never hedged carries no history.
+        let won_by = response
+            .extensions()
+            .get::<RetryHistory>()
+            .and_then(RetryHistory::won_by);
+        won_by_hedge += usize::from(won_by == Some(2));
+    }
+    assert_eq!(won_by_hedge, paid);
 }
