@@ -269,16 +269,25 @@ async fn a_request_unsafe_to_send_twice_is_never_hedged_and_a_keyed_one_is() {
     assert_eq!(history(&response).won_by(), Some(2));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_retryable_failure_ends_nothing_while_another_attempt_runs() {
-    // The first attempt is slow but succeeds; the hedge fails at once with a 503, and another
-    // hedge leaves at once (A6), slower than the first.
+/// A server whose first request takes 100 ms and answers 200, whose second (the first hedge)
+/// answers 503 after 1 ms, and whose others take 500 ms.
+fn first_hedge_fails() -> (
+    impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone,
+    Arc<Log>,
+) {
     let took = |n| match n {
         0 => ms(100),
         1 => ms(1),
         _ => ms(500),
     };
-    let (service, log) = server(took, |n| if n == 1 { 503 } else { 200 });
+    server(took, |n| if n == 1 { 503 } else { 200 })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retryable_failure_ends_nothing_while_another_attempt_runs() {
+    // The first attempt is slow but succeeds; the hedge fails at once with a 503, and another
+    // hedge leaves at once (A6), slower than the first.
+    let (service, log) = first_hedge_fails();
     let response = Retry::new(service, hedged()).oneshot(get()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let history = history(&response);
@@ -299,12 +308,7 @@ async fn a_retryable_failure_ends_nothing_while_another_attempt_runs() {
 async fn a_hedge_that_fails_while_another_attempt_runs_is_recorded_as_no_retry() {
     // The first attempt takes 100 ms; the hedge at 10 ms fails at once; the next hedge, at once
     // after it, is slower than the first.
-    let took = |n| match n {
-        0 => ms(100),
-        1 => ms(1),
-        _ => ms(500),
-    };
-    let (service, _) = server(took, |n| if n == 1 { 503 } else { 200 });
+    let (service, _) = first_hedge_fails();
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
     let budget = RetryBudget::builder().ratio(0.0).floor(1).build();

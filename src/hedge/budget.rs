@@ -109,6 +109,27 @@ mod tests {
         count.0.load(Ordering::SeqCst)
     }
 
+    /// Two calls refused by a spent budget, in line in that order; the second's wakes counted.
+    struct TwoInLine {
+        first: Option<Place>,
+        second: Option<Place>,
+        second_wakes: Arc<Count>,
+        second_waker: Waker,
+    }
+
+    fn two_in_line(budget: &HedgeBudget) -> TwoInLine {
+        let (second_wakes, second_waker) = counted();
+        let (mut first, mut second) = (None, None);
+        assert!(!budget.withdraw(&mut first, Waker::noop()));
+        assert!(!budget.withdraw(&mut second, &second_waker));
+        TwoInLine {
+            first,
+            second,
+            second_wakes,
+            second_waker,
+        }
+    }
+
     #[test]
     fn twenty_calls_at_five_percent_buy_one_hedge() {
         let budget = HedgeBudget::new(0.05);
@@ -168,10 +189,12 @@ mod tests {
     #[test]
     fn a_call_that_never_comes_back_for_its_hedge_holds_up_that_hedge_only() {
         let budget = HedgeBudget::new(0.5);
-        let (second_wakes, second_waker) = counted();
-        let (mut first, mut second) = (None, None);
-        assert!(!budget.withdraw(&mut first, Waker::noop()));
-        assert!(!budget.withdraw(&mut second, &second_waker));
+        let TwoInLine {
+            mut first,
+            mut second,
+            second_wakes,
+            second_waker,
+        } = two_in_line(&budget);
         for _ in 0..4 {
             budget.deposit();
         }
@@ -184,10 +207,12 @@ mod tests {
     #[test]
     fn a_call_that_leaves_the_line_unserved_wakes_the_one_behind_it() {
         let budget = HedgeBudget::new(0.5);
-        let (second_wakes, second_waker) = counted();
-        let (mut first, mut second) = (None, None);
-        assert!(!budget.withdraw(&mut first, Waker::noop()));
-        assert!(!budget.withdraw(&mut second, &second_waker));
+        let TwoInLine {
+            mut first,
+            mut second,
+            second_wakes,
+            second_waker,
+        } = two_in_line(&budget);
         budget.deposit();
         budget.deposit();
         assert_eq!(wakes(&second_wakes), 0, "the first is served first");
