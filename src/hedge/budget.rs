@@ -189,36 +189,26 @@ mod tests {
     #[test]
     fn a_call_that_never_comes_back_for_its_hedge_holds_up_that_hedge_only() {
         let budget = HedgeBudget::new(0.5);
-        let TwoInLine {
-            mut first,
-            mut second,
-            second_wakes,
-            second_waker,
-        } = two_in_line(&budget);
+        let mut calls = two_in_line(&budget);
         for _ in 0..4 {
             budget.deposit();
         }
         // The first never asks again; with two hedges saved, one is kept for it.
-        assert_eq!(wakes(&second_wakes), 1);
-        assert!(budget.withdraw(&mut second, &second_waker));
-        assert!(budget.withdraw(&mut first, Waker::noop()));
+        assert_eq!(wakes(&calls.second_wakes), 1);
+        assert!(budget.withdraw(&mut calls.second, &calls.second_waker));
+        assert!(budget.withdraw(&mut calls.first, Waker::noop()));
     }
 
     #[test]
     fn a_call_that_leaves_the_line_unserved_wakes_the_one_behind_it() {
         let budget = HedgeBudget::new(0.5);
-        let TwoInLine {
-            mut first,
-            mut second,
-            second_wakes,
-            second_waker,
-        } = two_in_line(&budget);
+        let mut calls = two_in_line(&budget);
         budget.deposit();
         budget.deposit();
-        assert_eq!(wakes(&second_wakes), 0, "the first is served first");
-        drop(first.take()); // its attempt answered: no hedge needed
-        assert_eq!(wakes(&second_wakes), 1);
-        assert!(budget.withdraw(&mut second, &second_waker));
+        assert_eq!(wakes(&calls.second_wakes), 0, "the first is served first");
+        drop(calls.first.take()); // its attempt answered: no hedge needed
+        assert_eq!(wakes(&calls.second_wakes), 1);
+        assert!(budget.withdraw(&mut calls.second, &calls.second_waker));
         assert!(budget.line.is_empty());
     }
 }
